@@ -1,0 +1,8 @@
+from django.urls import path
+
+from reviewapp.accounts.api import MeApi, TokenApi
+
+urlpatterns = [
+    path("me", MeApi.as_view(), name="api-me"),
+    path("auth/token", TokenApi.as_view(), name="api-token"),
+]

@@ -1,0 +1,147 @@
+"""Run radreview's processes in the foreground: ``python -m reviewapp.runner demo|serve``.
+
+``serve`` starts the web server (daphne, ASGI) and a Celery worker against the configured
+services (DATABASE_URL, REDIS_URL, PORT). ``demo`` does the same after migrating and seeding
+demo users and studies. Where DATABASE_URL is not set, an embedded PostgreSQL (the ``pgserver``
+wheel) keeps its data in ``var/pgdata``; where REDIS_URL is not set, Celery uses a folder-backed
+broker and Channels an in-process layer. ``check-deploy`` runs Django's deployment checks with
+production settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _data_dir() -> Path:
+    path = Path(os.environ.get("RADREVIEW_DATA_DIR", BASE_DIR / "var"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _local_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets for a single-machine install, made once and kept with the data."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "RADREVIEW_DEID_SECRET": secrets.token_urlsafe(32),
+    }
+    path.write_text(json.dumps(values))
+    path.chmod(0o600)
+    return values
+
+
+def _embedded_postgres(data_dir: Path) -> str:
+    import pgserver  # an optional dependency: only the embedded demo needs it
+
+    server = pgserver.get_server(str(data_dir / "pgdata"), cleanup_mode=None)
+    exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'radreview';")
+    if "1 row" not in exists:
+        server.psql("CREATE DATABASE radreview;")
+    socket_dir = quote(str(data_dir / "pgdata"), safe="")
+    return f"postgres://postgres@{socket_dir}/radreview"
+
+
+def _environment(*, demo: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    data_dir = _data_dir()
+    env["RADREVIEW_DATA_DIR"] = str(data_dir)
+    for key, value in _local_secrets(data_dir).items():
+        env.setdefault(key, value)
+    env.setdefault("DJANGO_DEBUG", "0")
+    env.setdefault("RADREVIEW_HTTPS", "0")  # loopback HTTP; put TLS in front in production
+    if not env.get("DATABASE_URL"):
+        print("DATABASE_URL not set: using the embedded PostgreSQL in", data_dir / "pgdata")
+        env["DATABASE_URL"] = _embedded_postgres(data_dir)
+    if not env.get("REDIS_URL"):
+        print("REDIS_URL not set: folder-backed Celery broker, in-process Channels layer.")
+    if demo:
+        env.setdefault("RADREVIEW_DEMO", "1")
+    return env
+
+
+def _manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, check=True)
+
+
+def _run_processes(env: dict[str, str], *, host: str, port: int) -> int:
+    web = [
+        sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
+        "reviewapp.asgi:application",
+    ]  # fmt: skip
+    worker = [
+        sys.executable, "-m", "celery", "-A", "reviewapp", "worker", "-B",
+        "-Q", "default,gpu", "--concurrency", env.get("RADREVIEW_WORKER_CONCURRENCY", "2"),
+        "--loglevel", "INFO", "-s", str(_data_dir() / "celerybeat-schedule"),
+    ]  # fmt: skip
+    children = [
+        subprocess.Popen(web, env=env, cwd=BASE_DIR),  # noqa: S603
+        subprocess.Popen(worker, env=env, cwd=BASE_DIR),  # noqa: S603
+    ]
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"\nradreview is running at http://{host}:{port}/  (Ctrl-C stops it)\n", flush=True)
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    finally:
+        stop()
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    return max((child.returncode or 0) for child in children)
+
+
+def _check_deploy() -> None:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_DEBUG="0",
+        RADREVIEW_HTTPS="1",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        RADREVIEW_DEID_SECRET=secrets.token_urlsafe(32),
+        DJANGO_ALLOWED_HOSTS="radreview.example.org",
+    )
+    _manage(env, "check", "--deploy", "--fail-level", "WARNING")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reviewapp.runner")
+    parser.add_argument("command", choices=["demo", "serve", "check-deploy"])
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    args = parser.parse_args(argv)
+    if args.command == "check-deploy":
+        _check_deploy()
+        return 0
+    demo = args.command == "demo"
+    env = _environment(demo=demo)
+    _manage(env, "migrate", "--noinput")
+    _manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+    if demo:
+        _manage(env, "seed_demo")
+    return _run_processes(env, host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+// Fetch with the CSRF token Django expects on unsafe methods, and JSON errors turned into
+// messages a person can act on.
+export function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+export async function apiFetch(url, { method = "GET", body, headers = {}, ...rest } = {}) {
+  const init = { method, credentials: "same-origin", headers: { ...headers }, ...rest };
+  if (method !== "GET" && method !== "HEAD") {
+    init.headers["X-CSRFToken"] = csrfToken();
+  }
+  if (body !== undefined && !(body instanceof FormData)) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  } else if (body !== undefined) {
+    init.body = body;
+  }
+  const response = await fetch(url, init);
+  if (!response.ok) {
+    let detail = `${response.status} ${response.statusText}`;
+    try {
+      const data = await response.json();
+      detail = data.detail || JSON.stringify(data);
+    } catch {
+      /* not JSON: keep the status line */
+    }
+    const error = new Error(detail);
+    error.status = response.status;
+    throw error;
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+export function readJsonScript(id) {
+  const node = document.getElementById(id);
+  return node ? JSON.parse(node.textContent) : null;
+}

@@ -1,0 +1,76 @@
+"""Personas and shared fixtures.
+
+alice and bob read, carol coordinates, dave analyses, eve has an account and no role, and
+root administers. Every permission test uses these names so a failure reads like a story.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import AbstractUser
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from reviewapp.accounts.services import user_create
+from reviewapp.core.roles import Role
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = REPO_ROOT / "sampledata"
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., AbstractUser]:
+    def make(username: str, *roles: Role) -> AbstractUser:
+        return user_create(
+            username=username, password=PASSWORD, roles=list(roles), check_password=False
+        )
+
+    return make
+
+
+@pytest.fixture
+def reader(make_user: Callable[..., AbstractUser]) -> AbstractUser:
+    return make_user("alice", Role.READER)
+
+
+@pytest.fixture
+def second_reader(make_user: Callable[..., AbstractUser]) -> AbstractUser:
+    return make_user("bob", Role.READER)
+
+
+@pytest.fixture
+def coordinator(make_user: Callable[..., AbstractUser]) -> AbstractUser:
+    return make_user("carol", Role.COORDINATOR)
+
+
+@pytest.fixture
+def analyst(make_user: Callable[..., AbstractUser]) -> AbstractUser:
+    return make_user("dave", Role.ANALYST)
+
+
+@pytest.fixture
+def outsider(make_user: Callable[..., AbstractUser]) -> AbstractUser:
+    return make_user("eve")
+
+
+@pytest.fixture
+def admin_user(make_user: Callable[..., AbstractUser]) -> AbstractUser:
+    return make_user("root", Role.ADMIN)
+
+
+@pytest.fixture
+def api_client_for() -> Callable[[AbstractUser | None], APIClient]:
+    """An API client authenticated with the user's token (or anonymous for None)."""
+
+    def make(user: AbstractUser | None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
