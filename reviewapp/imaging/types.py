@@ -1,0 +1,40 @@
+"""Values passed between the import pipeline's parts (parsing, de-identification, indexing,
+storing) and its interfaces (upload page, command line, STOW-RS)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+OutcomeStatus = Literal["imported", "duplicate", "quarantined", "rejected"]
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    """One file to import: ``name`` is what the user knows it by (shown in messages)."""
+
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What became of one incoming file. ``reason`` is safe to show: never patient data."""
+
+    name: str
+    status: OutcomeStatus
+    reason: str = ""
+    sop_instance_uid: str = ""  # as stored (de-identified)
+    sop_class_uid: str = ""
+    study_instance_uid: str = ""  # as stored (de-identified)
+
+
+@dataclass(frozen=True)
+class InstanceIndex:
+    """What serving an instance needs, computed once from the stored file."""
+
+    frame_ranges: list[tuple[int, int]]  # (byte offset, length) of each frame in the file
+    dicom_json: dict  # PS3.18 F.2 DICOM JSON of the header, bulk data left out
+    number_of_frames: int = 1
+    extra: dict = field(default_factory=dict)
