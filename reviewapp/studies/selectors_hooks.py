@@ -8,6 +8,6 @@ from django.db.models import QuerySet
 from reviewapp.imaging.models import Study
 
 
-def study_ids_readable_by_reader(*, user: AbstractBaseUser) -> QuerySet[Study]:
+def studies_readable_by_reader(*, user: AbstractBaseUser) -> QuerySet[Study]:
     """Studies a reader may see images of: those in their assignments of open studies."""
     return Study.objects.none()
