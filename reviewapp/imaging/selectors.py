@@ -89,9 +89,7 @@ def studies_search(
     # Filters on series go through EXISTS so the counts below are never multiplied by joins.
     if modality.strip():
         queryset = queryset.filter(
-            Exists(
-                Series.objects.filter(study=OuterRef("pk"), modality__iexact=modality.strip())
-            )
+            Exists(Series.objects.filter(study=OuterRef("pk"), modality__iexact=modality.strip()))
         )
     if date_from is not None:
         queryset = queryset.filter(study_date__gte=date_from)
@@ -137,9 +135,7 @@ def study_series_list(*, user: User, study: Study) -> QuerySet[Series]:
     if not studies_visible_to(user=user).filter(pk=study.pk).exists():
         raise Http404("No such study.")
     return study.series.annotate(  # type: ignore[attr-defined, no-any-return]
-        instance_count=Count(
-            "instances", filter=Q(instances__status=Instance.Status.AVAILABLE)
-        ),
+        instance_count=Count("instances", filter=Q(instances__status=Instance.Status.AVAILABLE)),
         quarantined_count=Count(
             "instances", filter=Q(instances__status=Instance.Status.QUARANTINED)
         ),

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
@@ -86,6 +87,33 @@ def import_batch_stage(*, batch: ImportBatch, uploads: Iterable[UploadedFile]) -
     )
     batch.refresh_from_db()
     return len(entries)
+
+
+def import_batch_from_uploads(
+    *,
+    created_by: AbstractBaseUser | AnonymousUser,
+    uploads: list[UploadedFile],
+    names: list[str] | None = None,
+) -> ImportBatch:
+    """Stage browser uploads as a new batch and queue it for the worker.
+
+    ``names`` (optional, one per upload) are the folder-relative paths the browser knows the
+    files by; Django keeps only base names of uploads, and messages should name the path.
+    """
+    if not uploads:
+        raise ValidationError("Choose at least one file, folder or .zip to import.")
+    if names and len(names) == len(uploads):
+        for upload, name in zip(uploads, names, strict=True):
+            if name:
+                upload.name = name
+    user = created_by if isinstance(created_by, AbstractBaseUser) else None
+    with transaction.atomic():
+        batch = import_batch_create(
+            source=ImportBatch.Source.UPLOAD, created_by=user, files_total=len(uploads)
+        )
+        import_batch_stage(batch=batch, uploads=uploads)
+        import_batch_queue(batch=batch)
+    return batch
 
 
 def import_batch_queue(*, batch: ImportBatch) -> None:
@@ -211,7 +239,9 @@ def _batch_record(*, batch: ImportBatch, outcome: FileOutcome) -> None:
             )
 
 
-def _expand_all(files: Iterable[IncomingFile], *, dest: Path) -> Iterator[IncomingFile | FileOutcome]:
+def _expand_all(
+    files: Iterable[IncomingFile], *, dest: Path
+) -> Iterator[IncomingFile | FileOutcome]:
     for index, incoming in enumerate(files):
         try:
             target = dest / f"{index:06d}"
@@ -275,7 +305,10 @@ def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcom
     with tempfile.NamedTemporaryFile(dir=scratch, suffix=".dcm") as tmp:
         ds.save_as(tmp.name, enforce_file_format=True)
         local = Path(tmp.name)
-        index = dicom_index.index_stored_file(local, ds)
+        try:
+            index = dicom_index.index_stored_file(local, ds)
+        except dicom_index.FrameIndexError as exc:
+            return replace(base, status="rejected", reason=_frame_error_reason(exc))
         size = local.stat().st_size
         digest = _sha256(local)
         storage_name = _storage_name(ds)
@@ -292,7 +325,10 @@ def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcom
                 stored_name=stored_name,
                 size=size,
                 digest=digest,
-                frame_ranges=[[int(o), int(n)] for o, n in index.frame_ranges],
+                frame_ranges=[
+                    [[int(offset), int(length)] for offset, length in frame]
+                    for frame in index.frame_ranges
+                ],
                 dicom_json=index.dicom_json,
                 number_of_frames=index.number_of_frames,
             )
@@ -306,6 +342,10 @@ def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcom
     if instance.status == Instance.Status.QUARANTINED:
         return replace(base, status="quarantined", reason=prepared.quarantine_reason)
     return base
+
+
+def _frame_error_reason(exc: dicom_index.FrameIndexError) -> str:
+    return f"its image frames cannot be located: {exc.reason}"
 
 
 def _already_stored(
@@ -359,7 +399,7 @@ def _rows_create(
     stored_name: str,
     size: int,
     digest: str,
-    frame_ranges: list[list[int]],
+    frame_ranges: list[list[list[int]]],
     dicom_json: dict[str, Any],
     number_of_frames: int,
 ) -> Instance:
@@ -409,9 +449,9 @@ def _rows_create(
 def _study_get_or_create(*, ds: Dataset, result: deid.DeidResult | None) -> Study:
     uid = str(ds.StudyInstanceUID)
     defaults = {
-        "patient_pseudonym": (
-            result.patient_pseudonym if result else _text(ds, "PatientID", 64)
-        )[:64],
+        "patient_pseudonym": (result.patient_pseudonym if result else _text(ds, "PatientID", 64))[
+            :64
+        ],
         "accession_pseudonym": (
             result.accession_pseudonym if result else _text(ds, "AccessionNumber", 64)
         )[:64],
