@@ -64,7 +64,9 @@ def import_batch_create(
     )
 
 
-def import_batch_stage(*, batch: ImportBatch, uploads: Iterable[UploadedFile]) -> int:
+def import_batch_stage(
+    *, batch: ImportBatch, uploads: list[UploadedFile], names: list[str] | None = None
+) -> int:
     """Copy uploaded files into the batch's staging folder for the worker; return how many.
 
     The worker never sees the uploaders' file names as paths: each file is staged under a
@@ -74,13 +76,17 @@ def import_batch_stage(*, batch: ImportBatch, uploads: Iterable[UploadedFile]) -
         raise ApplicationError("This import has already started; start a new one.")
     folder = _staging_root() / str(batch.public_id)
     folder.mkdir(parents=True, exist_ok=True)
+    # Django keeps only the base name of an upload; the browser's folder-relative path comes
+    # separately (one per upload) and is what messages should name.
+    use_names = names is not None and len(names) == len(uploads)
     entries: list[dict[str, str]] = []
     for index, upload in enumerate(uploads):
         staged = f"{index:06d}.upload"
         with (folder / staged).open("wb") as out:
             for chunk in upload.chunks():
                 out.write(chunk)
-        entries.append({"file": staged, "name": _display_name(upload.name or staged)})
+        shown = (names[index] if use_names and names else "") or upload.name or staged
+        entries.append({"file": staged, "name": _display_name(shown)})
     (folder / STAGING_MANIFEST).write_text(json.dumps(entries))
     ImportBatch.objects.filter(pk=batch.pk).update(
         staging_path=str(folder), files_total=len(entries)
@@ -98,20 +104,16 @@ def import_batch_from_uploads(
     """Stage browser uploads as a new batch and queue it for the worker.
 
     ``names`` (optional, one per upload) are the folder-relative paths the browser knows the
-    files by; Django keeps only base names of uploads, and messages should name the path.
+    files by.
     """
     if not uploads:
         raise ValidationError("Choose at least one file, folder or .zip to import.")
-    if names and len(names) == len(uploads):
-        for upload, name in zip(uploads, names, strict=True):
-            if name:
-                upload.name = name
     user = created_by if isinstance(created_by, AbstractBaseUser) else None
     with transaction.atomic():
         batch = import_batch_create(
             source=ImportBatch.Source.UPLOAD, created_by=user, files_total=len(uploads)
         )
-        import_batch_stage(batch=batch, uploads=uploads)
+        import_batch_stage(batch=batch, uploads=uploads, names=names)
         import_batch_queue(batch=batch)
     return batch
 
