@@ -30,7 +30,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_http(url: str, *, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:
+def wait_for_http(
+    url: str, *, timeout: float = 60.0, process: subprocess.Popen | None = None
+) -> None:
     """Return once ``url`` answers at all (any status), or raise with the reason."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -113,9 +115,7 @@ class LoadResult:
         return self.bytes / 1e6 / self.seconds if self.seconds else 0.0
 
 
-def load_run(
-    jobs: Sequence[Callable[[requests.Session], int]], *, concurrency: int
-) -> LoadResult:
+def load_run(jobs: Sequence[Callable[[requests.Session], int]], *, concurrency: int) -> LoadResult:
     """Run every job once across ``concurrency`` threads, each with its own keep-alive
     connection; a job returns the bytes it received. Wall time covers all of them."""
     lock = threading.Lock()
@@ -132,7 +132,7 @@ def load_run(
                     return
                 try:
                     received = jobs[index](session)
-                except Exception as exc:  # noqa: BLE001 - a benchmark reports, never hides
+                except Exception as exc:
                     with lock:
                         errors.append(f"{type(exc).__name__}: {exc}"[:300])
                     continue

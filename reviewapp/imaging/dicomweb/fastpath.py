@@ -183,7 +183,9 @@ class FramesFastPath:
         return True
 
 
-def _frames_body(source: Any, numbers: list[int], *, part_type: str, label: str) -> tuple[bytes, str] | None:
+def _frames_body(
+    source: Any, numbers: list[int], *, part_type: str, label: str
+) -> tuple[bytes, str] | None:
     from django.core.files.storage import default_storage
 
     from reviewapp.imaging.dicomweb import media
