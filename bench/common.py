@@ -39,9 +39,10 @@ def wait_for_http(
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited with status {process.returncode} before answering")
         try:
-            requests.get(url, timeout=2)
+            requests.get(url, timeout=5)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:
+            # Not listening yet, or still importing Django on a busy machine.
             time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 

@@ -28,7 +28,7 @@ from asgiref.sync import sync_to_async
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
 
 FAST_PATH_TTL = 30.0
 MAX_ENTRIES = 50_000
