@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Iterable
@@ -71,11 +72,13 @@ def _is_multipart(media_range: MediaRange) -> bool:
     return media_range.media_type in ("multipart/related", "multipart/*", "*/*")
 
 
+@functools.lru_cache(maxsize=256)
 def frame_media_type(accept: str | None, *, transfer_syntax: str) -> tuple[str, str]:
     """(part media type, transfer syntax label) to serve stored frames as, or raise.
 
     The stored bytes are always what is sent: only the label can be chosen, and native little
-    endian pixel bytes are the same whether the file said implicit or explicit VR.
+    endian pixel bytes are the same whether the file said implicit or explicit VR. Cached: a
+    viewer sends the same Accept header with every frame.
     """
     image_type = IMAGE_MEDIA_TYPES.get(transfer_syntax)
     native = transfer_syntax in NATIVE_LITTLE_ENDIAN
