@@ -62,7 +62,7 @@ def celery_worker(transactional_db: None, archive_dirs: Path, tmp_path: Path) ->
             "--without-heartbeat",
             "-n",
             f"archive-test-{os.getpid()}@%h",
-        ],  # fmt: skip
+        ],
         cwd=REPO_ROOT,
         env=env,
         stdout=log,
