@@ -35,8 +35,9 @@ How each action is carried out, and the decisions behind it:
   other descriptor and all free text (LT, ST, UT) is removed: free text can carry the
   original report, which would also break blinding.
 * Stricter than the table: all private elements (and their creators), group lengths,
-  trailing padding and the preamble are dropped; every person name not otherwise handled is
-  emptied; D/Z actions on sequences empty the sequence.
+  trailing padding, whole overlay groups, elements of unknown VR (UN) and the preamble
+  are dropped; every person name not otherwise handled is emptied; D and Z actions on
+  sequences empty the sequence.
 * The file meta is rebuilt, and Patient Identity Removed, De-identification Method (and its
   code sequence) and Longitudinal Temporal Information Modified are set.
 
@@ -50,18 +51,21 @@ import copy
 import datetime as dt
 import hashlib
 import hmac
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pydicom
 from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
+from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 from pydicom.valuerep import PersonName
 
-from reviewapp.imaging.dicom_safety import MAX_SEQUENCE_DEPTH, UnsafeDicomError
+from reviewapp.imaging.dicom_safety import MAX_SEQUENCE_DEPTH, UnsafeDicomError, quiet_pydicom
 
 STANDARD_EDITION = "dicomfields_2026c"
 _CATEGORY_CODES = {
@@ -245,7 +249,8 @@ def action_for(tag: int) -> str | None:
 
 
 def _is_kept_uid(keyword: str, value: str) -> bool:
-    return keyword in KEPT_UID_KEYWORDS or UID(value).name != value
+    # A dictionary lookup, not UID(value): constructing a UID validates it and logs the value.
+    return keyword in KEPT_UID_KEYWORDS or value in UID_dictionary
 
 
 def _identifying_words(ds: Dataset) -> frozenset[str]:
@@ -360,10 +365,24 @@ def _iter_datasets(ds: Dataset) -> Iterator[tuple[Dataset, str, int]]:
                     stack.append((item, f"{path}{elem.keyword or elem.tag}[{index}].", depth + 1))
 
 
+def _always_removed(elem: DataElement) -> bool:
+    """Private elements, group lengths, trailing padding, overlays (the profile removes their
+    data, and an overlay without data is malformed) and elements of unknown VR (no one can
+    say what they hold)."""
+    tag = elem.tag
+    return (
+        tag.is_private
+        or tag.element == 0
+        or int(tag) == 0xFFFCFFFC
+        or (0x6000 <= tag.group <= 0x60FF)
+        or elem.VR == "UN"
+    )
+
+
 def _deidentify_element(parent: Dataset, elem: DataElement, ctx: _Context) -> None:
     tag = int(elem.tag)
     keyword = elem.keyword
-    if elem.tag.is_private or elem.tag.element == 0 or tag == 0xFFFCFFFC:
+    if _always_removed(elem):
         del parent[elem.tag]
         return
     if keyword in RETAINED_PATIENT_CHARACTERISTICS or keyword in _ADDED_BY_US:
@@ -427,6 +446,7 @@ def _check_depth(ds: Dataset) -> None:
         pass
 
 
+@quiet_pydicom()
 def deidentify(ds: Dataset, *, secret: bytes) -> DeidResult:
     """Return a de-identified copy of ``ds`` and the identifiers it replaced."""
     if not secret:
@@ -488,7 +508,7 @@ def _element_residue(elem: DataElement) -> bool:
     tag = int(elem.tag)
     keyword = elem.keyword
     value = elem.value
-    if elem.tag.is_private or tag == 0xFFFCFFFC:
+    if _always_removed(elem):
         return True
     if keyword in RETAINED_PATIENT_CHARACTERISTICS or keyword in _ADDED_BY_US:
         return False
@@ -524,6 +544,7 @@ def _element_residue(elem: DataElement) -> bool:
     return False
 
 
+@quiet_pydicom()
 def residual_phi(ds: Dataset) -> list[str]:
     """Keywords of identifying attributes still present anywhere in ``ds`` (should be [])."""
     found: list[str] = []
@@ -538,3 +559,18 @@ def residual_phi(ds: Dataset) -> list[str]:
     if getattr(ds, "preamble", None) and any(ds.preamble):
         found.append("preamble")
     return found
+
+
+@quiet_pydicom()
+def dataset_to_bytes(ds: Dataset) -> bytes:
+    """Serialise a de-identified data set as a Part 10 file, or raise UnsafeDicomError."""
+    buffer = io.BytesIO()
+    try:
+        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    except Exception as exc:
+        # Values pydicom accepted on reading may still be unwritable (hostile input that got
+        # this far): refuse the file rather than fail the import.
+        raise UnsafeDicomError(
+            f"cannot write the de-identified file ({type(exc).__name__})"
+        ) from exc
+    return buffer.getvalue()

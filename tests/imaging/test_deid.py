@@ -352,3 +352,18 @@ def test_every_transfer_syntax_we_accept_survives_deidentification(name: str) ->
     assert reread.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
     assert np.array_equal(reread.pixel_array, source.pixel_array)
     assert residual_phi(reread) == []
+
+
+def test_overlays_and_elements_of_unknown_meaning_are_removed() -> None:
+    ds = read_untrusted(CT_FILES[0])
+    ds.add_new(0x60000010, "US", 512)  # Overlay Rows
+    ds.add_new(0x60000011, "US", 512)  # Overlay Columns
+    ds.add_new(0x60003000, "OW", b"\x01\x00" * 64)  # Overlay Data
+    ds.add_new(0x00191234, "UN", b"vendor PHI")  # private
+    ds.add_new(0x00770010, "UN", b"unknown group")  # not in any dictionary
+    out = deidentify(ds, secret=SECRET).dataset
+    assert not [e for e in out if 0x6000 <= e.tag.group <= 0x60FF]
+    assert 0x00191234 not in out
+    assert 0x00770010 not in out
+    out.add_new(0x00770010, "UN", b"unknown group")
+    assert residual_phi(out) == ["(0077,0010)"]
