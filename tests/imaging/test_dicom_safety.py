@@ -12,6 +12,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    UID,
     BasicTextSRStorage,
     EncapsulatedPDFStorage,
     ExplicitVRLittleEndian,
@@ -234,7 +235,7 @@ def _object(sop_class: str, *, modality: str = "OT", frames: int = 1) -> bytes:
         ds.NumberOfFrames = frames
     ds.PixelData = b"\x00" * 16 * frames
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return to_bytes(ds)
