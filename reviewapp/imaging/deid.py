@@ -58,6 +58,8 @@ from dataclasses import dataclass
 
 import pydicom
 from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -136,6 +138,7 @@ _STRING_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "
 _NUMBER_STRING_VRS = frozenset({"DS", "IS"})
 _BINARY_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT"})
 _BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_TEXT_VRS = frozenset({"AE", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT", "UI", "OB", "UN"})
 DUMMY = "REMOVED"
 
 PATIENT_PSEUDONYM = re.compile(r"^P-[0-9A-F]{16}$")
@@ -194,6 +197,14 @@ class DeidResult:
     patient_pseudonym: str
     accession_pseudonym: str
     date_shift_days: int
+
+
+def installation_secret() -> bytes:
+    """Return the per-installation de-identification key (settings.RADREVIEW_DEID_SECRET)."""
+    secret = settings.RADREVIEW_DEID_SECRET
+    if not secret:
+        raise ImproperlyConfigured("RADREVIEW_DEID_SECRET must be set to de-identify images")
+    return secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
 
 
 def _digest(secret: bytes, purpose: bytes, value: str) -> bytes:
@@ -544,14 +555,74 @@ def _element_residue(elem: DataElement) -> bool:
     return False
 
 
+def _original_identifiers(original: Dataset) -> tuple[frozenset[str], frozenset[str]]:
+    """Patient identity strings and replaceable UIDs of ``original``, to look for in output."""
+    texts: set[str] = set()
+    uids: set[str] = set()
+    for current, _path, _depth in _iter_datasets(original):
+        for elem in current:
+            if elem.VR == "UI":
+                values = [elem.value] if isinstance(elem.value, str) else list(elem.value or [])
+                uids.update(str(v) for v in values if v and not _is_kept_uid(elem.keyword, v))
+                continue
+            is_identity = (
+                elem.tag.group == 0x0010 and elem.keyword not in RETAINED_PATIENT_CHARACTERISTICS
+            ) or elem.keyword in ("AccessionNumber", "OtherPatientIDs", "IssuerOfPatientID")
+            if not is_identity or elem.VR not in _STRING_VRS | {"DA", "DT"}:
+                continue
+            values = [elem.value] if not isinstance(elem.value, list) else elem.value
+            for value in values:
+                text = str(value or "").strip()
+                if elem.VR == "PN":
+                    # Each name component alone (family, given) is as identifying as the whole.
+                    texts.update(p.strip() for p in re.split(r"[\^=]", text) if len(p.strip()) >= 3)
+                if len(text) >= 3:
+                    texts.add(text)
+    return frozenset(texts), frozenset(uids)
+
+
+def _leaks(elem: DataElement, texts: frozenset[str], uids: frozenset[str]) -> bool:
+    value = elem.value
+    # Numbers, coded strings and pixels cannot carry a name or an identifier in a form a
+    # string comparison could find; comparing them would only refuse good files.
+    if value is None or elem.VR not in _TEXT_VRS or int(elem.tag) >> 16 == 0x7FE0:
+        return False
+    values = list(value) if isinstance(value, list | tuple) else [value]
+    for item in values:
+        if elem.VR == "UI":
+            if str(item) in uids:
+                return True
+            continue
+        if isinstance(item, bytes):
+            if any(t.encode("utf-8", "ignore") in item for t in texts if len(t) >= 6):
+                return True
+            continue
+        text = str(item)
+        if text.strip() in texts or any(t in text for t in texts if len(t) >= 6):
+            return True
+        # Short names count as whole words only ("Doe" in "Jane Doe", not in "Doesn't").
+        if {w.lower() for w in _WORD.findall(text)} & {t.lower() for t in texts if len(t) < 6}:
+            return True
+    return False
+
+
 @quiet_pydicom()
-def residual_phi(ds: Dataset) -> list[str]:
-    """Keywords of identifying attributes still present anywhere in ``ds`` (should be [])."""
+def residual_phi(ds: Dataset, *, original: Dataset | None = None) -> list[str]:
+    """Keywords of identifying attributes still present anywhere in ``ds`` (should be []).
+
+    Without ``original`` the check is by rule (what the profile leaves in each attribute).
+    With the data set ``ds`` was made from, it also looks everywhere in ``ds`` (any attribute,
+    any depth, binary values too) for the original's patient identity and replaceable UIDs.
+    """
     found: list[str] = []
+    texts: frozenset[str] = frozenset()
+    uids: frozenset[str] = frozenset()
     try:
+        if original is not None:
+            texts, uids = _original_identifiers(original)
         for current, path, _depth in _iter_datasets(ds):
             for elem in current:
-                if _element_residue(elem):
+                if _element_residue(elem) or _leaks(elem, texts, uids):
                     name = elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
                     found.append(path + name)
     except UnsafeDicomError as exc:
