@@ -379,6 +379,10 @@ def scan_structure(data: bytes, *, max_depth: int = MAX_SEQUENCE_DEPTH) -> Struc
             pos += header
         else:
             pos = value_end
+    if not encapsulated and scan.pixel_fragments is not None:
+        raise UnsafeDicomError(
+            f"pixel data is encapsulated although the transfer syntax {syntax} is uncompressed"
+        )
     if encapsulated and scan.pixel_data_length is not None:
         raise UnsafeDicomError(
             f"pixel data is not encapsulated although the transfer syntax {syntax} requires it"
@@ -388,9 +392,12 @@ def scan_structure(data: bytes, *, max_depth: int = MAX_SEQUENCE_DEPTH) -> Struc
 
 def _force_values(ds: Dataset) -> None:
     """Convert every element now so a bad value is refused here, not in a later step."""
-    stack = [ds]
+    stack = [(ds, 0)]
     while stack:
-        current = stack.pop()
+        current, depth = stack.pop()
+        if depth > MAX_SEQUENCE_DEPTH:
+            # The scan bounds nesting as it reads the bytes; pydicom must agree or we stop.
+            raise UnsafeDicomError(f"sequences nested more than {MAX_SEQUENCE_DEPTH} deep")
         for tag in list(current.keys()):
             try:
                 elem = current[tag]
@@ -402,7 +409,7 @@ def _force_values(ds: Dataset) -> None:
                     f"invalid value in {_tag_name(int(tag))} ({type(exc).__name__})"
                 ) from exc
             if elem.VR == "SQ" and value is not None:
-                stack.extend(value)
+                stack.extend((item, depth + 1) for item in value)
 
 
 def _sop_class_refusal(sop_class: str, modality: str, frames: int) -> str | None:
