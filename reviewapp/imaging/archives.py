@@ -4,17 +4,20 @@ A zip from a user is hostile until proven otherwise. Every limit is checked on t
 directory (declared sizes, counts, ratios, names, file types) before a byte is extracted, and
 enforced again on the bytes actually inflated, since a crafted archive can lie in its
 headers. Members are written under generated names inside ``dest`` (never the name in the
-archive), with exclusive creation, so no path in the archive can reach outside ``dest`` or
-follow a planted link; the name a person knows the file by travels separately in
+archive), created exclusively with ``mkstemp``, so no path in the archive can reach outside
+``dest`` or follow a planted link; the name a person knows the file by travels separately in
 ``IncomingFile.name``. A member that breaks a rule is rejected by name and the rest of the
 archive is still imported; a limit on the whole archive (member count, total size) rejects
 the archive. Nested archives are refused rather than expanded: the limits would have to
-compound, and no imaging device writes them.
+compound, and no imaging device writes them. The caller owns ``dest`` and removes it when
+the import is done.
 """
 
 from __future__ import annotations
 
+import os
 import stat
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -121,11 +124,15 @@ def _check_member(info: zipfile.ZipInfo, *, max_member: int) -> None:
             )
 
 
-def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
-    """Inflate one member into ``target``, enforcing its declared size on the real bytes."""
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, index: int) -> Path:
+    """Inflate one member into a new file in ``dest``, enforcing its declared size on the
+    real bytes; on any failure (a disk filling up included) the partial file is removed."""
+    handle, name = tempfile.mkstemp(dir=dest, prefix=f"member-{index:06d}-", suffix=".dcm")
+    target = Path(name)
     written = 0
+    complete = False
     try:
-        with archive.open(info) as source, target.open("xb") as sink:
+        with archive.open(info) as source, os.fdopen(handle, "wb") as sink:
             while True:
                 chunk = source.read(_CHUNK)
                 if not chunk:
@@ -138,15 +145,15 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> N
                 if written > info.file_size:
                     raise _MemberRejected("inflates past its declared size: corrupt or hostile")
                 sink.write(chunk)
+        if written != info.file_size:
+            raise _MemberRejected("shorter than its declared size: corrupt archive")
+        complete = True
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-        target.unlink(missing_ok=True)
         raise _MemberRejected(f"corrupt member ({type(exc).__name__})") from exc
-    except _MemberRejected:
-        target.unlink(missing_ok=True)
-        raise
-    if written != info.file_size:
-        target.unlink(missing_ok=True)
-        raise _MemberRejected("shorter than its declared size: corrupt archive")
+    finally:
+        if not complete:
+            target.unlink(missing_ok=True)
+    return target
 
 
 def _expand_zip(incoming: IncomingFile, dest: Path) -> Iterator[IncomingFile | FileOutcome]:
@@ -192,10 +199,9 @@ def _expand_zip(incoming: IncomingFile, dest: Path) -> Iterator[IncomingFile | F
                 continue
             shown_name = f"{incoming.name}/{_shown('/'.join(p for p in parts if p != '.'))}"
             yielded += 1
-            target = dest / f"member-{index:06d}"
             try:
                 _check_member(info, max_member=max_member)
-                _extract(archive, info, target)
+                target = _extract(archive, info, dest, index)
             except _MemberRejected as exc:
                 yield FileOutcome(name=shown_name, status="rejected", reason=exc.reason)
                 continue

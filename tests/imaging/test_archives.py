@@ -223,3 +223,10 @@ def test_other_archive_formats_are_refused_with_advice(tmp_path: Path, dest: Pat
     assert _rejected(_expand(tgz, dest)) == {
         "study.tar.gz": "only zip archives are accepted: unpack this archive or upload it as a zip"
     }
+
+
+def test_two_archives_can_unpack_into_one_destination(tmp_path: Path, dest: Path) -> None:
+    first = _zip(tmp_path / "a.zip", {"1.dcm": b"first"})
+    second = _zip(tmp_path / "b.zip", {"1.dcm": b"second"})
+    results = _expand(first, dest) + _expand(second, dest)
+    assert _files(results) == {"a.zip/1.dcm": b"first", "b.zip/1.dcm": b"second"}
