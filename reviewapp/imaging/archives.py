@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import tempfile
 import zipfile
 import zlib
@@ -156,10 +157,49 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, index:
     return target
 
 
+def _declared_members(path: Path) -> int | None:
+    """The member count in the end-of-central-directory record (zip64 included), or None.
+
+    ``zipfile`` builds an object per central directory entry when it opens an archive, so a
+    1 GB upload of empty entries would need gigabytes of memory before any count check.
+    """
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        tail_size = min(size, 22 + 65535 + 20)
+        handle.seek(size - tail_size)
+        tail = handle.read(tail_size)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or at + 22 > len(tail):
+            return None
+        count = struct.unpack_from("<H", tail, at + 10)[0]
+        if count != 0xFFFF:
+            return int(count)
+        # Zip64: the locator just before the record points at the zip64 end record.
+        locator = at - 20
+        if locator < 0 or tail[locator : locator + 4] != b"PK\x06\x07":
+            return None
+        offset = struct.unpack_from("<Q", tail, locator + 8)[0]
+        if offset + 56 > size:
+            return None
+        handle.seek(offset)
+        record = handle.read(56)
+        if record[:4] != b"PK\x06\x06":
+            return None
+        return int(struct.unpack_from("<Q", record, 32)[0])
+
+
 def _expand_zip(incoming: IncomingFile, dest: Path) -> Iterator[IncomingFile | FileOutcome]:
     max_members = _limit("RADREVIEW_MAX_ARCHIVE_MEMBERS", DEFAULT_MAX_MEMBERS)
     max_total = _limit("RADREVIEW_MAX_ARCHIVE_BYTES", DEFAULT_MAX_TOTAL_BYTES)
     max_member = _limit("RADREVIEW_MAX_FILE_BYTES", DEFAULT_MAX_MEMBER_BYTES)
+    declared_members = _declared_members(incoming.path)
+    if declared_members is not None and declared_members > max_members:
+        yield FileOutcome(
+            name=incoming.name,
+            status="rejected",
+            reason=f"archive has {declared_members:,} members; the limit is {max_members:,}",
+        )
+        return
     try:
         archive = zipfile.ZipFile(incoming.path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:

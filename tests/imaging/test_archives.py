@@ -230,3 +230,38 @@ def test_two_archives_can_unpack_into_one_destination(tmp_path: Path, dest: Path
     second = _zip(tmp_path / "b.zip", {"1.dcm": b"second"})
     results = _expand(first, dest) + _expand(second, dest)
     assert _files(results) == {"a.zip/1.dcm": b"first", "b.zip/1.dcm": b"second"}
+
+
+def test_the_member_count_is_checked_before_the_directory_is_parsed(
+    tmp_path: Path, dest: Path, settings: Settings
+) -> None:
+    upload = _zip(tmp_path / "many.zip", {f"{i}.dcm": b"" for i in range(50)})
+    data = bytearray(upload.read_bytes())
+    # Claim 65,000 entries in the end record: zipfile would go looking for all of them.
+    end = data.rindex(b"PK\x05\x06")
+    struct.pack_into("<HH", data, end + 8, 65000, 65000)
+    upload.write_bytes(bytes(data))
+    settings.RADREVIEW_MAX_ARCHIVE_MEMBERS = 1000
+    assert _rejected(_expand(upload, dest)) == {
+        "many.zip": "archive has 65,000 members; the limit is 1,000"
+    }
+
+
+def test_a_zip64_archive_is_counted_too(
+    tmp_path: Path, dest: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload = tmp_path / "big.zip"
+    # Make the writer switch to zip64 end records at 10 entries instead of 65,535.
+    monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 10)
+    with zipfile.ZipFile(upload, "w", allowZip64=True) as archive:
+        for i in range(30):
+            archive.writestr(f"{i}.dcm", b"")
+    data = bytearray(upload.read_bytes())
+    # Claim 9 million entries in the zip64 end record; only our own count reads that field.
+    record = data.rindex(b"PK\x06\x06")
+    struct.pack_into("<QQ", data, record + 24, 9_000_000, 9_000_000)
+    upload.write_bytes(bytes(data))
+    settings.RADREVIEW_MAX_ARCHIVE_MEMBERS = 1000
+    assert _rejected(_expand(upload, dest)) == {
+        "big.zip": "archive has 9,000,000 members; the limit is 1,000"
+    }
