@@ -36,6 +36,8 @@ DEFAULT_MAX_MEMBER_BYTES = 512 * 1024**2
 MAX_RATIO = 200
 RATIO_APPLIES_ABOVE = 1024**2
 _CHUNK = 1024**2
+# A central directory entry is 46 bytes plus its name and extra fields; allow long paths.
+MAX_DIRECTORY_BYTES_PER_MEMBER = 46 + 1024
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 ARCHIVE_SUFFIXES = (
@@ -157,8 +159,9 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, index:
     return target
 
 
-def _declared_members(path: Path) -> int | None:
-    """The member count in the end-of-central-directory record (zip64 included), or None.
+def _directory_claims(path: Path) -> tuple[int, int] | None:
+    """(member count, central directory size) from the end records, zip64 first, as zipfile
+    itself reads them; None if there is no end record (zipfile will say it is not a zip).
 
     ``zipfile`` builds an object per central directory entry when it opens an archive, so a
     1 GB upload of empty entries would need gigabytes of memory before any count check.
@@ -171,35 +174,36 @@ def _declared_members(path: Path) -> int | None:
         at = tail.rfind(b"PK\x05\x06")
         if at < 0 or at + 22 > len(tail):
             return None
-        count = struct.unpack_from("<H", tail, at + 10)[0]
-        if count != 0xFFFF:
-            return int(count)
-        # Zip64: the locator just before the record points at the zip64 end record.
+        count, directory_size = struct.unpack_from("<HI", tail, at + 10)
         locator = at - 20
-        if locator < 0 or tail[locator : locator + 4] != b"PK\x06\x07":
-            return None
-        offset = struct.unpack_from("<Q", tail, locator + 8)[0]
-        if offset + 56 > size:
-            return None
-        handle.seek(offset)
-        record = handle.read(56)
-        if record[:4] != b"PK\x06\x06":
-            return None
-        return int(struct.unpack_from("<Q", record, 32)[0])
+        if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+            offset = struct.unpack_from("<Q", tail, locator + 8)[0]
+            if offset + 56 <= size:
+                handle.seek(offset)
+                record = handle.read(56)
+                if record[:4] == b"PK\x06\x06":
+                    count, directory_size = struct.unpack_from("<QQ", record, 32)
+        return int(count), int(directory_size)
 
 
 def _expand_zip(incoming: IncomingFile, dest: Path) -> Iterator[IncomingFile | FileOutcome]:
     max_members = _limit("RADREVIEW_MAX_ARCHIVE_MEMBERS", DEFAULT_MAX_MEMBERS)
     max_total = _limit("RADREVIEW_MAX_ARCHIVE_BYTES", DEFAULT_MAX_TOTAL_BYTES)
     max_member = _limit("RADREVIEW_MAX_FILE_BYTES", DEFAULT_MAX_MEMBER_BYTES)
-    declared_members = _declared_members(incoming.path)
-    if declared_members is not None and declared_members > max_members:
-        yield FileOutcome(
-            name=incoming.name,
-            status="rejected",
-            reason=f"archive has {declared_members:,} members; the limit is {max_members:,}",
-        )
-        return
+    claims = _directory_claims(incoming.path)
+    if claims is not None:
+        count, directory_size = claims
+        reason = ""
+        if count > max_members:
+            reason = f"archive has {count:,} members; the limit is {max_members:,}"
+        elif directory_size > max_members * MAX_DIRECTORY_BYTES_PER_MEMBER:
+            reason = (
+                f"archive directory is {directory_size:,} bytes, too large for the limit of"
+                f" {max_members:,} members"
+            )
+        if reason:
+            yield FileOutcome(name=incoming.name, status="rejected", reason=reason)
+            return
     try:
         archive = zipfile.ZipFile(incoming.path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:

@@ -247,6 +247,20 @@ def test_the_member_count_is_checked_before_the_directory_is_parsed(
     }
 
 
+def test_a_central_directory_too_big_for_the_member_limit_is_refused(
+    tmp_path: Path, dest: Path, settings: Settings
+) -> None:
+    # The end record may understate the count; the directory's size still bounds it.
+    upload = _zip(tmp_path / "dense.zip", {f"{i:04d}.dcm": b"" for i in range(40)})
+    data = bytearray(upload.read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    struct.pack_into("<HH", data, end + 8, 1, 1)
+    upload.write_bytes(bytes(data))
+    settings.RADREVIEW_MAX_ARCHIVE_MEMBERS = 2
+    reason = _rejected(_expand(upload, dest))["dense.zip"]
+    assert reason.endswith("bytes, too large for the limit of 2 members")
+
+
 def test_a_zip64_archive_is_counted_too(
     tmp_path: Path, dest: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
