@@ -4,17 +4,21 @@ A zip from a user is hostile until proven otherwise. Every limit is checked on t
 directory (declared sizes, counts, ratios, names, file types) before a byte is extracted, and
 enforced again on the bytes actually inflated, since a crafted archive can lie in its
 headers. Members are written under generated names inside ``dest`` (never the name in the
-archive), with exclusive creation, so no path in the archive can reach outside ``dest`` or
-follow a planted link; the name a person knows the file by travels separately in
+archive), created exclusively with ``mkstemp``, so no path in the archive can reach outside
+``dest`` or follow a planted link; the name a person knows the file by travels separately in
 ``IncomingFile.name``. A member that breaks a rule is rejected by name and the rest of the
 archive is still imported; a limit on the whole archive (member count, total size) rejects
 the archive. Nested archives are refused rather than expanded: the limits would have to
-compound, and no imaging device writes them.
+compound, and no imaging device writes them. The caller owns ``dest`` and removes it when
+the import is done.
 """
 
 from __future__ import annotations
 
+import os
 import stat
+import struct
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -32,6 +36,8 @@ DEFAULT_MAX_MEMBER_BYTES = 512 * 1024**2
 MAX_RATIO = 200
 RATIO_APPLIES_ABOVE = 1024**2
 _CHUNK = 1024**2
+# A central directory entry is 46 bytes plus its name and extra fields; allow long paths.
+MAX_DIRECTORY_BYTES_PER_MEMBER = 46 + 1024
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 ARCHIVE_SUFFIXES = (
@@ -121,11 +127,15 @@ def _check_member(info: zipfile.ZipInfo, *, max_member: int) -> None:
             )
 
 
-def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
-    """Inflate one member into ``target``, enforcing its declared size on the real bytes."""
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, index: int) -> Path:
+    """Inflate one member into a new file in ``dest``, enforcing its declared size on the
+    real bytes; on any failure (a disk filling up included) the partial file is removed."""
+    handle, name = tempfile.mkstemp(dir=dest, prefix=f"member-{index:06d}-", suffix=".dcm")
+    target = Path(name)
     written = 0
+    complete = False
     try:
-        with archive.open(info) as source, target.open("xb") as sink:
+        with archive.open(info) as source, os.fdopen(handle, "wb") as sink:
             while True:
                 chunk = source.read(_CHUNK)
                 if not chunk:
@@ -138,21 +148,62 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> N
                 if written > info.file_size:
                     raise _MemberRejected("inflates past its declared size: corrupt or hostile")
                 sink.write(chunk)
+        if written != info.file_size:
+            raise _MemberRejected("shorter than its declared size: corrupt archive")
+        complete = True
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-        target.unlink(missing_ok=True)
         raise _MemberRejected(f"corrupt member ({type(exc).__name__})") from exc
-    except _MemberRejected:
-        target.unlink(missing_ok=True)
-        raise
-    if written != info.file_size:
-        target.unlink(missing_ok=True)
-        raise _MemberRejected("shorter than its declared size: corrupt archive")
+    finally:
+        if not complete:
+            target.unlink(missing_ok=True)
+    return target
+
+
+def _directory_claims(path: Path) -> tuple[int, int] | None:
+    """(member count, central directory size) from the end records, zip64 first, as zipfile
+    itself reads them; None if there is no end record (zipfile will say it is not a zip).
+
+    ``zipfile`` builds an object per central directory entry when it opens an archive, so a
+    1 GB upload of empty entries would need gigabytes of memory before any count check.
+    """
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        tail_size = min(size, 22 + 65535 + 20)
+        handle.seek(size - tail_size)
+        tail = handle.read(tail_size)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or at + 22 > len(tail):
+            return None
+        count, directory_size = struct.unpack_from("<HI", tail, at + 10)
+        locator = at - 20
+        if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+            offset = struct.unpack_from("<Q", tail, locator + 8)[0]
+            if offset + 56 <= size:
+                handle.seek(offset)
+                record = handle.read(56)
+                if record[:4] == b"PK\x06\x06":
+                    count, directory_size = struct.unpack_from("<QQ", record, 32)
+        return int(count), int(directory_size)
 
 
 def _expand_zip(incoming: IncomingFile, dest: Path) -> Iterator[IncomingFile | FileOutcome]:
     max_members = _limit("RADREVIEW_MAX_ARCHIVE_MEMBERS", DEFAULT_MAX_MEMBERS)
     max_total = _limit("RADREVIEW_MAX_ARCHIVE_BYTES", DEFAULT_MAX_TOTAL_BYTES)
     max_member = _limit("RADREVIEW_MAX_FILE_BYTES", DEFAULT_MAX_MEMBER_BYTES)
+    claims = _directory_claims(incoming.path)
+    if claims is not None:
+        count, directory_size = claims
+        reason = ""
+        if count > max_members:
+            reason = f"archive has {count:,} members; the limit is {max_members:,}"
+        elif directory_size > max_members * MAX_DIRECTORY_BYTES_PER_MEMBER:
+            reason = (
+                f"archive directory is {directory_size:,} bytes, too large for the limit of"
+                f" {max_members:,} members"
+            )
+        if reason:
+            yield FileOutcome(name=incoming.name, status="rejected", reason=reason)
+            return
     try:
         archive = zipfile.ZipFile(incoming.path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
@@ -192,10 +243,9 @@ def _expand_zip(incoming: IncomingFile, dest: Path) -> Iterator[IncomingFile | F
                 continue
             shown_name = f"{incoming.name}/{_shown('/'.join(p for p in parts if p != '.'))}"
             yielded += 1
-            target = dest / f"member-{index:06d}"
             try:
                 _check_member(info, max_member=max_member)
-                _extract(archive, info, target)
+                target = _extract(archive, info, dest, index)
             except _MemberRejected as exc:
                 yield FileOutcome(name=shown_name, status="rejected", reason=exc.reason)
                 continue

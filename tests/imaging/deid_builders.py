@@ -6,11 +6,13 @@ import datetime as dt
 import io
 import itertools
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
 from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
@@ -197,7 +199,7 @@ def to_bytes(ds: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-def iter_elements(ds: Dataset):  # type: ignore[no-untyped-def]
+def iter_elements(ds: Dataset) -> Iterator[DataElement]:
     """Every element at every depth, without recursion."""
     stack = [ds]
     while stack:

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pytest_django.fixtures import Settings
 
 from reviewapp.imaging.deid import (
     ACCESSION_PSEUDONYM,
@@ -22,6 +24,7 @@ from reviewapp.imaging.deid import (
     action_for,
     date_shift_days,
     deidentify,
+    installation_secret,
     is_clean_descriptor,
     pseudonymize_uid,
     residual_phi,
@@ -78,6 +81,7 @@ def test_no_basic_profile_marker_survives_at_any_depth() -> None:
     assert re.findall(rb"MK\d{6}", written) == []
     assert MARKER_UID_ROOT.encode() not in written
     assert residual_phi(result.dataset) == []
+    assert residual_phi(result.dataset, original=original) == []
     reread = pydicom.dcmread(io.BytesIO(written))
     assert residual_phi(reread) == []
     marker_dates = set(markers.dates.values())
@@ -273,6 +277,7 @@ def test_every_sample_deidentifies_and_decodes_to_identical_pixels(path: Path) -
     result = deidentify(source, secret=SECRET)
     written = to_bytes(result.dataset)
     assert residual_phi(result.dataset) == []
+    assert residual_phi(result.dataset, original=source) == []
     assert source.PatientID.encode() not in written
     reread = read_untrusted_bytes(written)
     assert np.array_equal(reread.pixel_array, source.pixel_array)
@@ -352,3 +357,45 @@ def test_every_transfer_syntax_we_accept_survives_deidentification(name: str) ->
     assert reread.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
     assert np.array_equal(reread.pixel_array, source.pixel_array)
     assert residual_phi(reread) == []
+
+
+def test_overlays_and_elements_of_unknown_meaning_are_removed() -> None:
+    ds = read_untrusted(CT_FILES[0])
+    ds.add_new(0x60000010, "US", 512)  # Overlay Rows
+    ds.add_new(0x60000011, "US", 512)  # Overlay Columns
+    ds.add_new(0x60003000, "OW", b"\x01\x00" * 64)  # Overlay Data
+    ds.add_new(0x00191234, "UN", b"vendor PHI")  # private
+    ds.add_new(0x00770010, "UN", b"unknown group")  # not in any dictionary
+    out = deidentify(ds, secret=SECRET).dataset
+    assert not [e for e in out if 0x6000 <= e.tag.group <= 0x60FF]
+    assert 0x00191234 not in out
+    assert 0x00770010 not in out
+    out.add_new(0x00770010, "UN", b"unknown group")
+    assert residual_phi(out) == ["(0077,0010)"]
+
+
+def test_residual_phi_given_the_original_finds_its_identity_anywhere() -> None:
+    source = read_untrusted(CXR_J2K)
+    source.PatientName = "Doe^Jane"
+    out = deidentify(source, secret=SECRET).dataset
+    assert residual_phi(out, original=source) == []
+    # An identifier copied into an attribute the profile keeps, deep in a sequence.
+    code = out.SourceImageSequence[0].PurposeOfReferenceCodeSequence[0]
+    code.CodeMeaning = "prior of Jane Doe"
+    # A source UID that escaped remapping, and the patient id inside a binary value.
+    out.SourceImageSequence[0].ReferencedSOPInstanceUID = source.SOPInstanceUID
+    out.add_new(0x00181400, "LO", "9RG1")  # Acquisition Device Processing Description
+    assert residual_phi(out, original=source) == [
+        "AcquisitionDeviceProcessingDescription",
+        "SourceImageSequence[0].ReferencedSOPInstanceUID",
+        "SourceImageSequence[0].PurposeOfReferenceCodeSequence[0].CodeMeaning",
+    ]
+
+
+def test_the_installation_secret_comes_from_settings(settings: Settings) -> None:
+    settings.RADREVIEW_DEID_SECRET = "site-a"
+    site_a = installation_secret()
+    assert site_a == b"site-a"
+    settings.RADREVIEW_DEID_SECRET = ""
+    with pytest.raises(ImproperlyConfigured):
+        installation_secret()

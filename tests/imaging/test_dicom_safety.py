@@ -12,6 +12,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    UID,
     BasicTextSRStorage,
     EncapsulatedPDFStorage,
     ExplicitVRLittleEndian,
@@ -234,7 +235,7 @@ def _object(sop_class: str, *, modality: str = "OT", frames: int = 1) -> bytes:
         ds.NumberOfFrames = frames
     ds.PixelData = b"\x00" * 16 * frames
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return to_bytes(ds)
@@ -282,3 +283,10 @@ def test_pixel_data_not_encapsulated_in_a_compressed_syntax_is_refused(tmp_path:
     # Same length, so the meta group length stays right: RLE Lossless names native pixels.
     data = data.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.5\x00", 1)
     assert "is not encapsulated" in _refusal_of_bytes(data, tmp_path)
+
+
+def test_encapsulated_pixel_data_in_an_uncompressed_syntax_is_refused(tmp_path: Path) -> None:
+    data = CXR_JPEG.read_bytes()
+    # Same length: JPEG Baseline becomes Explicit VR Little Endian plus padding.
+    data = data.replace(b"1.2.840.10008.1.2.4.50", b"1.2.840.10008.1.2.1\x00\x00\x00", 1)
+    assert "is encapsulated although the transfer syntax" in _refusal_of_bytes(data, tmp_path)
