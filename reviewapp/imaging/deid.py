@@ -35,8 +35,9 @@ How each action is carried out, and the decisions behind it:
   other descriptor and all free text (LT, ST, UT) is removed: free text can carry the
   original report, which would also break blinding.
 * Stricter than the table: all private elements (and their creators), group lengths,
-  trailing padding and the preamble are dropped; every person name not otherwise handled is
-  emptied; D/Z actions on sequences empty the sequence.
+  trailing padding, whole overlay groups, elements of unknown VR (UN) and the preamble
+  are dropped; every person name not otherwise handled is emptied; D and Z actions on
+  sequences empty the sequence.
 * The file meta is rebuilt, and Patient Identity Removed, De-identification Method (and its
   code sequence) and Longitudinal Temporal Information Modified are set.
 
@@ -50,18 +51,23 @@ import copy
 import datetime as dt
 import hashlib
 import hmac
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pydicom
 from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 from pydicom.valuerep import PersonName
 
-from reviewapp.imaging.dicom_safety import MAX_SEQUENCE_DEPTH, UnsafeDicomError
+from reviewapp.imaging.dicom_safety import MAX_SEQUENCE_DEPTH, UnsafeDicomError, quiet_pydicom
 
 STANDARD_EDITION = "dicomfields_2026c"
 _CATEGORY_CODES = {
@@ -132,6 +138,7 @@ _STRING_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "
 _NUMBER_STRING_VRS = frozenset({"DS", "IS"})
 _BINARY_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT"})
 _BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_TEXT_VRS = frozenset({"AE", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT", "UI", "OB", "UN"})
 DUMMY = "REMOVED"
 
 PATIENT_PSEUDONYM = re.compile(r"^P-[0-9A-F]{16}$")
@@ -192,6 +199,14 @@ class DeidResult:
     date_shift_days: int
 
 
+def installation_secret() -> bytes:
+    """Return the per-installation de-identification key (settings.RADREVIEW_DEID_SECRET)."""
+    secret = settings.RADREVIEW_DEID_SECRET
+    if not secret:
+        raise ImproperlyConfigured("RADREVIEW_DEID_SECRET must be set to de-identify images")
+    return secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+
+
 def _digest(secret: bytes, purpose: bytes, value: str) -> bytes:
     # The purpose prefix keeps the UID, patient, accession and date-shift hashes of one value
     # unrelated to each other.
@@ -245,7 +260,8 @@ def action_for(tag: int) -> str | None:
 
 
 def _is_kept_uid(keyword: str, value: str) -> bool:
-    return keyword in KEPT_UID_KEYWORDS or UID(value).name != value
+    # A dictionary lookup, not UID(value): constructing a UID validates it and logs the value.
+    return keyword in KEPT_UID_KEYWORDS or value in UID_dictionary
 
 
 def _identifying_words(ds: Dataset) -> frozenset[str]:
@@ -360,10 +376,24 @@ def _iter_datasets(ds: Dataset) -> Iterator[tuple[Dataset, str, int]]:
                     stack.append((item, f"{path}{elem.keyword or elem.tag}[{index}].", depth + 1))
 
 
+def _always_removed(elem: DataElement) -> bool:
+    """Private elements, group lengths, trailing padding, overlays (the profile removes their
+    data, and an overlay without data is malformed) and elements of unknown VR (no one can
+    say what they hold)."""
+    tag = elem.tag
+    return (
+        tag.is_private
+        or tag.element == 0
+        or int(tag) == 0xFFFCFFFC
+        or (0x6000 <= tag.group <= 0x60FF)
+        or elem.VR == "UN"
+    )
+
+
 def _deidentify_element(parent: Dataset, elem: DataElement, ctx: _Context) -> None:
     tag = int(elem.tag)
     keyword = elem.keyword
-    if elem.tag.is_private or elem.tag.element == 0 or tag == 0xFFFCFFFC:
+    if _always_removed(elem):
         del parent[elem.tag]
         return
     if keyword in RETAINED_PATIENT_CHARACTERISTICS or keyword in _ADDED_BY_US:
@@ -427,6 +457,7 @@ def _check_depth(ds: Dataset) -> None:
         pass
 
 
+@quiet_pydicom()
 def deidentify(ds: Dataset, *, secret: bytes) -> DeidResult:
     """Return a de-identified copy of ``ds`` and the identifiers it replaced."""
     if not secret:
@@ -488,7 +519,7 @@ def _element_residue(elem: DataElement) -> bool:
     tag = int(elem.tag)
     keyword = elem.keyword
     value = elem.value
-    if elem.tag.is_private or tag == 0xFFFCFFFC:
+    if _always_removed(elem):
         return True
     if keyword in RETAINED_PATIENT_CHARACTERISTICS or keyword in _ADDED_BY_US:
         return False
@@ -524,13 +555,74 @@ def _element_residue(elem: DataElement) -> bool:
     return False
 
 
-def residual_phi(ds: Dataset) -> list[str]:
-    """Keywords of identifying attributes still present anywhere in ``ds`` (should be [])."""
+def _original_identifiers(original: Dataset) -> tuple[frozenset[str], frozenset[str]]:
+    """Patient identity strings and replaceable UIDs of ``original``, to look for in output."""
+    texts: set[str] = set()
+    uids: set[str] = set()
+    for current, _path, _depth in _iter_datasets(original):
+        for elem in current:
+            if elem.VR == "UI":
+                values = [elem.value] if isinstance(elem.value, str) else list(elem.value or [])
+                uids.update(str(v) for v in values if v and not _is_kept_uid(elem.keyword, v))
+                continue
+            is_identity = (
+                elem.tag.group == 0x0010 and elem.keyword not in RETAINED_PATIENT_CHARACTERISTICS
+            ) or elem.keyword in ("AccessionNumber", "OtherPatientIDs", "IssuerOfPatientID")
+            if not is_identity or elem.VR not in _STRING_VRS | {"DA", "DT"}:
+                continue
+            values = [elem.value] if not isinstance(elem.value, list) else elem.value
+            for value in values:
+                text = str(value or "").strip()
+                if elem.VR == "PN":
+                    # Each name component alone (family, given) is as identifying as the whole.
+                    texts.update(p.strip() for p in re.split(r"[\^=]", text) if len(p.strip()) >= 3)
+                if len(text) >= 3:
+                    texts.add(text)
+    return frozenset(texts), frozenset(uids)
+
+
+def _leaks(elem: DataElement, texts: frozenset[str], uids: frozenset[str]) -> bool:
+    value = elem.value
+    # Numbers, coded strings and pixels cannot carry a name or an identifier in a form a
+    # string comparison could find; comparing them would only refuse good files.
+    if value is None or elem.VR not in _TEXT_VRS or int(elem.tag) >> 16 == 0x7FE0:
+        return False
+    values = list(value) if isinstance(value, list | tuple) else [value]
+    for item in values:
+        if elem.VR == "UI":
+            if str(item) in uids:
+                return True
+            continue
+        if isinstance(item, bytes):
+            if any(t.encode("utf-8", "ignore") in item for t in texts if len(t) >= 6):
+                return True
+            continue
+        text = str(item)
+        if text.strip() in texts or any(t in text for t in texts if len(t) >= 6):
+            return True
+        # Short names count as whole words only ("Doe" in "Jane Doe", not in "Doesn't").
+        if {w.lower() for w in _WORD.findall(text)} & {t.lower() for t in texts if len(t) < 6}:
+            return True
+    return False
+
+
+@quiet_pydicom()
+def residual_phi(ds: Dataset, *, original: Dataset | None = None) -> list[str]:
+    """Keywords of identifying attributes still present anywhere in ``ds`` (should be []).
+
+    Without ``original`` the check is by rule (what the profile leaves in each attribute).
+    With the data set ``ds`` was made from, it also looks everywhere in ``ds`` (any attribute,
+    any depth, binary values too) for the original's patient identity and replaceable UIDs.
+    """
     found: list[str] = []
+    texts: frozenset[str] = frozenset()
+    uids: frozenset[str] = frozenset()
     try:
+        if original is not None:
+            texts, uids = _original_identifiers(original)
         for current, path, _depth in _iter_datasets(ds):
             for elem in current:
-                if _element_residue(elem):
+                if _element_residue(elem) or _leaks(elem, texts, uids):
                     name = elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
                     found.append(path + name)
     except UnsafeDicomError as exc:
@@ -538,3 +630,18 @@ def residual_phi(ds: Dataset) -> list[str]:
     if getattr(ds, "preamble", None) and any(ds.preamble):
         found.append("preamble")
     return found
+
+
+@quiet_pydicom()
+def dataset_to_bytes(ds: Dataset) -> bytes:
+    """Serialise a de-identified data set as a Part 10 file, or raise UnsafeDicomError."""
+    buffer = io.BytesIO()
+    try:
+        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    except Exception as exc:
+        # Values pydicom accepted on reading may still be unwritable (hostile input that got
+        # this far): refuse the file rather than fail the import.
+        raise UnsafeDicomError(
+            f"cannot write the de-identified file ({type(exc).__name__})"
+        ) from exc
+    return buffer.getvalue()

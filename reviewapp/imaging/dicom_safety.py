@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import re
 import struct
 import warnings
 from collections.abc import Iterator
@@ -41,9 +42,9 @@ from pathlib import Path
 
 import pydicom
 from django.conf import settings
+from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
 
 DEFAULT_MAX_FILE_BYTES = 512 * 1024**2
 MAX_SEQUENCE_DEPTH = 12
@@ -89,6 +90,7 @@ _SHORT_VRS = frozenset(
     }
 )
 
+_PLAIN_UID = re.compile(r"^[0-9.]{1,64}$")
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _EXPLICIT_BE = "1.2.840.10008.1.2.2"
@@ -240,9 +242,9 @@ def scan_structure(data: bytes, *, max_depth: int = MAX_SEQUENCE_DEPTH) -> Struc
     pos, syntax = _meta_end_and_syntax(data)
     if syntax in _DEFLATED:
         raise UnsafeDicomError(f"deflated transfer syntax {syntax} is not accepted")
-    uid = UID(syntax)
-    if not uid.is_transfer_syntax:
-        raise UnsafeDicomError(f"unknown transfer syntax {syntax!r}")
+    if UID_dictionary.get(syntax, ("", "", ""))[1] != "Transfer Syntax":
+        shown = syntax if _PLAIN_UID.match(syntax) else "(not a valid UID)"
+        raise UnsafeDicomError(f"unknown transfer syntax {shown}")
     explicit = syntax != _IMPLICIT_LE
     little = syntax != _EXPLICIT_BE
     encapsulated = syntax not in (_IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE)
@@ -377,6 +379,10 @@ def scan_structure(data: bytes, *, max_depth: int = MAX_SEQUENCE_DEPTH) -> Struc
             pos += header
         else:
             pos = value_end
+    if not encapsulated and scan.pixel_fragments is not None:
+        raise UnsafeDicomError(
+            f"pixel data is encapsulated although the transfer syntax {syntax} is uncompressed"
+        )
     if encapsulated and scan.pixel_data_length is not None:
         raise UnsafeDicomError(
             f"pixel data is not encapsulated although the transfer syntax {syntax} requires it"
@@ -386,9 +392,12 @@ def scan_structure(data: bytes, *, max_depth: int = MAX_SEQUENCE_DEPTH) -> Struc
 
 def _force_values(ds: Dataset) -> None:
     """Convert every element now so a bad value is refused here, not in a later step."""
-    stack = [ds]
+    stack = [(ds, 0)]
     while stack:
-        current = stack.pop()
+        current, depth = stack.pop()
+        if depth > MAX_SEQUENCE_DEPTH:
+            # The scan bounds nesting as it reads the bytes; pydicom must agree or we stop.
+            raise UnsafeDicomError(f"sequences nested more than {MAX_SEQUENCE_DEPTH} deep")
         for tag in list(current.keys()):
             try:
                 elem = current[tag]
@@ -400,13 +409,13 @@ def _force_values(ds: Dataset) -> None:
                     f"invalid value in {_tag_name(int(tag))} ({type(exc).__name__})"
                 ) from exc
             if elem.VR == "SQ" and value is not None:
-                stack.extend(value)
+                stack.extend((item, depth + 1) for item in value)
 
 
 def _sop_class_refusal(sop_class: str, modality: str, frames: int) -> str | None:
     if sop_class in IMAGE_STORAGE_SOP_CLASSES:
         return None
-    name = UID(sop_class).name
+    name = UID_dictionary.get(sop_class, (sop_class,))[0]
     if sop_class == SECONDARY_CAPTURE:
         if modality in SECONDARY_CAPTURE_RADIOGRAPH_MODALITIES and frames == 1:
             return None
@@ -425,7 +434,8 @@ def _sop_class_refusal(sop_class: str, modality: str, frames: int) -> str | None
     if "Presentation State" in name:
         return "presentation states are refused: only images are imported"
     if name == sop_class:
-        return f"unknown SOP class {sop_class} is refused: only radiology images are imported"
+        shown = sop_class if _PLAIN_UID.match(sop_class) else "(not a valid UID)"
+        return f"unknown SOP class {shown} is refused: only radiology images are imported"
     return f"{name} objects are refused: only radiology images are imported"
 
 
@@ -506,25 +516,28 @@ def read_untrusted(path: Path, *, max_bytes: int | None = None) -> Dataset:
 
 
 @contextmanager
-def _quiet_pydicom() -> Iterator[None]:
+def quiet_pydicom() -> Iterator[None]:
+    """Silence pydicom's value warnings and log lines: they quote values, which may be PHI."""
     logger = logging.getLogger("pydicom")
     previous_level = logger.level
-    previous_mode = pydicom.config.settings.reading_validation_mode
+    config = pydicom.config.settings
+    previous_modes = (config.reading_validation_mode, config.writing_validation_mode)
     logger.setLevel(logging.ERROR)
-    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    config.reading_validation_mode = pydicom.config.IGNORE
+    config.writing_validation_mode = pydicom.config.IGNORE
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
-        pydicom.config.settings.reading_validation_mode = previous_mode
+        config.reading_validation_mode, config.writing_validation_mode = previous_modes
         logger.setLevel(previous_level)
 
 
 def read_untrusted_bytes(data: bytes) -> Dataset:
     """``read_untrusted`` for bytes already in memory (STOW-RS parts)."""
     scan = scan_structure(data)
-    with warnings.catch_warnings(), _quiet_pydicom():
-        # pydicom's warnings and log lines quote element values, which may be patient data.
-        warnings.simplefilter("ignore")
+    with quiet_pydicom():
         try:
             ds = pydicom.dcmread(io.BytesIO(data))
         except Exception as exc:

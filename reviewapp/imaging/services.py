@@ -549,8 +549,11 @@ def _display_name(name: str) -> str:
 
 
 @transaction.atomic
-def instance_quarantine_approve(*, instance: Instance, reviewed_by: AbstractBaseUser) -> Instance:
-    """Release a quarantined instance to readers after a coordinator checked its pixels."""
+def instance_quarantine_approve(
+    *, instance: Instance, reviewed_by: AbstractBaseUser | None
+) -> Instance:
+    """Release a quarantined instance to readers after a coordinator checked its pixels
+    (``reviewed_by`` None: a trusted seed script, e.g. the demo's known-clean samples)."""
     locked = Instance.objects.select_for_update().get(pk=instance.pk)
     if locked.status != Instance.Status.QUARANTINED:
         raise ApplicationError("This image is not waiting for review.")

@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
 
-from reviewapp.imaging.models import ImportBatch, Study
-from reviewapp.imaging.services import import_batch_create, import_batch_run
+from reviewapp.imaging.models import ImportBatch, Instance, Study
+from reviewapp.imaging.services import (
+    import_batch_create,
+    import_batch_run,
+    instance_quarantine_approve,
+)
 from reviewapp.imaging.types import FileOutcome, IncomingFile
 from tests.conftest import SAMPLES
 
@@ -58,7 +62,13 @@ def imported_ct_study(db: None, archive_dirs: Path) -> Study:
 
 @pytest.fixture
 def imported_cxr_studies(db: None, archive_dirs: Path) -> list[Study]:
-    """The two chest radiographs (JPEG 2000 first, then JPEG baseline), imported."""
+    """The two chest radiographs (JPEG 2000 first, then JPEG baseline), imported and released.
+
+    Radiographs without Burned In Annotation are quarantined on import; these samples are
+    known to carry no burned-in text, so the fixture approves them as a coordinator would.
+    """
     _, outcomes = import_files([CXR_J2K, CXR_JPEG])
-    assert [o.status for o in outcomes] == ["imported", "imported"], outcomes
+    assert [o.status for o in outcomes] == ["quarantined", "quarantined"], outcomes
+    for instance in Instance.objects.filter(status=Instance.Status.QUARANTINED):
+        instance_quarantine_approve(instance=instance, reviewed_by=None)
     return [Study.objects.get(study_instance_uid=o.study_instance_uid) for o in outcomes]

@@ -96,12 +96,12 @@ def test_a_broken_file_is_named_and_the_others_still_import(
     broken = tmp_path / "broken.dcm"
     broken.write_bytes(b"this is not dicom at all" * 10)
     batch, outcomes = import_files([CXR_JPEG, broken, CXR_J2K], root=None)
-    assert [o.status for o in outcomes] == ["imported", "rejected", "imported"]
-    problem = ImportProblem.objects.get(batch=batch)
+    assert [o.status for o in outcomes] == ["quarantined", "rejected", "quarantined"]
+    problem = ImportProblem.objects.get(batch=batch, kind=ImportProblem.Kind.REJECTED)
     assert problem.file_name == "broken.dcm"
     assert problem.reason
     assert batch.failed_count == 1
-    assert batch.imported_count == 2
+    assert Instance.objects.count() == 2
 
 
 def test_a_zip_is_expanded_and_its_members_named(archive_dirs: Path, tmp_path: Path) -> None:

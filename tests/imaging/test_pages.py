@@ -16,7 +16,7 @@ from django.urls import reverse
 from reviewapp.celery import app as celery_app
 from reviewapp.imaging.models import ImportBatch, ImportProblem, Instance, Study
 from reviewapp.reports.models import Report
-from tests.imaging.conftest import CT_FILES, CXR_J2K, CXR_JPEG, import_files
+from tests.imaging.conftest import CT_FILES, CXR_JPEG, import_files
 
 pytestmark = pytest.mark.django_db
 
@@ -50,8 +50,7 @@ def _upload(client: Client, files: list[SimpleUploadedFile], capture) -> ImportB
     with capture(execute=True):
         response = client.post(reverse("imaging:upload"), {"files": files})
     assert response.status_code == 302, response.content[:500]
-    batch = ImportBatch.objects.get(public_id=response["Location"].rstrip("/").split("/")[-1])
-    return batch
+    return ImportBatch.objects.get(public_id=response["Location"].rstrip("/").split("/")[-1])
 
 
 def test_uploading_a_zip_a_radiograph_and_a_broken_file_imports_31_instances_into_2_studies(
@@ -65,11 +64,13 @@ def test_uploading_a_zip_a_radiograph_and_a_broken_file_imports_31_instances_int
     batch = _upload(client, _upload_set(), django_capture_on_commit_callbacks)
     batch.refresh_from_db()
     assert batch.status == ImportBatch.Status.DONE
-    assert (batch.imported_count, batch.failed_count, batch.files_done) == (31, 1, 32)
+    # The radiograph has no Burned In Annotation: stored, but held for a coordinator's review.
+    assert (batch.imported_count, batch.quarantined_count) == (30, 1)
+    assert (batch.failed_count, batch.files_done) == (1, 32)
     assert Instance.objects.count() == 31
     assert Study.objects.count() == 2
     assert sorted(Study.objects.values_list("modalities", flat=True)) == ["CR", "CT"]
-    problem = ImportProblem.objects.get(batch=batch)
+    problem = ImportProblem.objects.get(batch=batch, kind=ImportProblem.Kind.REJECTED)
     assert problem.file_name == "scan-notes.dcm"
     # The batch page names the broken file and why; staged uploads are gone.
     page = client.get(reverse("imaging:import_batch_detail", args=[batch.public_id]))
@@ -149,9 +150,7 @@ def test_the_upload_page_offers_files_folder_and_drop_zone(client: Client, coord
     assert "<script>" not in html  # CSP: page code comes from the bundle only
 
 
-def test_the_upload_without_csrf_token_is_refused(
-    coordinator, archive_dirs: Path
-) -> None:
+def test_the_upload_without_csrf_token_is_refused(coordinator, archive_dirs: Path) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(coordinator)
     response = client.post(
@@ -229,7 +228,9 @@ def test_a_coordinator_approves_and_rejects_quarantined_images(
     client.force_login(coordinator)
     listing = client.get(reverse("imaging:quarantine_list"))
     assert str(keep.public_id) in listing.content.decode()
-    client.post(reverse("imaging:quarantine_decide", args=[keep.public_id]), {"decision": "approve"})
+    client.post(
+        reverse("imaging:quarantine_decide", args=[keep.public_id]), {"decision": "approve"}
+    )
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
             reverse("imaging:quarantine_decide", args=[drop.public_id]), {"decision": "reject"}

@@ -20,8 +20,12 @@ from django.db import transaction
 
 from reviewapp.accounts.services import roles_ensure, user_create
 from reviewapp.core.roles import Role
-from reviewapp.imaging.models import ImportBatch, Study
-from reviewapp.imaging.services import import_batch_create, import_batch_run
+from reviewapp.imaging.models import ImportBatch, Instance, Study
+from reviewapp.imaging.services import (
+    import_batch_create,
+    import_batch_run,
+    instance_quarantine_approve,
+)
 from reviewapp.imaging.types import IncomingFile
 from reviewapp.reports.services import report_original_upsert
 
@@ -140,11 +144,22 @@ class Command(BaseCommand):
         counts = Counter(o.status for o in outcomes)
         self.stdout.write(
             f"Sample images: {counts['imported']} imported, {counts['duplicate']} already there, "
-            f"{counts['quarantined'] + counts['rejected']} refused."
+            f"{counts['quarantined']} held for review, {counts['rejected']} refused."
         )
         for outcome in outcomes:
-            if outcome.status in ("rejected", "quarantined"):
+            if outcome.status == "rejected":
                 self.stdout.write(f"  {outcome.status}: {outcome.name}: {outcome.reason}")
+        # The samples are known to carry no burned-in text; radiographs that do not say so are
+        # quarantined on import, and the seeder releases them as a coordinator would.
+        released = 0
+        for instance in Instance.objects.filter(
+            status=Instance.Status.QUARANTINED,
+            sop_instance_uid__in=[o.sop_instance_uid for o in outcomes if o.sop_instance_uid],
+        ):
+            instance_quarantine_approve(instance=instance, reviewed_by=None)
+            released += 1
+        if released:
+            self.stdout.write(f"Released {released} sample images from quarantine.")
         studies: dict[str, Study] = {}
         for outcome in outcomes:
             if not outcome.study_instance_uid:
