@@ -116,7 +116,12 @@ class LoadResult:
         return self.bytes / 1e6 / self.seconds if self.seconds else 0.0
 
 
-def load_run(jobs: Sequence[Callable[[requests.Session], int]], *, concurrency: int) -> LoadResult:
+def load_run(
+    jobs: Sequence[Callable[[requests.Session], int]],
+    *,
+    concurrency: int,
+    accept_encoding: str | None = None,
+) -> LoadResult:
     """Run every job once across ``concurrency`` threads, each with its own keep-alive
     connection; a job returns the bytes it received. Wall time covers all of them."""
     lock = threading.Lock()
@@ -126,6 +131,10 @@ def load_run(jobs: Sequence[Callable[[requests.Session], int]], *, concurrency: 
 
     def worker() -> None:
         with requests.Session() as session:
+            if accept_encoding is not None:
+                # requests offers gzip by default, and a server that takes it up (Orthanc does)
+                # compresses every frame on the fly; "identity" measures without that.
+                session.headers["Accept-Encoding"] = accept_encoding
             while True:
                 with lock:
                     index = next(cursor, None)

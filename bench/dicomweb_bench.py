@@ -235,7 +235,9 @@ def frame_urls(root: str, *, headers: dict[str, str], modality: str) -> list[str
     return urls
 
 
-def fetch_frames(urls: list[str], *, headers: dict[str, str], clients: int) -> LoadResult:
+def fetch_frames(
+    urls: list[str], *, headers: dict[str, str], clients: int, accept_encoding: str | None = None
+) -> LoadResult:
     wanted = {**headers, "Accept": OCTET_ANY}
 
     def job(url: str) -> Callable[[requests.Session], int]:
@@ -247,7 +249,7 @@ def fetch_frames(urls: list[str], *, headers: dict[str, str], clients: int) -> L
 
         return run
 
-    return load_run([job(u) for u in urls], concurrency=clients)
+    return load_run([job(u) for u in urls], concurrency=clients, accept_encoding=accept_encoding)
 
 
 RAW_APP = textwrap.dedent(
@@ -440,6 +442,20 @@ def _measure(
             f"{result.per_second:.0f} frames/s, {result.mb_per_second:.1f} MB/s{errors}",
             flush=True,
         )
+    plain = [
+        fetch_frames(urls, headers=headers, clients=args.clients, accept_encoding="identity")
+        for _ in range(max(args.passes - 1, 1))
+    ]
+    for number, result in enumerate(plain, 1):
+        print(
+            f"  identity pass {number}: {result.per_second:.0f} frames/s, "
+            f"{result.mb_per_second:.1f} MB/s",
+            flush=True,
+        )
+    results[name]["frames_identity"] = sum(r.requests for r in plain) / sum(
+        r.seconds for r in plain
+    )
+    results[name]["mb_identity"] = sum(r.bytes for r in plain) / 1e6 / sum(r.seconds for r in plain)
     warm = passes[1:] or passes
     results[name]["frames_cold"] = passes[0].per_second
     results[name]["mb_cold"] = passes[0].mb_per_second
@@ -469,6 +485,8 @@ def _report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> N
         f"\nDICOMweb, {args.clients} concurrent clients (Python requests), "
         f"radreview on uvicorn x{args.workers}"
     )
+    print("(client as is: requests offers gzip, which Orthanc applies to every frame; radreview")
+    print(" never compresses frames. The identity rows ask both for no compression.)")
     print(f"{'':<44} {'radreview':>10} {'Orthanc':>10} {'ratio':>6}")
     print(row("STOW-RS ingestion", ours.get("stow", 0), theirs.get("stow"), "instances/s"))
     print(
@@ -489,6 +507,22 @@ def _report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> N
         )
     )
     print(row("CT frames, warm passes", ours.get("mb_warm", 0), theirs.get("mb_warm"), "MB/s"))
+    print(
+        row(
+            "CT frames, warm, Accept-Encoding: identity",
+            ours.get("frames_identity", 0),
+            theirs.get("frames_identity"),
+            "frames/s",
+        )
+    )
+    print(
+        row(
+            "CT frames, warm, Accept-Encoding: identity",
+            ours.get("mb_identity", 0),
+            theirs.get("mb_identity"),
+            "MB/s",
+        )
+    )
     if "cxr_frames" in ours or "cxr_frames" in theirs:
         print(
             row(
