@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractUser
 from pydicom.uid import generate_uid
 from rest_framework.test import APIClient
 
+from reviewapp.imaging.dicomweb.media import NotAcceptableError, frame_media_type
 from reviewapp.imaging.dicomweb.multipart import (
     BodyTooLargeError,
     MultipartError,
@@ -612,3 +613,42 @@ def test_the_api_schema_documents_dicomweb(
     frames = [p for p in paths if p.endswith("/frames/{frames}")]
     assert frames
     assert "/dicomweb/wado" in paths
+
+
+@pytest.mark.parametrize(
+    ("accept", "stored", "served"),
+    [
+        # Cornerstone3D's wadors loader (type unquoted).
+        (
+            "multipart/related; type=application/octet-stream; transfer-syntax=*",
+            J2K,
+            ("application/octet-stream", J2K),
+        ),
+        # dicomweb-client's default for frames.
+        ('multipart/related; type="*/*"', J2K, ("application/octet-stream", J2K)),
+        # Native little endian bytes are the same whatever the file's VR encoding said.
+        (
+            'multipart/related; type="application/octet-stream"',
+            "1.2.840.10008.1.2",
+            ("application/octet-stream", EXPLICIT_LE),
+        ),
+        (None, "1.2.840.10008.1.2.4.50", ("application/octet-stream", "1.2.840.10008.1.2.4.50")),
+        (
+            'multipart/related; type="image/jpeg", multipart/related; type="image/jp2"',
+            J2K,
+            ("image/jp2", J2K),
+        ),
+    ],
+)
+def test_frame_accept_headers_real_clients_send(
+    accept: str | None, stored: str, served: tuple[str, str]
+) -> None:
+    assert frame_media_type(accept, transfer_syntax=stored) == served
+
+
+def test_frame_accept_that_needs_transcoding_is_refused() -> None:
+    with pytest.raises(NotAcceptableError, match="served only as stored"):
+        frame_media_type(
+            f"{OCTET_ANY[:-1]}{EXPLICIT_LE};q=1",
+            transfer_syntax="1.2.840.10008.1.2.2",  # big endian: bytes differ
+        )
