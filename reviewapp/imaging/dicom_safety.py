@@ -34,7 +34,7 @@ import logging
 import math
 import re
 import struct
-import warnings
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -515,23 +515,42 @@ def read_untrusted(path: Path, *, max_bytes: int | None = None) -> Dataset:
     return read_untrusted_bytes(data)
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: tuple[int, int, int] = (logging.NOTSET, 0, 0)
+
+
 @contextmanager
 def quiet_pydicom() -> Iterator[None]:
-    """Silence pydicom's value warnings and log lines: they quote values, which may be PHI."""
+    """Silence pydicom's value warnings and log lines: they quote values, which may be PHI.
+
+    pydicom's switches are process-wide, so a count shared by all threads keeps them off
+    until the last reader leaves (web threads may read STOW-RS parts concurrently).
+    """
+    global _quiet_depth, _quiet_saved
     logger = logging.getLogger("pydicom")
-    previous_level = logger.level
     config = pydicom.config.settings
-    previous_modes = (config.reading_validation_mode, config.writing_validation_mode)
-    logger.setLevel(logging.ERROR)
-    config.reading_validation_mode = pydicom.config.IGNORE
-    config.writing_validation_mode = pydicom.config.IGNORE
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_saved = (
+                logger.level,
+                config.reading_validation_mode,
+                config.writing_validation_mode,
+            )
+            logger.setLevel(logging.ERROR)
+            config.reading_validation_mode = pydicom.config.IGNORE
+            config.writing_validation_mode = pydicom.config.IGNORE
+        _quiet_depth += 1
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
+        yield
     finally:
-        config.reading_validation_mode, config.writing_validation_mode = previous_modes
-        logger.setLevel(previous_level)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                level, reading, writing = _quiet_saved
+                logger.setLevel(level)
+                config.reading_validation_mode = reading
+                config.writing_validation_mode = writing
 
 
 def read_untrusted_bytes(data: bytes) -> Dataset:
