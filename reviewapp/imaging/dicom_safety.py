@@ -324,6 +324,12 @@ def scan_structure(data: bytes, *, max_depth: int = MAX_SEQUENCE_DEPTH) -> Struc
                 raise UnsafeDicomError(f"invalid VR (bytes {vr.hex()}) in {_tag_name(tag)}")
             is_sequence = vr == b"SQ"
         else:
+            if scan.elements == 1 and all(0x40 < b < 0x5B for b in data[pos + 4 : pos + 6]):
+                # pydicom would switch to explicit VR here and read a different structure
+                # from the one this scan checked: refuse the mismatch instead.
+                raise UnsafeDicomError(
+                    "the data set is not in the implicit VR encoding its meta header names"
+                )
             length = struct.unpack_from(order + "I", data, pos + 4)[0]
             header = 8
             try:

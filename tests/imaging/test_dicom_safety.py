@@ -311,3 +311,14 @@ def test_invalid_values_never_reach_the_logs(
     assert "Smith" not in caplog.text
     assert not [w for w in recwarn if "Smith" in str(w.message)]
     assert pydicom.config.settings.reading_validation_mode == mode
+
+
+def test_a_data_set_in_another_encoding_than_its_meta_header_says_is_refused(
+    tmp_path: Path,
+) -> None:
+    # pydicom guesses and switches encodings; the scan that bounds nesting must read what
+    # pydicom reads, so a mismatch is refused rather than guessed.
+    data = CT_FILES[0].read_bytes()
+    implicit = data.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2\x00\x00\x00", 1)
+    reason = _refusal_of_bytes(implicit, tmp_path)
+    assert reason == "the data set is not in the implicit VR encoding its meta header names"
