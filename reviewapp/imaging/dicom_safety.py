@@ -45,6 +45,7 @@ from django.conf import settings
 from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
+from pydicom.pixels import pixel_array
 
 DEFAULT_MAX_FILE_BYTES = 512 * 1024**2
 MAX_SEQUENCE_DEPTH = 12
@@ -501,9 +502,15 @@ def _max_file_bytes() -> int:
     return int(getattr(settings, "RADREVIEW_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES))
 
 
-def read_untrusted(path: Path, *, max_bytes: int | None = None) -> Dataset:
+def read_untrusted(
+    path: Path, *, max_bytes: int | None = None, decode_check: bool = False
+) -> Dataset:
     """Read one file as DICOM or raise UnsafeDicomError (size, nesting depth, meta header,
-    required attributes, pixel data length, refused object types such as SR/PDF/SC)."""
+    required attributes, pixel data length, refused object types such as SR/PDF/SC).
+
+    ``decode_check`` also decodes the first frame (a fraction of a second for a radiograph),
+    so a file whose compressed pixels are corrupt is refused on import rather than failing
+    in a reader's viewer."""
     limit = _max_file_bytes() if max_bytes is None else max_bytes
     try:
         size = path.stat().st_size
@@ -518,7 +525,7 @@ def read_untrusted(path: Path, *, max_bytes: int | None = None) -> Dataset:
         ) from exc
     if len(data) > limit:
         raise UnsafeDicomError(f"file is larger than the limit of {limit:,} bytes")
-    return read_untrusted_bytes(data)
+    return read_untrusted_bytes(data, decode_check=decode_check)
 
 
 _quiet_lock = threading.Lock()
@@ -559,7 +566,7 @@ def quiet_pydicom() -> Iterator[None]:
                 config.writing_validation_mode = writing
 
 
-def read_untrusted_bytes(data: bytes) -> Dataset:
+def read_untrusted_bytes(data: bytes, *, decode_check: bool = False) -> Dataset:
     """``read_untrusted`` for bytes already in memory (STOW-RS parts)."""
     scan = scan_structure(data)
     with quiet_pydicom():
@@ -584,6 +591,15 @@ def read_untrusted_bytes(data: bytes) -> Dataset:
             hint = " (the file may be truncated)" if truncated else ""
             raise UnsafeDicomError(f"missing required attributes: {', '.join(missing)}{hint}")
         _check_pixels(ds, scan)
+        if decode_check:
+            try:
+                pixel_array(ds, index=0)
+            except Exception as exc:
+                # Decoders are third-party code too (pylibjpeg, openjpeg): any failure means
+                # the reader's viewer would fail on the same bytes.
+                raise UnsafeDicomError(
+                    f"pixel data cannot be decoded ({type(exc).__name__})"
+                ) from exc
     return ds
 
 

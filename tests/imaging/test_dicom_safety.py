@@ -322,3 +322,16 @@ def test_a_data_set_in_another_encoding_than_its_meta_header_says_is_refused(
     implicit = data.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2\x00\x00\x00", 1)
     reason = _refusal_of_bytes(implicit, tmp_path)
     assert reason == "the data set is not in the implicit VR encoding its meta header names"
+
+
+def test_corrupt_compressed_pixels_are_refused_when_decoding_is_checked(tmp_path: Path) -> None:
+    data = bytearray(CXR_JPEG.read_bytes())
+    start_of_frame = data.index(b"\xff\xc0")  # JPEG baseline frame header
+    data[start_of_frame + 5 : start_of_frame + 9] = b"\x00\x00\x00\x00"  # 0 x 0 image
+    path = tmp_path / "corrupt.dcm"
+    path.write_bytes(bytes(data))
+    assert read_untrusted(path).Rows == 1024  # the structure is sound
+    with pytest.raises(UnsafeDicomError, match=r"^pixel data cannot be decoded \("):
+        read_untrusted(path, decode_check=True)
+    for sample in (CT_FILES[0], CXR_J2K, CXR_JPEG):
+        assert read_untrusted(sample, decode_check=True).Rows > 0
