@@ -64,15 +64,15 @@ def _parse_bool(raw: str) -> bool | None:
 @role_required(Role.COORDINATOR, Role.ANALYST)
 def study_list(request: HttpRequest) -> HttpResponse:
     params = request.GET
-    filters = {
-        "modality": params.get("modality", "").strip(),
-        "date_from": _parse_date(params.get("date_from", "")),
-        "date_to": _parse_date(params.get("date_to", "")),
-        "text": params.get("q", "").strip(),
-        "has_ai_report": _parse_bool(params.get("has_ai_report", "")),
-        "stratum": params.get("stratum", "").strip(),
-    }
-    studies = selectors.studies_search(user=request.user, **filters)
+    studies = selectors.studies_search(
+        user=request.user,
+        modality=params.get("modality", "").strip(),
+        date_from=_parse_date(params.get("date_from", "")),
+        date_to=_parse_date(params.get("date_to", "")),
+        text=params.get("q", "").strip(),
+        has_ai_report=_parse_bool(params.get("has_ai_report", "")),
+        stratum=params.get("stratum", "").strip(),
+    )
     page = Paginator(studies, 50).get_page(params.get("page"))
     query = params.copy()
     query.pop("page", None)
@@ -156,7 +156,7 @@ def import_batch_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "imaging/import_batch.html",
         {
             "batch": batch,
-            "problems": batch.problems.all(),  # type: ignore[attr-defined]
+            "problems": batch.problems.all(),
             "batch_api_url": reverse("api-import-batch-detail", args=[batch.public_id]),
         },
     )
