@@ -93,10 +93,10 @@ class StudyDetailApi(APIView):
 
     permission_classes = [IsCoordinatorOrAnalyst]
 
-    class OutputSerializer(StudyOutputSerializer):
+    class StudyDetailOutputSerializer(StudyOutputSerializer):
         series = SeriesOutputSerializer(many=True)
 
-    @extend_schema(responses=OutputSerializer, tags=["studies"])
+    @extend_schema(responses=StudyDetailOutputSerializer, tags=["studies"])
     def get(self, request: Request, public_id: str) -> Response:
         selectors.study_get_for_user(user=request.user, public_id=public_id)
         study = selectors.studies_search(user=request.user).get(public_id=public_id)

@@ -29,6 +29,7 @@ from reviewapp.imaging.upload_limits import (
     upload_limit_message,
     upload_too_large,
 )
+from reviewapp.reports.selectors import reports_for_study
 
 View = Callable[..., HttpResponse]
 
@@ -96,7 +97,12 @@ def study_list(request: HttpRequest) -> HttpResponse:
 def study_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     study = selectors.study_get_for_user(user=request.user, public_id=public_id)
     series = selectors.study_series_list(user=request.user, study=study)
-    return render(request, "imaging/study_detail.html", {"study": study, "series_list": series})
+    reports = reports_for_study(user=request.user, study=study)
+    return render(
+        request,
+        "imaging/study_detail.html",
+        {"study": study, "series_list": series, "reports": reports},
+    )
 
 
 def _upload_refused(request: HttpRequest) -> HttpResponse:
