@@ -341,9 +341,15 @@ def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcom
                 number_of_frames=index.number_of_frames,
             )
     except IntegrityError:
-        # Another import stored the same SOP instance between our check and our insert.
         default_storage.delete(stored_name)
-        return replace(base, status="duplicate", reason="already imported")
+        # Another import stored the same SOP instance between our check and our insert;
+        # any other constraint is a real failure of this file.
+        if Instance.objects.filter(sop_instance_uid=sop_uid).exists():
+            return replace(base, status="duplicate", reason="already imported")
+        raise
+    except ApplicationError as exc:
+        default_storage.delete(stored_name)
+        return replace(base, status="rejected", reason=exc.message)
     except BaseException:
         default_storage.delete(stored_name)
         raise
@@ -424,7 +430,9 @@ def _rows_create(
         },
     )
     if series.study_id != study.pk:
-        raise ApplicationError("series belongs to another study")
+        raise ApplicationError(
+            "its SeriesInstanceUID already belongs to another study in the archive"
+        )
     if series_created:
         _study_modalities_refresh(study=study)
     quarantined = bool(prepared.quarantine_reason)
@@ -470,13 +478,9 @@ def _study_get_or_create(*, ds: Dataset, result: deid.DeidResult | None) -> Stud
         "patient_sex": _text(ds, "PatientSex", 16),
         "patient_age": _text(ds, "PatientAge", 16),
     }
-    # Nested savepoint: two workers creating the same study race on the unique UID; the
-    # loser reads the winner's row instead of failing its file.
-    try:
-        with transaction.atomic():
-            study, _ = Study.objects.get_or_create(study_instance_uid=uid, defaults=defaults)
-    except IntegrityError:
-        study = Study.objects.get(study_instance_uid=uid)
+    # Two imports may create the same study at once: get_or_create inserts in a savepoint and
+    # reads the winner's row when it loses the race on the unique UID.
+    study, _ = Study.objects.get_or_create(study_instance_uid=uid, defaults=defaults)
     return study
 
 
