@@ -5,7 +5,9 @@ Characteristics, Clean Descriptors and Retain Longitudinal Temporal Information 
 Dates options. The per-attribute action codes (D, Z, X, U, Z/D, X/Z, X/D, X/Z/D, X/Z/U*) are
 the standard's Table E.1-1 as shipped by ``dicom-anonymizer`` (release 2026c of the standard);
 this module applies them with rules of its own where that library falls short for us (it walks
-only the top level, remaps UIDs at random and blanks dates).
+only the top level, remaps UIDs at random and blanks dates). ``dicognito`` was not chosen:
+it randomises per run and works from heuristics by VR, not from the standard's table;
+``deid`` works from recipes of its own and is built for pixel-cleaning pipelines.
 
 How each action is carried out, and the decisions behind it:
 
@@ -378,12 +380,14 @@ def _iter_datasets(ds: Dataset) -> Iterator[tuple[Dataset, str, int]]:
 
 def _always_removed(elem: DataElement) -> bool:
     """Private elements, group lengths, trailing padding, overlays (the profile removes their
-    data, and an overlay without data is malformed) and elements of unknown VR (no one can
-    say what they hold)."""
+    data, and an overlay without data is malformed), elements of unknown VR (no one can
+    say what they hold) and command, meta and directory groups, which have no place in a
+    stored data set."""
     tag = elem.tag
     return (
         tag.is_private
         or tag.element == 0
+        or tag.group in (0x0000, 0x0002, 0x0004)
         or int(tag) == 0xFFFCFFFC
         or (0x6000 <= tag.group <= 0x60FF)
         or elem.VR == "UN"

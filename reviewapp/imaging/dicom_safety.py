@@ -34,7 +34,7 @@ import logging
 import math
 import re
 import struct
-import warnings
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +45,7 @@ from django.conf import settings
 from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
+from pydicom.pixels import pixel_array
 
 DEFAULT_MAX_FILE_BYTES = 512 * 1024**2
 MAX_SEQUENCE_DEPTH = 12
@@ -324,6 +325,12 @@ def scan_structure(data: bytes, *, max_depth: int = MAX_SEQUENCE_DEPTH) -> Struc
                 raise UnsafeDicomError(f"invalid VR (bytes {vr.hex()}) in {_tag_name(tag)}")
             is_sequence = vr == b"SQ"
         else:
+            if scan.elements == 1 and all(0x40 < b < 0x5B for b in data[pos + 4 : pos + 6]):
+                # pydicom would switch to explicit VR here and read a different structure
+                # from the one this scan checked: refuse the mismatch instead.
+                raise UnsafeDicomError(
+                    "the data set is not in the implicit VR encoding its meta header names"
+                )
             length = struct.unpack_from(order + "I", data, pos + 4)[0]
             header = 8
             try:
@@ -495,9 +502,15 @@ def _max_file_bytes() -> int:
     return int(getattr(settings, "RADREVIEW_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES))
 
 
-def read_untrusted(path: Path, *, max_bytes: int | None = None) -> Dataset:
+def read_untrusted(
+    path: Path, *, max_bytes: int | None = None, decode_check: bool = False
+) -> Dataset:
     """Read one file as DICOM or raise UnsafeDicomError (size, nesting depth, meta header,
-    required attributes, pixel data length, refused object types such as SR/PDF/SC)."""
+    required attributes, pixel data length, refused object types such as SR/PDF/SC).
+
+    ``decode_check`` also decodes the first frame (a fraction of a second for a radiograph),
+    so a file whose compressed pixels are corrupt is refused on import rather than failing
+    in a reader's viewer."""
     limit = _max_file_bytes() if max_bytes is None else max_bytes
     try:
         size = path.stat().st_size
@@ -512,29 +525,48 @@ def read_untrusted(path: Path, *, max_bytes: int | None = None) -> Dataset:
         ) from exc
     if len(data) > limit:
         raise UnsafeDicomError(f"file is larger than the limit of {limit:,} bytes")
-    return read_untrusted_bytes(data)
+    return read_untrusted_bytes(data, decode_check=decode_check)
+
+
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: tuple[int, int, int] = (logging.NOTSET, 0, 0)
 
 
 @contextmanager
 def quiet_pydicom() -> Iterator[None]:
-    """Silence pydicom's value warnings and log lines: they quote values, which may be PHI."""
+    """Silence pydicom's value warnings and log lines: they quote values, which may be PHI.
+
+    pydicom's switches are process-wide, so a count shared by all threads keeps them off
+    until the last reader leaves (web threads may read STOW-RS parts concurrently).
+    """
+    global _quiet_depth, _quiet_saved
     logger = logging.getLogger("pydicom")
-    previous_level = logger.level
     config = pydicom.config.settings
-    previous_modes = (config.reading_validation_mode, config.writing_validation_mode)
-    logger.setLevel(logging.ERROR)
-    config.reading_validation_mode = pydicom.config.IGNORE
-    config.writing_validation_mode = pydicom.config.IGNORE
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_saved = (
+                logger.level,
+                config.reading_validation_mode,
+                config.writing_validation_mode,
+            )
+            logger.setLevel(logging.ERROR)
+            config.reading_validation_mode = pydicom.config.IGNORE
+            config.writing_validation_mode = pydicom.config.IGNORE
+        _quiet_depth += 1
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
+        yield
     finally:
-        config.reading_validation_mode, config.writing_validation_mode = previous_modes
-        logger.setLevel(previous_level)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                level, reading, writing = _quiet_saved
+                logger.setLevel(level)
+                config.reading_validation_mode = reading
+                config.writing_validation_mode = writing
 
 
-def read_untrusted_bytes(data: bytes) -> Dataset:
+def read_untrusted_bytes(data: bytes, *, decode_check: bool = False) -> Dataset:
     """``read_untrusted`` for bytes already in memory (STOW-RS parts)."""
     scan = scan_structure(data)
     with quiet_pydicom():
@@ -559,6 +591,15 @@ def read_untrusted_bytes(data: bytes) -> Dataset:
             hint = " (the file may be truncated)" if truncated else ""
             raise UnsafeDicomError(f"missing required attributes: {', '.join(missing)}{hint}")
         _check_pixels(ds, scan)
+        if decode_check:
+            try:
+                pixel_array(ds, index=0)
+            except Exception as exc:
+                # Decoders are third-party code too (pylibjpeg, openjpeg): any failure means
+                # the reader's viewer would fail on the same bytes.
+                raise UnsafeDicomError(
+                    f"pixel data cannot be decoded ({type(exc).__name__})"
+                ) from exc
     return ds
 
 

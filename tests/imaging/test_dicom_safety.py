@@ -23,6 +23,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from reviewapp.imaging.deid import dataset_to_bytes, deidentify, residual_phi
 from reviewapp.imaging.dicom_safety import (
     MAX_SEQUENCE_DEPTH,
     UnsafeDicomError,
@@ -290,3 +291,47 @@ def test_encapsulated_pixel_data_in_an_uncompressed_syntax_is_refused(tmp_path: 
     # Same length: JPEG Baseline becomes Explicit VR Little Endian plus padding.
     data = data.replace(b"1.2.840.10008.1.2.4.50", b"1.2.840.10008.1.2.1\x00\x00\x00", 1)
     assert "is encapsulated although the transfer syntax" in _refusal_of_bytes(data, tmp_path)
+
+
+def test_invalid_values_never_reach_the_logs(
+    caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    ds = pydicom.dcmread(CT_FILES[0])
+    ds.add_new(0x0020000D, "UI", "1.2.Smith^John")  # invalid UI quoting a name
+    ds.add_new(0x00100030, "DA", "Smith John")  # invalid DA
+    data = to_bytes(ds)
+    recwarn.clear()
+    caplog.clear()
+    mode = pydicom.config.settings.reading_validation_mode
+    with caplog.at_level("DEBUG"):
+        read = read_untrusted_bytes(data)
+        result = deidentify(read, secret=b"k")
+        residual_phi(result.dataset, original=read)
+        dataset_to_bytes(result.dataset)
+    assert "Smith" not in caplog.text
+    assert not [w for w in recwarn if "Smith" in str(w.message)]
+    assert pydicom.config.settings.reading_validation_mode == mode
+
+
+def test_a_data_set_in_another_encoding_than_its_meta_header_says_is_refused(
+    tmp_path: Path,
+) -> None:
+    # pydicom guesses and switches encodings; the scan that bounds nesting must read what
+    # pydicom reads, so a mismatch is refused rather than guessed.
+    data = CT_FILES[0].read_bytes()
+    implicit = data.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2\x00\x00\x00", 1)
+    reason = _refusal_of_bytes(implicit, tmp_path)
+    assert reason == "the data set is not in the implicit VR encoding its meta header names"
+
+
+def test_corrupt_compressed_pixels_are_refused_when_decoding_is_checked(tmp_path: Path) -> None:
+    data = bytearray(CXR_JPEG.read_bytes())
+    start_of_frame = data.index(b"\xff\xc0")  # JPEG baseline frame header
+    data[start_of_frame + 5 : start_of_frame + 9] = b"\x00\x00\x00\x00"  # 0 x 0 image
+    path = tmp_path / "corrupt.dcm"
+    path.write_bytes(bytes(data))
+    assert read_untrusted(path).Rows == 1024  # the structure is sound
+    with pytest.raises(UnsafeDicomError, match=r"^pixel data cannot be decoded \("):
+        read_untrusted(path, decode_check=True)
+    for sample in (CT_FILES[0], CXR_J2K, CXR_JPEG):
+        assert read_untrusted(sample, decode_check=True).Rows > 0

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 
@@ -105,7 +105,9 @@ def _refusal(read: Callable[[Any], object], source: object) -> str | None:
     max_examples=150,
     deadline=dt.timedelta(seconds=5),
     suppress_health_check=[HealthCheck.too_slow],
+    database=None,
 )
+@example(case=("ct", (("byte", 350, 0),), None))  # Specific Character Set moved to group 0000
 @given(case=mutations())
 def test_mutated_real_files_only_ever_raise_unsafe_dicom_error(
     case: tuple[str, tuple[Mutation, ...], int | None],
@@ -114,14 +116,14 @@ def test_mutated_real_files_only_ever_raise_unsafe_dicom_error(
     assert reason is None or (reason.strip() and "\n" not in reason)
 
 
-@settings(max_examples=100, deadline=dt.timedelta(seconds=5))
+@settings(max_examples=100, deadline=dt.timedelta(seconds=5), database=None)
 @given(tail=st.binary(max_size=512))
 def test_random_bytes_after_a_valid_meta_header_are_refused_cleanly(tail: bytes) -> None:
     data_start, _ = _regions(_SEEDS["ct"])
     assert _import_one(_SEEDS["ct"][:data_start] + tail) is not None
 
 
-@settings(max_examples=20, deadline=dt.timedelta(seconds=5))
+@settings(max_examples=20, deadline=dt.timedelta(seconds=5), database=None)
 @given(case=mutations())
 def test_the_path_reader_agrees_with_the_bytes_reader(
     case: tuple[str, tuple[Mutation, ...], int | None],
@@ -131,3 +133,8 @@ def test_the_path_reader_agrees_with_the_bytes_reader(
         path = Path(folder) / "f.dcm"
         path.write_bytes(data)
         assert _refusal(read_untrusted, path) == _refusal(read_untrusted_bytes, data)
+
+
+def test_a_stray_command_group_element_is_dropped_not_fatal() -> None:
+    # Found by the fuzz test: (0008,0005) turned into (0000,0005) made the output unwritable.
+    assert _import_one(_apply("ct", (("byte", 350, 0),), None)) is None
