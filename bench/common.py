@@ -1,0 +1,151 @@
+"""Helpers shared by the benchmarks: servers on loopback, databases, and a threaded client.
+
+Every server a benchmark starts listens on 127.0.0.1 only, runs in its own process group,
+and is stopped (with its children) when the ``with`` block ends, whatever happened inside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(
+    url: str, *, timeout: float = 60.0, process: subprocess.Popen | None = None
+) -> None:
+    """Return once ``url`` answers at all (any status), or raise with the reason."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with status {process.returncode} before answering")
+        try:
+            requests.get(url, timeout=5)
+            return
+        except requests.RequestException:
+            # Not listening yet, or still importing Django on a busy machine.
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def running(
+    command: Sequence[str],
+    *,
+    ready_url: str,
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60.0,
+) -> Iterator[subprocess.Popen]:
+    """Run ``command`` in its own process group until the block ends."""
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(
+        list(command),
+        env=env,
+        cwd=cwd or REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_http(ready_url, timeout=timeout, process=process)
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if log_path and log is not subprocess.DEVNULL:
+            log.close()  # type: ignore[union-attr]
+
+
+def database_recreate(database_url: str) -> None:
+    """Drop and create the database named in ``database_url`` (benchmark databases only)."""
+    base, _, name = database_url.rpartition("/")
+    if not name.startswith(("rr_", "test_rr_")) or "bench" not in name:
+        raise ValueError(f"refusing to recreate {name!r}: only rr_*bench* databases")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, check=True)
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    bytes: int
+    seconds: float
+    errors: list[str]
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.bytes / 1e6 / self.seconds if self.seconds else 0.0
+
+
+def load_run(jobs: Sequence[Callable[[requests.Session], int]], *, concurrency: int) -> LoadResult:
+    """Run every job once across ``concurrency`` threads, each with its own keep-alive
+    connection; a job returns the bytes it received. Wall time covers all of them."""
+    lock = threading.Lock()
+    cursor = iter(range(len(jobs)))
+    totals = {"bytes": 0, "done": 0}
+    errors: list[str] = []
+
+    def worker() -> None:
+        with requests.Session() as session:
+            while True:
+                with lock:
+                    index = next(cursor, None)
+                if index is None:
+                    return
+                try:
+                    received = jobs[index](session)
+                except Exception as exc:
+                    with lock:
+                        errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                    continue
+                with lock:
+                    totals["bytes"] += received
+                    totals["done"] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    return LoadResult(totals["done"], totals["bytes"], elapsed, errors)

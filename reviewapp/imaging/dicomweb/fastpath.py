@@ -1,0 +1,215 @@
+"""A cheaper way in for WADO-RS frame requests, in front of Django's ASGI handler.
+
+A viewer scrolling a CT asks for hundreds of frames a second. Each one answered by the full
+stack (middleware, DRF, three queries, the sync-view thread) costs far more than reading the
+frame. Here a frame request whose credentials and instance were checked moments ago is
+answered straight from the event loop: one dictionary lookup and one ``pread`` per range.
+
+What is cached, and for how long (``FAST_PATH_TTL`` seconds):
+- credential -> user, resolved by Django's own token and session code;
+- (user, study, series, instance) -> where its frames lie, resolved by
+  ``frame_source_get``, the same selector (and permission rule) the Django view uses.
+So a revoked token, ended session or withdrawn assignment stops frames within the TTL;
+the bytes themselves never change. Only successes are cached. Anything else (no or unknown
+credentials, not visible, bad frame numbers, an Accept that needs transcoding, any error) is
+passed to Django untouched, so there is one implementation of every refusal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
+
+FAST_PATH_TTL = 30.0
+MAX_ENTRIES = 50_000
+_FRAMES_PATH = re.compile(
+    r"^/dicomweb/studies/([0-9.]{1,64})/series/([0-9.]{1,64})/instances/([0-9.]{1,64})"
+    r"/frames/([0-9]+(?:,[0-9]+)*)$"
+)
+
+
+class _TTLCache:
+    def __init__(self, ttl: float, max_entries: int) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.entries: dict[Any, tuple[float, Any]] = {}
+
+    def get(self, key: Any) -> Any:
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            self.entries.pop(key, None)
+            return None
+        return entry[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        if len(self.entries) >= self.max_entries:
+            self.entries.clear()  # crude, bounded, and only ever costs a re-check
+        self.entries[key] = (time.monotonic() + self.ttl, value)
+
+
+def _credential(scope: Scope) -> tuple[str, str] | None:
+    """("token", key) or ("session", key) from the request, or None."""
+    session_cookie = None
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, key = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "token" and key.strip():
+                return ("token", key.strip())
+            return None  # another scheme: let Django answer it
+        if name == b"cookie":
+            session_cookie = value.decode("latin-1")
+    if session_cookie:
+        from django.conf import settings
+
+        wanted = settings.SESSION_COOKIE_NAME + "="
+        for part in session_cookie.split(";"):
+            part = part.strip()
+            if part.startswith(wanted):
+                return ("session", part[len(wanted) :])
+    return None
+
+
+def _user_resolve(kind: str, key: str) -> Any:
+    """The active user behind a credential, by Django's and DRF's own code; None if none."""
+    if kind == "token":
+        from rest_framework.authtoken.models import Token
+
+        token = Token.objects.select_related("user").filter(key=key).first()
+        user = token.user if token is not None else None
+    else:
+        from importlib import import_module
+
+        from django.conf import settings
+        from django.contrib.auth import get_user
+        from django.http import HttpRequest
+
+        request = HttpRequest()
+        request.session = import_module(settings.SESSION_ENGINE).SessionStore(key)
+        user = get_user(request)  # verifies the session's auth hash, as the middleware does
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    return user
+
+
+def _source_resolve(user: Any, study: str, series: str, sop: str) -> Any:
+    from reviewapp.imaging.dicomweb_selectors import frame_source_get
+
+    return frame_source_get(user=user, study_uid=study, series_uid=series, sop_uid=sop)
+
+
+def _accept(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"accept":
+            return str(value.decode("latin-1"))
+    return None
+
+
+class FramesFastPath:
+    """ASGI wrapper: serve checked frame requests itself, hand everything else to ``app``."""
+
+    def __init__(self, app: ASGIApp, *, ttl: float = FAST_PATH_TTL) -> None:
+        self.app = app
+        self.users = _TTLCache(ttl, MAX_ENTRIES)
+        self.sources = _TTLCache(ttl, MAX_ENTRIES)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "GET":
+            match = _FRAMES_PATH.match(scope.get("path", ""))
+            if match is not None and await self._serve(scope, send, match.groups()):
+                return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, scope: Scope, send: Send, groups: tuple[str, ...]) -> bool:
+        from reviewapp.imaging.dicomweb import media
+        from reviewapp.imaging.dicomweb.views import FRAME_CACHE_CONTROL
+
+        study, series, sop, frame_list = groups
+        credential = _credential(scope)
+        if credential is None:
+            return False
+        user = self.users.get(credential)
+        if user is None:
+            user = await sync_to_async(_user_resolve, thread_sensitive=False)(*credential)
+            if user is None:
+                return False
+            self.users.put(credential, user)
+        source_key = (user.pk, study, series, sop)
+        source = self.sources.get(source_key)
+        if source is None:
+            source = await sync_to_async(_source_resolve, thread_sensitive=False)(
+                user, study, series, sop
+            )
+            if source is None:
+                return False
+            self.sources.put(source_key, source)
+        numbers = [int(n) for n in frame_list.split(",")]
+        if any(n < 1 or n > len(source.frame_ranges) for n in numbers):
+            return False
+        try:
+            part_type, label = media.frame_media_type(
+                _accept(scope), transfer_syntax=source.transfer_syntax_uid
+            )
+        except media.NotAcceptableError:
+            return False
+        body = _frames_body(source, numbers, part_type=part_type, label=label)
+        if body is None:
+            return False
+        payload, content_type = body
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", content_type.encode("latin-1")),
+                    (b"content-length", str(len(payload)).encode("latin-1")),
+                    (b"cache-control", FRAME_CACHE_CONTROL.encode("latin-1")),
+                    (b"x-content-type-options", b"nosniff"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+        return True
+
+
+def _frames_body(
+    source: Any, numbers: list[int], *, part_type: str, label: str
+) -> tuple[bytes, str] | None:
+    from django.core.files.storage import default_storage
+
+    from reviewapp.imaging.dicomweb import media
+
+    try:
+        fd = os.open(default_storage.path(source.file_name), os.O_RDONLY)
+    except OSError:
+        return None
+    boundary = media.multipart_boundary()
+    part_content_type = f"{part_type}; transfer-syntax={label}"
+    pieces: list[bytes] = []
+    try:
+        for index, number in enumerate(numbers):
+            pieces.append(
+                media.multipart_part_head(
+                    boundary=boundary, content_type=part_content_type, first=index == 0
+                )
+            )
+            for offset, length in source.frame_ranges[number - 1]:
+                pieces.append(os.pread(fd, length, offset))
+    finally:
+        os.close(fd)
+    pieces.append(media.multipart_tail(boundary=boundary))
+    content_type = media.multipart_content_type(
+        part_type=part_type, boundary=boundary, transfer_syntax=label
+    )
+    return b"".join(pieces), content_type

@@ -1,0 +1,205 @@
+"""python ``dicomweb-client`` against the live ASGI server (uvicorn, the frames fast path on).
+
+Stores the shared CT series and chest radiographs over STOW-RS with token auth, finds them
+with QIDO-RS, reads metadata and every frame with WADO-RS, and checks each decoded frame is
+pixel-for-pixel pydicom's decoding of the source file. De-identification gives new UIDs, so
+sources are matched to stored instances through the STOW answer (references in part order).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import requests
+from dicomweb_client.api import DICOMwebClient
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import connection
+from django.test import Client
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from rest_framework.authtoken.models import Token
+
+from bench.common import free_port, running
+from reviewapp.imaging.models import Instance
+from reviewapp.imaging.services import instance_quarantine_approve
+from tests.imaging.conftest import CT_FILES, CXR_J2K, CXR_JPEG
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+OCTET_ANY = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+
+
+@pytest.fixture
+def live_dicomweb(transactional_db: None, tmp_path: Path) -> Iterator[str]:
+    """Base URL of a uvicorn process serving the project against this test's database."""
+    base_url, _, _ = os.environ["DATABASE_URL"].rpartition("/")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{base_url}/{connection.settings_dict['NAME']}",
+        "RADREVIEW_DATA_DIR": str(tmp_path / "server"),
+        "DJANGO_DEBUG": "0",
+        "RADREVIEW_HTTPS": "0",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "reviewapp.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--lifespan",
+        "off",
+        "--no-access-log",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with running(command, ready_url=f"{url}/healthz", env=env, log_path=tmp_path / "server.log"):
+        yield url
+
+
+def _token(user: AbstractUser) -> str:
+    token, _ = Token.objects.get_or_create(user=user)
+    return str(token.key)
+
+
+def _client(base: str, user: AbstractUser) -> DICOMwebClient:
+    return DICOMwebClient(f"{base}/dicomweb", headers={"Authorization": f"Token {_token(user)}"})
+
+
+def _store(client: DICOMwebClient, paths: list[Path]) -> list[str]:
+    """STOW the files; the stored (de-identified) SOP Instance UID of each, in order."""
+    answer = client.store_instances([pydicom.dcmread(p) for p in paths])
+    assert "FailedSOPSequence" not in answer
+    return [str(item.ReferencedSOPInstanceUID) for item in answer.ReferencedSOPSequence]
+
+
+def _decode(frame: bytes, metadata: Dataset) -> np.ndarray:
+    """Pixels of one frame as pydicom decodes them, using only what the server sent."""
+    transfer_syntax = metadata.AvailableTransferSyntaxUID
+    frame = bytes(frame)  # dicomweb-client hands out bytearrays, which pydicom reads as a list
+    ds = Dataset()
+    ds.update(metadata)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = transfer_syntax
+    ds.NumberOfFrames = 1
+    if transfer_syntax.is_encapsulated:
+        ds.add_new(0x7FE00010, "OB", encapsulate([frame]))
+    else:
+        ds.add_new(0x7FE00010, "OW" if ds.BitsAllocated > 8 else "OB", frame)
+    return ds.pixel_array
+
+
+def test_dicomweb_client_stores_finds_and_reads_back_identical_pixels(
+    live_dicomweb: str, coordinator: AbstractUser
+) -> None:
+    client = _client(live_dicomweb, coordinator)
+    ct_uids = _store(client, CT_FILES)
+    cxr_uids = _store(client, [CXR_J2K, CXR_JPEG])
+    sources = dict(zip(ct_uids + cxr_uids, [*CT_FILES, CXR_J2K, CXR_JPEG], strict=True))
+    # The import holds radiographs without a Burned In Annotation answer for a coordinator.
+    for held in Instance.objects.filter(status=Instance.Status.QUARANTINED):
+        instance_quarantine_approve(instance=held, reviewed_by=coordinator)
+
+    studies = client.search_for_studies()
+    assert len(studies) == 3
+    ct_study = client.search_for_studies(search_filters={"ModalitiesInStudy": "CT"})
+    (ct_study_uid,) = [s["0020000D"]["Value"][0] for s in ct_study]
+    assert client.search_for_studies(limit=1, offset=1)[0] == studies[1]
+    (series,) = client.search_for_series(ct_study_uid)
+    series_uid = series["0020000E"]["Value"][0]
+    found = client.search_for_instances(ct_study_uid, series_uid)
+    assert {i["00080018"]["Value"][0] for i in found} == set(ct_uids)
+
+    read = 0
+    for study in studies:
+        study_uid = study["0020000D"]["Value"][0]
+        for item in client.retrieve_study_metadata(study_uid):
+            metadata = Dataset.from_json(item)
+            sop_uid = str(metadata.SOPInstanceUID)
+            (frame,) = client.retrieve_instance_frames(
+                study_uid, str(metadata.SeriesInstanceUID), sop_uid, frame_numbers=[1]
+            )
+            expected = pydicom.dcmread(sources[sop_uid]).pixel_array
+            decoded = _decode(frame, metadata)
+            assert decoded.shape == expected.shape, sources[sop_uid].name
+            assert np.array_equal(decoded, expected), sources[sop_uid].name
+            read += 1
+    assert read == 32
+
+    jpeg_uid = cxr_uids[1]
+    jpeg = Instance.objects.select_related("series__study").get(sop_instance_uid=jpeg_uid)
+    whole = client.retrieve_instance(
+        jpeg.series.study.study_instance_uid, jpeg.series.series_instance_uid, jpeg_uid
+    )
+    assert np.array_equal(whole.pixel_array, pydicom.dcmread(CXR_JPEG).pixel_array)
+    assert whole.SOPInstanceUID == jpeg_uid
+    assert whole.PatientID != pydicom.dcmread(CXR_JPEG).PatientID
+
+
+def _frame_url(base: str, instance: Instance) -> str:
+    return (
+        f"{base}/dicomweb/studies/{instance.series.study.study_instance_uid}/series/"
+        f"{instance.series.series_instance_uid}/instances/{instance.sop_instance_uid}/frames/1"
+    )
+
+
+def test_live_server_refuses_as_django_does_and_caches_frames_forever(
+    live_dicomweb: str,
+    coordinator: AbstractUser,
+    reader: AbstractUser,
+) -> None:
+    (stored_uid,) = _store(_client(live_dicomweb, coordinator), [CT_FILES[0]])
+    instance = Instance.objects.select_related("series__study").get(sop_instance_uid=stored_uid)
+    url = _frame_url(live_dicomweb, instance)
+    carol = {"Authorization": f"Token {_token(coordinator)}", "Accept": OCTET_ANY}
+
+    first = requests.get(url, headers=carol, timeout=10)
+    again = requests.get(url, headers=carol, timeout=10)  # answered from the fast path's cache
+    for response in (first, again):
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "private, max-age=31536000, immutable"
+        assert response.headers["Content-Type"].startswith(
+            'multipart/related; type="application/octet-stream"; '
+            "transfer-syntax=1.2.840.10008.1.2.1; boundary="
+        )
+    source = pydicom.dcmread(CT_FILES[0]).PixelData
+    assert source in first.content
+    assert source in again.content
+
+    assert requests.get(url, headers={"Accept": OCTET_ANY}, timeout=10).status_code == 401
+    unknown = {"Authorization": "Token " + "0" * 40, "Accept": OCTET_ANY}
+    assert requests.get(url, headers=unknown, timeout=10).status_code == 401
+    alice = {"Authorization": f"Token {_token(reader)}", "Accept": OCTET_ANY}
+    assert requests.get(url, headers=alice, timeout=10).status_code == 404
+    transcode = {**carol, "Accept": 'multipart/related; type="image/jpeg"'}
+    refused = requests.get(url, headers=transcode, timeout=10)
+    assert refused.status_code == 406
+    assert "1.2.840.10008.1.2.1" in refused.json()["detail"]
+    past_the_end = requests.get(url[:-1] + "2", headers=carol, timeout=10)
+    assert past_the_end.status_code == 404
+
+    # The viewer authenticates with its session cookie, not a token.
+    browser = Client()
+    browser.force_login(coordinator)
+    cookie = {settings.SESSION_COOKIE_NAME: browser.cookies[settings.SESSION_COOKIE_NAME].value}
+    by_session = requests.get(url, headers={"Accept": OCTET_ANY}, cookies=cookie, timeout=10)
+    assert by_session.status_code == 200
+    assert source in by_session.content
+
+    metadata_url = url.rsplit("/frames/", 1)[0] + "/metadata"
+    as_json = {**carol, "Accept": "application/dicom+json"}
+    metadata = requests.get(metadata_url, headers=as_json, timeout=10)
+    assert metadata.status_code == 200
+    revalidated = requests.get(
+        metadata_url, headers={**as_json, "If-None-Match": metadata.headers["ETag"]}, timeout=10
+    )
+    assert revalidated.status_code == 304
