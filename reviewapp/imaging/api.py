@@ -93,10 +93,10 @@ class StudyDetailApi(APIView):
 
     permission_classes = [IsCoordinatorOrAnalyst]
 
-    class OutputSerializer(StudyOutputSerializer):
+    class StudyDetailOutputSerializer(StudyOutputSerializer):
         series = SeriesOutputSerializer(many=True)
 
-    @extend_schema(responses=OutputSerializer, tags=["studies"])
+    @extend_schema(responses=StudyDetailOutputSerializer, tags=["studies"])
     def get(self, request: Request, public_id: str) -> Response:
         selectors.study_get_for_user(user=request.user, public_id=public_id)
         study = selectors.studies_search(user=request.user).get(public_id=public_id)
@@ -114,7 +114,8 @@ class ImportProblemSerializer(serializers.Serializer):
 
 class ImportBatchOutputSerializer(serializers.Serializer):
     public_id = serializers.UUIDField()
-    source = serializers.CharField()
+    # A field named "source" shadows DRF's Field.source attribute for type checkers only.
+    source = serializers.CharField()  # type: ignore[assignment]
     status = serializers.CharField()
     files_total = serializers.IntegerField()
     files_done = serializers.IntegerField()
@@ -173,7 +174,7 @@ class ImportBatchCreateApi(APIView):
         if upload_exceeded(request._request):
             raise UploadTooLarge(detail=upload_limit_message())
         batch = services.import_batch_from_uploads(
-            created_by=request.user, uploads=uploads, names=request.data.getlist("paths")
+            created_by=request.user, uploads=uploads, names=request.POST.getlist("paths")
         )
         batch.refresh_from_db()
         return Response(ImportBatchOutputSerializer(batch).data, status=status.HTTP_202_ACCEPTED)

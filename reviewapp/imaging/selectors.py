@@ -103,9 +103,10 @@ def studies_search(
             | Q(accession_pseudonym__iexact=term)
             | Exists(Series.objects.filter(study=OuterRef("pk"), description__icontains=term))
         )
-    queryset = _with_counts(queryset)
     if has_ai_report is not None:
-        queryset = queryset.filter(has_ai_report=has_ai_report)
+        ai_report = Exists(Report.objects.filter(study=OuterRef("pk"), kind=Report.Kind.AI))
+        queryset = queryset.filter(ai_report if has_ai_report else ~ai_report)
+    queryset = _with_counts(queryset)
     if stratum.strip():
         queryset = queryset.filter(stratum__iexact=stratum.strip())
     return queryset.order_by("-study_date", "-created_at")
@@ -134,7 +135,7 @@ def study_series_list(*, user: User, study: Study) -> QuerySet[Series]:
     """The series of a study the user may see, with available and quarantined counts."""
     if not studies_visible_to(user=user).filter(pk=study.pk).exists():
         raise Http404("No such study.")
-    return study.series.annotate(  # type: ignore[attr-defined, no-any-return]
+    return study.series.annotate(
         instance_count=Count("instances", filter=Q(instances__status=Instance.Status.AVAILABLE)),
         quarantined_count=Count(
             "instances", filter=Q(instances__status=Instance.Status.QUARANTINED)

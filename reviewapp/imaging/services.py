@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -52,15 +53,21 @@ def _staging_root() -> Path:
     return Path(settings.DATA_DIR) / "imports"
 
 
+def acting_user(user: AbstractBaseUser | AnonymousUser | None) -> User | None:
+    """The account to record as having acted (None for anonymous or system actions)."""
+    user_model = get_user_model()
+    return user if isinstance(user, user_model) else None
+
+
 def import_batch_create(
     *,
     source: ImportBatch.Source,
-    created_by: AbstractBaseUser | None,
+    created_by: AbstractBaseUser | AnonymousUser | None,
     files_total: int = 0,
 ) -> ImportBatch:
     """Open an import batch (pending) that counts what becomes of each file."""
     return ImportBatch.objects.create(
-        source=source, created_by=created_by, files_total=max(files_total, 0)
+        source=source, created_by=acting_user(created_by), files_total=max(files_total, 0)
     )
 
 
@@ -108,10 +115,9 @@ def import_batch_from_uploads(
     """
     if not uploads:
         raise ValidationError("Choose at least one file, folder or .zip to import.")
-    user = created_by if isinstance(created_by, AbstractBaseUser) else None
     with transaction.atomic():
         batch = import_batch_create(
-            source=ImportBatch.Source.UPLOAD, created_by=user, files_total=len(uploads)
+            source=ImportBatch.Source.UPLOAD, created_by=created_by, files_total=len(uploads)
         )
         import_batch_stage(batch=batch, uploads=uploads, names=names)
         import_batch_queue(batch=batch)
@@ -335,9 +341,15 @@ def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcom
                 number_of_frames=index.number_of_frames,
             )
     except IntegrityError:
-        # Another import stored the same SOP instance between our check and our insert.
         default_storage.delete(stored_name)
-        return replace(base, status="duplicate", reason="already imported")
+        # Another import stored the same SOP instance between our check and our insert;
+        # any other constraint is a real failure of this file.
+        if Instance.objects.filter(sop_instance_uid=sop_uid).exists():
+            return replace(base, status="duplicate", reason="already imported")
+        raise
+    except ApplicationError as exc:
+        default_storage.delete(stored_name)
+        return replace(base, status="rejected", reason=exc.message)
     except BaseException:
         default_storage.delete(stored_name)
         raise
@@ -418,7 +430,9 @@ def _rows_create(
         },
     )
     if series.study_id != study.pk:
-        raise ApplicationError("series belongs to another study")
+        raise ApplicationError(
+            "its SeriesInstanceUID already belongs to another study in the archive"
+        )
     if series_created:
         _study_modalities_refresh(study=study)
     quarantined = bool(prepared.quarantine_reason)
@@ -464,20 +478,14 @@ def _study_get_or_create(*, ds: Dataset, result: deid.DeidResult | None) -> Stud
         "patient_sex": _text(ds, "PatientSex", 16),
         "patient_age": _text(ds, "PatientAge", 16),
     }
-    # Nested savepoint: two workers creating the same study race on the unique UID; the
-    # loser reads the winner's row instead of failing its file.
-    try:
-        with transaction.atomic():
-            study, _ = Study.objects.get_or_create(study_instance_uid=uid, defaults=defaults)
-    except IntegrityError:
-        study = Study.objects.get(study_instance_uid=uid)
+    # Two imports may create the same study at once: get_or_create inserts in a savepoint and
+    # reads the winner's row when it loses the race on the unique UID.
+    study, _ = Study.objects.get_or_create(study_instance_uid=uid, defaults=defaults)
     return study
 
 
 def _study_modalities_refresh(*, study: Study) -> None:
-    modalities = sorted(
-        {m for m in study.series.values_list("modality", flat=True) if m}  # type: ignore[attr-defined]
-    )
+    modalities = sorted({m for m in study.series.values_list("modality", flat=True) if m})
     Study.objects.filter(pk=study.pk).update(modalities="\\".join(modalities)[:64])
 
 
@@ -550,7 +558,7 @@ def _display_name(name: str) -> str:
 
 @transaction.atomic
 def instance_quarantine_approve(
-    *, instance: Instance, reviewed_by: AbstractBaseUser | None
+    *, instance: Instance, reviewed_by: AbstractBaseUser | AnonymousUser | None
 ) -> Instance:
     """Release a quarantined instance to readers after a coordinator checked its pixels
     (``reviewed_by`` None: a trusted seed script, e.g. the demo's known-clean samples)."""
@@ -558,7 +566,7 @@ def instance_quarantine_approve(
     if locked.status != Instance.Status.QUARANTINED:
         raise ApplicationError("This image is not waiting for review.")
     locked.status = Instance.Status.AVAILABLE
-    locked.quarantine_reviewed_by = reviewed_by  # type: ignore[assignment]
+    locked.quarantine_reviewed_by = acting_user(reviewed_by)
     locked.quarantine_reviewed_at = timezone.now()
     locked.save(
         update_fields=["status", "quarantine_reviewed_by", "quarantine_reviewed_at", "updated_at"]
@@ -566,19 +574,22 @@ def instance_quarantine_approve(
     return locked
 
 
-def instance_quarantine_reject(*, instance: Instance, reviewed_by: AbstractBaseUser) -> None:
+def instance_quarantine_reject(
+    *, instance: Instance, reviewed_by: AbstractBaseUser | AnonymousUser | None
+) -> None:
     """Delete a quarantined instance (its file goes once the deletion commits)."""
     with transaction.atomic():
         locked = Instance.objects.select_for_update().select_related("series").get(pk=instance.pk)
         if locked.status != Instance.Status.QUARANTINED:
             raise ApplicationError("This image is not waiting for review.")
-        name = locked.file.name
+        name = locked.file.name or ""
         series = locked.series
         locked.delete()
         # An emptied series goes; the study stays, since reports may hang on it.
-        if not series.instances.exists():  # type: ignore[attr-defined]
+        if not series.instances.exists():
             study = series.study
             series.delete()
             _study_modalities_refresh(study=study)
-        transaction.on_commit(lambda: default_storage.delete(name))
-    logger.info("Quarantined instance rejected by user %s", reviewed_by.pk)
+        if name:
+            transaction.on_commit(lambda: default_storage.delete(name))
+    logger.info("Quarantined instance rejected by user %s", getattr(reviewed_by, "pk", None))

@@ -29,6 +29,7 @@ from reviewapp.imaging.upload_limits import (
     upload_limit_message,
     upload_too_large,
 )
+from reviewapp.reports.selectors import reports_for_study
 
 View = Callable[..., HttpResponse]
 
@@ -64,15 +65,15 @@ def _parse_bool(raw: str) -> bool | None:
 @role_required(Role.COORDINATOR, Role.ANALYST)
 def study_list(request: HttpRequest) -> HttpResponse:
     params = request.GET
-    filters = {
-        "modality": params.get("modality", "").strip(),
-        "date_from": _parse_date(params.get("date_from", "")),
-        "date_to": _parse_date(params.get("date_to", "")),
-        "text": params.get("q", "").strip(),
-        "has_ai_report": _parse_bool(params.get("has_ai_report", "")),
-        "stratum": params.get("stratum", "").strip(),
-    }
-    studies = selectors.studies_search(user=request.user, **filters)
+    studies = selectors.studies_search(
+        user=request.user,
+        modality=params.get("modality", "").strip(),
+        date_from=_parse_date(params.get("date_from", "")),
+        date_to=_parse_date(params.get("date_to", "")),
+        text=params.get("q", "").strip(),
+        has_ai_report=_parse_bool(params.get("has_ai_report", "")),
+        stratum=params.get("stratum", "").strip(),
+    )
     page = Paginator(studies, 50).get_page(params.get("page"))
     query = params.copy()
     query.pop("page", None)
@@ -96,7 +97,12 @@ def study_list(request: HttpRequest) -> HttpResponse:
 def study_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     study = selectors.study_get_for_user(user=request.user, public_id=public_id)
     series = selectors.study_series_list(user=request.user, study=study)
-    return render(request, "imaging/study_detail.html", {"study": study, "series_list": series})
+    reports = reports_for_study(user=request.user, study=study)
+    return render(
+        request,
+        "imaging/study_detail.html",
+        {"study": study, "series_list": series, "reports": reports},
+    )
 
 
 def _upload_refused(request: HttpRequest) -> HttpResponse:
@@ -156,7 +162,7 @@ def import_batch_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "imaging/import_batch.html",
         {
             "batch": batch,
-            "problems": batch.problems.all(),  # type: ignore[attr-defined]
+            "problems": batch.problems.all(),
             "batch_api_url": reverse("api-import-batch-detail", args=[batch.public_id]),
         },
     )

@@ -22,7 +22,7 @@ class ReportsImportApi(APIView):
     permission_classes = [IsCoordinator]
     parser_classes = [MultiPartParser, FormParser]
 
-    class OutputSerializer(serializers.Serializer):
+    class ReportsImportOutputSerializer(serializers.Serializer):
         created = serializers.IntegerField()
         updated = serializers.IntegerField()
         unchanged = serializers.IntegerField()
@@ -38,7 +38,7 @@ class ReportsImportApi(APIView):
                 name="ReportsImportUpload", fields={"file": serializers.FileField()}
             )
         },
-        responses={200: OutputSerializer},
+        responses={200: ReportsImportOutputSerializer},
         tags=["reports"],
     )
     def post(self, request: Request) -> Response:
@@ -60,4 +60,4 @@ class ReportsImportApi(APIView):
             "unchanged": result.unchanged,
             "problems": [{"row": p.row, "reason": p.reason} for p in result.problems],
         }
-        return Response(self.OutputSerializer(payload).data, status=status.HTTP_200_OK)
+        return Response(self.ReportsImportOutputSerializer(payload).data, status=status.HTTP_200_OK)

@@ -13,11 +13,12 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 
 from reviewapp.imaging.deid import pseudonymize_uid
 from reviewapp.imaging.models import PseudonymMapping, Study
+from reviewapp.imaging.services import acting_user
 from reviewapp.reports.models import Report
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,10 @@ def _has_undecodable(values: list[str]) -> bool:
 
 
 def reports_import_csv(
-    *, data: bytes, source_name: str, author: AbstractBaseUser | None = None
+    *,
+    data: bytes,
+    source_name: str,
+    author: AbstractBaseUser | AnonymousUser | None = None,
 ) -> ReportsImportResult:
     """Create or update the original report of each study a CSV row names.
 
@@ -161,7 +165,7 @@ def _row_import(
     row: int,
     secret: bytes,
     source_name: str,
-    author: AbstractBaseUser | None,
+    author: AbstractBaseUser | AnonymousUser | None,
     result: ReportsImportResult,
     seen: dict[int, int],
 ) -> str | None:
@@ -240,7 +244,7 @@ def report_original_upsert(
     impression: str,
     stratum: str | None = None,
     source_note: str = "",
-    author: AbstractBaseUser | None = None,
+    author: AbstractBaseUser | AnonymousUser | None = None,
 ) -> str:
     """Create or replace the original report of ``study``; returns created/updated/unchanged.
 
@@ -259,7 +263,7 @@ def report_original_upsert(
             kind=Report.Kind.ORIGINAL,
             findings=findings,
             impression=impression,
-            author=author,
+            author=acting_user(author),
             source_note=source_note[:256],
         )
         return "created"
@@ -268,6 +272,6 @@ def report_original_upsert(
     report.findings = findings
     report.impression = impression
     report.source_note = source_note[:256]
-    report.author = author  # type: ignore[assignment]
+    report.author = acting_user(author)
     report.save(update_fields=["findings", "impression", "source_note", "author", "updated_at"])
     return "updated"

@@ -6,6 +6,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from django.core.files.storage import default_storage
+from django.db import transaction
 
 from reviewapp.imaging.deid import pseudonymize_uid
 from reviewapp.imaging.models import (
@@ -128,6 +129,9 @@ def test_a_file_whose_rows_fail_leaves_nothing_stored(archive_dirs: Path, tmp_pa
     ds.save_as(odd)
     _, outcomes = import_files([odd])
     assert outcomes[0].status == "rejected"
+    assert outcomes[0].reason == (
+        "its SeriesInstanceUID already belongs to another study in the archive"
+    )
     assert Instance.objects.count() == 1
     assert len(list(Path(default_storage.path("dicom")).rglob("*.dcm"))) == 1
 
@@ -163,3 +167,46 @@ def test_slice_position_projects_on_the_normal_of_oblique_slices() -> None:
     assert slice_position(ds) == pytest.approx(42.0)
     del ds.ImageOrientationPatient
     assert slice_position(ds) == 3.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slice_whose_series_another_import_is_creating_still_lands(
+    archive_dirs: Path, settings
+) -> None:
+    # Another import (say a STOW-RS push of the same series) has inserted the series row but
+    # not committed when this import reaches it: the insert waits on the unique index, fails
+    # when the other commits, and must then use that row instead of losing the slice.
+    import threading
+    import time
+
+    from django.db import connections
+
+    secret = settings.RADREVIEW_DEID_SECRET.encode()
+    original = pydicom.dcmread(CT_FILES[0], stop_before_pixels=True)
+    study = Study.objects.create(
+        study_instance_uid=pseudonymize_uid(original.StudyInstanceUID, secret=secret),
+        patient_pseudonym="p",
+    )
+    inserted = threading.Event()
+
+    def other_import() -> None:
+        try:
+            with transaction.atomic():
+                Series.objects.create(
+                    study=study,
+                    series_instance_uid=pseudonymize_uid(original.SeriesInstanceUID, secret=secret),
+                    modality="CT",
+                )
+                inserted.set()
+                time.sleep(1.5)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_import)
+    thread.start()
+    assert inserted.wait(timeout=30)
+    _, outcomes = import_files(CT_FILES[:1])
+    thread.join(timeout=30)
+    assert [o.status for o in outcomes] == ["imported"], outcomes
+    assert Series.objects.count() == 1
+    assert Instance.objects.get().series.study == study

@@ -205,6 +205,13 @@ def test_study_detail_lists_series_with_image_counts(
     assert len(series) == 1
     assert series[0].instance_count == 30
     assert 'id="series-table"' in response.content.decode()
+    assert "No reports yet." in response.content.decode()
+    Report.objects.create(
+        study=imported_ct_study, kind=Report.Kind.ORIGINAL, findings="Mass.", impression="Cancer."
+    )
+    html = client.get(reverse("imaging:study_detail", args=[imported_ct_study.public_id])).content
+    assert "Original (radiologist)" in html.decode()
+    assert "Mass." in html.decode()
 
 
 def test_a_coordinator_approves_and_rejects_quarantined_images(

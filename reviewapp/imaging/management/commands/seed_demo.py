@@ -174,7 +174,7 @@ class Command(BaseCommand):
         created = 0
         with transaction.atomic():
             for key, study in studies.items():
-                if study.reports.filter(kind="original").exists():  # type: ignore[attr-defined]
+                if study.reports.filter(kind="original").exists():
                     continue  # a coordinator may have replaced it: leave theirs
                 text = DEMO_REPORTS[key]
                 report_original_upsert(
