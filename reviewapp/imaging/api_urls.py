@@ -1,5 +1,14 @@
-from __future__ import annotations
+from django.urls import path
 
-from typing import Any
+from reviewapp.imaging import api
 
-urlpatterns: list[Any] = []
+urlpatterns = [
+    path("studies", api.StudyListApi.as_view(), name="api-study-list"),
+    path("studies/<uuid:public_id>", api.StudyDetailApi.as_view(), name="api-study-detail"),
+    path("import-batches", api.ImportBatchCreateApi.as_view(), name="api-import-batch-create"),
+    path(
+        "import-batches/<uuid:public_id>",
+        api.ImportBatchDetailApi.as_view(),
+        name="api-import-batch-detail",
+    ),
+]

@@ -73,6 +73,19 @@ class Instance(TimestampedModel):
     # Slice order along the series' normal (mm); falls back to instance number.
     position = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.AVAILABLE)
+    quarantine_reason = models.CharField(max_length=256, blank=True)
+    quarantine_reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    quarantine_reviewed_at = models.DateTimeField(null=True, blank=True)
+    # The batch that stored it: a redelivered import task recognises its own work by this.
+    import_batch = models.ForeignKey(
+        "ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"
+    )
     file = models.FileField(upload_to="dicom/", max_length=255)
     file_size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)

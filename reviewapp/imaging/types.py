@@ -34,7 +34,9 @@ class FileOutcome:
 class InstanceIndex:
     """What serving an instance needs, computed once from the stored file."""
 
-    frame_ranges: list[tuple[int, int]]  # (byte offset, length) of each frame in the file
+    # Per frame, the (byte offset, length) ranges that make it up, in order: one range for
+    # native pixel data and single-fragment frames, several when a frame spans fragments.
+    frame_ranges: list[list[tuple[int, int]]]
     dicom_json: dict  # PS3.18 F.2 DICOM JSON of the header, bulk data left out
     number_of_frames: int = 1
     extra: dict = field(default_factory=dict)

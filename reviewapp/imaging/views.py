@@ -1,15 +1,187 @@
+"""Archive pages for coordinators: study list and detail, DICOM upload, import batches and
+the quarantine review. Each view authorises, calls one service or selector, renders."""
+
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
+from collections.abc import Callable
+from datetime import date
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_http_methods, require_POST
+
+from reviewapp.core.errors import ApplicationError
+from reviewapp.core.roles import Role, user_has_role
+from reviewapp.imaging import selectors, services
+from reviewapp.imaging.upload_limits import (
+    declared_length,
+    human_size,
+    upload_exceeded,
+    upload_limit_bytes,
+    upload_limit_message,
+    upload_too_large,
+)
+
+View = Callable[..., HttpResponse]
 
 
-@login_required
+def role_required(*roles: Role) -> Callable[[View], View]:
+    """Deny by default: anonymous visitors go to the login page, others without a role get 403."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not any(user_has_role(request.user, role) for role in roles):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _parse_date(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _parse_bool(raw: str) -> bool | None:
+    return {"yes": True, "no": False}.get(raw)
+
+
+@role_required(Role.COORDINATOR, Role.ANALYST)
 def study_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/home.html")
+    params = request.GET
+    filters = {
+        "modality": params.get("modality", "").strip(),
+        "date_from": _parse_date(params.get("date_from", "")),
+        "date_to": _parse_date(params.get("date_to", "")),
+        "text": params.get("q", "").strip(),
+        "has_ai_report": _parse_bool(params.get("has_ai_report", "")),
+        "stratum": params.get("stratum", "").strip(),
+    }
+    studies = selectors.studies_search(user=request.user, **filters)
+    page = Paginator(studies, 50).get_page(params.get("page"))
+    query = params.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "imaging/study_list.html",
+        {
+            "page": page,
+            "filters": params,
+            "query": query.urlencode(),
+            "modalities": selectors.study_modalities_known(user=request.user),
+            "strata": selectors.study_strata_known(user=request.user),
+            "quarantined_count": selectors.instances_quarantined_for_user(
+                user=request.user
+            ).count(),
+        },
+    )
 
 
-@login_required
+@role_required(Role.COORDINATOR, Role.ANALYST)
+def study_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    study = selectors.study_get_for_user(user=request.user, public_id=public_id)
+    series = selectors.study_series_list(user=request.user, study=study)
+    return render(request, "imaging/study_detail.html", {"study": study, "series_list": series})
+
+
+def _upload_refused(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "imaging/upload.html",
+        _upload_context(request, error=upload_limit_message(sent=declared_length(request))),
+        status=413,
+    )
+
+
+def _upload_context(request: HttpRequest, *, error: str = "") -> dict[str, Any]:
+    return {
+        "error": error,
+        "limit_bytes": upload_limit_bytes(),
+        "limit_text": human_size(upload_limit_bytes()),
+        "recent_batches": selectors.import_batches_visible_to(user=request.user)[:10],
+    }
+
+
+@csrf_exempt
+@role_required(Role.COORDINATOR)
+@require_http_methods(["GET", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/home.html")
+    # CSRF-exempt only so the size check runs before anything parses the body; the real
+    # work below is CSRF-protected.
+    if request.method == "POST" and upload_too_large(request):
+        return _upload_refused(request)
+    return _upload(request)
+
+
+@csrf_protect
+def _upload(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return render(request, "imaging/upload.html", _upload_context(request))
+    if upload_exceeded(request):
+        return _upload_refused(request)
+    uploads = request.FILES.getlist("files")
+    if not uploads:
+        return render(
+            request,
+            "imaging/upload.html",
+            _upload_context(request, error="Choose at least one file, folder or .zip to import."),
+            status=400,
+        )
+    batch = services.import_batch_from_uploads(
+        created_by=request.user, uploads=uploads, names=request.POST.getlist("paths")
+    )
+    return redirect("imaging:import_batch_detail", public_id=batch.public_id)
+
+
+@role_required(Role.COORDINATOR)
+def import_batch_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    batch = selectors.import_batch_get_for_user(user=request.user, public_id=public_id)
+    return render(
+        request,
+        "imaging/import_batch.html",
+        {
+            "batch": batch,
+            "problems": batch.problems.all(),  # type: ignore[attr-defined]
+            "batch_api_url": reverse("api-import-batch-detail", args=[batch.public_id]),
+        },
+    )
+
+
+@role_required(Role.COORDINATOR)
+def quarantine_list(request: HttpRequest) -> HttpResponse:
+    instances = selectors.instances_quarantined_for_user(user=request.user)
+    return render(request, "imaging/quarantine.html", {"instances": instances})
+
+
+@role_required(Role.COORDINATOR)
+@require_POST
+def quarantine_decide(request: HttpRequest, public_id: str) -> HttpResponse:
+    instance = selectors.instance_quarantined_get_for_user(user=request.user, public_id=public_id)
+    decision = request.POST.get("decision")
+    try:
+        if decision == "approve":
+            services.instance_quarantine_approve(instance=instance, reviewed_by=request.user)
+            messages.success(request, "The image is released to readers.")
+        elif decision == "reject":
+            services.instance_quarantine_reject(instance=instance, reviewed_by=request.user)
+            messages.success(request, "The image was deleted from the archive.")
+        else:
+            messages.error(request, "Choose approve or reject.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("imaging:quarantine_list")

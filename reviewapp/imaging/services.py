@@ -1,0 +1,579 @@
+"""Writes to the image archive: import batches, stored instances, quarantine decisions.
+
+Every interface (upload page, API, ``import_dicom``, STOW-RS, the worker) goes through
+``import_batch_create`` and ``import_batch_run``, so one file is judged by the same rules
+whichever way it arrived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from pydicom.dataset import Dataset
+
+from reviewapp.core.errors import ApplicationError
+from reviewapp.imaging import archives, deid, dicom_index, dicom_safety
+from reviewapp.imaging.models import (
+    ImportBatch,
+    ImportProblem,
+    Instance,
+    PseudonymMapping,
+    Series,
+    Study,
+)
+from reviewapp.imaging.types import FileOutcome, IncomingFile
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[FileOutcome], None]
+
+STAGING_MANIFEST = "manifest.json"
+
+
+def _staging_root() -> Path:
+    return Path(settings.DATA_DIR) / "imports"
+
+
+def import_batch_create(
+    *,
+    source: ImportBatch.Source,
+    created_by: AbstractBaseUser | None,
+    files_total: int = 0,
+) -> ImportBatch:
+    """Open an import batch (pending) that counts what becomes of each file."""
+    return ImportBatch.objects.create(
+        source=source, created_by=created_by, files_total=max(files_total, 0)
+    )
+
+
+def import_batch_stage(*, batch: ImportBatch, uploads: Iterable[UploadedFile]) -> int:
+    """Copy uploaded files into the batch's staging folder for the worker; return how many.
+
+    The worker never sees the uploaders' file names as paths: each file is staged under a
+    counter and the names people know them by go into a manifest, shown in messages only.
+    """
+    if batch.status != ImportBatch.Status.PENDING:
+        raise ApplicationError("This import has already started; start a new one.")
+    folder = _staging_root() / str(batch.public_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries: list[dict[str, str]] = []
+    for index, upload in enumerate(uploads):
+        staged = f"{index:06d}.upload"
+        with (folder / staged).open("wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        entries.append({"file": staged, "name": _display_name(upload.name or staged)})
+    (folder / STAGING_MANIFEST).write_text(json.dumps(entries))
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        staging_path=str(folder), files_total=len(entries)
+    )
+    batch.refresh_from_db()
+    return len(entries)
+
+
+def import_batch_from_uploads(
+    *,
+    created_by: AbstractBaseUser | AnonymousUser,
+    uploads: list[UploadedFile],
+    names: list[str] | None = None,
+) -> ImportBatch:
+    """Stage browser uploads as a new batch and queue it for the worker.
+
+    ``names`` (optional, one per upload) are the folder-relative paths the browser knows the
+    files by; Django keeps only base names of uploads, and messages should name the path.
+    """
+    if not uploads:
+        raise ValidationError("Choose at least one file, folder or .zip to import.")
+    if names and len(names) == len(uploads):
+        for upload, name in zip(uploads, names, strict=True):
+            if name:
+                upload.name = name
+    user = created_by if isinstance(created_by, AbstractBaseUser) else None
+    with transaction.atomic():
+        batch = import_batch_create(
+            source=ImportBatch.Source.UPLOAD, created_by=user, files_total=len(uploads)
+        )
+        import_batch_stage(batch=batch, uploads=uploads)
+        import_batch_queue(batch=batch)
+    return batch
+
+
+def import_batch_queue(*, batch: ImportBatch) -> None:
+    """Hand a staged batch to the worker once the transaction that staged it commits."""
+    from reviewapp.imaging.tasks import dicom_import_task
+
+    batch_pk = batch.pk
+    transaction.on_commit(lambda: dicom_import_task.delay(batch_pk=batch_pk))
+
+
+def import_batch_staged_files(*, batch: ImportBatch) -> list[IncomingFile]:
+    """The files a batch's staging folder holds, named as their uploader knows them."""
+    if not batch.staging_path:
+        return []
+    folder = Path(batch.staging_path)
+    manifest = folder / STAGING_MANIFEST
+    if not manifest.exists():
+        return []
+    entries = json.loads(manifest.read_text())
+    return [
+        IncomingFile(name=entry["name"], path=folder / entry["file"])
+        for entry in entries
+        if (folder / entry["file"]).is_file()
+    ]
+
+
+def import_batch_unstage(*, batch: ImportBatch) -> None:
+    """Remove a finished batch's staging folder (uploads are not kept twice)."""
+    if not batch.staging_path:
+        return
+    folder = Path(batch.staging_path)
+    # Only ever delete inside our own staging root, whatever the row says.
+    if folder.resolve().is_relative_to(_staging_root().resolve()):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def import_batch_run(
+    *,
+    batch: ImportBatch,
+    files: Iterable[IncomingFile],
+    on_progress: ProgressCallback | None = None,
+) -> list[FileOutcome]:
+    """Import every file (zips expanded) into the archive, recording each outcome on the batch.
+
+    Synchronous. One file's failure never stops the others, and a file whose rows could not
+    be written leaves nothing stored. Running a batch again (a redelivered task) is safe:
+    what it already stored counts as imported again, nothing is stored twice.
+    """
+    _batch_start(batch=batch)
+    outcomes: list[FileOutcome] = []
+    scratch_root = Path(settings.DATA_DIR) / "tmp"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:
+        expanded = list(_expand_all(files, dest=Path(scratch)))
+        ImportBatch.objects.filter(pk=batch.pk, files_total__lt=len(expanded)).update(
+            files_total=len(expanded)
+        )
+        for item in expanded:
+            if isinstance(item, FileOutcome):
+                outcome = item
+            else:
+                outcome = _file_import_guarded(batch=batch, incoming=item)
+            _batch_record(batch=batch, outcome=outcome)
+            outcomes.append(outcome)
+            if on_progress is not None:
+                on_progress(outcome)
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        status=ImportBatch.Status.DONE, finished_at=timezone.now()
+    )
+    batch.refresh_from_db()
+    return outcomes
+
+
+def import_batch_fail(*, batch: ImportBatch, message: str) -> None:
+    """Mark a batch failed as a whole (e.g. its staged files vanished); ``message`` is shown."""
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        status=ImportBatch.Status.FAILED, finished_at=timezone.now(), error_message=message
+    )
+    batch.refresh_from_db()
+
+
+def _batch_start(*, batch: ImportBatch) -> None:
+    # A rerun starts its counts afresh: the files it already stored are recognised as its own
+    # (Instance.import_batch) and counted as imported again, so the totals stay true.
+    with transaction.atomic():
+        ImportProblem.objects.filter(batch=batch).delete()
+        ImportBatch.objects.filter(pk=batch.pk).update(
+            status=ImportBatch.Status.RUNNING,
+            started_at=timezone.now(),
+            finished_at=None,
+            files_done=0,
+            imported_count=0,
+            duplicate_count=0,
+            quarantined_count=0,
+            failed_count=0,
+            error_message="",
+        )
+    batch.refresh_from_db()
+
+
+_COUNTER = {
+    "imported": "imported_count",
+    "duplicate": "duplicate_count",
+    "quarantined": "quarantined_count",
+    "rejected": "failed_count",
+}
+
+
+def _batch_record(*, batch: ImportBatch, outcome: FileOutcome) -> None:
+    with transaction.atomic():
+        counter = _COUNTER[outcome.status]
+        ImportBatch.objects.filter(pk=batch.pk).update(
+            files_done=F("files_done") + 1, **{counter: F(counter) + 1}
+        )
+        if outcome.status in ("rejected", "quarantined"):
+            kind = (
+                ImportProblem.Kind.QUARANTINED
+                if outcome.status == "quarantined"
+                else ImportProblem.Kind.REJECTED
+            )
+            ImportProblem.objects.create(
+                batch=batch, file_name=outcome.name[:512], kind=kind, reason=outcome.reason
+            )
+
+
+def _expand_all(
+    files: Iterable[IncomingFile], *, dest: Path
+) -> Iterator[IncomingFile | FileOutcome]:
+    for index, incoming in enumerate(files):
+        try:
+            target = dest / f"{index:06d}"
+            target.mkdir()
+            yield from archives.expand_upload(incoming, dest=target)
+        except Exception:
+            # The archive reader is a parser of hostile input: whatever it trips on is this
+            # upload's problem, not the batch's.
+            logger.exception("Could not expand an upload of batch; skipping it")
+            yield FileOutcome(
+                name=incoming.name, status="rejected", reason="could not be read as a file or zip"
+            )
+
+
+def _file_import_guarded(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcome:
+    try:
+        return instance_import(batch=batch, incoming=incoming)
+    except Exception:
+        # Never let one file stop the batch; the traceback names no patient data because
+        # nothing here formats dataset values into messages.
+        logger.exception("Unexpected error importing one file of batch %s", batch.public_id)
+        return FileOutcome(
+            name=incoming.name,
+            status="rejected",
+            reason="an internal error stopped this file; it was not imported",
+        )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    dataset: Dataset
+    deid: deid.DeidResult | None
+    quarantine_reason: str
+
+
+def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcome:
+    """Parse, de-identify, store and index one file; record its rows in one transaction."""
+    try:
+        original = dicom_safety.read_untrusted(incoming.path)
+    except dicom_safety.UnsafeDicomError as exc:
+        return FileOutcome(name=incoming.name, status="rejected", reason=exc.reason)
+    prepared_or_outcome = _prepare(incoming=incoming, original=original)
+    if isinstance(prepared_or_outcome, FileOutcome):
+        return prepared_or_outcome
+    prepared = prepared_or_outcome
+    ds = prepared.dataset
+    sop_uid = str(ds.SOPInstanceUID)
+    base = FileOutcome(
+        name=incoming.name,
+        status="imported",
+        sop_instance_uid=sop_uid,
+        sop_class_uid=str(ds.SOPClassUID),
+        study_instance_uid=str(ds.StudyInstanceUID),
+    )
+    existing = Instance.objects.filter(sop_instance_uid=sop_uid).only("import_batch_id").first()
+    if existing is not None:
+        return _already_stored(base=base, existing=existing, batch=batch, prepared=prepared)
+
+    scratch = Path(settings.DATA_DIR) / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=scratch, suffix=".dcm") as tmp:
+        ds.save_as(tmp.name, enforce_file_format=True)
+        local = Path(tmp.name)
+        try:
+            index = dicom_index.index_stored_file(local, ds)
+        except dicom_index.FrameIndexError as exc:
+            return replace(base, status="rejected", reason=_frame_error_reason(exc))
+        size = local.stat().st_size
+        digest = _sha256(local)
+        storage_name = _storage_name(ds)
+        # A leftover from a crash between storing and committing has no row: replace it.
+        if default_storage.exists(storage_name):
+            default_storage.delete(storage_name)
+        with local.open("rb") as handle:
+            stored_name = default_storage.save(storage_name, File(handle))
+    try:
+        with transaction.atomic():
+            instance = _rows_create(
+                batch=batch,
+                prepared=prepared,
+                stored_name=stored_name,
+                size=size,
+                digest=digest,
+                frame_ranges=[
+                    [[int(offset), int(length)] for offset, length in frame]
+                    for frame in index.frame_ranges
+                ],
+                dicom_json=index.dicom_json,
+                number_of_frames=index.number_of_frames,
+            )
+    except IntegrityError:
+        # Another import stored the same SOP instance between our check and our insert.
+        default_storage.delete(stored_name)
+        return replace(base, status="duplicate", reason="already imported")
+    except BaseException:
+        default_storage.delete(stored_name)
+        raise
+    if instance.status == Instance.Status.QUARANTINED:
+        return replace(base, status="quarantined", reason=prepared.quarantine_reason)
+    return base
+
+
+def _frame_error_reason(exc: dicom_index.FrameIndexError) -> str:
+    return f"its image frames cannot be located: {exc.reason}"
+
+
+def _already_stored(
+    *, base: FileOutcome, existing: Instance, batch: ImportBatch, prepared: _Prepared
+) -> FileOutcome:
+    if existing.import_batch_id == batch.pk:
+        if prepared.quarantine_reason:
+            return replace(base, status="quarantined", reason=prepared.quarantine_reason)
+        return base
+    return replace(base, status="duplicate", reason="already imported")
+
+
+def _prepare(*, incoming: IncomingFile, original: Dataset) -> _Prepared | FileOutcome:
+    reason = dicom_safety.quarantine_reason(original) or ""
+    if not settings.RADREVIEW_DEID_ENABLED:
+        return _Prepared(dataset=original, deid=None, quarantine_reason=reason)
+    result = deid.deidentify(original, secret=_deid_secret())
+    residual = deid.residual_phi(result.dataset)
+    if residual:
+        # Keywords only: the values are what must not leak.
+        return FileOutcome(
+            name=incoming.name,
+            status="rejected",
+            reason="identifying attributes remain after de-identification: "
+            + ", ".join(sorted(set(residual))[:10]),
+        )
+    return _Prepared(dataset=result.dataset, deid=result, quarantine_reason=reason)
+
+
+def _deid_secret() -> bytes:
+    return str(settings.RADREVIEW_DEID_SECRET).encode()
+
+
+def _storage_name(ds: Dataset) -> str:
+    # De-identified UIDs only: original file names can carry patient names.
+    return f"dicom/{ds.StudyInstanceUID}/{ds.SOPInstanceUID}.dcm"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _rows_create(
+    *,
+    batch: ImportBatch,
+    prepared: _Prepared,
+    stored_name: str,
+    size: int,
+    digest: str,
+    frame_ranges: list[list[list[int]]],
+    dicom_json: dict[str, Any],
+    number_of_frames: int,
+) -> Instance:
+    ds = prepared.dataset
+    study = _study_get_or_create(ds=ds, result=prepared.deid)
+    series, series_created = Series.objects.get_or_create(
+        series_instance_uid=str(ds.SeriesInstanceUID),
+        defaults={
+            "study": study,
+            "modality": _text(ds, "Modality", 16),
+            "series_number": _int(ds, "SeriesNumber"),
+            "description": _text(ds, "SeriesDescription", 256),
+            "body_part": _text(ds, "BodyPartExamined", 64),
+        },
+    )
+    if series.study_id != study.pk:
+        raise ApplicationError("series belongs to another study")
+    if series_created:
+        _study_modalities_refresh(study=study)
+    quarantined = bool(prepared.quarantine_reason)
+    instance = Instance.objects.create(
+        series=series,
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        sop_class_uid=str(ds.SOPClassUID),
+        transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+        instance_number=_int(ds, "InstanceNumber"),
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        number_of_frames=max(number_of_frames, 1),
+        bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
+        view_position=_text(ds, "ViewPosition", 16),
+        position=slice_position(ds),
+        status=Instance.Status.QUARANTINED if quarantined else Instance.Status.AVAILABLE,
+        quarantine_reason=prepared.quarantine_reason[:256],
+        import_batch=batch,
+        file=stored_name,
+        file_size=size,
+        sha256=digest,
+        frame_ranges=frame_ranges,
+        dicom_json=dicom_json,
+    )
+    if prepared.deid is not None:
+        _pseudonyms_record(result=prepared.deid, study=study)
+    return instance
+
+
+def _study_get_or_create(*, ds: Dataset, result: deid.DeidResult | None) -> Study:
+    uid = str(ds.StudyInstanceUID)
+    defaults = {
+        "patient_pseudonym": (result.patient_pseudonym if result else _text(ds, "PatientID", 64))[
+            :64
+        ],
+        "accession_pseudonym": (
+            result.accession_pseudonym if result else _text(ds, "AccessionNumber", 64)
+        )[:64],
+        "study_date": _date(ds, "StudyDate"),
+        "study_time": _text(ds, "StudyTime", 16),
+        "description": _text(ds, "StudyDescription", 256),
+        "body_part": _text(ds, "BodyPartExamined", 64),
+        "patient_sex": _text(ds, "PatientSex", 16),
+        "patient_age": _text(ds, "PatientAge", 16),
+    }
+    # Nested savepoint: two workers creating the same study race on the unique UID; the
+    # loser reads the winner's row instead of failing its file.
+    try:
+        with transaction.atomic():
+            study, _ = Study.objects.get_or_create(study_instance_uid=uid, defaults=defaults)
+    except IntegrityError:
+        study = Study.objects.get(study_instance_uid=uid)
+    return study
+
+
+def _study_modalities_refresh(*, study: Study) -> None:
+    modalities = sorted(
+        {m for m in study.series.values_list("modality", flat=True) if m}  # type: ignore[attr-defined]
+    )
+    Study.objects.filter(pk=study.pk).update(modalities="\\".join(modalities)[:64])
+
+
+def _pseudonyms_record(*, result: deid.DeidResult, study: Study) -> None:
+    pairs = [
+        (PseudonymMapping.Kind.PATIENT_ID, result.original_patient_id, result.patient_pseudonym),
+        (PseudonymMapping.Kind.ACCESSION, result.original_accession, result.accession_pseudonym),
+        (PseudonymMapping.Kind.STUDY_UID, result.original_study_uid, study.study_instance_uid),
+    ]
+    for kind, original, pseudonym in pairs:
+        if not original:
+            continue
+        PseudonymMapping.objects.get_or_create(
+            kind=kind,
+            original=original[:256],
+            defaults={"pseudonym": pseudonym[:128], "date_shift_days": result.date_shift_days},
+        )
+
+
+def slice_position(ds: Dataset) -> float | None:
+    """Where a slice lies along its stack: ImagePositionPatient projected on the slice normal
+    (so oblique and feet-first stacks order correctly), else InstanceNumber."""
+    try:
+        position = [float(v) for v in ds.ImagePositionPatient]
+        orientation = [float(v) for v in ds.ImageOrientationPatient]
+    except (AttributeError, TypeError, ValueError):
+        position, orientation = [], []
+    if len(position) == 3 and len(orientation) == 6:
+        row, col = orientation[:3], orientation[3:]
+        normal = (
+            row[1] * col[2] - row[2] * col[1],
+            row[2] * col[0] - row[0] * col[2],
+            row[0] * col[1] - row[1] * col[0],
+        )
+        if any(normal):
+            return float(sum(p * n for p, n in zip(position, normal, strict=True)))
+    number = _int(ds, "InstanceNumber")
+    return float(number) if number is not None else None
+
+
+def _text(ds: Dataset, keyword: str, limit: int) -> str:
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    return str(value).strip()[:limit]
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    value = ds.get(keyword)
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _date(ds: Dataset, keyword: str) -> date | None:
+    raw = _text(ds, keyword, 16)
+    if len(raw) < 8 or not raw[:8].isdigit():
+        return None
+    try:
+        return date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
+    except ValueError:
+        return None
+
+
+def _display_name(name: str) -> str:
+    # Browsers send folder uploads' relative paths; keep them for messages, never as paths.
+    return name.replace("\\", "/").lstrip("/")[:512] or "unnamed"
+
+
+@transaction.atomic
+def instance_quarantine_approve(*, instance: Instance, reviewed_by: AbstractBaseUser) -> Instance:
+    """Release a quarantined instance to readers after a coordinator checked its pixels."""
+    locked = Instance.objects.select_for_update().get(pk=instance.pk)
+    if locked.status != Instance.Status.QUARANTINED:
+        raise ApplicationError("This image is not waiting for review.")
+    locked.status = Instance.Status.AVAILABLE
+    locked.quarantine_reviewed_by = reviewed_by  # type: ignore[assignment]
+    locked.quarantine_reviewed_at = timezone.now()
+    locked.save(
+        update_fields=["status", "quarantine_reviewed_by", "quarantine_reviewed_at", "updated_at"]
+    )
+    return locked
+
+
+def instance_quarantine_reject(*, instance: Instance, reviewed_by: AbstractBaseUser) -> None:
+    """Delete a quarantined instance (its file goes once the deletion commits)."""
+    with transaction.atomic():
+        locked = Instance.objects.select_for_update().select_related("series").get(pk=instance.pk)
+        if locked.status != Instance.Status.QUARANTINED:
+            raise ApplicationError("This image is not waiting for review.")
+        name = locked.file.name
+        series = locked.series
+        locked.delete()
+        # An emptied series goes; the study stays, since reports may hang on it.
+        if not series.instances.exists():  # type: ignore[attr-defined]
+            study = series.study
+            series.delete()
+            _study_modalities_refresh(study=study)
+        transaction.on_commit(lambda: default_storage.delete(name))
+    logger.info("Quarantined instance rejected by user %s", reviewed_by.pk)

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.core.files.storage import default_storage
+
+from reviewapp.imaging.deid import pseudonymize_uid
+from reviewapp.imaging.models import (
+    ImportBatch,
+    ImportProblem,
+    Instance,
+    PseudonymMapping,
+    Series,
+    Study,
+)
+from reviewapp.imaging.services import import_batch_create, import_batch_run, slice_position
+from reviewapp.imaging.types import IncomingFile
+from tests.imaging.conftest import CT_DIR, CT_FILES, CXR_J2K, CXR_JPEG, import_files
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_ct_folder_becomes_one_study_of_thirty_ordered_slices(archive_dirs: Path) -> None:
+    batch, outcomes = import_files(CT_FILES, root=CT_DIR)
+    assert [o.status for o in outcomes] == ["imported"] * 30
+    assert (batch.status, batch.files_total, batch.files_done, batch.imported_count) == (
+        ImportBatch.Status.DONE,
+        30,
+        30,
+        30,
+    )
+    study = Study.objects.get()
+    assert study.modalities == "CT"
+    series = Series.objects.get()
+    instances = list(series.instances.all())
+    assert len(instances) == 30
+    # Ordered by position along the slice normal (here z, which falls as the instance number
+    # rises in this series), so the order comes from geometry, not numbering.
+    originals = {
+        pydicom.dcmread(p).InstanceNumber: float(pydicom.dcmread(p).ImagePositionPatient[2])
+        for p in CT_FILES
+    }
+    zs = [originals[i.instance_number] for i in instances]
+    assert zs == sorted(zs)
+    assert all(i.position is not None for i in instances)
+
+
+def test_stored_files_are_de_identified_and_named_by_their_new_uid(archive_dirs: Path) -> None:
+    _, outcomes = import_files([CXR_JPEG])
+    original = pydicom.dcmread(CXR_JPEG)
+    instance = Instance.objects.get()
+    assert instance.sop_instance_uid != original.SOPInstanceUID
+    assert instance.sop_instance_uid == outcomes[0].sop_instance_uid
+    assert instance.file.name.endswith(f"{instance.sop_instance_uid}.dcm")
+    assert CXR_JPEG.stem not in instance.file.name
+    stored = pydicom.dcmread(default_storage.path(instance.file.name))
+    assert stored.SOPInstanceUID == instance.sop_instance_uid
+    assert stored.PatientID != original.PatientID
+    assert instance.frame_ranges
+    assert instance.dicom_json
+    assert instance.file_size == Path(default_storage.path(instance.file.name)).stat().st_size
+
+
+def test_pseudonym_mapping_records_original_identifiers(archive_dirs: Path, settings) -> None:
+    import_files([CXR_J2K])
+    original = pydicom.dcmread(CXR_J2K)
+    study = Study.objects.get()
+    mapping = PseudonymMapping.objects.get(kind=PseudonymMapping.Kind.STUDY_UID)
+    assert mapping.original == original.StudyInstanceUID
+    assert mapping.pseudonym == study.study_instance_uid
+    assert study.study_instance_uid == pseudonymize_uid(
+        original.StudyInstanceUID, secret=settings.RADREVIEW_DEID_SECRET.encode()
+    )
+    accession = PseudonymMapping.objects.get(kind=PseudonymMapping.Kind.ACCESSION)
+    assert accession.original == str(original.AccessionNumber)
+    assert accession.pseudonym == study.accession_pseudonym
+
+
+def test_importing_the_same_files_again_adds_nothing(archive_dirs: Path) -> None:
+    import_files([CXR_J2K, CXR_JPEG, *CT_FILES[:3]])
+    stored_before = sorted(Path(default_storage.path("dicom")).rglob("*.dcm"))
+    batch, outcomes = import_files([CXR_J2K, CXR_JPEG, *CT_FILES[:3]])
+    assert [o.status for o in outcomes] == ["duplicate"] * 5
+    assert (batch.imported_count, batch.duplicate_count) == (0, 5)
+    assert Instance.objects.count() == 5
+    assert Study.objects.count() == 3
+    assert sorted(Path(default_storage.path("dicom")).rglob("*.dcm")) == stored_before
+
+
+def test_a_broken_file_is_named_and_the_others_still_import(
+    archive_dirs: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"this is not dicom at all" * 10)
+    batch, outcomes = import_files([CXR_JPEG, broken, CXR_J2K], root=None)
+    assert [o.status for o in outcomes] == ["imported", "rejected", "imported"]
+    problem = ImportProblem.objects.get(batch=batch)
+    assert problem.file_name == "broken.dcm"
+    assert problem.reason
+    assert batch.failed_count == 1
+    assert batch.imported_count == 2
+
+
+def test_a_zip_is_expanded_and_its_members_named(archive_dirs: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "upload.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in CT_FILES[:4]:
+            zf.write(path, f"ct/{path.name}")
+        zf.writestr("ct/notes.txt", "not an image")
+    batch, outcomes = import_files([archive])
+    assert sorted(o.status for o in outcomes) == ["imported"] * 4 + ["rejected"]
+    rejected = next(o for o in outcomes if o.status == "rejected")
+    assert "notes.txt" in rejected.name
+    assert batch.files_total == 5
+    assert batch.files_done == 5
+
+
+def test_a_file_whose_rows_fail_leaves_nothing_stored(archive_dirs: Path, tmp_path: Path) -> None:
+    # Same SeriesInstanceUID as an imported CT slice but another study: the rows are refused
+    # and the file already written to storage must go with them.
+    import_files(CT_FILES[:1])
+    ds = pydicom.dcmread(CT_FILES[1])
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    odd = tmp_path / "odd.dcm"
+    ds.save_as(odd)
+    _, outcomes = import_files([odd])
+    assert outcomes[0].status == "rejected"
+    assert Instance.objects.count() == 1
+    assert len(list(Path(default_storage.path("dicom")).rglob("*.dcm"))) == 1
+
+
+def test_burned_in_annotation_quarantines_the_instance(archive_dirs: Path, tmp_path: Path) -> None:
+    ds = pydicom.dcmread(CXR_JPEG)
+    ds.BurnedInAnnotation = "YES"
+    path = tmp_path / "burned.dcm"
+    ds.save_as(path)
+    batch, outcomes = import_files([path])
+    assert outcomes[0].status == "quarantined"
+    assert Instance.objects.get().status == Instance.Status.QUARANTINED
+    assert batch.quarantined_count == 1
+    assert ImportProblem.objects.get(batch=batch).kind == ImportProblem.Kind.QUARANTINED
+
+
+def test_a_rerun_batch_counts_its_own_files_as_imported(archive_dirs: Path) -> None:
+    files = [IncomingFile(name=p.name, path=p) for p in CT_FILES[:3]]
+    batch = import_batch_create(source=ImportBatch.Source.COMMAND, created_by=None)
+    import_batch_run(batch=batch, files=files)
+    outcomes = import_batch_run(batch=batch, files=files)
+    batch.refresh_from_db()
+    assert [o.status for o in outcomes] == ["imported"] * 3
+    assert (batch.imported_count, batch.duplicate_count, batch.files_done) == (3, 0, 3)
+    assert Instance.objects.count() == 3
+
+
+def test_slice_position_projects_on_the_normal_of_oblique_slices() -> None:
+    ds = pydicom.Dataset()
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]  # coronal: normal along y
+    ds.ImagePositionPatient = [10, 42, 7]
+    ds.InstanceNumber = 3
+    assert slice_position(ds) == pytest.approx(42.0)
+    del ds.ImageOrientationPatient
+    assert slice_position(ds) == 3.0
