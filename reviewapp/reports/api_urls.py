@@ -1,5 +1,5 @@
-from __future__ import annotations
+from django.urls import path
 
-from typing import Any
+from reviewapp.reports.api import ReportsImportApi
 
-urlpatterns: list[Any] = []
+urlpatterns = [path("reports/import", ReportsImportApi.as_view(), name="api-reports-import")]
