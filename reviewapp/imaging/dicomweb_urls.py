@@ -1,7 +1,55 @@
+"""DICOMweb routes (PS3.18), mounted at /dicomweb/."""
+
 from __future__ import annotations
 
-from typing import Any
+from django.urls import path, register_converter
+
+from reviewapp.imaging.dicomweb import views
+
+
+class UidConverter:
+    # DICOM UIDs: digits and dots, at most 64 characters.
+    regex = r"[0-9.]{1,64}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class FrameListConverter:
+    regex = r"[0-9]+(?:,[0-9]+)*"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(UidConverter, "uid")
+register_converter(FrameListConverter, "frames")
 
 app_name = "dicomweb"
 
-urlpatterns: list[Any] = []
+_SERIES = "studies/<uid:study_uid>/series/<uid:series_uid>"
+_INSTANCE = f"{_SERIES}/instances/<uid:sop_uid>"
+
+urlpatterns = [
+    path("studies", views.StudiesView.as_view(), name="studies"),
+    path("studies/<uid:study_uid>", views.StudyRetrieveView.as_view(), name="study"),
+    path(
+        "studies/<uid:study_uid>/metadata",
+        views.StudyMetadataView.as_view(),
+        name="study_metadata",
+    ),
+    path("studies/<uid:study_uid>/series", views.SeriesSearchView.as_view(), name="series_search"),
+    path(_SERIES, views.SeriesRetrieveView.as_view(), name="series"),
+    path(f"{_SERIES}/metadata", views.SeriesMetadataView.as_view(), name="series_metadata"),
+    path(f"{_SERIES}/instances", views.InstancesSearchView.as_view(), name="instances_search"),
+    path(_INSTANCE, views.InstanceRetrieveView.as_view(), name="instance"),
+    path(f"{_INSTANCE}/metadata", views.InstanceMetadataView.as_view(), name="instance_metadata"),
+    path(f"{_INSTANCE}/frames/<frames:frames>", views.FramesView.as_view(), name="frames"),
+    path("wado", views.WadoUriView.as_view(), name="wado_uri"),
+]

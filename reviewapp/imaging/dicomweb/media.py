@@ -1,0 +1,165 @@
+"""Accept-header negotiation and multipart/related bodies for DICOMweb responses."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+NATIVE_LITTLE_ENDIAN = frozenset({EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN})
+
+# PS3.18 Table 8.7.3-5: the single-frame media type of each compressed transfer syntax.
+IMAGE_MEDIA_TYPES: dict[str, str] = {
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.51": "image/jpeg",
+    "1.2.840.10008.1.2.4.57": "image/jpeg",
+    "1.2.840.10008.1.2.4.70": "image/jpeg",
+    "1.2.840.10008.1.2.4.80": "image/jls",
+    "1.2.840.10008.1.2.4.81": "image/jls",
+    "1.2.840.10008.1.2.4.90": "image/jp2",
+    "1.2.840.10008.1.2.4.91": "image/jp2",
+    "1.2.840.10008.1.2.4.92": "image/jpx",
+    "1.2.840.10008.1.2.4.93": "image/jpx",
+    "1.2.840.10008.1.2.4.201": "image/jphc",
+    "1.2.840.10008.1.2.4.202": "image/jphc",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
+    "1.2.840.10008.1.2.5": "image/dicom-rle",
+}
+
+_MEDIA_RANGE = re.compile(r'(?:[^,"]|"[^"]*")+')
+_PARAM = re.compile(r';\s*([^=;\s]+)\s*=\s*("[^"]*"|[^;]*)')
+
+
+@dataclass(frozen=True)
+class MediaRange:
+    media_type: str  # lower case, e.g. multipart/related
+    params: dict[str, str] = field(default_factory=dict)
+
+    def param(self, name: str) -> str | None:
+        return self.params.get(name)
+
+
+class NotAcceptableError(Exception):
+    """No acceptable representation can be served without transcoding."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def accept_parse(header: str | None) -> list[MediaRange]:
+    """The media ranges of an Accept header, quality values dropped (order kept)."""
+    if not header or not header.strip():
+        return [MediaRange("*/*")]
+    ranges = []
+    for raw in _MEDIA_RANGE.findall(header):
+        text = raw.strip()
+        if not text:
+            continue
+        media_type = text.split(";", 1)[0].strip().lower()
+        params = {k.lower(): v.strip().strip('"') for k, v in _PARAM.findall(text)}
+        if params.get("q") in ("0", "0.0", "0.00", "0.000"):
+            continue
+        ranges.append(MediaRange(media_type, params))
+    return ranges
+
+
+def _is_multipart(media_range: MediaRange) -> bool:
+    return media_range.media_type in ("multipart/related", "multipart/*", "*/*")
+
+
+def frame_media_type(accept: str | None, *, transfer_syntax: str) -> tuple[str, str]:
+    """(part media type, transfer syntax label) to serve stored frames as, or raise.
+
+    The stored bytes are always what is sent: only the label can be chosen, and native little
+    endian pixel bytes are the same whether the file said implicit or explicit VR.
+    """
+    image_type = IMAGE_MEDIA_TYPES.get(transfer_syntax)
+    native = transfer_syntax in NATIVE_LITTLE_ENDIAN
+    label = EXPLICIT_VR_LITTLE_ENDIAN if native else transfer_syntax
+    for media_range in accept_parse(accept):
+        bare = media_range.media_type
+        if bare in ("*/*", "multipart/*") and not media_range.param("type"):
+            return ("application/octet-stream", label)
+        if bare == "application/octet-stream":
+            part_type = bare
+        elif _is_multipart(media_range):
+            part_type = (media_range.param("type") or "application/octet-stream").lower()
+        else:
+            part_type = bare  # a bare image/... range
+        wanted = media_range.param("transfer-syntax")
+        if part_type == "*/*" and wanted in (None, "*", label):
+            return ("application/octet-stream", label)
+        if part_type == "application/octet-stream":
+            # PS3.18: application/octet-stream without a transfer syntax means explicit VR
+            # little endian; "*" means "as stored", which is what viewers ask for.
+            if wanted == "*" or (wanted is None and native) or wanted == label:
+                return ("application/octet-stream", label)
+        elif (
+            image_type
+            and part_type in (image_type, "image/*")
+            and (wanted in (None, "*") or wanted == label)
+        ):
+            return (image_type, label)
+    raise NotAcceptableError(
+        f"this frame is stored as {transfer_syntax} and is served only as stored (no "
+        f'transcoding): ask for multipart/related; type="application/octet-stream"; '
+        f"transfer-syntax=* or transfer-syntax={label}"
+    )
+
+
+def dicom_media_acceptable(accept: str | None, *, transfer_syntaxes: Iterable[str]) -> None:
+    """Raise unless whole instances stored in ``transfer_syntaxes`` may be sent as they are."""
+    stored = set(transfer_syntaxes)
+    for media_range in accept_parse(accept):
+        if media_range.media_type in ("*/*", "multipart/*"):
+            return
+        if media_range.media_type != "multipart/related":
+            continue
+        if (media_range.param("type") or "application/dicom").lower() != "application/dicom":
+            continue
+        wanted = media_range.param("transfer-syntax")
+        if wanted == "*" or stored <= {wanted or EXPLICIT_VR_LITTLE_ENDIAN}:
+            return
+    raise NotAcceptableError(
+        f"these instances are stored as {', '.join(sorted(stored))} and are served only as "
+        f'stored (no transcoding): ask for multipart/related; type="application/dicom"; '
+        f"transfer-syntax=*"
+    )
+
+
+def json_acceptable(accept: str | None) -> None:
+    """Raise unless the client accepts DICOM JSON (XML is not offered)."""
+    for media_range in accept_parse(accept):
+        if media_range.media_type in (
+            "*/*",
+            "application/*",
+            "application/json",
+            "application/dicom+json",
+        ):
+            return
+    raise NotAcceptableError("only application/dicom+json is offered (not XML)")
+
+
+def multipart_boundary() -> str:
+    return secrets.token_hex(16)
+
+
+def multipart_part_head(*, boundary: str, content_type: str, first: bool) -> bytes:
+    # The part header must be spelled exactly "Content-Type:" (Cornerstone matches it literally).
+    lead = b"" if first else b"\r\n"
+    return lead + f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode("ascii")
+
+
+def multipart_tail(*, boundary: str) -> bytes:
+    return f"\r\n--{boundary}--\r\n".encode("ascii")
+
+
+def multipart_content_type(*, part_type: str, boundary: str, transfer_syntax: str | None) -> str:
+    value = f'multipart/related; type="{part_type}"'
+    if transfer_syntax:
+        value += f"; transfer-syntax={transfer_syntax}"
+    return f"{value}; boundary={boundary}"

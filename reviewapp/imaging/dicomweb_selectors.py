@@ -1,0 +1,119 @@
+"""Reads behind DICOMweb, each with the permission check built in.
+
+Readers see only the studies of their assignments; a study they may not see is reported as
+missing (404), never as forbidden, so its existence is not revealed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Q, QuerySet, TextField
+from django.db.models.functions import Cast
+
+from reviewapp.imaging.models import Instance, Series, Study
+from reviewapp.imaging.selectors import studies_visible_to
+
+AVAILABLE = Instance.Status.AVAILABLE
+User = AbstractBaseUser | AnonymousUser
+
+
+@dataclass(frozen=True)
+class FrameSource:
+    file_name: str  # storage name of the stored file
+    transfer_syntax_uid: str
+    frame_ranges: list[list[list[int]]]
+
+
+def _restrict(queryset: QuerySet, *, user: User, study_path: str) -> QuerySet:
+    # One rule for who sees which study, shared with every other interface to the archive.
+    visible = studies_visible_to(user=user)
+    return queryset.filter(**{f"{study_path}__in": visible.values("pk")})
+
+
+def dicomweb_studies(*, user: User) -> QuerySet[Study]:
+    """Studies ``user`` may search, with their available series and instance counts."""
+    studies = Study.objects.annotate(
+        series_count=Count("series", filter=Q(series__instances__status=AVAILABLE), distinct=True),
+        instance_count=Count("series__instances", filter=Q(series__instances__status=AVAILABLE)),
+    ).order_by("id")
+    return _restrict(studies, user=user, study_path="pk")
+
+
+def dicomweb_series(*, user: User, study_uid: str | None) -> QuerySet[Series]:
+    """Series ``user`` may search (of one study, or of all visible studies)."""
+    series = Series.objects.select_related("study").annotate(
+        instance_count=Count("instances", filter=Q(instances__status=AVAILABLE))
+    )
+    if study_uid is not None:
+        series = series.filter(study__study_instance_uid=study_uid)
+    return _restrict(series, user=user, study_path="study").order_by(
+        "study_id", "series_number", "id"
+    )
+
+
+def dicomweb_instances(
+    *,
+    user: User,
+    study_uid: str | None,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+) -> QuerySet[Instance]:
+    """Available instances ``user`` may see, narrowed to a study, series or one instance."""
+    instances = Instance.objects.filter(status=AVAILABLE).select_related("series__study")
+    if study_uid is not None:
+        instances = instances.filter(series__study__study_instance_uid=study_uid)
+    if series_uid is not None:
+        instances = instances.filter(series__series_instance_uid=series_uid)
+    if sop_uid is not None:
+        instances = instances.filter(sop_instance_uid=sop_uid)
+    return _restrict(instances, user=user, study_path="series__study").order_by(
+        "series__study_id",
+        "series__series_number",
+        "series_id",
+        "position",
+        "instance_number",
+        "id",
+    )
+
+
+def dicomweb_metadata(
+    *, user: User, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+) -> list[tuple[str, str, str]]:
+    """(SOP Instance UID, version stamp, DICOM JSON text) of each visible instance.
+
+    The JSON comes back as the database's text so it is sent without decoding and encoding.
+    """
+    rows = (
+        dicomweb_instances(user=user, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid)
+        .select_related(None)
+        .annotate(json_text=Cast("dicom_json", TextField()))
+        .values_list("sop_instance_uid", "updated_at", "json_text")
+    )
+    return [(sop, updated.isoformat(), text) for sop, updated, text in rows]
+
+
+def frame_source_get(
+    *, user: User, study_uid: str, series_uid: str, sop_uid: str
+) -> FrameSource | None:
+    """Where the frames of one visible instance lie, in one indexed query; None if not visible."""
+    row = (
+        _restrict(
+            Instance.objects.filter(
+                sop_instance_uid=sop_uid,
+                series__series_instance_uid=series_uid,
+                series__study__study_instance_uid=study_uid,
+                status=AVAILABLE,
+            ),
+            user=user,
+            study_path="series__study",
+        )
+        .order_by()
+        .values_list("file", "transfer_syntax_uid", "frame_ranges")[:1]
+    )
+    found = list(row)
+    if not found:
+        return None
+    file_name, transfer_syntax, ranges = found[0]
+    return FrameSource(file_name, transfer_syntax, ranges)
