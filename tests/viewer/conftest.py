@@ -3,21 +3,29 @@ a page logged in as one of the personas, recording console errors and CSP violat
 
 from __future__ import annotations
 
+import os
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.core.wsgi import get_wsgi_application
 from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import REPO_ROOT
+from reviewapp.imaging.models import Instance, Study
+from reviewapp.imaging.services import instance_quarantine_approve
 from tests.imaging.conftest import (  # noqa: F401 (fixtures shared with the archive's tests)
+    CXR_J2K,
+    CXR_JPEG,
     archive_dirs,
+    import_files,
     imported_ct_study,
-    imported_cxr_studies,
 )
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -50,6 +58,21 @@ def _newest_mtime(paths: list[Path]) -> float:
     return newest
 
 
+@pytest.fixture
+def cxr_studies(db: None, archive_dirs: Path, coordinator: AbstractBaseUser) -> list[Study]:
+    """The two chest radiographs (JPEG 2000 first, then JPEG baseline), imported; where the
+    import held one back for a burned-in text check, carol releases it as she would."""
+    _, outcomes = import_files([CXR_J2K, CXR_JPEG], user=coordinator)
+    assert [o.status in ("imported", "quarantined") for o in outcomes] == [True, True], outcomes
+    held = Instance.objects.filter(
+        sop_instance_uid__in=[o.sop_instance_uid for o in outcomes],
+        status=Instance.Status.QUARANTINED,
+    )
+    for instance in held:
+        instance_quarantine_approve(instance=instance, reviewed_by=coordinator)
+    return [Study.objects.get(study_instance_uid=o.study_instance_uid) for o in outcomes]
+
+
 @pytest.fixture(scope="session")
 def viewer_bundle() -> Path:
     """static/dist built from the current sources (rebuilt when any source is newer)."""
@@ -60,17 +83,20 @@ def viewer_bundle() -> Path:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium")
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def allow_orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Playwright's sync API keeps an event loop running in this thread; Django would otherwise
-    # refuse ORM calls from the test body.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # Playwright's sync API keeps an event loop running in this thread for as long as the
+    # browser lives; Django would otherwise refuse every ORM call made beside it.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium")
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @dataclass
@@ -78,6 +104,7 @@ class ViewerPage:
     page: Page
     base_url: str
     console_errors: list[str] = field(default_factory=list)
+    failed_responses: list[str] = field(default_factory=list)
 
     def open(self, path: str) -> None:
         self.page.goto(f"{self.base_url}{path}")
@@ -103,14 +130,17 @@ class ViewerPage:
             "() => document.querySelector('[data-viewer]').viewerHandle.state()"
         )
 
-    def canvas_stats(self, tile: int = 0) -> dict:
-        """Statistics of what is drawn on a tile's visible canvas (grey levels of channel R)."""
+    def canvas_stats(self, tile: int = 0, *, centre: float = 1.0) -> dict:
+        """Statistics of what is drawn on a tile's visible canvas (grey levels of channel R),
+        over the central ``centre`` fraction of its width and height."""
         return self.page.evaluate(
-            """(tile) => {
+            """([tile, centre]) => {
               const canvas = document.querySelectorAll('.viewer-tile')[tile]
                 .querySelector('canvas.cornerstone-canvas');
-              const { width, height } = canvas;
-              const data = canvas.getContext('2d').getImageData(0, 0, width, height).data;
+              const w = Math.max(1, Math.round(canvas.width * centre));
+              const h = Math.max(1, Math.round(canvas.height * centre));
+              const x = Math.round((canvas.width - w) / 2), y = Math.round((canvas.height - h) / 2);
+              const data = canvas.getContext('2d').getImageData(x, y, w, h).data;
               let sum = 0, sumSq = 0, nonBlack = 0, hash = 0;
               const levels = new Set();
               for (let i = 0; i < data.length; i += 4) {
@@ -121,10 +151,11 @@ class ViewerPage:
               }
               const n = data.length / 4;
               const mean = sum / n;
-              return { width, height, mean, std: Math.sqrt(sumSq / n - mean * mean),
+              return { width: canvas.width, height: canvas.height, mean,
+                       std: Math.sqrt(sumSq / n - mean * mean),
                        levels: levels.size, nonBlackFraction: nonBlack / n, hash };
             }""",
-            tile,
+            [tile, centre],
         )
 
     def screenshot(self, name: str) -> Path:
@@ -139,14 +170,34 @@ class ViewerPage:
         return [*reported, *logged]
 
 
+@pytest.fixture(scope="session")
+def app_server(viewer_bundle: Path, django_db_setup: None) -> Iterator[str]:
+    """The project's own WSGI application on a free port: static files come through WhiteNoise
+    exactly as in production (Django's live_server adds its own static and media handlers, and
+    the latter cannot work with MEDIA_URL = None: DICOM files are never served as media)."""
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=False)
+    server.set_app(get_wsgi_application())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
 @pytest.fixture
 def viewer_page_for(
-    viewer_bundle: Path,
+    transactional_db: None,
     browser: Browser,
-    live_server,
-    allow_orm_beside_playwright: None,
+    app_server: str,
 ) -> Iterator[Callable[[AbstractBaseUser], ViewerPage]]:
-    """A browser tab logged in as ``user`` on the live server."""
+    """A browser tab logged in as ``user`` on the application server (rows the test creates
+    are committed, so the server's threads see them)."""
     contexts = []
 
     def make(user: AbstractBaseUser) -> ViewerPage:
@@ -158,19 +209,25 @@ def viewer_page_for(
                 {
                     "name": "sessionid",
                     "value": client.cookies["sessionid"].value,
-                    "url": live_server.url,
+                    "url": app_server,
                 }
             ]
         )
         context.add_init_script(COUNT_RENDERS)
         contexts.append(context)
         page = context.new_page()
-        viewer = ViewerPage(page=page, base_url=live_server.url)
+        viewer = ViewerPage(page=page, base_url=app_server)
         page.on(
             "console",
             lambda m: viewer.console_errors.append(m.text) if m.type == "error" else None,
         )
         page.on("pageerror", lambda e: viewer.console_errors.append(f"page error: {e}"))
+        page.on(
+            "response",
+            lambda r: viewer.failed_responses.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico")
+            else None,
+        )
         return viewer
 
     yield make

@@ -427,8 +427,9 @@ export function mountViewer(element) {
     const action = actionFor(event);
     if (action && run(action)) event.preventDefault();
   };
-  document.addEventListener("keydown", onKeyDown);
-  cleanups.push(() => document.removeEventListener("keydown", onKeyDown));
+  // Capture phase: Cornerstone's own key listeners on the viewport cancel every key event.
+  document.addEventListener("keydown", onKeyDown, true);
+  cleanups.push(() => document.removeEventListener("keydown", onKeyDown, true));
 
   const onPointerEnter = () => {
     state.hovered = true;
