@@ -17,9 +17,9 @@ from django.core.wsgi import get_wsgi_application
 from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.conftest import REPO_ROOT
 from reviewapp.imaging.models import Instance, Study
 from reviewapp.imaging.services import instance_quarantine_approve
+from tests.conftest import REPO_ROOT
 from tests.imaging.conftest import (  # noqa: F401 (fixtures shared with the archive's tests)
     CXR_J2K,
     CXR_JPEG,
@@ -59,7 +59,11 @@ def _newest_mtime(paths: list[Path]) -> float:
 
 
 @pytest.fixture
-def cxr_studies(db: None, archive_dirs: Path, coordinator: AbstractBaseUser) -> list[Study]:
+def cxr_studies(
+    db: None,
+    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    coordinator: AbstractBaseUser,
+) -> list[Study]:
     """The two chest radiographs (JPEG 2000 first, then JPEG baseline), imported; where the
     import held one back for a burned-in text check, carol releases it as she would."""
     _, outcomes = import_files([CXR_J2K, CXR_JPEG], user=coordinator)
@@ -224,13 +228,14 @@ def viewer_page_for(
         page.on("pageerror", lambda e: viewer.console_errors.append(f"page error: {e}"))
         page.on(
             "response",
-            lambda r: viewer.failed_responses.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico")
-            else None,
+            lambda r: (
+                viewer.failed_responses.append(f"{r.status} {r.url}")
+                if r.status >= 400 and not r.url.endswith("/favicon.ico")
+                else None
+            ),
         )
         return viewer
 
     yield make
     for context in contexts:
         context.close()
-

@@ -64,7 +64,8 @@ def test_viewer_page_has_no_inline_script_and_a_strict_csp(coordinator, imported
     scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.S)
     assert scripts, "the page must load the viewer bundle"
     for attributes, body in scripts:
-        assert "src=" in attributes and 'type="module"' in attributes
+        assert "src=" in attributes
+        assert 'type="module"' in attributes
         assert body.strip() == ""
     csp = response["Content-Security-Policy"]
     assert "script-src 'self' 'wasm-unsafe-eval'" in csp
@@ -91,7 +92,6 @@ def test_codecs_are_served_as_wasm_and_hashed_assets_cached_immutably(viewer_bun
     assert response["Content-Type"] == "application/wasm"
     assert "immutable" in response["Cache-Control"]
     worker = _dist_asset(viewer_bundle, ".js")
-    assert Client().get(f"/static/dist/assets/{worker}")["Content-Type"].startswith(
-        "text/javascript"
+    assert (
+        Client().get(f"/static/dist/assets/{worker}")["Content-Type"].startswith("text/javascript")
     )
-

@@ -75,7 +75,7 @@ function sliceOrder(instances) {
 
 function isAxial(meta) {
   const o = meta?.[TAG.orientation]?.Value?.map(Number);
-  if (!o || o.length !== 6) return true;
+  if (o?.length !== 6) return true;
   const nz = o[0] * o[4] - o[1] * o[3];
   return Math.abs(nz) > 0.8;
 }
@@ -86,8 +86,11 @@ function viewRank(view) {
   return 1;
 }
 
-/** Fetch the study's series and their metadata; register every frame with the wadors loader. */
-export async function studyLoad({ root, studyUid, signal }) {
+/**
+ * Fetch the study's series and their metadata, with one wadors: image id per frame. Needs no
+ * Cornerstone, so it runs while Cornerstone initialises; studyRegister() must follow init.
+ */
+export async function studyFetch({ root, studyUid, signal }) {
   const base = new URL(root, window.location.href).href.replace(/\/+$/, "");
   const studyUrl = `${base}/studies/${encodeURIComponent(studyUid)}`;
   const qido = await getDicomJson(`${studyUrl}/series`, signal, "the list of series");
@@ -105,10 +108,9 @@ export async function studyLoad({ root, studyUid, signal }) {
       for (const { meta, sopUid } of instances) {
         const frames = Math.max(1, Number(value(meta, TAG.numberOfFrames)) || 1);
         for (let frame = 1; frame <= frames; frame += 1) {
-          const imageId = `wadors:${seriesUrl}/instances/${encodeURIComponent(sopUid)}/frames/${frame}`;
-          wadors.metaDataManager.add(imageId, meta);
           images.push({
-            imageId,
+            imageId: `wadors:${seriesUrl}/instances/${encodeURIComponent(sopUid)}/frames/${frame}`,
+            meta,
             sopUid,
             frame,
             view: String(value(meta, TAG.viewPosition) || "").toUpperCase(),
@@ -130,6 +132,11 @@ export async function studyLoad({ root, studyUid, signal }) {
   if (withImages.length === 0) throw new ViewerLoadError("This study has no images to show.");
   withImages.sort((a, b) => (a.number ?? 1e9) - (b.number ?? 1e9));
   return withImages;
+}
+
+/** Give the loader every frame's header (the loader's init purges them: call after it). */
+export function studyRegister(series) {
+  for (const s of series) for (const image of s.images) wadors.metaDataManager.add(image.imageId, image.meta);
 }
 
 /** What to show first: every radiograph (frontal left, lateral right), else one stack. */
