@@ -185,7 +185,8 @@ READ_FIGURES = """() => {
   const el = document.querySelector('[data-viewer]');
   const s = el.viewerHandle.state();
   const bundle = performance.getEntriesByType('resource')
-    .filter((e) => /\\/dist\\/assets\\/viewer-.*\\.js$/.test(e.name))[0];
+    .filter((e) => /\\/dist\\/assets\\/.*\\.js$/.test(e.name))
+    .sort((a, b) => b.transferSize - a.transferSize)[0];
   const metadata = performance.getEntriesByType('resource')
     .filter((e) => e.name.endsWith('/metadata'));
   const nav = performance.getEntriesByType('navigation')[0];

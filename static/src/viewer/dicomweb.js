@@ -1,6 +1,5 @@
 // The study as our DICOMweb server describes it: QIDO for its series, one /metadata call per
 // series, then wadors: image ids (one per frame) whose metadata is registered with the loader.
-import { wadors } from "@cornerstonejs/dicom-image-loader";
 
 const TAG = {
   seriesUid: "0020000E",
@@ -88,7 +87,7 @@ function viewRank(view) {
 
 /**
  * Fetch the study's series and their metadata, with one wadors: image id per frame. Needs no
- * Cornerstone, so it runs while Cornerstone initialises; studyRegister() must follow init.
+ * Cornerstone, so it runs while Cornerstone loads; setup.js registers the headers after init.
  */
 export async function studyFetch({ root, studyUid, signal }) {
   const base = new URL(root, window.location.href).href.replace(/\/+$/, "");
@@ -132,11 +131,6 @@ export async function studyFetch({ root, studyUid, signal }) {
   if (withImages.length === 0) throw new ViewerLoadError("This study has no images to show.");
   withImages.sort((a, b) => (a.number ?? 1e9) - (b.number ?? 1e9));
   return withImages;
-}
-
-/** Give the loader every frame's header (the loader's init purges them: call after it). */
-export function studyRegister(series) {
-  for (const s of series) for (const image of s.images) wadors.metaDataManager.add(image.imageId, image.meta);
 }
 
 /** What to show first: every radiograph (frontal left, lateral right), else one stack. */

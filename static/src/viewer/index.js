@@ -1,23 +1,34 @@
 // mountViewer(element): the DICOM viewer of the reading page and of the standalone study page.
 // This folder is the only code that touches Cornerstone3D.
-import {
-  Enums,
-  RenderingEngine,
-  eventTarget,
-  imageLoadPoolManager,
-  imageLoader,
-  cache,
-  utilities as csUtils,
-} from "@cornerstonejs/core";
-import { ToolGroupManager, Enums as ToolEnums } from "@cornerstonejs/tools";
 import "../../css/viewer.css";
-import { cornerstoneReady, TOOL_NAMES } from "./setup.js";
-import { ViewerLoadError, seriesLabel, studyFetch, studyLayout, studyRegister } from "./dicomweb.js";
+import { ViewerLoadError, seriesLabel, studyFetch, studyLayout } from "./dicomweb.js";
 import { KEYS, MOUSE, PRESETS, actionFor, keyName } from "./keymap.js";
 
 export { KEYS, MOUSE, PRESETS } from "./keymap.js";
 
-const { MouseBindings, KeyboardBindings } = ToolEnums;
+// Cornerstone (3.6 MB with its codecs) is imported on first mount, in parallel with the study's
+// metadata, so the first image does not wait for the bundle before asking for the headers.
+let Enums;
+let RenderingEngine;
+let eventTarget;
+let imageLoadPoolManager;
+let imageLoader;
+let cache;
+let csUtils;
+let ToolGroupManager;
+let MouseBindings;
+let KeyboardBindings;
+let TOOL_NAMES;
+let studyRegister;
+
+async function cornerstoneLoad() {
+  const engine = await import("./setup.js");
+  await engine.cornerstoneReady();
+  ({ Enums, RenderingEngine, eventTarget, imageLoadPoolManager, imageLoader, cache, ToolGroupManager } = engine);
+  csUtils = engine.utilities;
+  ({ MouseBindings, KeyboardBindings } = engine.ToolEnums);
+  ({ TOOL_NAMES, studyRegister } = engine);
+}
 const PAGE_STEP = 10;
 let mountCounter = 0;
 
@@ -260,12 +271,25 @@ export function mountViewer(element) {
   const onImageLoadFailed = (event) => {
     if (stackIds.has(event.detail?.imageId)) fail("An image of this study could not be loaded or decoded.");
   };
-  eventTarget.addEventListener(Enums.Events.IMAGE_LOADED, onImageLoaded);
-  eventTarget.addEventListener(Enums.Events.IMAGE_LOAD_FAILED, onImageLoadFailed);
-  cleanups.push(() => {
-    eventTarget.removeEventListener(Enums.Events.IMAGE_LOADED, onImageLoaded);
-    eventTarget.removeEventListener(Enums.Events.IMAGE_LOAD_FAILED, onImageLoadFailed);
-  });
+
+  function listenToCornerstone() {
+    eventTarget.addEventListener(Enums.Events.IMAGE_LOADED, onImageLoaded);
+    eventTarget.addEventListener(Enums.Events.IMAGE_LOAD_FAILED, onImageLoadFailed);
+    // IMAGE_RENDERED and the rest are dispatched on each viewport element and do not bubble.
+    tilesBox.addEventListener(Enums.Events.IMAGE_RENDERED, onRendered, true);
+    const tileEvents = [Enums.Events.VOI_MODIFIED, Enums.Events.CAMERA_MODIFIED, Enums.Events.STACK_NEW_IMAGE];
+    for (const name of tileEvents) tilesBox.addEventListener(name, onTileChanged, true);
+    cleanups.push(() => {
+      eventTarget.removeEventListener(Enums.Events.IMAGE_LOADED, onImageLoaded);
+      eventTarget.removeEventListener(Enums.Events.IMAGE_LOAD_FAILED, onImageLoadFailed);
+      tilesBox.removeEventListener(Enums.Events.IMAGE_RENDERED, onRendered, true);
+      for (const name of tileEvents) tilesBox.removeEventListener(name, onTileChanged, true);
+    });
+  }
+  function onTileChanged(event) {
+    const tile = state.tiles.find((t) => t.canvasHost === event.target);
+    if (tile) updateOverlay(tile);
+  }
 
   async function showStack(seriesIndex) {
     const series = state.series[seriesIndex];
@@ -295,7 +319,7 @@ export function mountViewer(element) {
   async function start() {
     state.marks.start = performance.now();
     const [, series] = await Promise.all([
-      cornerstoneReady().then(() => {
+      cornerstoneLoad().then(() => {
         state.marks.cornerstoneReady = performance.now();
       }),
       studyFetch({ root, studyUid, signal: abort.signal }).then((fetched) => {
@@ -304,6 +328,7 @@ export function mountViewer(element) {
       }),
     ]);
     if (state.destroyed) return;
+    listenToCornerstone();
     studyRegister(series);
     state.series = series;
     const layout = studyLayout(state.series);
@@ -471,23 +496,12 @@ export function mountViewer(element) {
   element.addEventListener("contextmenu", onContextMenu);
   toolbar.addEventListener("click", onToolbarClick);
   seriesSelect.addEventListener("change", onSeriesChange);
-  // IMAGE_RENDERED is dispatched on each viewport element and does not bubble.
-  tilesBox.addEventListener(Enums.Events.IMAGE_RENDERED, onRendered, true);
   cleanups.push(() => {
     element.removeEventListener("pointerenter", onPointerEnter);
     element.removeEventListener("pointerleave", onPointerLeave);
     element.removeEventListener("pointerdown", onPointerDown);
     element.removeEventListener("contextmenu", onContextMenu);
-    tilesBox.removeEventListener(Enums.Events.IMAGE_RENDERED, onRendered, true);
   });
-  for (const tileEvent of [Enums.Events.VOI_MODIFIED, Enums.Events.CAMERA_MODIFIED, Enums.Events.STACK_NEW_IMAGE]) {
-    const handler = (event) => {
-      const tile = state.tiles.find((t) => t.canvasHost === event.target);
-      if (tile) updateOverlay(tile);
-    };
-    tilesBox.addEventListener(tileEvent, handler, true);
-    cleanups.push(() => tilesBox.removeEventListener(tileEvent, handler, true));
-  }
 
   const resizeObserver = new ResizeObserver(() => {
     renderingEngine?.resize(true, true);
@@ -519,7 +533,7 @@ export function mountViewer(element) {
         tiles: state.tiles.map((tile) => {
           const viewport = viewportOf(tile);
           const props = viewport?.getProperties() ?? {};
-          const wl = props.voiRange
+          const wl = props.voiRange && csUtils
             ? csUtils.windowLevel.toWindowLevel(props.voiRange.lower, props.voiRange.upper)
             : {};
           return {
@@ -554,7 +568,7 @@ export function mountViewer(element) {
     },
     /** For the benchmark: Cornerstone's own load and decode times of the stack's images. */
     loadTimings() {
-      const images = [...stackIds].map((imageId) => cache.getImage(imageId)).filter(Boolean);
+      const images = cache ? [...stackIds].map((imageId) => cache.getImage(imageId)).filter(Boolean) : [];
       const total = (key) => images.reduce((sum, image) => sum + (Number(image[key]) || 0), 0);
       return { count: images.length, decodeMs: total("decodeTimeInMS"), loadMs: total("loadTimeInMS") };
     },
@@ -563,7 +577,7 @@ export function mountViewer(element) {
       if (state.destroyed) return;
       state.destroyed = true;
       abort.abort();
-      imageLoadPoolManager.clearRequestStack(Enums.RequestType.Prefetch);
+      imageLoadPoolManager?.clearRequestStack(Enums.RequestType.Prefetch);
       for (const cleanup of cleanups.reverse()) cleanup();
       toolbar.removeEventListener("click", onToolbarClick);
       seriesSelect.removeEventListener("change", onSeriesChange);

@@ -1,6 +1,6 @@
 // Cornerstone3D, its tools and the DICOM image loader, initialised once per page.
 import { init as coreInit } from "@cornerstonejs/core";
-import { init as dicomImageLoaderInit } from "@cornerstonejs/dicom-image-loader";
+import { init as dicomImageLoaderInit, wadors } from "@cornerstonejs/dicom-image-loader";
 import {
   MagnifyTool,
   PanTool,
@@ -10,6 +10,18 @@ import {
   addTool,
   init as toolsInit,
 } from "@cornerstonejs/tools";
+
+// What the viewer uses, named so the bundler can leave the rest of the libraries out.
+export {
+  Enums,
+  RenderingEngine,
+  cache,
+  eventTarget,
+  imageLoadPoolManager,
+  imageLoader,
+  utilities,
+} from "@cornerstonejs/core";
+export { Enums as ToolEnums, ToolGroupManager } from "@cornerstonejs/tools";
 
 export const TOOL_NAMES = {
   windowLevel: WindowLevelTool.toolName,
@@ -33,4 +45,9 @@ export function cornerstoneReady() {
     for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, MagnifyTool]) addTool(tool);
   })();
   return ready;
+}
+
+/** Give the loader every frame's header (its init purges them: call after cornerstoneReady). */
+export function studyRegister(series) {
+  for (const s of series) for (const image of s.images) wadors.metaDataManager.add(image.imageId, image.meta);
 }
