@@ -10,17 +10,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pydicom
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.core.wsgi import get_wsgi_application
 from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
+from pydicom.uid import generate_uid
 
 from reviewapp.imaging.models import Instance, Study
 from reviewapp.imaging.services import instance_quarantine_approve
 from tests.conftest import REPO_ROOT
 from tests.imaging.conftest import (  # noqa: F401 (fixtures shared with the archive's tests)
+    CT_FILES,
     CXR_J2K,
     CXR_JPEG,
     archive_dirs,
@@ -68,12 +71,7 @@ def cxr_studies(
     import held one back for a burned-in text check, carol releases it as she would."""
     _, outcomes = import_files([CXR_J2K, CXR_JPEG], user=coordinator)
     assert [o.status in ("imported", "quarantined") for o in outcomes] == [True, True], outcomes
-    held = Instance.objects.filter(
-        sop_instance_uid__in=[o.sop_instance_uid for o in outcomes],
-        status=Instance.Status.QUARANTINED,
-    )
-    for instance in held:
-        instance_quarantine_approve(instance=instance, reviewed_by=coordinator)
+    _release_held(outcomes, coordinator)
     return [Study.objects.get(study_instance_uid=o.study_instance_uid) for o in outcomes]
 
 
@@ -239,3 +237,63 @@ def viewer_page_for(
     yield make
     for context in contexts:
         context.close()
+
+
+def _release_held(outcomes, user: AbstractBaseUser) -> None:
+    held = Instance.objects.filter(
+        sop_instance_uid__in=[o.sop_instance_uid for o in outcomes],
+        status=Instance.Status.QUARANTINED,
+    )
+    for instance in held:
+        instance_quarantine_approve(instance=instance, reviewed_by=user)
+
+
+def _derived_copy(source: Path, target: Path, *, series: str, number: int, **values) -> Path:
+    """A copy of a sample file as another instance of the same study, in series ``series``."""
+    ds = pydicom.dcmread(source)
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=[str(source), series, str(number)])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[series])
+    ds.SeriesNumber = number
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    ds.save_as(target, enforce_file_format=True)
+    return target
+
+
+@pytest.fixture
+def cxr_lateral_first_study(
+    db: None,
+    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    coordinator: AbstractBaseUser,
+    tmp_path: Path,
+) -> Study:
+    """One radiograph study with a lateral view in series 1 and a PA view in series 2."""
+    lateral = _derived_copy(
+        CXR_JPEG, tmp_path / "lateral.dcm", series="lateral", number=1, ViewPosition="LL"
+    )
+    frontal = _derived_copy(
+        CXR_JPEG, tmp_path / "pa.dcm", series="frontal", number=2, ViewPosition="PA"
+    )
+    _, outcomes = import_files([lateral, frontal], user=coordinator)
+    _release_held(outcomes, coordinator)
+    (study_uid,) = {o.study_instance_uid for o in outcomes}
+    return Study.objects.get(study_instance_uid=study_uid)
+
+
+@pytest.fixture
+def ct_two_series_study(
+    db: None,
+    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    coordinator: AbstractBaseUser,
+    tmp_path: Path,
+) -> Study:
+    """The sample CT (30 slices, series 3) plus a 5-slice series 7 in the same study."""
+    extra = [
+        _derived_copy(path, tmp_path / f"extra-{n}.dcm", series="extra", number=7)
+        for n, path in enumerate(CT_FILES[:5])
+    ]
+    _, outcomes = import_files([*CT_FILES, *extra], user=coordinator)
+    assert {o.status for o in outcomes} == {"imported"}, outcomes
+    (study_uid,) = {o.study_instance_uid for o in outcomes}
+    return Study.objects.get(study_instance_uid=study_uid)

@@ -277,3 +277,51 @@ def test_one_to_one_zoom_shows_one_image_pixel_per_screen_pixel(
     viewer.screenshot("cxr-one-to-one")
     viewer.page.keyboard.press("z")
     assert viewer.state()["tiles"][0]["zoomPercent"] == pytest.approx(fitted, rel=0.01)
+
+
+def test_radiographs_show_every_view_frontal_left_lateral_right(
+    viewer_page_for, coordinator, cxr_lateral_first_study
+):
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(cxr_lateral_first_study))
+    state = viewer.wait_for_render()
+    viewer.page.wait_for_function(
+        "() => document.querySelector('[data-viewer]').viewerHandle.state().tiles"
+        ".every((t) => t.zoomPercent !== null)"
+    )
+    viewer.screenshot("cxr-pa-and-lateral")
+    assert state["mode"] == "projection"
+    assert [t["label"] for t in viewer.state()["tiles"]] == ["PA", "LL"]
+    left, right = (viewer.page.locator(".viewer-tile").nth(i).bounding_box() for i in (0, 1))
+    assert left["x"] + left["width"] <= right["x"] + 1
+    assert abs(left["y"] - right["y"]) < 1
+    assert_drawn(viewer.canvas_stats(0))
+    assert_drawn(viewer.canvas_stats(1))
+    assert_clean_console(viewer)
+
+
+def test_series_switcher_moves_between_the_stacks_of_a_study(
+    viewer_page_for, coordinator, ct_two_series_study
+):
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(ct_two_series_study))
+    viewer.wait_for_render()
+    # The series with most slices opens first.
+    assert viewer.state()["tiles"][0]["imageCount"] == 30
+    switcher = viewer.page.locator("select.viewer-series")
+    assert switcher.is_visible()
+    labels = switcher.locator("option").all_inner_texts()
+    assert labels == ["Series 3 · CT (30 images)", "Series 7 · CT (5 images)"]
+
+    switcher.select_option(label="Series 7 · CT (5 images)")
+    tile = wait_for_tile(viewer, "t => t.imageCount === 5")
+    assert tile["label"] == "CT · Series 7"
+    viewer.page.wait_for_function(
+        "() => document.querySelector('[data-viewer]').viewerHandle.state().stackLoadedAt !== null"
+    )
+    assert_drawn(viewer.canvas_stats(0))
+
+    viewer.page.locator(".viewer-tile").first.click()
+    press_in_viewer(viewer, "]")
+    assert wait_for_tile(viewer, "t => t.imageCount === 30")["label"] == "CT · Series 3"
+    assert_clean_console(viewer)
