@@ -46,6 +46,7 @@ os.environ.update(
 DATA_DIR = Path(tempfile.mkdtemp(prefix="viewer-bench-"))
 os.environ["RADREVIEW_DATA_DIR"] = str(DATA_DIR / "data")
 sys.path.insert(0, str(REPO))
+SERVER_LOG = DATA_DIR / "server.log"
 
 
 def bundle_build() -> None:
@@ -134,7 +135,7 @@ def server_start(database_url: str) -> tuple[subprocess.Popen, str]:
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=SERVER_LOG.open("w"),
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -193,7 +194,11 @@ READ_FIGURES = """() => {
   return {
     errors: s.errors,
     firstRender: s.firstRenderAt,
-    marks: s.marks,
+    marks: {
+      ...s.marks,
+      ...Object.fromEntries(performance.getEntriesByType('mark')
+        .filter((e) => e.name.startsWith('viewer:')).map((e) => [e.name.slice(7), e.startTime])),
+    },
     stackLoaded: s.stackLoadedAt,
     stackSize: s.stackSize,
     html: nav ? nav.responseEnd : null,
@@ -243,13 +248,14 @@ def summarise(label: str, results: list[dict], *, stack: bool) -> dict[str, floa
         f"{median('metadataEnd', cold):.2f} s); warm reload {median('firstRender', warm):.2f} s"
     )
     print(line)
-    phases = ["start", "cornerstoneReady", "metadataFetched", "setStack"]
+    phases = ["start", "engine-evaluated", "cornerstoneReady", "metadataFetched", "setStack"]
     marks = {
         phase: statistics.median(r["marks"].get(phase, float("nan")) for r in cold) / 1000
         for phase in phases
     }
     print(
-        f"{label}: viewer module running {marks['start']:.2f} s, Cornerstone initialised "
+        f"{label}: viewer module running {marks['start']:.2f} s, Cornerstone evaluated "
+        f"{marks['engine-evaluated']:.2f} s, initialised "
         f"{marks['cornerstoneReady']:.2f} s, QIDO + metadata fetched "
         f"{marks['metadataFetched']:.2f} s, "
         f"first image requested {marks['setStack']:.2f} s, drawn {first:.2f} s"

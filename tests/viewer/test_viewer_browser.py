@@ -6,6 +6,7 @@ viewer breaks the page's CSP."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -325,3 +326,20 @@ def test_series_switcher_moves_between_the_stacks_of_a_study(
     press_in_viewer(viewer, "]")
     assert wait_for_tile(viewer, "t => t.imageCount === 30")["label"] == "CT · Series 3"
     assert_clean_console(viewer)
+
+
+def test_viewer_says_so_when_images_cannot_be_loaded(
+    viewer_page_for, coordinator, imported_ct_study
+):
+    for instance in Instance.objects.filter(series__study=imported_ct_study):
+        Path(instance.file.path).unlink()
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(imported_ct_study))
+    viewer.page.wait_for_function(
+        "() => document.querySelector('[data-viewer]').viewerHandle.state().errors.length > 0",
+        timeout=30_000,
+    )
+    status = viewer.page.locator(".viewer-status")
+    assert status.is_visible()
+    assert "could not be loaded" in status.inner_text()
+    viewer.screenshot("ct-missing-files")

@@ -30,6 +30,8 @@ async function cornerstoneLoad() {
   ({ TOOL_NAMES, studyRegister } = engine);
 }
 const PAGE_STEP = 10;
+const PREFETCH_ATTEMPTS = 3;
+const PREFETCH_RETRY_MS = 500;
 let mountCounter = 0;
 
 function el(tag, attrs = {}, ...children) {
@@ -153,6 +155,7 @@ export function mountViewer(element) {
 
   function zoomPercent(viewport) {
     // Device pixels per image pixel, so 100% is the 1:1 the radiologist asks for.
+    if (!viewport.getCornerstoneImage?.()) return null;
     const camera = viewport.getCamera();
     const spacing = viewport.getImageData()?.spacing?.[1] || 1;
     if (!camera?.parallelScale || !viewport.canvas?.height) return null;
@@ -169,7 +172,7 @@ export function mountViewer(element) {
       lines.wl.textContent = `W ${Math.round(windowWidth)} L ${Math.round(windowCenter)}${isInverted(viewport) ? " · inverted" : ""}`;
     }
     const zoom = zoomPercent(viewport);
-    if (zoom) lines.zoom.textContent = `Zoom ${zoom >= 10 ? Math.round(zoom) : zoom.toFixed(1)}%`;
+    lines.zoom.textContent = zoom ? `Zoom ${zoom >= 10 ? Math.round(zoom) : zoom.toFixed(1)}%` : "";
     const count = viewport.getImageIds().length;
     const index = viewport.getCurrentImageIdIndex();
     tile.imageIndex = index;
@@ -243,16 +246,27 @@ export function mountViewer(element) {
       .map((imageId, index) => ({ imageId, distance: Math.abs(index - fromIndex) }))
       .sort((a, b) => a.distance - b.distance);
     for (const { imageId } of order) {
-      if (cache.getImageLoadObject(imageId)) continue;
-      imageLoadPoolManager.addRequest(
-        () =>
-          imageLoader
-            .loadAndCacheImage(imageId, { priority: 0, requestType: Enums.RequestType.Prefetch })
-            .catch(() => undefined),
-        Enums.RequestType.Prefetch,
-        { imageId },
-      );
+      if (!cache.getImageLoadObject(imageId)) prefetchOne(imageId, PREFETCH_ATTEMPTS);
     }
+  }
+
+  // A busy server may drop a frame request; try again before telling the radiologist.
+  function prefetchOne(imageId, attemptsLeft) {
+    imageLoadPoolManager.addRequest(
+      () =>
+        imageLoader
+          .loadAndCacheImage(imageId, { priority: 0, requestType: Enums.RequestType.Prefetch })
+          .catch(() => {
+            if (state.destroyed || !stackIds.has(imageId)) return;
+            if (attemptsLeft > 1) {
+              setTimeout(() => prefetchOne(imageId, attemptsLeft - 1), PREFETCH_RETRY_MS);
+            } else {
+              fail("Some images of this series could not be loaded; reload the page to try again.");
+            }
+          }),
+      Enums.RequestType.Prefetch,
+      { imageId },
+    );
   }
 
   const loadedIds = new Set();
@@ -268,8 +282,11 @@ export function mountViewer(element) {
     for (const tile of state.tiles) updateOverlay(tile);
   }
   const onImageLoaded = (event) => trackLoaded(event.detail?.image?.imageId);
+  // Prefetch failures are retried (prefetchOne); an image on screen that fails is reported now.
   const onImageLoadFailed = (event) => {
-    if (stackIds.has(event.detail?.imageId)) fail("An image of this study could not be loaded or decoded.");
+    const imageId = event.detail?.imageId;
+    const onScreen = state.tiles.some((tile) => viewportOf(tile)?.getCurrentImageId?.() === imageId);
+    if (onScreen) fail("An image of this study could not be loaded or decoded.");
   };
 
   function listenToCornerstone() {
