@@ -217,7 +217,9 @@ def test_jpeg2000_pixels_decoded_in_the_browser_equal_pydicom(
     assert np.array_equal(np.asarray(image["sample"]), expected[::SAMPLE_STRIDE])
 
 
-def test_viewer_keys_leave_a_focused_form_alone(viewer_page_for, coordinator, imported_ct_study):
+def test_viewer_keys_act_only_while_the_viewer_has_the_focus(
+    viewer_page_for, coordinator, imported_ct_study
+):
     viewer = viewer_page_for(coordinator)
     viewer.open(viewer_path(imported_ct_study))
     viewer.wait_for_render()
@@ -235,14 +237,25 @@ def test_viewer_keys_leave_a_focused_form_alone(viewer_page_for, coordinator, im
     viewer.page.mouse.move(box["x"] + 50, box["y"] + 50)
     for key in ("2", "i", "End", "z"):
         viewer.page.keyboard.press(key)
+    assert viewer.page.input_value("#rating-field") == "2iz"
+    # Nothing focused, pointer over the image: the reading page's rating keys own the keyboard.
+    viewer.page.evaluate("() => document.activeElement.blur()")
+    for key in ("2", "i", "End"):
+        viewer.page.keyboard.press(key)
     after = viewer.state()["tiles"][0]
     assert after["windowWidth"] == initial["windowWidth"]
     assert after["imageIndex"] == initial["imageIndex"]
     assert after["invert"] is False
-    assert viewer.page.input_value("#rating-field") == "2iz"
 
     viewer.page.locator(".viewer-tile").first.click()
     viewer.page.keyboard.press("2")
+    assert round(viewer.state()["tiles"][0]["windowWidth"]) == 1500
+    # Esc hands the keyboard back.
+    viewer.page.keyboard.press("Escape")
+    assert viewer.page.evaluate(
+        "() => !document.querySelector('[data-viewer]').contains(document.activeElement)"
+    )
+    viewer.page.keyboard.press("4")
     assert round(viewer.state()["tiles"][0]["windowWidth"]) == 1500
 
 

@@ -56,7 +56,7 @@ function buildHelp(container) {
     el(
       "p",
       {
-        text: "Keys act while the viewer has the keyboard (click an image) or while the pointer is over it and no form field has the focus.",
+        text: "Keys act while the viewer has the keyboard: click an image to give it, press Esc or Tab to give it back to the form.",
       },
     ),
     el(
@@ -95,7 +95,6 @@ export function mountViewer(element) {
     marks: {},
     stackLoaded: 0,
     errors: [],
-    hovered: false,
     destroyed: false,
   };
 
@@ -461,20 +460,23 @@ export function mountViewer(element) {
         toggleHelp();
         return true;
       case "close-help":
-        if (help.hidden) return false;
-        toggleHelp(false);
+        if (help.hidden) {
+          document.activeElement?.blur();
+        } else {
+          toggleHelp(false);
+        }
         return true;
       default:
         return false;
     }
   }
 
-  // Keys belong to the viewer only while it is the keyboard target, or while the pointer is
-  // over it and no control has the focus: the rating form keeps every key while it is focused.
+  // Keys belong to the viewer only while it has the focus (a click on an image gives it; Esc
+  // or Tab takes it away): the reading page's rating keys work everywhere else, and skip
+  // events aimed inside [data-viewer], so one key never does two things.
   function viewerOwnsKey() {
     const focused = document.activeElement;
-    if (element.contains(focused)) return !isEditable(focused) || focused === element;
-    return state.hovered && !isEditable(focused) && (!focused || focused === document.body);
+    return element.contains(focused) && (!isEditable(focused) || focused === element);
   }
   const onKeyDown = (event) => {
     if (event.defaultPrevented || !viewerOwnsKey()) return;
@@ -485,12 +487,6 @@ export function mountViewer(element) {
   document.addEventListener("keydown", onKeyDown, true);
   cleanups.push(() => document.removeEventListener("keydown", onKeyDown, true));
 
-  const onPointerEnter = () => {
-    state.hovered = true;
-  };
-  const onPointerLeave = () => {
-    state.hovered = false;
-  };
   const onPointerDown = (event) => {
     if (event.target.closest?.(".viewer-tiles")) element.focus({ preventScroll: true });
     if (event.button === 1) event.preventDefault();
@@ -507,15 +503,11 @@ export function mountViewer(element) {
   const onSeriesChange = () => {
     showStack(Number(seriesSelect.value)).catch(() => fail("This series could not be shown."));
   };
-  element.addEventListener("pointerenter", onPointerEnter);
-  element.addEventListener("pointerleave", onPointerLeave);
   element.addEventListener("pointerdown", onPointerDown);
   element.addEventListener("contextmenu", onContextMenu);
   toolbar.addEventListener("click", onToolbarClick);
   seriesSelect.addEventListener("change", onSeriesChange);
   cleanups.push(() => {
-    element.removeEventListener("pointerenter", onPointerEnter);
-    element.removeEventListener("pointerleave", onPointerLeave);
     element.removeEventListener("pointerdown", onPointerDown);
     element.removeEventListener("contextmenu", onContextMenu);
   });

@@ -1,5 +1,5 @@
-// The viewer's keyboard and mouse map: the one list the help panel is built from. The reading
-// form must not use these keys while the viewer is the keyboard target (see viewerOwnsKey).
+// The viewer's keyboard and mouse map: the one list the help panel is built from. These keys act
+// only while focus is inside the viewer (see viewerOwnsKey in index.js).
 export const PRESETS = [
   { key: "1", name: "Soft tissue", width: 400, center: 40 },
   { key: "2", name: "Lung", width: 1500, center: -600 },
@@ -23,7 +23,7 @@ export const KEYS = [
   { keys: ["["], action: "previous-series", label: "Previous series" },
   { keys: ["]"], action: "next-series", label: "Next series" },
   { keys: ["?"], action: "help", label: "Show or hide this help" },
-  { keys: ["Escape"], action: "close-help", label: "Close this help" },
+  { keys: ["Escape"], action: "close-help", label: "Close this help, or give the keyboard back" },
 ];
 
 export const MOUSE = [
