@@ -15,6 +15,8 @@ export default defineConfig({
   root: resolve(import.meta.dirname, "static/src"),
   base: "./",
   publicDir: false,
+  // node_modules may be a link to a shared install: keep module ids inside the repository.
+  resolve: { preserveSymlinks: true },
   build: {
     outDir: resolve(import.meta.dirname, "static/dist"),
     emptyOutDir: true,

@@ -14,6 +14,7 @@ urlpatterns = [
     path("generation/", include("reviewapp.generation.urls")),
     path("analysis/", include("reviewapp.analysis.urls")),
     path("dicomweb/", include("reviewapp.imaging.dicomweb_urls")),
+    path("viewer/", include("reviewapp.imaging.viewer_urls")),
     path("api/v1/", include("reviewapp.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

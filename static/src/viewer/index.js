@@ -1,0 +1,603 @@
+// mountViewer(element): the DICOM viewer of the reading page and of the standalone study page.
+// This folder is the only code that touches Cornerstone3D.
+import "../../css/viewer.css";
+import { ViewerLoadError, seriesLabel, studyFetch, studyLayout } from "./dicomweb.js";
+import { KEYS, MOUSE, PRESETS, actionFor, keyName } from "./keymap.js";
+
+export { KEYS, MOUSE, PRESETS } from "./keymap.js";
+
+// Cornerstone (3.6 MB with its codecs) is imported on first mount, in parallel with the study's
+// metadata, so the first image does not wait for the bundle before asking for the headers.
+let Enums;
+let RenderingEngine;
+let eventTarget;
+let imageLoadPoolManager;
+let imageLoader;
+let cache;
+let csUtils;
+let ToolGroupManager;
+let MouseBindings;
+let KeyboardBindings;
+let TOOL_NAMES;
+let studyRegister;
+
+async function cornerstoneLoad() {
+  const engine = await import("./setup.js");
+  await engine.cornerstoneReady();
+  ({ Enums, RenderingEngine, eventTarget, imageLoadPoolManager, imageLoader, cache, ToolGroupManager } = engine);
+  csUtils = engine.utilities;
+  ({ MouseBindings, KeyboardBindings } = engine.ToolEnums);
+  ({ TOOL_NAMES, studyRegister } = engine);
+}
+const PAGE_STEP = 10;
+const PREFETCH_ATTEMPTS = 3;
+const PREFETCH_RETRY_MS = 500;
+let mountCounter = 0;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, val] of Object.entries(attrs)) {
+    if (name === "text") node.textContent = val;
+    else if (name === "dataset") Object.assign(node.dataset, val);
+    else node.setAttribute(name, val);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function isEditable(node) {
+  if (!node || node === document.body) return false;
+  return node.isContentEditable || ["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(node.tagName);
+}
+
+function buildHelp(container) {
+  container.replaceChildren(
+    el("h2", { text: "Viewer shortcuts" }),
+    el(
+      "p",
+      {
+        text: "Keys act while the viewer has the keyboard: click an image to give it, press Esc or Tab to give it back to the form.",
+      },
+    ),
+    el(
+      "table",
+      {},
+      el("tbody", {}, ...KEYS.map((k) => el("tr", {}, el("th", { text: k.keys.map(keyName).join(" / ") }), el("td", { text: k.label })))),
+    ),
+    el(
+      "table",
+      {},
+      el("tbody", {}, ...MOUSE.map(([what, does]) => el("tr", {}, el("th", { text: what }), el("td", { text: does })))),
+    ),
+  );
+}
+
+/**
+ * Mount the viewer on an element carrying data-dicomweb-root and data-study-uid; returns
+ * { destroy() }. Mounting the same element twice returns the first handle.
+ */
+export function mountViewer(element) {
+  if (element.viewerHandle) return element.viewerHandle;
+  mountCounter += 1;
+  const id = `radreview-viewer-${mountCounter}`;
+  const root = element.dataset.dicomwebRoot || "/dicomweb";
+  const studyUid = element.dataset.studyUid;
+  const abort = new AbortController();
+  const cleanups = [];
+  const state = {
+    mode: null,
+    series: [],
+    seriesIndex: -1,
+    tiles: [],
+    activeTile: 0,
+    firstRenderAt: null,
+    stackLoadedAt: null,
+    marks: {},
+    stackLoaded: 0,
+    errors: [],
+    destroyed: false,
+  };
+
+  element.classList.add("viewer", "viewer-mounted");
+  if (!element.hasAttribute("tabindex")) element.tabIndex = 0;
+  element.setAttribute("role", "application");
+  element.setAttribute("aria-label", "Image viewer");
+
+  const seriesSelect = el("select", { class: "viewer-series", "aria-label": "Series", hidden: "" });
+  const presetButtons = PRESETS.map((p) =>
+    el("button", { type: "button", class: "viewer-preset", title: `${p.name} (key ${p.key})`, dataset: { preset: p.key }, text: p.name }),
+  );
+  const toolbar = el(
+    "div",
+    { class: "viewer-toolbar", role: "toolbar", "aria-label": "Viewer tools" },
+    seriesSelect,
+    ...presetButtons,
+    el("button", { type: "button", dataset: { action: "invert" }, title: "Invert (i)", text: "Invert" }),
+    el("button", { type: "button", dataset: { action: "actual-size" }, title: "1:1 pixels (z)", text: "1:1" }),
+    el("button", { type: "button", dataset: { action: "reset" }, title: "Reset (Space)", text: "Reset" }),
+    el("button", { type: "button", dataset: { action: "help" }, title: "Shortcuts (?)", "aria-expanded": "false", text: "?" }),
+  );
+  const tilesBox = el("div", { class: "viewer-tiles" });
+  const status = el("div", { class: "viewer-status", role: "status", "aria-live": "polite", text: "Loading images…" });
+  let help = element.querySelector("[data-viewer-help]");
+  const helpWasServerRendered = Boolean(help);
+  if (!help) help = el("aside", { class: "viewer-help", "data-viewer-help": "" });
+  help.hidden = true;
+  buildHelp(help);
+  element.replaceChildren(toolbar, tilesBox, status, help);
+
+  // Created once Cornerstone is initialised (its constructor requires it).
+  let renderingEngine = null;
+  let toolGroup = null;
+  const viewportOf = (tile) => tile && renderingEngine?.getViewport(tile.viewportId);
+
+  function setStatus(text, isError = false) {
+    status.textContent = text;
+    status.hidden = !text;
+    status.classList.toggle("viewer-error", isError);
+  }
+
+  function fail(message) {
+    state.errors.push(message);
+    setStatus(message, true);
+  }
+
+  function activeTile() {
+    return state.tiles[state.activeTile] ?? state.tiles[0];
+  }
+
+  // MONOCHROME1 is displayed inverted by default; "inverted" means inverted from that default.
+  function isInverted(viewport) {
+    const image = viewport.getCornerstoneImage();
+    return Boolean(viewport.getProperties()?.invert) !== (image?.photometricInterpretation === "MONOCHROME1");
+  }
+
+  function zoomPercent(viewport) {
+    // Device pixels per image pixel, so 100% is the 1:1 the radiologist asks for.
+    if (!viewport.getCornerstoneImage?.()) return null;
+    const camera = viewport.getCamera();
+    const spacing = viewport.getImageData()?.spacing?.[1] || 1;
+    if (!camera?.parallelScale || !viewport.canvas?.height) return null;
+    return (viewport.canvas.height / (2 * camera.parallelScale)) * spacing * 100;
+  }
+
+  function updateOverlay(tile) {
+    const viewport = viewportOf(tile);
+    if (!viewport) return;
+    const props = viewport.getProperties();
+    const lines = tile.overlay;
+    if (props?.voiRange) {
+      const { windowWidth, windowCenter } = csUtils.windowLevel.toWindowLevel(props.voiRange.lower, props.voiRange.upper);
+      lines.wl.textContent = `W ${Math.round(windowWidth)} L ${Math.round(windowCenter)}${isInverted(viewport) ? " · inverted" : ""}`;
+    }
+    const zoom = zoomPercent(viewport);
+    lines.zoom.textContent = zoom ? `Zoom ${zoom >= 10 ? Math.round(zoom) : zoom.toFixed(1)}%` : "";
+    const count = viewport.getImageIds().length;
+    const index = viewport.getCurrentImageIdIndex();
+    tile.imageIndex = index;
+    lines.slice.textContent = count > 1 ? `Image ${index + 1} / ${count}` : "";
+    lines.loaded.textContent =
+      count > 1 && state.stackLoaded < count ? `Loading ${state.stackLoaded} / ${count}` : "";
+  }
+
+  function makeTile(label) {
+    const index = state.tiles.length;
+    const viewportId = `${id}-vp${index}`;
+    const canvasHost = el("div", { class: "viewer-canvas" });
+    const overlay = {
+      label: el("span", { class: "viewer-ov viewer-ov-tl", text: label }),
+      slice: el("span", { class: "viewer-ov viewer-ov-tr" }),
+      loaded: el("span", { class: "viewer-ov viewer-ov-tr2" }),
+      wl: el("span", { class: "viewer-ov viewer-ov-bl" }),
+      zoom: el("span", { class: "viewer-ov viewer-ov-br" }),
+    };
+    const tileEl = el("div", { class: "viewer-tile", dataset: { tile: String(index) } }, canvasHost, ...Object.values(overlay));
+    tilesBox.append(tileEl);
+    const tile = { index, viewportId, element: tileEl, canvasHost, overlay, imageIds: [], imageIndex: 0 };
+    tileEl.addEventListener("pointerdown", () => setActiveTile(index));
+    tileEl.addEventListener("pointerenter", () => setActiveTile(index));
+    state.tiles.push(tile);
+    return tile;
+  }
+
+  function setActiveTile(index) {
+    state.activeTile = index;
+    for (const tile of state.tiles) tile.element.classList.toggle("viewer-tile-active", tile.index === index);
+  }
+
+  function enableTiles() {
+    renderingEngine = new RenderingEngine(id);
+    renderingEngine.setViewports(
+      state.tiles.map((tile) => ({
+        viewportId: tile.viewportId,
+        type: Enums.ViewportType.STACK,
+        element: tile.canvasHost,
+        defaultOptions: { background: [0, 0, 0] },
+      })),
+    );
+    toolGroup = ToolGroupManager.createToolGroup(`${id}-tools`);
+    for (const name of Object.values(TOOL_NAMES)) toolGroup.addTool(name);
+    toolGroup.setToolActive(TOOL_NAMES.windowLevel, { bindings: [{ mouseButton: MouseBindings.Primary }] });
+    toolGroup.setToolActive(TOOL_NAMES.pan, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
+    toolGroup.setToolActive(TOOL_NAMES.zoom, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
+    toolGroup.setToolActive(TOOL_NAMES.stackScroll, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
+    toolGroup.setToolActive(TOOL_NAMES.magnify, {
+      bindings: [{ mouseButton: MouseBindings.Primary, modifierKey: KeyboardBindings.Shift }],
+    });
+    for (const tile of state.tiles) toolGroup.addViewport(tile.viewportId, id);
+  }
+
+  function onRendered(event) {
+    const tile = state.tiles.find((t) => t.canvasHost === event.target);
+    if (!tile) return;
+    if (state.firstRenderAt === null && viewportOf(tile)?.getCornerstoneImage?.()) {
+      state.firstRenderAt = performance.now();
+      setStatus("");
+    }
+    updateOverlay(tile);
+  }
+
+  // Prefetch the whole stack, nearest slices first, at prefetch priority so that the slice the
+  // radiologist scrolls to always jumps the queue.
+  function prefetch(imageIds, fromIndex) {
+    imageLoadPoolManager.clearRequestStack(Enums.RequestType.Prefetch);
+    const order = imageIds
+      .map((imageId, index) => ({ imageId, distance: Math.abs(index - fromIndex) }))
+      .sort((a, b) => a.distance - b.distance);
+    for (const { imageId } of order) {
+      if (!cache.getImageLoadObject(imageId)) prefetchOne(imageId, PREFETCH_ATTEMPTS);
+    }
+  }
+
+  // A busy server may drop a frame request; try again before telling the radiologist.
+  function prefetchOne(imageId, attemptsLeft) {
+    imageLoadPoolManager.addRequest(
+      () =>
+        imageLoader
+          .loadAndCacheImage(imageId, { priority: 0, requestType: Enums.RequestType.Prefetch })
+          .catch(() => {
+            if (state.destroyed || !stackIds.has(imageId)) return;
+            if (attemptsLeft > 1) {
+              setTimeout(() => prefetchOne(imageId, attemptsLeft - 1), PREFETCH_RETRY_MS);
+            } else {
+              fail("Some images of this series could not be loaded; reload the page to try again.");
+            }
+          }),
+      Enums.RequestType.Prefetch,
+      { imageId },
+    );
+  }
+
+  const loadedIds = new Set();
+  let stackIds = new Set();
+  function trackLoaded(imageId) {
+    if (!stackIds.has(imageId) || loadedIds.has(imageId)) return;
+    loadedIds.add(imageId);
+    state.stackLoaded = loadedIds.size;
+    if (state.stackLoaded === stackIds.size && state.stackLoadedAt === null) {
+      state.stackLoadedAt = performance.now();
+      element.dispatchEvent(new CustomEvent("viewer:stack-loaded", { detail: { count: stackIds.size } }));
+    }
+    for (const tile of state.tiles) updateOverlay(tile);
+  }
+  const onImageLoaded = (event) => trackLoaded(event.detail?.image?.imageId);
+  // Prefetch failures are retried (prefetchOne); an image on screen that fails is reported now.
+  const onImageLoadFailed = (event) => {
+    const imageId = event.detail?.imageId;
+    const onScreen = state.tiles.some((tile) => viewportOf(tile)?.getCurrentImageId?.() === imageId);
+    if (onScreen) fail("An image of this study could not be loaded or decoded.");
+  };
+
+  function listenToCornerstone() {
+    eventTarget.addEventListener(Enums.Events.IMAGE_LOADED, onImageLoaded);
+    eventTarget.addEventListener(Enums.Events.IMAGE_LOAD_FAILED, onImageLoadFailed);
+    // IMAGE_RENDERED and the rest are dispatched on each viewport element and do not bubble.
+    tilesBox.addEventListener(Enums.Events.IMAGE_RENDERED, onRendered, true);
+    const tileEvents = [Enums.Events.VOI_MODIFIED, Enums.Events.CAMERA_MODIFIED, Enums.Events.STACK_NEW_IMAGE];
+    for (const name of tileEvents) tilesBox.addEventListener(name, onTileChanged, true);
+    cleanups.push(() => {
+      eventTarget.removeEventListener(Enums.Events.IMAGE_LOADED, onImageLoaded);
+      eventTarget.removeEventListener(Enums.Events.IMAGE_LOAD_FAILED, onImageLoadFailed);
+      tilesBox.removeEventListener(Enums.Events.IMAGE_RENDERED, onRendered, true);
+      for (const name of tileEvents) tilesBox.removeEventListener(name, onTileChanged, true);
+    });
+  }
+  function onTileChanged(event) {
+    const tile = state.tiles.find((t) => t.canvasHost === event.target);
+    if (tile) updateOverlay(tile);
+  }
+
+  async function showStack(seriesIndex) {
+    const series = state.series[seriesIndex];
+    state.seriesIndex = seriesIndex;
+    seriesSelect.value = String(seriesIndex);
+    const tile = state.tiles[0];
+    tile.overlay.label.textContent = [series.modality, series.number != null ? `Series ${series.number}` : ""]
+      .filter(Boolean)
+      .join(" · ");
+    const imageIds = series.images.map((image) => image.imageId);
+    tile.imageIds = imageIds;
+    stackIds = new Set(imageIds);
+    loadedIds.clear();
+    state.stackLoaded = 0;
+    state.stackLoadedAt = null;
+    for (const imageId of imageIds) if (cache.getImage(imageId)) loadedIds.add(imageId);
+    state.stackLoaded = loadedIds.size;
+    const viewport = viewportOf(tile);
+    const start = Math.floor((imageIds.length - 1) / 2);
+    state.marks.setStack ??= performance.now();
+    await viewport.setStack(imageIds, start);
+    viewport.render();
+    if (loadedIds.size === imageIds.length) trackLoaded(null);
+    prefetch(imageIds, start);
+  }
+
+  async function start() {
+    state.marks.start = performance.now();
+    const [, series] = await Promise.all([
+      cornerstoneLoad().then(() => {
+        state.marks.cornerstoneReady = performance.now();
+      }),
+      studyFetch({ root, studyUid, signal: abort.signal }).then((fetched) => {
+        state.marks.metadataFetched = performance.now();
+        return fetched;
+      }),
+    ]);
+    if (state.destroyed) return;
+    listenToCornerstone();
+    studyRegister(series);
+    state.series = series;
+    const layout = studyLayout(state.series);
+    state.mode = layout.mode;
+    element.dataset.viewerMode = layout.mode;
+    if (layout.mode === "projection") {
+      for (const image of layout.images) makeTile(image.view || image.series.modality);
+      tilesBox.style.setProperty("--viewer-columns", String(Math.min(layout.images.length, 3)));
+      enableTiles();
+      stackIds = new Set(layout.images.map((image) => image.imageId));
+      await Promise.all(
+        layout.images.map(async (image, index) => {
+          const viewport = viewportOf(state.tiles[index]);
+          state.tiles[index].imageIds = [image.imageId];
+          state.marks.setStack ??= performance.now();
+          await viewport.setStack([image.imageId], 0);
+          viewport.render();
+        }),
+      );
+    } else {
+      makeTile("");
+      tilesBox.style.setProperty("--viewer-columns", "1");
+      enableTiles();
+      if (state.series.length > 1) {
+        seriesSelect.replaceChildren(
+          ...state.series.map((s, index) => el("option", { value: String(index), text: seriesLabel(s) })),
+        );
+        seriesSelect.hidden = false;
+      }
+      await showStack(state.series.indexOf(layout.series));
+    }
+    setActiveTile(0);
+    element.dataset.viewerReady = "true";
+  }
+
+  function withViewport(fn) {
+    const tile = activeTile();
+    const viewport = tile && viewportOf(tile);
+    if (!viewport?.getCornerstoneImage?.()) return;
+    fn(viewport, tile);
+    viewport.render();
+  }
+
+  function scrollTo(target) {
+    withViewport((viewport) => {
+      const count = viewport.getImageIds().length;
+      const index = Math.max(0, Math.min(count - 1, target(viewport.getCurrentImageIdIndex(), count)));
+      if (index !== viewport.getCurrentImageIdIndex()) viewport.setImageIdIndex(index);
+    });
+  }
+
+  function toggleHelp(show = help.hidden) {
+    help.hidden = !show;
+    toolbar.querySelector('[data-action="help"]')?.setAttribute("aria-expanded", String(show));
+  }
+
+  function run(action) {
+    if (action.startsWith("preset:")) {
+      const preset = PRESETS.find((p) => p.key === action.slice(7));
+      withViewport((viewport) =>
+        viewport.setProperties({ voiRange: csUtils.windowLevel.toLowHighRange(preset.width, preset.center) }),
+      );
+      return true;
+    }
+    switch (action) {
+      case "invert":
+        withViewport((viewport) => viewport.setProperties({ invert: !viewport.getProperties().invert }));
+        return true;
+      case "reset":
+        withViewport((viewport) => {
+          viewport.resetProperties();
+          viewport.resetCamera();
+        });
+        return true;
+      case "actual-size":
+        withViewport((viewport) => {
+          const zoom = zoomPercent(viewport);
+          if (zoom && Math.abs(zoom - 100) < 0.5) {
+            viewport.resetCamera();
+            return;
+          }
+          const spacing = viewport.getImageData()?.spacing?.[1] || 1;
+          viewport.setCamera({ parallelScale: (viewport.canvas.height * spacing) / 2 });
+        });
+        return true;
+      case "previous":
+        scrollTo((i) => i - 1);
+        return true;
+      case "next":
+        scrollTo((i) => i + 1);
+        return true;
+      case "page-up":
+        scrollTo((i) => i - PAGE_STEP);
+        return true;
+      case "page-down":
+        scrollTo((i) => i + PAGE_STEP);
+        return true;
+      case "first":
+        scrollTo(() => 0);
+        return true;
+      case "last":
+        scrollTo((_, n) => n - 1);
+        return true;
+      case "previous-series":
+      case "next-series": {
+        if (state.mode !== "stack" || state.series.length < 2) return false;
+        const step = action === "next-series" ? 1 : -1;
+        const next = (state.seriesIndex + step + state.series.length) % state.series.length;
+        showStack(next).catch(() => fail("This series could not be shown."));
+        return true;
+      }
+      case "help":
+        toggleHelp();
+        return true;
+      case "close-help":
+        if (help.hidden) {
+          document.activeElement?.blur();
+        } else {
+          toggleHelp(false);
+        }
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  // Keys belong to the viewer only while it has the focus (a click on an image gives it; Esc
+  // or Tab takes it away): the reading page's rating keys work everywhere else, and skip
+  // events aimed inside [data-viewer], so one key never does two things.
+  function viewerOwnsKey() {
+    const focused = document.activeElement;
+    return element.contains(focused) && (!isEditable(focused) || focused === element);
+  }
+  const onKeyDown = (event) => {
+    if (event.defaultPrevented || !viewerOwnsKey()) return;
+    const action = actionFor(event);
+    if (action && run(action)) event.preventDefault();
+  };
+  // Capture phase: Cornerstone's own key listeners on the viewport cancel every key event.
+  document.addEventListener("keydown", onKeyDown, true);
+  cleanups.push(() => document.removeEventListener("keydown", onKeyDown, true));
+
+  const onPointerDown = (event) => {
+    if (event.target.closest?.(".viewer-tiles")) element.focus({ preventScroll: true });
+    if (event.button === 1) event.preventDefault();
+  };
+  const onContextMenu = (event) => {
+    if (event.target.closest?.(".viewer-tiles")) event.preventDefault();
+  };
+  const onToolbarClick = (event) => {
+    const button = event.target.closest("button");
+    if (!button) return;
+    if (button.dataset.preset) run(`preset:${button.dataset.preset}`);
+    else if (button.dataset.action) run(button.dataset.action);
+  };
+  const onSeriesChange = () => {
+    showStack(Number(seriesSelect.value)).catch(() => fail("This series could not be shown."));
+  };
+  element.addEventListener("pointerdown", onPointerDown);
+  element.addEventListener("contextmenu", onContextMenu);
+  toolbar.addEventListener("click", onToolbarClick);
+  seriesSelect.addEventListener("change", onSeriesChange);
+  cleanups.push(() => {
+    element.removeEventListener("pointerdown", onPointerDown);
+    element.removeEventListener("contextmenu", onContextMenu);
+  });
+
+  const resizeObserver = new ResizeObserver(() => {
+    renderingEngine?.resize(true, true);
+  });
+  resizeObserver.observe(tilesBox);
+  cleanups.push(() => resizeObserver.disconnect());
+
+  const ready = start().catch((error) => {
+    if (error?.name === "AbortError" || state.destroyed) return;
+    fail(error instanceof ViewerLoadError ? error.message : "The viewer could not start.");
+    if (!(error instanceof ViewerLoadError)) console.error(error);
+  });
+
+  const handle = {
+    ready,
+    /** For tests and the benchmark: what the viewer shows, without patient data. */
+    state() {
+      return {
+        mode: state.mode,
+        seriesIndex: state.seriesIndex,
+        seriesCount: state.series.length,
+        activeTile: state.activeTile,
+        firstRenderAt: state.firstRenderAt,
+        stackLoadedAt: state.stackLoadedAt,
+        marks: { ...state.marks },
+        stackLoaded: state.stackLoaded,
+        stackSize: stackIds.size,
+        errors: [...state.errors],
+        tiles: state.tiles.map((tile) => {
+          const viewport = viewportOf(tile);
+          const props = viewport?.getProperties() ?? {};
+          const wl = props.voiRange && csUtils
+            ? csUtils.windowLevel.toWindowLevel(props.voiRange.lower, props.voiRange.upper)
+            : {};
+          return {
+            imageIndex: viewport?.getCurrentImageIdIndex() ?? null,
+            imageCount: viewport?.getImageIds().length ?? 0,
+            windowWidth: wl.windowWidth ?? null,
+            windowCenter: wl.windowCenter ?? null,
+            invert: viewport ? isInverted(viewport) : false,
+            zoomPercent: viewport ? zoomPercent(viewport) : null,
+            label: tile.overlay.label.textContent,
+          };
+        }),
+      };
+    },
+    /** For tests: the decoded image on a tile, as Cornerstone holds it in its cache. */
+    decodedImage(tileIndex = 0) {
+      const tile = state.tiles[tileIndex];
+      const viewport = tile && viewportOf(tile);
+      const image = viewport?.getCornerstoneImage();
+      if (!image) return null;
+      const match = /\/instances\/([^/]+)\/frames\/(\d+)$/.exec(image.imageId);
+      return {
+        sopInstanceUid: match ? decodeURIComponent(match[1]) : null,
+        frame: match ? Number(match[2]) : null,
+        rows: image.rows,
+        columns: image.columns,
+        preScaled: Boolean(image.preScale?.scaled),
+        slope: image.slope,
+        intercept: image.intercept,
+        pixels: image.getPixelData(),
+      };
+    },
+    /** For the benchmark: Cornerstone's own load and decode times of the stack's images. */
+    loadTimings() {
+      const images = cache ? [...stackIds].map((imageId) => cache.getImage(imageId)).filter(Boolean) : [];
+      const total = (key) => images.reduce((sum, image) => sum + (Number(image[key]) || 0), 0);
+      return { count: images.length, decodeMs: total("decodeTimeInMS"), loadMs: total("loadTimeInMS") };
+    },
+    run,
+    destroy() {
+      if (state.destroyed) return;
+      state.destroyed = true;
+      abort.abort();
+      imageLoadPoolManager?.clearRequestStack(Enums.RequestType.Prefetch);
+      for (const cleanup of cleanups.reverse()) cleanup();
+      toolbar.removeEventListener("click", onToolbarClick);
+      seriesSelect.removeEventListener("change", onSeriesChange);
+      if (toolGroup) ToolGroupManager.destroyToolGroup(toolGroup.id);
+      renderingEngine?.destroy();
+      element.replaceChildren(...(helpWasServerRendered ? [help] : []));
+      element.classList.remove("viewer-mounted");
+      delete element.dataset.viewerReady;
+      delete element.viewerHandle;
+    },
+  };
+  element.viewerHandle = handle;
+  return handle;
+}

@@ -1,0 +1,299 @@
+"""Browser fixtures for the viewer: a fresh Vite build, headless Chromium on a live server, and
+a page logged in as one of the personas, recording console errors and CSP violations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.core.wsgi import get_wsgi_application
+from django.test import Client
+from playwright.sync_api import Browser, Page, sync_playwright
+from pydicom.uid import generate_uid
+
+from reviewapp.imaging.models import Instance, Study
+from reviewapp.imaging.services import instance_quarantine_approve
+from tests.conftest import REPO_ROOT
+from tests.imaging.conftest import (  # noqa: F401 (fixtures shared with the archive's tests)
+    CT_FILES,
+    CXR_J2K,
+    CXR_JPEG,
+    archive_dirs,
+    import_files,
+    imported_ct_study,
+)
+
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+MANIFEST = REPO_ROOT / "static" / "dist" / "manifest.json"
+BUILD_INPUTS = [
+    REPO_ROOT / "static" / "src",
+    REPO_ROOT / "static" / "css",
+    REPO_ROOT / "vite.config.js",
+    REPO_ROOT / "package-lock.json",
+]
+
+# Counts Cornerstone's IMAGE_RENDERED events: they are dispatched on each viewport element and
+# do not bubble, so only a capture-phase listener on the document sees them all. Init scripts
+# are injected by the browser driver, not by the page, so the page's CSP does not apply.
+COUNT_RENDERS = """
+window.__renders = 0;
+window.__cspViolations = [];
+document.addEventListener('CORNERSTONE_IMAGE_RENDERED', () => { window.__renders += 1; }, true);
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI);
+});
+"""
+
+
+def _newest_mtime(paths: list[Path]) -> float:
+    newest = 0.0
+    for path in paths:
+        files = path.rglob("*") if path.is_dir() else [path]
+        newest = max([newest, *(f.stat().st_mtime for f in files if f.is_file())])
+    return newest
+
+
+@pytest.fixture
+def cxr_studies(
+    db: None,
+    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    coordinator: AbstractBaseUser,
+) -> list[Study]:
+    """The two chest radiographs (JPEG 2000 first, then JPEG baseline), imported; where the
+    import held one back for a burned-in text check, carol releases it as she would."""
+    _, outcomes = import_files([CXR_J2K, CXR_JPEG], user=coordinator)
+    assert [o.status in ("imported", "quarantined") for o in outcomes] == [True, True], outcomes
+    _release_held(outcomes, coordinator)
+    return [Study.objects.get(study_instance_uid=o.study_instance_uid) for o in outcomes]
+
+
+@pytest.fixture(scope="session")
+def viewer_bundle() -> Path:
+    """static/dist built from the current sources (rebuilt when any source is newer)."""
+    if not MANIFEST.exists() or MANIFEST.stat().st_mtime < _newest_mtime(BUILD_INPUTS):
+        subprocess.run(["npm", "run", "build", "--silent"], cwd=REPO_ROOT, check=True)
+    return MANIFEST
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    # Playwright's sync API keeps an event loop running in this thread for as long as the
+    # browser lives; Django would otherwise refuse every ORM call made beside it.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium")
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@dataclass
+class ViewerPage:
+    page: Page
+    base_url: str
+    console_errors: list[str] = field(default_factory=list)
+    failed_responses: list[str] = field(default_factory=list)
+
+    def open(self, path: str) -> None:
+        self.page.goto(f"{self.base_url}{path}")
+
+    def wait_for_render(self, *, stack_loaded: bool = False, timeout: float = 30_000) -> dict:
+        self.page.wait_for_function(
+            """(needStack) => {
+              const el = document.querySelector('[data-viewer]');
+              const s = el && el.viewerHandle && el.viewerHandle.state();
+              if (s && s.errors.length) return true;
+              return window.__renders > 0 && el.dataset.viewerReady === 'true'
+                && s.firstRenderAt !== null && (!needStack || s.stackLoadedAt !== null);
+            }""",
+            arg=stack_loaded,
+            timeout=timeout,
+        )
+        state = self.state()
+        assert state["errors"] == [], state["errors"]
+        return state
+
+    def state(self) -> dict:
+        return self.page.evaluate(
+            "() => document.querySelector('[data-viewer]').viewerHandle.state()"
+        )
+
+    def canvas_stats(self, tile: int = 0, *, centre: float = 1.0) -> dict:
+        """Statistics of what is drawn on a tile's visible canvas (grey levels of channel R),
+        over the central ``centre`` fraction of its width and height."""
+        return self.page.evaluate(
+            """([tile, centre]) => {
+              const canvas = document.querySelectorAll('.viewer-tile')[tile]
+                .querySelector('canvas.cornerstone-canvas');
+              const w = Math.max(1, Math.round(canvas.width * centre));
+              const h = Math.max(1, Math.round(canvas.height * centre));
+              const x = Math.round((canvas.width - w) / 2), y = Math.round((canvas.height - h) / 2);
+              const data = canvas.getContext('2d').getImageData(x, y, w, h).data;
+              let sum = 0, sumSq = 0, nonBlack = 0, hash = 0;
+              const levels = new Set();
+              for (let i = 0; i < data.length; i += 4) {
+                const v = data[i];
+                sum += v; sumSq += v * v; levels.add(v);
+                if (v > 8) nonBlack += 1;
+                hash = (hash * 31 + v) | 0;
+              }
+              const n = data.length / 4;
+              const mean = sum / n;
+              return { width: canvas.width, height: canvas.height, mean,
+                       std: Math.sqrt(sumSq / n - mean * mean),
+                       levels: levels.size, nonBlackFraction: nonBlack / n, hash };
+            }""",
+            [tile, centre],
+        )
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+    def csp_violations(self) -> list[str]:
+        reported = self.page.evaluate("() => window.__cspViolations")
+        logged = [m for m in self.console_errors if "Content Security Policy" in m]
+        return [*reported, *logged]
+
+
+@pytest.fixture(scope="session")
+def app_server(viewer_bundle: Path, django_db_setup: None) -> Iterator[str]:
+    """The project's own WSGI application on a free port: static files come through WhiteNoise
+    exactly as in production (Django's live_server adds its own static and media handlers, and
+    the latter cannot work with MEDIA_URL = None: DICOM files are never served as media)."""
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=False)
+    server.set_app(get_wsgi_application())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def viewer_page_for(
+    transactional_db: None,
+    browser: Browser,
+    app_server: str,
+) -> Iterator[Callable[[AbstractBaseUser], ViewerPage]]:
+    """A browser tab logged in as ``user`` on the application server (rows the test creates
+    are committed, so the server's threads see them)."""
+    contexts = []
+
+    def make(user: AbstractBaseUser) -> ViewerPage:
+        client = Client()
+        client.force_login(user)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.add_cookies(
+            [
+                {
+                    "name": "sessionid",
+                    "value": client.cookies["sessionid"].value,
+                    "url": app_server,
+                }
+            ]
+        )
+        context.add_init_script(COUNT_RENDERS)
+        contexts.append(context)
+        page = context.new_page()
+        viewer = ViewerPage(page=page, base_url=app_server)
+        page.on(
+            "console",
+            lambda m: viewer.console_errors.append(m.text) if m.type == "error" else None,
+        )
+        page.on("pageerror", lambda e: viewer.console_errors.append(f"page error: {e}"))
+        page.on(
+            "response",
+            lambda r: (
+                viewer.failed_responses.append(f"{r.status} {r.url}")
+                if r.status >= 400 and not r.url.endswith("/favicon.ico")
+                else None
+            ),
+        )
+        return viewer
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def _release_held(outcomes, user: AbstractBaseUser) -> None:
+    held = Instance.objects.filter(
+        sop_instance_uid__in=[o.sop_instance_uid for o in outcomes],
+        status=Instance.Status.QUARANTINED,
+    )
+    for instance in held:
+        instance_quarantine_approve(instance=instance, reviewed_by=user)
+
+
+def _derived_copy(source: Path, target: Path, *, series: str, number: int, **values) -> Path:
+    """A copy of a sample file as another instance of the same study, in series ``series``."""
+    ds = pydicom.dcmread(source)
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=[str(source), series, str(number)])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[series])
+    ds.SeriesNumber = number
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    ds.save_as(target, enforce_file_format=True)
+    return target
+
+
+@pytest.fixture
+def cxr_lateral_first_study(
+    db: None,
+    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    coordinator: AbstractBaseUser,
+    tmp_path: Path,
+) -> Study:
+    """One radiograph study with a lateral view in series 1 and a PA view in series 2."""
+    lateral = _derived_copy(
+        CXR_JPEG, tmp_path / "lateral.dcm", series="lateral", number=1, ViewPosition="LL"
+    )
+    frontal = _derived_copy(
+        CXR_JPEG, tmp_path / "pa.dcm", series="frontal", number=2, ViewPosition="PA"
+    )
+    _, outcomes = import_files([lateral, frontal], user=coordinator)
+    _release_held(outcomes, coordinator)
+    (study_uid,) = {o.study_instance_uid for o in outcomes}
+    return Study.objects.get(study_instance_uid=study_uid)
+
+
+@pytest.fixture
+def ct_two_series_study(
+    db: None,
+    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    coordinator: AbstractBaseUser,
+    tmp_path: Path,
+) -> Study:
+    """The sample CT (30 slices, series 3) plus a 5-slice series 7 in the same study."""
+    extra = [
+        _derived_copy(path, tmp_path / f"extra-{n}.dcm", series="extra", number=7)
+        for n, path in enumerate(CT_FILES[:5])
+    ]
+    _, outcomes = import_files([*CT_FILES, *extra], user=coordinator)
+    assert {o.status for o in outcomes} == {"imported"}, outcomes
+    (study_uid,) = {o.study_instance_uid for o in outcomes}
+    return Study.objects.get(study_instance_uid=study_uid)

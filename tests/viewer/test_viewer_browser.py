@@ -1,0 +1,358 @@
+"""What a radiologist sees, proved in real headless Chromium against the live server: images are
+drawn (not blank, not uniform), the CT stack scrolls, presets change the displayed intensities,
+the decoded pixels equal pydicom's, keys stay out of the rating form's way, and nothing on the
+viewer breaks the page's CSP."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from django.urls import reverse
+from pydicom.pixels import apply_modality_lut
+
+from reviewapp.imaging.models import Instance, Study
+from tests.imaging.conftest import CXR_J2K
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SAMPLE_STRIDE = 101
+
+
+def viewer_path(study: Study) -> str:
+    return reverse("viewer:study", kwargs={"public_id": study.public_id})
+
+
+def assert_drawn(stats: dict) -> None:
+    assert stats["nonBlackFraction"] > 0.05, stats
+    assert stats["std"] > 10, stats
+    assert stats["levels"] > 32, stats
+
+
+def assert_clean_console(viewer) -> None:
+    assert viewer.csp_violations() == []
+    # The browser logs a failed request without its URL; failed_responses names it.
+    assert viewer.failed_responses == []
+    assert [m for m in viewer.console_errors if "Failed to load resource" not in m] == []
+
+
+def decoded(viewer, tile: int = 0) -> dict:
+    """The decoded frame Cornerstone holds for a tile: its id, sums and every Nth pixel."""
+    return viewer.page.evaluate(
+        """([tile, stride]) => {
+          const image = document.querySelector('[data-viewer]').viewerHandle.decodedImage(tile);
+          const pixels = image.pixels;
+          let sum = 0, min = Infinity, max = -Infinity;
+          for (let i = 0; i < pixels.length; i += 1) {
+            const v = pixels[i]; sum += v; if (v < min) min = v; if (v > max) max = v;
+          }
+          const sample = [];
+          for (let i = 0; i < pixels.length; i += stride) sample.push(pixels[i]);
+          const { pixels: _, ...rest } = image;
+          return { ...rest, length: pixels.length, sum, min, max, sample };
+        }""",
+        [tile, SAMPLE_STRIDE],
+    )
+
+
+def pydicom_pixels(sop_instance_uid: str, *, pre_scaled: bool) -> np.ndarray:
+    instance = Instance.objects.get(sop_instance_uid=sop_instance_uid)
+    ds = pydicom.dcmread(instance.file.path)
+    pixels = ds.pixel_array
+    return (apply_modality_lut(pixels, ds) if pre_scaled else pixels).astype(np.float64).ravel()
+
+
+def press_in_viewer(viewer, key: str) -> None:
+    viewer.page.keyboard.press(key)
+
+
+def wait_for_tile(viewer, predicate: str) -> dict:
+    """Wait until the first tile's state satisfies a JS predicate ``t => ...``; return it."""
+    viewer.page.wait_for_function(
+        f"() => ({predicate})"
+        "(document.querySelector('[data-viewer]').viewerHandle.state().tiles[0])",
+        timeout=10_000,
+    )
+    return viewer.state()["tiles"][0]
+
+
+def test_jpeg2000_chest_radiograph_is_drawn_and_shows_no_patient_data(
+    viewer_page_for, coordinator, cxr_studies
+):
+    j2k_study = cxr_studies[0]
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(j2k_study))
+    state = viewer.wait_for_render()
+    viewer.screenshot("cxr-jpeg2000")
+
+    assert state["mode"] == "projection"
+    assert len(state["tiles"]) == 1
+    assert_drawn(viewer.canvas_stats(0))
+    overlay = viewer.page.inner_text(".viewer-tiles")
+    assert re.search(r"W -?\d+ L -?\d+", overlay)
+    assert "Zoom" in overlay
+    original = pydicom.dcmread(CXR_J2K, stop_before_pixels=True)
+    page_text = viewer.page.inner_text("[data-viewer]")
+    for identifying in (original.PatientName, original.PatientID, original.InstitutionName):
+        if str(identifying).strip():
+            assert str(identifying) not in page_text
+    assert_clean_console(viewer)
+
+
+def test_jpeg_baseline_chest_radiograph_is_drawn(viewer_page_for, coordinator, cxr_studies):
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(cxr_studies[1]))
+    viewer.wait_for_render()
+    viewer.screenshot("cxr-jpeg-baseline")
+    assert_drawn(viewer.canvas_stats(0))
+    assert_clean_console(viewer)
+
+
+def test_ct_stack_scrolls_with_wheel_and_keys(viewer_page_for, coordinator, imported_ct_study):
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(imported_ct_study))
+    state = viewer.wait_for_render(stack_loaded=True)
+    assert state["mode"] == "stack"
+    assert state["stackLoaded"] == state["stackSize"] == 30
+    start = state["tiles"][0]["imageIndex"]
+    before = viewer.canvas_stats(0)
+    assert_drawn(before)
+    viewer.screenshot("ct-start")
+    assert f"Image {start + 1} / 30" in viewer.page.inner_text(".viewer-tiles")
+
+    box = viewer.page.locator(".viewer-tile").first.bounding_box()
+    viewer.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(5):
+        viewer.page.mouse.wheel(0, 120)
+    viewer.page.wait_for_function(
+        "(start) => document.querySelector('[data-viewer]').viewerHandle.state()"
+        ".tiles[0].imageIndex !== start",
+        arg=start,
+    )
+    after_wheel = viewer.state()["tiles"][0]["imageIndex"]
+    assert after_wheel > start
+    viewer.page.wait_for_timeout(200)
+    assert viewer.canvas_stats(0)["hash"] != before["hash"]
+
+    viewer.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for key, index in (("Home", 0), ("PageDown", 10), ("ArrowDown", 11), ("End", 29)):
+        press_in_viewer(viewer, key)
+        wait_for_tile(viewer, f"t => t.imageIndex === {index}")
+    assert "Image 30 / 30" in viewer.page.inner_text(".viewer-tiles")
+    viewer.screenshot("ct-last-slice")
+    assert_clean_console(viewer)
+
+
+def test_ct_presets_change_the_displayed_intensities(
+    viewer_page_for, coordinator, imported_ct_study
+):
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(imported_ct_study))
+    viewer.wait_for_render()
+    viewer.page.locator(".viewer-tile").first.click()
+
+    press_in_viewer(viewer, "1")
+    viewer.page.wait_for_timeout(200)
+    soft = viewer.canvas_stats(0)
+    tile = viewer.state()["tiles"][0]
+    assert (round(tile["windowWidth"]), round(tile["windowCenter"])) == (400, 40)
+    assert "W 400 L 40" in viewer.page.inner_text(".viewer-tiles")
+    viewer.screenshot("ct-soft-tissue")
+
+    press_in_viewer(viewer, "2")
+    viewer.page.wait_for_timeout(200)
+    lung = viewer.canvas_stats(0)
+    tile = viewer.state()["tiles"][0]
+    assert (round(tile["windowWidth"]), round(tile["windowCenter"])) == (1500, -600)
+    viewer.screenshot("ct-lung")
+    # Lung window lifts aerated lung from black to grey: far more of the image is lit.
+    assert lung["nonBlackFraction"] > soft["nonBlackFraction"] + 0.1, (soft, lung)
+    assert lung["mean"] > soft["mean"] + 10, (soft, lung)
+
+    lung_centre = viewer.canvas_stats(0, centre=0.4)
+    press_in_viewer(viewer, "i")
+    viewer.page.wait_for_timeout(200)
+    inverted_centre = viewer.canvas_stats(0, centre=0.4)
+    assert viewer.state()["tiles"][0]["invert"] is True
+    assert abs(inverted_centre["mean"] - (255 - lung_centre["mean"])) < 3
+
+    press_in_viewer(viewer, " ")
+    viewer.page.wait_for_timeout(200)
+    tile = viewer.state()["tiles"][0]
+    assert tile["invert"] is False
+    assert (round(tile["windowWidth"]), round(tile["windowCenter"])) != (1500, -600)
+    assert_clean_console(viewer)
+
+
+def test_ct_pixels_decoded_in_the_browser_equal_pydicom_in_hounsfield_units(
+    viewer_page_for, coordinator, imported_ct_study
+):
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(imported_ct_study))
+    viewer.wait_for_render()
+    image = decoded(viewer)
+    expected = pydicom_pixels(image["sopInstanceUid"], pre_scaled=image["preScaled"])
+    assert image["rows"] * image["columns"] == image["length"] == expected.size
+    assert image["sum"] == pytest.approx(expected.sum(), abs=1e-3)
+    assert (image["min"], image["max"]) == (expected.min(), expected.max())
+    assert np.array_equal(np.asarray(image["sample"]), expected[::SAMPLE_STRIDE])
+    if image["preScaled"]:
+        # Air must read about -1000 HU: rescale slope and intercept were honoured.
+        assert image["min"] <= -900
+
+
+def test_jpeg2000_pixels_decoded_in_the_browser_equal_pydicom(
+    viewer_page_for, coordinator, cxr_studies
+):
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(cxr_studies[0]))
+    viewer.wait_for_render()
+    image = decoded(viewer)
+    assert (image["rows"], image["columns"]) == (1955, 1841)
+    expected = pydicom_pixels(image["sopInstanceUid"], pre_scaled=image["preScaled"])
+    assert image["sum"] == pytest.approx(expected.sum(), abs=1e-3)
+    assert np.array_equal(np.asarray(image["sample"]), expected[::SAMPLE_STRIDE])
+
+
+def test_viewer_keys_act_only_while_the_viewer_has_the_focus(
+    viewer_page_for, coordinator, imported_ct_study
+):
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(imported_ct_study))
+    viewer.wait_for_render()
+    initial = viewer.state()["tiles"][0]
+    # A rating form field beside the viewer, as on the reading page.
+    viewer.page.evaluate(
+        """() => {
+          const input = document.createElement('input');
+          input.id = 'rating-field';
+          document.querySelector('main').prepend(input);
+        }"""
+    )
+    viewer.page.focus("#rating-field")
+    box = viewer.page.locator(".viewer-tile").first.bounding_box()
+    viewer.page.mouse.move(box["x"] + 50, box["y"] + 50)
+    for key in ("2", "i", "End", "z"):
+        viewer.page.keyboard.press(key)
+    assert viewer.page.input_value("#rating-field") == "2iz"
+    # Nothing focused, pointer over the image: the reading page's rating keys own the keyboard.
+    viewer.page.evaluate("() => document.activeElement.blur()")
+    for key in ("2", "i", "End"):
+        viewer.page.keyboard.press(key)
+    after = viewer.state()["tiles"][0]
+    assert after["windowWidth"] == initial["windowWidth"]
+    assert after["imageIndex"] == initial["imageIndex"]
+    assert after["invert"] is False
+
+    viewer.page.locator(".viewer-tile").first.click()
+    viewer.page.keyboard.press("2")
+    assert round(viewer.state()["tiles"][0]["windowWidth"]) == 1500
+    # Esc hands the keyboard back.
+    viewer.page.keyboard.press("Escape")
+    assert viewer.page.evaluate(
+        "() => !document.querySelector('[data-viewer]').contains(document.activeElement)"
+    )
+    viewer.page.keyboard.press("4")
+    assert round(viewer.state()["tiles"][0]["windowWidth"]) == 1500
+
+
+def test_help_panel_lists_the_shortcuts(viewer_page_for, analyst, imported_ct_study):
+    viewer = viewer_page_for(analyst)
+    viewer.open(viewer_path(imported_ct_study))
+    viewer.wait_for_render()
+    help_panel = viewer.page.locator("[data-viewer-help]")
+    assert help_panel.is_hidden()
+    viewer.page.locator(".viewer-tile").first.click()
+    viewer.page.keyboard.press("?")
+    assert help_panel.is_visible()
+    text = help_panel.inner_text()
+    for expected in ("Lung window (W 1500 / L -600)", "Invert", "Reset", "Home", "PageDown"):
+        assert expected in text
+    viewer.screenshot("ct-help")
+    viewer.page.keyboard.press("Escape")
+    assert help_panel.is_hidden()
+
+
+def test_one_to_one_zoom_shows_one_image_pixel_per_screen_pixel(
+    viewer_page_for, coordinator, cxr_studies
+):
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(cxr_studies[0]))
+    viewer.wait_for_render()
+    fitted = viewer.state()["tiles"][0]["zoomPercent"]
+    assert fitted < 60  # a 1955x1841 radiograph fitted into a ~800 px tall tile
+    viewer.page.locator(".viewer-tile").first.click()
+    viewer.page.keyboard.press("z")
+    assert viewer.state()["tiles"][0]["zoomPercent"] == pytest.approx(100, abs=0.5)
+    assert "Zoom 100%" in viewer.page.inner_text(".viewer-tiles")
+    viewer.screenshot("cxr-one-to-one")
+    viewer.page.keyboard.press("z")
+    assert viewer.state()["tiles"][0]["zoomPercent"] == pytest.approx(fitted, rel=0.01)
+
+
+def test_radiographs_show_every_view_frontal_left_lateral_right(
+    viewer_page_for, coordinator, cxr_lateral_first_study
+):
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(cxr_lateral_first_study))
+    state = viewer.wait_for_render()
+    viewer.page.wait_for_function(
+        "() => document.querySelector('[data-viewer]').viewerHandle.state().tiles"
+        ".every((t) => t.zoomPercent !== null)"
+    )
+    viewer.screenshot("cxr-pa-and-lateral")
+    assert state["mode"] == "projection"
+    assert [t["label"] for t in viewer.state()["tiles"]] == ["PA", "LL"]
+    left, right = (viewer.page.locator(".viewer-tile").nth(i).bounding_box() for i in (0, 1))
+    assert left["x"] + left["width"] <= right["x"] + 1
+    assert abs(left["y"] - right["y"]) < 1
+    assert_drawn(viewer.canvas_stats(0))
+    assert_drawn(viewer.canvas_stats(1))
+    assert_clean_console(viewer)
+
+
+def test_series_switcher_moves_between_the_stacks_of_a_study(
+    viewer_page_for, coordinator, ct_two_series_study
+):
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(ct_two_series_study))
+    viewer.wait_for_render()
+    # The series with most slices opens first.
+    assert viewer.state()["tiles"][0]["imageCount"] == 30
+    switcher = viewer.page.locator("select.viewer-series")
+    assert switcher.is_visible()
+    labels = switcher.locator("option").all_inner_texts()
+    assert labels == ["Series 3 · CT (30 images)", "Series 7 · CT (5 images)"]
+
+    switcher.select_option(label="Series 7 · CT (5 images)")
+    tile = wait_for_tile(viewer, "t => t.imageCount === 5")
+    assert tile["label"] == "CT · Series 7"
+    viewer.page.wait_for_function(
+        "() => document.querySelector('[data-viewer]').viewerHandle.state().stackLoadedAt !== null"
+    )
+    assert_drawn(viewer.canvas_stats(0))
+
+    viewer.page.locator(".viewer-tile").first.click()
+    press_in_viewer(viewer, "]")
+    assert wait_for_tile(viewer, "t => t.imageCount === 30")["label"] == "CT · Series 3"
+    assert_clean_console(viewer)
+
+
+def test_viewer_says_so_when_images_cannot_be_loaded(
+    viewer_page_for, coordinator, imported_ct_study
+):
+    for instance in Instance.objects.filter(series__study=imported_ct_study):
+        Path(instance.file.path).unlink()
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(imported_ct_study))
+    viewer.page.wait_for_function(
+        "() => document.querySelector('[data-viewer]').viewerHandle.state().errors.length > 0",
+        timeout=30_000,
+    )
+    status = viewer.page.locator(".viewer-status")
+    assert status.is_visible()
+    assert "could not be loaded" in status.inner_text()
+    viewer.screenshot("ct-missing-files")
