@@ -12,6 +12,7 @@ Blinding rules enforced here, in one place:
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import string
 from dataclasses import dataclass
@@ -241,7 +242,11 @@ def _display_options(question: dict[str, Any], sides: Sides) -> list[dict[str, A
     values = sides.placeholders()
     shown = []
     for code, option in zip(OPTION_CODES, options, strict=False):
-        item = {"code": code, "value": option["value"], "label": text_render(option["label"], values)}
+        item = {
+            "code": code,
+            "value": option["value"],
+            "label": text_render(option["label"], values),
+        }
         if option.get("short"):
             item["short"] = text_render(option["short"], values)
         shown.append(item)
@@ -261,7 +266,9 @@ def form_build(protocol: dict[str, Any], sides: Sides) -> list[dict[str, Any]]:
         item_sides = [""] if question["scope"] == "comparative" else sides.shown
         for side in item_sides:
             per_report = question["scope"] == "per_report"
-            item_id = _item_id(question["id"], side, per_report=per_report, pairwise=sides.is_pairwise)
+            item_id = _item_id(
+                question["id"], side, per_report=per_report, pairwise=sides.is_pairwise
+            )
             prompt = text_render(question["prompt"], values)
             if per_report and sides.is_pairwise:
                 prompt = f"{prompt} ({sides.label(side)})"
@@ -370,8 +377,8 @@ def answers_resolve(
             problems[where] = "Each span must be an object."
             continue
         side = span.get("side", "")
-        item = span_items.get(side)
-        if item is None:
+        span_item = span_items.get(side)
+        if span_item is None:
             problems[where] = "No error-span question applies to this report."
             continue
         section = span.get("section")
@@ -383,7 +390,7 @@ def answers_resolve(
         if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
             problems[where] = f"Offsets must satisfy 0 <= start < end <= {len(text)}."
             continue
-        categories = {c["code"] for c in item["categories"]}
+        categories = {c["code"] for c in span_item["categories"]}
         if span.get("category") not in categories:
             problems[where] = f"Reason must be one of {', '.join(sorted(categories))}."
             continue
@@ -407,7 +414,7 @@ def answers_resolve(
         )
     for side_spans in _group(spans):
         ordered = sorted(side_spans, key=lambda s: s["start"])
-        for before, after in zip(ordered, ordered[1:], strict=False):
+        for before, after in itertools.pairwise(ordered):
             if after["start"] < before["end"]:
                 problems["spans"] = "Marked passages overlap; merge or shorten them."
     if problems:

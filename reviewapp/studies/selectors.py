@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
@@ -21,10 +21,11 @@ from reviewapp.studies import protocols
 from reviewapp.studies.models import Assignment, Case, Rating, ReaderStudy
 from reviewapp.studies.rendering import report_render
 
+UserLike = AbstractBaseUser | AnonymousUser
 READER_VISIBLE = (ReaderStudy.Status.OPEN, ReaderStudy.Status.PAUSED, ReaderStudy.Status.LOCKED)
 
 
-def _uuid(value: Any) -> uuid.UUID:
+def uuid_or_404(value: Any) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
@@ -34,41 +35,41 @@ def _uuid(value: Any) -> uuid.UUID:
 # --- coordinators and analysts ------------------------------------------------------------
 
 
-def reader_study_list(*, user: AbstractBaseUser) -> QuerySet[ReaderStudy]:
+def reader_study_list(*, user: UserLike) -> QuerySet[ReaderStudy]:
     """Studies a coordinator coordinates; analysts and admins see all (read-only)."""
     if user_has_role(user, Role.ADMIN) or user_has_role(user, Role.ANALYST):
         return ReaderStudy.objects.all()
     if user_has_role(user, Role.COORDINATOR):
-        return ReaderStudy.objects.filter(coordinators=user)
+        return ReaderStudy.objects.filter(coordinators__id=user.pk or 0)
     return ReaderStudy.objects.none()
 
 
-def reader_study_get(*, user: AbstractBaseUser, public_id: Any) -> ReaderStudy:
+def reader_study_get(*, user: UserLike, public_id: Any) -> ReaderStudy:
     """A study the user may look at as coordinator or analyst, else 404."""
     try:
-        return reader_study_list(user=user).get(public_id=_uuid(public_id))
+        return reader_study_list(user=user).get(public_id=uuid_or_404(public_id))
     except ReaderStudy.DoesNotExist:
         raise Http404 from None
 
 
-def reader_study_get_to_manage(*, user: AbstractBaseUser, public_id: Any) -> ReaderStudy:
+def reader_study_get_to_manage(*, user: UserLike, public_id: Any) -> ReaderStudy:
     """A study the user coordinates (admins too), else 404; analysts may not change studies."""
     queryset = (
         ReaderStudy.objects.all()
         if user_has_role(user, Role.ADMIN)
-        else ReaderStudy.objects.filter(coordinators=user)
+        else ReaderStudy.objects.filter(coordinators__id=user.pk or 0)
         if user_has_role(user, Role.COORDINATOR)
         else ReaderStudy.objects.none()
     )
     try:
-        return queryset.get(public_id=_uuid(public_id))
+        return queryset.get(public_id=uuid_or_404(public_id))
     except ReaderStudy.DoesNotExist:
         raise Http404 from None
 
 
 def case_candidates(
     *,
-    user: AbstractBaseUser,
+    user: UserLike,
     modality: str = "",
     stratum: str = "",
     candidate_reports: QuerySet[Report] | None = None,
@@ -103,6 +104,21 @@ def case_list(*, reader_study: ReaderStudy) -> QuerySet[Case]:
     return reader_study.cases.select_related(
         "imaging_study", "first_report", "second_report"
     ).order_by("id")
+
+
+def rating_get_for_staff(*, reader_study: ReaderStudy, assignment_id: Any) -> Rating:
+    """The rating of one assignment of a study the caller already may see, else 404."""
+    rating = (
+        Rating.objects.select_related("assignment__reader")
+        .filter(
+            assignment__reader_study=reader_study,
+            assignment__public_id=uuid_or_404(assignment_id),
+        )
+        .first()
+    )
+    if rating is None:
+        raise Http404
+    return rating
 
 
 def reader_study_progress(*, reader_study: ReaderStudy) -> dict[str, Any]:
@@ -168,16 +184,16 @@ def rating_history(*, rating: Rating) -> list[dict[str, Any]]:
 # --- readers ------------------------------------------------------------------------------
 
 
-def worklist_for_reader(*, user: AbstractBaseUser) -> list[dict[str, Any]]:
+def worklist_for_reader(*, user: UserLike) -> list[dict[str, Any]]:
     """The reader's studies with progress and the next unrated case."""
     if not user_has_role(user, Role.READER):
         return []
     studies = ReaderStudy.objects.filter(
-        panel__reader=user, status__in=READER_VISIBLE
+        panel__reader_id=user.pk, status__in=READER_VISIBLE
     ).order_by("name", "id")
     out = []
     for study in studies:
-        mine = Assignment.objects.filter(reader_study=study, reader=user)
+        mine = Assignment.objects.filter(reader_study=study, reader_id=user.pk)
         counts = mine.aggregate(
             total=Count("id"), done=Count("id", filter=Q(status=Assignment.Status.SUBMITTED))
         )
@@ -195,31 +211,29 @@ def worklist_for_reader(*, user: AbstractBaseUser) -> list[dict[str, Any]]:
     return out
 
 
-def assignment_list_for_reader(
-    *, user: AbstractBaseUser, study_id: Any = None
-) -> QuerySet[Assignment]:
+def assignment_list_for_reader(*, user: UserLike, study_id: Any = None) -> QuerySet[Assignment]:
     """The reader's own assignments in studies they can read (never a draft study)."""
-    mine = Assignment.objects.filter(reader=user, reader_study__status__in=READER_VISIBLE)
+    mine = Assignment.objects.filter(reader_id=user.pk, reader_study__status__in=READER_VISIBLE)
     if study_id is not None:
-        mine = mine.filter(reader_study__public_id=_uuid(study_id))
+        mine = mine.filter(reader_study__public_id=uuid_or_404(study_id))
     return mine.select_related("reader_study").order_by("reader_study_id", "position")
 
 
-def assignment_get_for_reader(*, user: AbstractBaseUser, public_id: Any) -> Assignment:
+def assignment_get_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
     """The reader's own assignment; anyone else's (or a draft study's) is a 404."""
     try:
         return Assignment.objects.select_related(
             "reader_study", "report_a", "report_b", "case__imaging_study"
         ).get(
-            public_id=_uuid(public_id),
-            reader=user,
+            public_id=uuid_or_404(public_id),
+            reader_id=user.pk,
             reader_study__status__in=READER_VISIBLE,
         )
     except Assignment.DoesNotExist:
         raise Http404 from None
 
 
-def next_assignment_for_reader(*, user: AbstractBaseUser, study_id: Any) -> Assignment | None:
+def next_assignment_for_reader(*, user: UserLike, study_id: Any) -> Assignment | None:
     return (
         assignment_list_for_reader(user=user, study_id=study_id)
         .exclude(status=Assignment.Status.SUBMITTED)
@@ -305,7 +319,7 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
     }
 
 
-def rating_get_for_reader(*, user: AbstractBaseUser, assignment_id: Any) -> Rating:
+def rating_get_for_reader(*, user: UserLike, assignment_id: Any) -> Rating:
     assignment = assignment_get_for_reader(user=user, public_id=assignment_id)
     try:
         return Rating.objects.get(assignment=assignment)

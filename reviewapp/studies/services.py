@@ -18,7 +18,7 @@ from typing import Any
 import pghistory
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
@@ -40,6 +40,7 @@ from reviewapp.studies.models import (
 )
 from reviewapp.studies.rendering import report_render
 
+UserLike = AbstractBaseUser | AnonymousUser
 logger = logging.getLogger(__name__)
 MAX_DRAFT_BYTES = 256 * 1024
 
@@ -54,7 +55,7 @@ def progress_group(reader_study: ReaderStudy) -> str:
 @transaction.atomic
 def reader_study_create(
     *,
-    user: AbstractBaseUser,
+    user: UserLike,
     name: str,
     protocol_key: str | None = None,
     protocol: dict[str, Any] | None = None,
@@ -272,17 +273,17 @@ def panel_set(
             "Assignments are already generated; the panel is fixed.", code="assigned"
         )
     problems = [
-        f"{user.get_username()}: not a reader" for user, _ in readers
+        f"{user.get_username()}: not a reader"
+        for user, _ in readers
         if not user_has_role(user, Role.READER)
     ]
     if problems:
         raise ValidationError({"readers": problems})
     study.panel.all().delete()
-    seats = [
-        StudyReader.objects.create(reader_study=study, reader=user, cohort=cohort.strip())
+    return [
+        StudyReader.objects.create(reader_study=study, reader_id=user.pk, cohort=cohort.strip())
         for user, cohort in readers
     ]
-    return seats
 
 
 def _balanced_sides(count: int, *, extra_to_a: bool, rng: random.Random) -> list[str]:
@@ -390,9 +391,9 @@ def assignments_generate(
 def _case_problems(study: ReaderStudy) -> list[str]:
     problems = []
     for case in study.cases.select_related("first_report", "second_report"):
-        reports = [case.first_report, case.second_report] if study.is_pairwise else [
-            case.first_report
-        ]
+        reports = (
+            [case.first_report, case.second_report] if study.is_pairwise else [case.first_report]
+        )
         for report in reports:
             if report is None:
                 problems.append(f"Case {case.public_id}: a report is missing.")
@@ -487,8 +488,8 @@ def draft_save(
         raise ValidationError({"draft": "The draft must be an object."})
     if len(json.dumps(draft)) > MAX_DRAFT_BYTES:
         raise ValidationError({"draft": "The draft is too large."})
-    locked = Assignment.objects.select_for_update().select_related("reader_study").get(
-        pk=assignment.pk
+    locked = (
+        Assignment.objects.select_for_update().select_related("reader_study").get(pk=assignment.pk)
     )
     _require_open(locked.reader_study)
     if seq <= locked.draft_seq:
@@ -525,9 +526,11 @@ def _payload_digest(answers: Any, spans: Any) -> str:
 def _resolve(assignment: Assignment, answers: Any, spans: Any) -> protocols.ResolvedAnswers:
     study = assignment.reader_study
     sides = protocols.Sides(candidate_side=assignment.candidate_side)
-    shown = {"A": assignment.report_a, "B": assignment.report_b} if sides.is_pairwise else {
-        "": assignment.report_a
-    }
+    shown = (
+        {"A": assignment.report_a, "B": assignment.report_b}
+        if sides.is_pairwise
+        else {"": assignment.report_a}
+    )
     return protocols.answers_resolve(
         study.protocol,
         sides,
@@ -544,11 +547,13 @@ def _spans_store(*, rating: Rating, assignment: Assignment, resolved: protocols.
     rating.error_spans.all().delete()
     shown = {"A": assignment.report_a, "B": assignment.report_b, "": assignment.report_a}
     for span in resolved.spans:
-        ErrorSpan.objects.create(rating=rating, report=shown[span["side"]], **span)
+        report = shown[span["side"]]
+        assert report is not None  # answers_resolve only accepts spans on shown reports
+        ErrorSpan.objects.create(rating=rating, report=report, **span)
 
 
 def _edited_report(
-    *, assignment: Assignment, resolved: protocols.ResolvedAnswers, reader: AbstractBaseUser
+    *, assignment: Assignment, resolved: protocols.ResolvedAnswers, reader: UserLike
 ) -> Report | None:
     """The reader's corrected report (kind edited), when they marked passages to replace."""
     if not resolved.spans:
@@ -602,7 +607,7 @@ def _replay(key: uuid.UUID, digest: str, assignment: Assignment) -> RatingResult
 def rating_submit(
     *,
     assignment: Assignment,
-    reader: AbstractBaseUser,
+    reader: UserLike,
     answers: Any,
     spans: Any = None,
     idempotency_key: uuid.UUID,
@@ -636,7 +641,7 @@ def rating_submit(
 def _rating_submit(
     *,
     assignment: Assignment,
-    reader: AbstractBaseUser,
+    reader: UserLike,
     answers: Any,
     spans: Any,
     idempotency_key: uuid.UUID,
@@ -709,7 +714,7 @@ def _rating_submit(
 def rating_revise(
     *,
     assignment: Assignment,
-    reader: AbstractBaseUser,
+    reader: UserLike,
     expected_version: int,
     answers: Any,
     spans: Any = None,
@@ -738,7 +743,7 @@ def rating_revise(
 def _rating_revise(
     *,
     assignment: Assignment,
-    reader: AbstractBaseUser,
+    reader: UserLike,
     expected_version: int,
     answers: Any,
     spans: Any,

@@ -80,9 +80,7 @@ def test_reader_sees_report_letters_where_the_rubric_says_ai_and_original() -> N
 
 @pytest.mark.parametrize("key", ["medgemini_cxr", "flamingo_cxr"])
 def test_the_form_is_identical_whichever_side_the_ai_report_is_on(key: str) -> None:
-    protocol = protocols.protocol_prepare(
-        protocols.protocol_template(key), ask_ai_guess=True
-    )
+    protocol = protocols.protocol_prepare(protocols.protocol_template(key), ask_ai_guess=True)
     assert protocols.form_build(protocol, Sides(candidate_side="A")) == protocols.form_build(
         protocol, Sides(candidate_side="B")
     )
@@ -126,13 +124,21 @@ def test_radpeer_modifier_is_only_asked_after_a_discrepancy() -> None:
     sides = Sides(candidate_side="")
     texts = {"": {"findings": "x", "impression": "y"}}
     concur = protocols.answers_resolve(
-        protocol, sides, raw_answers={"score": "a"}, raw_spans=[], sources={"": "ai"},
+        protocol,
+        sides,
+        raw_answers={"score": "a"},
+        raw_spans=[],
+        sources={"": "ai"},
         report_texts=texts,
     )
     assert concur.answers["score"]["value"] == "1"
     with pytest.raises(ValidationError) as caught:
         protocols.answers_resolve(
-            protocol, sides, raw_answers={"score": "b"}, raw_spans=[], sources={"": "ai"},
+            protocol,
+            sides,
+            raw_answers={"score": "b"},
+            raw_spans=[],
+            sources={"": "ai"},
             report_texts=texts,
         )
     assert "answers.modifier" in caught.value.message_dict

@@ -62,12 +62,15 @@ def test_orders_are_shuffled_per_reader_from_the_recorded_seed(
         )
 
     again = build_study(
-        coordinator=coordinator, readers=[reader, second_reader], imaging=case_studies, seed=99,
+        coordinator=coordinator,
+        readers=[reader, second_reader],
+        imaging=case_studies,
+        seed=99,
         name="replay",
     )
     assert order(study, reader) == order(again, reader)
     assert order(study, reader) != order(study, second_reader)
-    with pytest.raises(ApplicationError, match="never redrawn|only possible while"):
+    with pytest.raises(ApplicationError, match=r"never redrawn|only possible while"):
         services.assignments_generate(reader_study=study, seed=1)
 
 
@@ -77,7 +80,10 @@ def test_k_readers_per_case_spreads_the_load_evenly(coordinator, make_user, db) 
     readers = [make_user(f"r{i}", Role.READER) for i in range(4)]
     imaging = [make_case_study(i) for i in range(10)]
     study = build_study(
-        coordinator=coordinator, readers=readers, imaging=imaging, reads_per_case=3,
+        coordinator=coordinator,
+        readers=readers,
+        imaging=imaging,
+        reads_per_case=3,
         open_it=False,
     )
     per_case = Counter(Assignment.objects.filter(reader_study=study).values_list("case", flat=True))
@@ -91,8 +97,11 @@ def test_stratified_sample_is_reproducible_from_its_seed(coordinator, db) -> Non
     pool = [make_case_study(i, stratum="normal" if i < 6 else "abnormal") for i in range(20)]
     study = services.reader_study_create(user=coordinator, name="s", protocol_key="medgemini_cxr")
     result = services.cases_add_sample(
-        reader_study=study, pool=pool, per_stratum={"normal": 2, "abnormal": 5},
-        candidate_reports=Report.objects.filter(kind="ai"), seed=7,
+        reader_study=study,
+        pool=pool,
+        per_stratum={"normal": 2, "abnormal": 5},
+        candidate_reports=Report.objects.filter(kind="ai"),
+        seed=7,
     )
     study.refresh_from_db()
     assert study.sample_seed == 7
@@ -103,9 +112,7 @@ def test_stratified_sample_is_reproducible_from_its_seed(coordinator, db) -> Non
     )
     assert {s.pk for s in again} == chosen
     with pytest.raises(ValidationError, match="only 6 available"):
-        services.cases_add_sample(
-            reader_study=study, pool=pool, per_stratum={"normal": 9}, seed=1
-        )
+        services.cases_add_sample(reader_study=study, pool=pool, per_stratum={"normal": 9}, seed=1)
 
 
 def test_studies_missing_a_report_are_named_and_the_rest_still_added(coordinator, db) -> None:
@@ -145,8 +152,11 @@ def test_submit_stores_source_resolved_answers_and_timings(open_study, reader) -
     services.assignment_open(assignment=assignment)
     services.draft_save(assignment=assignment, draft={"answers": {"comparison": "b"}}, seq=1)
     result = services.rating_submit(
-        assignment=assignment, reader=reader, answers={"comparison": "b"},
-        idempotency_key=uuid.uuid4(), active_seconds=12.5,
+        assignment=assignment,
+        reader=reader,
+        answers={"comparison": "b"},
+        idempotency_key=uuid.uuid4(),
+        active_seconds=12.5,
     )
     rating = result.rating
     expected = "ai_better" if assignment.candidate_side == "A" else "original_better"
@@ -178,7 +188,9 @@ def test_a_retried_submit_returns_the_same_rating(open_study, reader) -> None:
         )
     with pytest.raises(ConflictError, match="already has a submitted rating"):
         services.rating_submit(
-            assignment=assignment, reader=reader, answers={"comparison": "d"},
+            assignment=assignment,
+            reader=reader,
+            answers={"comparison": "d"},
             idempotency_key=uuid.uuid4(),
         )
 
@@ -186,17 +198,25 @@ def test_a_retried_submit_returns_the_same_rating(open_study, reader) -> None:
 def test_a_stale_revision_is_refused_not_silently_applied(open_study, reader) -> None:
     assignment = _first(open_study, reader)
     services.rating_submit(
-        assignment=assignment, reader=reader, answers={"comparison": "c"},
+        assignment=assignment,
+        reader=reader,
+        answers={"comparison": "c"},
         idempotency_key=uuid.uuid4(),
     )
     services.rating_revise(
-        assignment=assignment, reader=reader, expected_version=1, answers={"comparison": "a"},
+        assignment=assignment,
+        reader=reader,
+        expected_version=1,
+        answers={"comparison": "a"},
         idempotency_key=uuid.uuid4(),
     )
     with pytest.raises(ConflictError, match="now version 2") as caught:
         services.rating_revise(
-            assignment=assignment, reader=reader, expected_version=1,
-            answers={"comparison": "e"}, idempotency_key=uuid.uuid4(),
+            assignment=assignment,
+            reader=reader,
+            expected_version=1,
+            answers={"comparison": "e"},
+            idempotency_key=uuid.uuid4(),
         )
     assert caught.value.extra == {"version": 2}
     rating = Rating.objects.get(assignment=assignment)
@@ -210,11 +230,16 @@ def test_history_keeps_every_version_including_raw_sql_updates(open_study, reade
     # outside any application context.
     assignment = _first(open_study, reader)
     services.rating_submit(
-        assignment=assignment, reader=reader, answers={"comparison": "c"},
+        assignment=assignment,
+        reader=reader,
+        answers={"comparison": "c"},
         idempotency_key=uuid.uuid4(),
     )
     services.rating_revise(
-        assignment=assignment, reader=reader, expected_version=1, answers={"comparison": "b"},
+        assignment=assignment,
+        reader=reader,
+        expected_version=1,
+        answers={"comparison": "b"},
         idempotency_key=uuid.uuid4(),
     )
     rating = Rating.objects.get(assignment=assignment)
@@ -237,10 +262,15 @@ def test_history_keeps_every_version_including_raw_sql_updates(open_study, reade
 def test_the_history_table_refuses_updates_and_deletes(open_study, reader, statement) -> None:
     assignment = _first(open_study, reader)
     services.rating_submit(
-        assignment=assignment, reader=reader, answers={"comparison": "c"},
+        assignment=assignment,
+        reader=reader,
+        answers={"comparison": "c"},
         idempotency_key=uuid.uuid4(),
     )
-    with pytest.raises(ProgrammingError, match="Cannot update or delete"), connection.cursor() as cursor:
+    with (
+        pytest.raises(ProgrammingError, match="Cannot update or delete"),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(statement)
 
 
@@ -258,19 +288,26 @@ def test_nothing_is_accepted_while_paused_or_locked(open_study, reader) -> None:
     services.reader_study_pause(reader_study=open_study)
     with pytest.raises(ApplicationError, match="paused"):
         services.rating_submit(
-            assignment=assignment, reader=reader, answers={"comparison": "c"},
+            assignment=assignment,
+            reader=reader,
+            answers={"comparison": "c"},
             idempotency_key=uuid.uuid4(),
         )
     services.reader_study_open(reader_study=open_study)
     services.rating_submit(
-        assignment=assignment, reader=reader, answers={"comparison": "c"},
+        assignment=assignment,
+        reader=reader,
+        answers={"comparison": "c"},
         idempotency_key=uuid.uuid4(),
     )
     services.reader_study_lock(reader_study=open_study)
     with pytest.raises(ApplicationError, match="locked"):
         services.rating_revise(
-            assignment=assignment, reader=reader, expected_version=1,
-            answers={"comparison": "a"}, idempotency_key=uuid.uuid4(),
+            assignment=assignment,
+            reader=reader,
+            expected_version=1,
+            answers={"comparison": "a"},
+            idempotency_key=uuid.uuid4(),
         )
     with pytest.raises(ApplicationError, match="cannot be reopened"):
         services.reader_study_open(reader_study=open_study)
@@ -278,7 +315,9 @@ def test_nothing_is_accepted_while_paused_or_locked(open_study, reader) -> None:
 
 def test_protocol_is_frozen_once_a_rating_exists(open_study, reader) -> None:
     services.rating_submit(
-        assignment=_first(open_study, reader), reader=reader, answers={"comparison": "c"},
+        assignment=_first(open_study, reader),
+        reader=reader,
+        answers={"comparison": "c"},
         idempotency_key=uuid.uuid4(),
     )
     with pytest.raises(ApplicationError, match="frozen"):
@@ -291,7 +330,9 @@ def test_error_correction_stores_spans_and_an_edited_report(
     coordinator, reader, case_studies
 ) -> None:
     study = build_study(
-        coordinator=coordinator, readers=[reader], imaging=case_studies[:2],
+        coordinator=coordinator,
+        readers=[reader],
+        imaging=case_studies[:2],
         protocol_key="error_correction",
     )
     assignment = _first(study, reader)
@@ -299,17 +340,37 @@ def test_error_correction_stores_spans_and_an_edited_report(
     start = findings.index("clear")
     with pytest.raises(ValidationError) as caught:
         services.rating_submit(
-            assignment=assignment, reader=reader, answers={"image_quality": "a"},
-            spans=[{"side": "", "section": "findings", "start": 0, "end": 9999,
-                    "category": "false_finding", "significant": True}],
+            assignment=assignment,
+            reader=reader,
+            answers={"image_quality": "a"},
+            spans=[
+                {
+                    "side": "",
+                    "section": "findings",
+                    "start": 0,
+                    "end": 9999,
+                    "category": "false_finding",
+                    "significant": True,
+                }
+            ],
             idempotency_key=uuid.uuid4(),
         )
     assert "spans.0" in caught.value.message_dict
     rating = services.rating_submit(
-        assignment=assignment, reader=reader, answers={"image_quality": "a"},
-        spans=[{"side": "", "section": "findings", "start": start, "end": start + 5,
-                "category": "false_finding", "significant": True,
-                "replacement": "hyperinflated"}],
+        assignment=assignment,
+        reader=reader,
+        answers={"image_quality": "a"},
+        spans=[
+            {
+                "side": "",
+                "section": "findings",
+                "start": start,
+                "end": start + 5,
+                "category": "false_finding",
+                "significant": True,
+                "replacement": "hyperinflated",
+            }
+        ],
         idempotency_key=uuid.uuid4(),
     ).rating
     span = rating.error_spans.get()
@@ -336,7 +397,9 @@ def test_concurrent_double_submit_stores_one_rating(coordinator, reader, second_
             barrier.wait()
             results.append(
                 services.rating_submit(
-                    assignment=assignment, reader=reader, answers={"comparison": "c"},
+                    assignment=assignment,
+                    reader=reader,
+                    answers={"comparison": "c"},
                     idempotency_key=key,
                 ).rating.pk
             )
