@@ -8,10 +8,12 @@ blinding tests have something real to look for.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import AbstractUser
+from django.utils import timezone
 
 from reviewapp.core.roles import Role
 from reviewapp.imaging.models import Study
@@ -48,6 +50,15 @@ def make_case_study(index: int, *, stratum: str = "normal", modality: str = "CR"
         findings=f"The lungs are clear. Cardiac silhouette is within normal limits {index}.",
         impression="No acute disease.",
         source_note=MODEL_NAME,
+    )
+    # Realistic provenance: the original was written weeks before the AI report, so a leaked
+    # creation date would tell them apart (and not collide with today's rating times).
+    now = timezone.now()
+    Report.objects.filter(study=study, kind=Report.Kind.ORIGINAL).update(
+        created_at=now - timedelta(days=30, minutes=index)
+    )
+    Report.objects.filter(study=study, kind=Report.Kind.AI).update(
+        created_at=now - timedelta(days=2, minutes=index)
     )
     return study
 
@@ -97,3 +108,10 @@ def open_study(coordinator, reader, second_reader, case_studies) -> ReaderStudy:
     return build_study(
         coordinator=coordinator, readers=[reader, second_reader], imaging=case_studies
     )
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    # Each world makes seven personas; the production hasher's deliberate slowness would
+    # dominate these tests on a small machine without testing anything about studies.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
