@@ -8,8 +8,8 @@ blinding tests have something real to look for.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import AbstractUser
