@@ -786,6 +786,9 @@ def _rating_revise(
         edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
         rating.edited_report = edited or rating.edited_report
         rating.save()
+    # The autosaved revision-in-progress is now the rating; a reload must not offer it again.
+    locked.draft = {}
+    locked.save(update_fields=["draft", "updated_at"])
     RatingWrite.objects.create(
         idempotency_key=idempotency_key,
         rating=rating,
