@@ -326,11 +326,31 @@ async def run_phase(
                 ).fetchall()
             killed.append(len(rows))
 
+    baseline: list[float] = []
+
+    async def probe() -> None:
+        # The named baseline, measured under the same load: a view that touches nothing.
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            while time.monotonic() < stop_at:
+                begin = time.perf_counter()
+                try:
+                    await client.get("/healthz")
+                    baseline.append((time.perf_counter() - begin) * 1000)
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.25)
+
     tasks = [asyncio.create_task(loop) for loop in loops]
+    tasks.append(asyncio.create_task(probe()))
     if outage:
         tasks.append(asyncio.create_task(kill_connections(*outage)))
     await asyncio.gather(*tasks)
     summary = stats.summary(time.monotonic() - started)
+    summary["bare_view_baseline_ms"] = {
+        "n": len(baseline),
+        "p50": round(percentile(baseline, 50), 1),
+        "p95": round(percentile(baseline, 95), 1),
+    }
     if outage:
         summary["connections_killed"] = killed
     return summary

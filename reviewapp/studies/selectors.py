@@ -281,10 +281,17 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
         reports.append({"side": "B", **report_render(assignment.report_b)})
     for report in reports:
         report["label"] = sides.label(report["side"])
-    mine = Assignment.objects.filter(reader_study=study, reader=assignment.reader)
-    total = mine.count()
-    previous = mine.filter(position__lt=assignment.position).order_by("-position").first()
-    following = mine.filter(position__gt=assignment.position).order_by("position").first()
+    # One query for the reader's whole list (positions and ids) instead of count + prev + next.
+    order = list(
+        Assignment.objects.filter(reader_study=study, reader_id=assignment.reader_id)
+        .order_by("position")
+        .values_list("position", "public_id")
+    )
+    total = len(order)
+    before = [pid for pos, pid in order if pos < assignment.position]
+    after = [pid for pos, pid in order if pos > assignment.position]
+    previous_id = before[-1] if before else None
+    following_id = after[0] if after else None
     rating = Rating.objects.filter(assignment=assignment).first()
     can_write = study.status == ReaderStudy.Status.OPEN and (
         rating is None or study.allow_revisions
@@ -299,8 +306,8 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
         "position": assignment.position,
         "total": total,
         "status": assignment.status,
-        "previous": str(previous.public_id) if previous else None,
-        "next": str(following.public_id) if following else None,
+        "previous": str(previous_id) if previous_id else None,
+        "next": str(following_id) if following_id else None,
         "image_study_uid": assignment.case.imaging_study.study_instance_uid,
         "reports": reports,
         "form": protocols.form_build(study.protocol, sides),

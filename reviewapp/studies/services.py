@@ -467,9 +467,15 @@ def _require_open(study: ReaderStudy) -> None:
         raise ApplicationError(message, code=f"study_{study.status}")
 
 
-@transaction.atomic
 def assignment_open(*, assignment: Assignment) -> Assignment:
     """Record when the reader first opened the case (server time)."""
+    if assignment.opened_at is not None:
+        return assignment  # revisits change nothing: skip the row lock
+    return _assignment_open(assignment=assignment)
+
+
+@transaction.atomic
+def _assignment_open(*, assignment: Assignment) -> Assignment:
     locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
     if locked.opened_at is None and locked.reader_study.status == ReaderStudy.Status.OPEN:
         locked.opened_at = timezone.now()
@@ -543,8 +549,11 @@ def _resolve(assignment: Assignment, answers: Any, spans: Any) -> protocols.Reso
     )
 
 
-def _spans_store(*, rating: Rating, assignment: Assignment, resolved: protocols.ResolvedAnswers):
-    rating.error_spans.all().delete()
+def _spans_store(
+    *, rating: Rating, assignment: Assignment, resolved: protocols.ResolvedAnswers, is_new: bool
+) -> None:
+    if not is_new:
+        rating.error_spans.all().delete()
     shown = {"A": assignment.report_a, "B": assignment.report_b, "": assignment.report_a}
     for span in resolved.spans:
         report = shown[span["side"]]
@@ -682,7 +691,7 @@ def _rating_submit(
             submitted_at=now,
             active_seconds=seconds,
         )
-        _spans_store(rating=rating, assignment=locked, resolved=resolved)
+        _spans_store(rating=rating, assignment=locked, resolved=resolved, is_new=True)
         edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
         if edited is not None:
             rating.edited_report = edited
@@ -782,7 +791,7 @@ def _rating_revise(
         rating.revised_at = timezone.now()
         if active_seconds is not None:
             rating.active_seconds = max(rating.active_seconds, float(active_seconds))
-        _spans_store(rating=rating, assignment=locked, resolved=resolved)
+        _spans_store(rating=rating, assignment=locked, resolved=resolved, is_new=False)
         edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
         rating.edited_report = edited or rating.edited_report
         rating.save()
