@@ -104,7 +104,8 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/radreview"),
-        conn_max_age=env_int("RADREVIEW_DB_CONN_MAX_AGE", 60, minimum=0),
+        # ASGI runs sync views in a thread pool: persistent connections would pile up per thread.
+        conn_max_age=env_int("RADREVIEW_DB_CONN_MAX_AGE", 0, minimum=0),
         conn_health_checks=True,
     )
 }
@@ -168,6 +169,7 @@ FILE_UPLOAD_TEMP_DIR = None
 RADREVIEW_MAX_UPLOAD_BYTES = env_int("RADREVIEW_MAX_UPLOAD_BYTES", 1024**3, minimum=1024)
 RADREVIEW_MAX_FILE_BYTES = env_int("RADREVIEW_MAX_FILE_BYTES", 512 * 1024**2, minimum=1024)
 RADREVIEW_MAX_ARCHIVE_MEMBERS = env_int("RADREVIEW_MAX_ARCHIVE_MEMBERS", 10_000, minimum=1)
+DICOMWEB_STOW_MAX_BYTES = env_int("RADREVIEW_STOW_MAX_BYTES", 4 * 1024**3, minimum=1024)
 RADREVIEW_MAX_ARCHIVE_BYTES = env_int("RADREVIEW_MAX_ARCHIVE_BYTES", 4 * 1024**3, minimum=1024)
 
 REST_FRAMEWORK = {
