@@ -126,10 +126,24 @@ def import_batch_from_uploads(
 
 def import_batch_queue(*, batch: ImportBatch) -> None:
     """Hand a staged batch to the worker once the transaction that staged it commits."""
+    batch_pk = batch.pk
+    transaction.on_commit(lambda: _batch_enqueue(batch_pk=batch_pk))
+
+
+def _batch_enqueue(*, batch_pk: int) -> None:
     from reviewapp.imaging.tasks import dicom_import_task
 
-    batch_pk = batch.pk
-    transaction.on_commit(lambda: dicom_import_task.delay(batch_pk=batch_pk))
+    try:
+        dicom_import_task.delay(batch_pk=batch_pk)
+    except Exception:
+        # The broker is down: say so on the batch rather than leave it pending forever.
+        logger.exception("Could not queue import batch %s", batch_pk)
+        ImportBatch.objects.filter(pk=batch_pk, status=ImportBatch.Status.PENDING).update(
+            status=ImportBatch.Status.FAILED,
+            finished_at=timezone.now(),
+            error_message="The import could not be queued (the task queue is unreachable). "
+            "Upload the files again later, or ask an administrator to check the worker.",
+        )
 
 
 def import_batch_staged_files(*, batch: ImportBatch) -> list[IncomingFile]:
