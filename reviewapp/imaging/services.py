@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 import tempfile
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
@@ -269,10 +270,10 @@ def _expand_all(
             target = dest / f"{index:06d}"
             target.mkdir()
             yield from archives.expand_upload(incoming, dest=target)
-        except Exception:
+        except Exception as exc:
             # The archive reader is a parser of hostile input: whatever it trips on is this
             # upload's problem, not the batch's.
-            logger.exception("Could not expand an upload of batch; skipping it")
+            logger.error("Could not expand one upload: %s", _error_summary(exc))
             yield FileOutcome(
                 name=incoming.name, status="rejected", reason="could not be read as a file or zip"
             )
@@ -281,15 +282,26 @@ def _expand_all(
 def _file_import_guarded(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcome:
     try:
         return instance_import(batch=batch, incoming=incoming)
-    except Exception:
-        # Never let one file stop the batch; the traceback names no patient data because
-        # nothing here formats dataset values into messages.
-        logger.exception("Unexpected error importing one file of batch %s", batch.public_id)
+    except Exception as exc:
+        # Never let one file stop the batch.
+        logger.error(
+            "Unexpected error importing one file of batch %s: %s",
+            batch.public_id,
+            _error_summary(exc),
+        )
         return FileOutcome(
             name=incoming.name,
             status="rejected",
             reason="an internal error stopped this file; it was not imported",
         )
+
+
+def _error_summary(exc: BaseException) -> str:
+    """Exception type and where it was raised, never its message: parsers and libraries put
+    attribute values (names, dates, IDs) into their messages."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}{where}"
 
 
 @dataclass(frozen=True)

@@ -210,3 +210,20 @@ def test_a_slice_whose_series_another_import_is_creating_still_lands(
     assert [o.status for o in outcomes] == ["imported"], outcomes
     assert Series.objects.count() == 1
     assert Instance.objects.get().series.study == study
+
+
+def test_a_storage_failure_rejects_the_file_and_logs_no_exception_message(
+    archive_dirs: Path, settings, caplog, tmp_path: Path
+) -> None:
+    # Storage that cannot be written (its root is a plain file): each file fails on its own,
+    # the batch finishes, and the log names the error type, not its message.
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    settings.MEDIA_ROOT = blocked
+    batch, outcomes = import_files(CT_FILES[:2])
+    assert [o.status for o in outcomes] == ["rejected", "rejected"]
+    assert outcomes[0].reason == "an internal error stopped this file; it was not imported"
+    assert batch.status == ImportBatch.Status.DONE
+    assert Instance.objects.count() == 0
+    assert "Unexpected error importing one file" in caplog.text
+    assert str(blocked) not in caplog.text
