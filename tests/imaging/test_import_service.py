@@ -227,3 +227,19 @@ def test_a_storage_failure_rejects_the_file_and_logs_no_exception_message(
     assert Instance.objects.count() == 0
     assert "Unexpected error importing one file" in caplog.text
     assert str(blocked) not in caplog.text
+
+
+def test_an_image_whose_compressed_pixels_cannot_be_decoded_is_refused_by_name(
+    archive_dirs: Path, tmp_path: Path
+) -> None:
+    # Sound structure, broken JPEG (a 0 x 0 frame header): a reader would get a blank
+    # viewer, so the import refuses it and says why.
+    data = bytearray(CXR_JPEG.read_bytes())
+    start_of_frame = data.index(b"\xff\xc0")
+    data[start_of_frame + 5 : start_of_frame + 9] = b"\x00\x00\x00\x00"
+    corrupt = tmp_path / "corrupt.dcm"
+    corrupt.write_bytes(bytes(data))
+    _, outcomes = import_files([corrupt, CT_FILES[0]])
+    assert [o.status for o in outcomes] == ["rejected", "imported"]
+    assert outcomes[0].reason.startswith("pixel data cannot be decoded")
+    assert Instance.objects.count() == 1
