@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 import tempfile
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
@@ -126,10 +127,24 @@ def import_batch_from_uploads(
 
 def import_batch_queue(*, batch: ImportBatch) -> None:
     """Hand a staged batch to the worker once the transaction that staged it commits."""
+    batch_pk = batch.pk
+    transaction.on_commit(lambda: _batch_enqueue(batch_pk=batch_pk))
+
+
+def _batch_enqueue(*, batch_pk: int) -> None:
     from reviewapp.imaging.tasks import dicom_import_task
 
-    batch_pk = batch.pk
-    transaction.on_commit(lambda: dicom_import_task.delay(batch_pk=batch_pk))
+    try:
+        dicom_import_task.delay(batch_pk=batch_pk)
+    except Exception:
+        # The broker is down: say so on the batch rather than leave it pending forever.
+        logger.exception("Could not queue import batch %s", batch_pk)
+        ImportBatch.objects.filter(pk=batch_pk, status=ImportBatch.Status.PENDING).update(
+            status=ImportBatch.Status.FAILED,
+            finished_at=timezone.now(),
+            error_message="The import could not be queued (the task queue is unreachable). "
+            "Upload the files again later, or ask an administrator to check the worker.",
+        )
 
 
 def import_batch_staged_files(*, batch: ImportBatch) -> list[IncomingFile]:
@@ -255,10 +270,10 @@ def _expand_all(
             target = dest / f"{index:06d}"
             target.mkdir()
             yield from archives.expand_upload(incoming, dest=target)
-        except Exception:
+        except Exception as exc:
             # The archive reader is a parser of hostile input: whatever it trips on is this
             # upload's problem, not the batch's.
-            logger.exception("Could not expand an upload of batch; skipping it")
+            logger.error("Could not expand one upload: %s", _error_summary(exc))
             yield FileOutcome(
                 name=incoming.name, status="rejected", reason="could not be read as a file or zip"
             )
@@ -267,15 +282,26 @@ def _expand_all(
 def _file_import_guarded(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcome:
     try:
         return instance_import(batch=batch, incoming=incoming)
-    except Exception:
-        # Never let one file stop the batch; the traceback names no patient data because
-        # nothing here formats dataset values into messages.
-        logger.exception("Unexpected error importing one file of batch %s", batch.public_id)
+    except Exception as exc:
+        # Never let one file stop the batch.
+        logger.error(
+            "Unexpected error importing one file of batch %s: %s",
+            batch.public_id,
+            _error_summary(exc),
+        )
         return FileOutcome(
             name=incoming.name,
             status="rejected",
             reason="an internal error stopped this file; it was not imported",
         )
+
+
+def _error_summary(exc: BaseException) -> str:
+    """Exception type and where it was raised, never its message: parsers and libraries put
+    attribute values (names, dates, IDs) into their messages."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}{where}"
 
 
 @dataclass(frozen=True)
@@ -288,7 +314,9 @@ class _Prepared:
 def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcome:
     """Parse, de-identify, store and index one file; record its rows in one transaction."""
     try:
-        original = dicom_safety.read_untrusted(incoming.path)
+        # Decoding the first frame costs a fraction of a second per compressed image, and
+        # turns corrupt pixels into a named refusal here instead of a blank viewer later.
+        original = dicom_safety.read_untrusted(incoming.path, decode_check=True)
     except dicom_safety.UnsafeDicomError as exc:
         return FileOutcome(name=incoming.name, status="rejected", reason=exc.reason)
     prepared_or_outcome = _prepare(incoming=incoming, original=original)

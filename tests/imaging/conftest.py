@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from reviewapp.imaging.models import ImportBatch, Instance, Study
@@ -72,3 +73,13 @@ def imported_cxr_studies(db: None, archive_dirs: Path) -> list[Study]:
     for instance in Instance.objects.filter(status=Instance.Status.QUARANTINED):
         instance_quarantine_approve(instance=instance, reviewed_by=None)
     return [Study.objects.get(study_instance_uid=o.study_instance_uid) for o in outcomes]
+
+
+def database_url() -> str:
+    """The test database as a DATABASE_URL, for processes a test starts (workers, web)."""
+    db = settings.DATABASES["default"]
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +13,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from reviewapp.celery import app as celery_app
 from reviewapp.imaging.models import ImportBatch, Instance, Study
-from tests.imaging.conftest import CT_FILES
+from tests.conftest import REPO_ROOT
+from tests.imaging.conftest import CT_FILES, database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -83,3 +87,38 @@ def test_studies_api_filters_and_counts(
     assert detail["series"][0]["instance_count"] == 30
     assert Instance.objects.count() == 32
     assert client.get("/api/v1/studies/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_the_queue_cannot_take_is_marked_failed_with_a_message(
+    archive_dirs: Path,
+) -> None:
+    # A web process whose broker is down (a port nobody listens on) stages an upload: the
+    # queueing fails after the commit, and the batch says so instead of staying "pending".
+    script = (
+        "import django; django.setup()\n"
+        "from django.core.files.uploadedfile import SimpleUploadedFile\n"
+        "from reviewapp.imaging.services import import_batch_from_uploads\n"
+        "batch = import_batch_from_uploads(created_by=None,"
+        " uploads=[SimpleUploadedFile('a.dcm', b'x' * 10)])\n"
+        "print(batch.public_id)\n"
+    )
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(),
+        REDIS_URL="redis://127.0.0.1:1/0",
+        RADREVIEW_DATA_DIR=str(archive_dirs),
+        DJANGO_SETTINGS_MODULE="reviewapp.settings",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    batch = ImportBatch.objects.get(public_id=done.stdout.strip().splitlines()[-1])
+    assert batch.status == ImportBatch.Status.FAILED
+    assert "could not be queued" in batch.error_message

@@ -210,3 +210,36 @@ def test_a_slice_whose_series_another_import_is_creating_still_lands(
     assert [o.status for o in outcomes] == ["imported"], outcomes
     assert Series.objects.count() == 1
     assert Instance.objects.get().series.study == study
+
+
+def test_a_storage_failure_rejects_the_file_and_logs_no_exception_message(
+    archive_dirs: Path, settings, caplog, tmp_path: Path
+) -> None:
+    # Storage that cannot be written (its root is a plain file): each file fails on its own,
+    # the batch finishes, and the log names the error type, not its message.
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    settings.MEDIA_ROOT = blocked
+    batch, outcomes = import_files(CT_FILES[:2])
+    assert [o.status for o in outcomes] == ["rejected", "rejected"]
+    assert outcomes[0].reason == "an internal error stopped this file; it was not imported"
+    assert batch.status == ImportBatch.Status.DONE
+    assert Instance.objects.count() == 0
+    assert "Unexpected error importing one file" in caplog.text
+    assert str(blocked) not in caplog.text
+
+
+def test_an_image_whose_compressed_pixels_cannot_be_decoded_is_refused_by_name(
+    archive_dirs: Path, tmp_path: Path
+) -> None:
+    # Sound structure, broken JPEG (a 0 x 0 frame header): a reader would get a blank
+    # viewer, so the import refuses it and says why.
+    data = bytearray(CXR_JPEG.read_bytes())
+    start_of_frame = data.index(b"\xff\xc0")
+    data[start_of_frame + 5 : start_of_frame + 9] = b"\x00\x00\x00\x00"
+    corrupt = tmp_path / "corrupt.dcm"
+    corrupt.write_bytes(bytes(data))
+    _, outcomes = import_files([corrupt, CT_FILES[0]])
+    assert [o.status for o in outcomes] == ["rejected", "imported"]
+    assert outcomes[0].reason.startswith("pixel data cannot be decoded")
+    assert Instance.objects.count() == 1

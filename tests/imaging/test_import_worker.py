@@ -11,25 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from reviewapp.imaging.models import ImportBatch, Instance
 from reviewapp.imaging.services import import_batch_from_uploads
 from reviewapp.imaging.tasks import dicom_import_task
 from tests.conftest import REPO_ROOT
-from tests.imaging.conftest import CT_FILES
+from tests.imaging.conftest import CT_FILES, database_url
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
-
-
-def _database_url() -> str:
-    db = settings.DATABASES["default"]
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -37,7 +27,7 @@ def celery_worker(transactional_db: None, archive_dirs: Path, tmp_path: Path) ->
     """A solo worker on the test database and this test's data folder; killed at the end."""
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=_database_url(),
+        DATABASE_URL=database_url(),
         RADREVIEW_DATA_DIR=str(archive_dirs),
         RADREVIEW_TASKS_EAGER="0",
         PYTHONUNBUFFERED="1",
