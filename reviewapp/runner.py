@@ -47,7 +47,8 @@ def _local_secrets(data_dir: Path) -> dict[str, str]:
 def _embedded_postgres(data_dir: Path) -> str:
     import pgserver  # an optional dependency: only the embedded demo needs it
 
-    server = pgserver.get_server(str(data_dir / "pgdata"), cleanup_mode=None)
+    # Stopped again when this runner exits: the demo leaves no database server behind.
+    server = pgserver.get_server(str(data_dir / "pgdata"), cleanup_mode="stop")
     exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'radreview';")
     if "1 row" not in exists:
         server.psql("CREATE DATABASE radreview;")
