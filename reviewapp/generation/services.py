@@ -25,6 +25,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from inference.backends import BACKEND_KINDS, backend_get
@@ -124,8 +125,8 @@ def run_event(run: GenerationRun) -> dict[str, Any]:
 
 def job_counts(job: GenerationJob) -> dict[str, int]:
     counts = {status.value: 0 for status in GenerationRun.Status}
-    for status in job.runs.values_list("status", flat=True):
-        counts[status] += 1
+    for row in job.runs.order_by().values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
     counts["total"] = sum(counts.values())
     counts["finished"] = sum(counts[s] for s in GenerationRun.FINISHED)
     return counts
@@ -302,9 +303,11 @@ def _claim(run_pk: int) -> GenerationRun | None:
         run = (
             GenerationRun.objects.select_for_update()
             .select_related("job__model_config", "study")
-            .get(pk=run_pk)
+            .filter(pk=run_pk)
+            .first()
         )
-        if run.is_finished:
+        if run is None or run.is_finished:
+            # None: deleted since it was queued (its study went); nothing is left to do.
             return None
         if run.attempts >= run.max_attempts:
             # A redelivery after the last attempt's worker died: give up, do not loop.
@@ -385,8 +388,8 @@ def _request_for(run: GenerationRun) -> tuple[Backend, GenerationRequest]:
 def generation_run_execute(*, run_pk: int) -> str:
     """Generate the AI report of one run; safe to call again for the same run (redelivery).
 
-    Returns what happened: "busy" (another live worker has it), "skipped" (finished or
-    cancelled), "succeeded", "failed", "requeued" or "discarded" (cancelled mid-run).
+    Returns what happened: "busy" (another live worker has it), "skipped" (finished,
+    cancelled or deleted), "succeeded", "failed", "requeued" or "discarded" (cancelled mid-run).
     """
     if not _try_session_lock(run_pk):
         return "busy"

@@ -7,18 +7,26 @@ Instance rows; each study gets fresh UIDs so the same files can stand for severa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pydicom
 import pytest
+import redis
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.db import connection
 from pydicom.uid import generate_uid
 
 from reviewapp.imaging.models import Instance, Series, Study
 from reviewapp.reports.models import Report
-from tests.conftest import SAMPLES
+from tests.conftest import REPO_ROOT, SAMPLES
 
 CXR_JPEG = SAMPLES / "cxr" / "siim_nihcxr14_chest_PA_jpeg.dcm"
 CXR_J2K = SAMPLES / "cxr" / "nema_wg04_RG1_chest_PA_J2KI.dcm"
@@ -90,3 +98,69 @@ def two_radiographs(db: None) -> tuple[Study, Study]:
         stratum="abnormal",
     )
     return normal, nodule
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a child process that must use the test database."""
+    params = connection.settings_dict
+    env = dict(os.environ)
+    env["DATABASE_URL"] = (
+        f"postgres://{params['USER']}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
+    )
+    return env
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen]]:
+    """Start Celery workers on the test database and this test's Redis; stop them after."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    env = child_env()
+    started: list[subprocess.Popen] = []
+
+    def start(name: str) -> subprocess.Popen:
+        log = (tmp_path / f"{name}.log").open("w")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "reviewapp",
+                "worker",
+                "-Q",
+                "default,gpu",
+                "--concurrency",
+                "1",
+                "-n",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: SIGKILL reaches the pool child too
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    for log in sorted(tmp_path.glob("*.log")):
+        sys.stderr.write(f"--- {log.name}\n{log.read_text()[-3000:]}\n")

@@ -258,3 +258,11 @@ def test_shell_jobs_need_no_user(baseline, two_radiographs) -> None:
         user=None, model_config=baseline, studies=two_radiographs
     )
     assert created.job.created_by is None
+
+
+def test_a_message_for_a_run_deleted_since_is_dropped(coordinator, baseline, archive) -> None:
+    study = archive([CXR_JPEG])
+    (run,) = _queue(coordinator, baseline, study)
+    study.delete()
+
+    assert services.generation_run_execute(run_pk=run.pk) == "skipped"

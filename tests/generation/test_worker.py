@@ -5,83 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-import redis
-from django.conf import settings
-from django.db import connection
 
 from reviewapp.generation import services
 from reviewapp.generation.models import GenerationRun, ModelConfig
 from reviewapp.reports.models import Report
-from tests.conftest import REPO_ROOT
+from tests.generation.conftest import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def _wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen]]:
-    """Start Celery workers on the test database and this test's Redis; stop them after."""
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    params = connection.settings_dict
-    env = dict(os.environ)
-    env["DATABASE_URL"] = (
-        f"postgres://{params['USER']}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
-    )
-    started: list[subprocess.Popen] = []
-
-    def start(name: str) -> subprocess.Popen:
-        log = (tmp_path / f"{name}.log").open("w")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "reviewapp",
-                "worker",
-                "-Q",
-                "default,gpu",
-                "--concurrency",
-                "1",
-                "-n",
-                f"{name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: SIGKILL reaches the pool child too
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    for log in sorted(tmp_path.glob("*.log")):
-        sys.stderr.write(f"--- {log.name}\n{log.read_text()[-3000:]}\n")
 
 
 @pytest.fixture
@@ -105,7 +38,7 @@ def test_a_killed_worker_loses_nothing_and_the_study_gets_exactly_one_report(
 
     job = services.generation_job_create(user=coordinator, model_config=config, studies=[study]).job
     run = job.runs.get()
-    _wait_for(
+    wait_for(
         lambda: GenerationRun.objects.get(pk=run.pk).status == "running",
         timeout=90,
         what="the first worker to start the run",
@@ -128,8 +61,8 @@ def test_a_killed_worker_loses_nothing_and_the_study_gets_exactly_one_report(
         reaped.update(services.generation_runs_reap())
         return reaped["requeued"] == 1
 
-    _wait_for(reap, timeout=20, what="the reaper to notice the dead worker")
-    _wait_for(
+    wait_for(reap, timeout=20, what="the reaper to notice the dead worker")
+    wait_for(
         lambda: GenerationRun.objects.get(pk=run.pk).status == "succeeded",
         timeout=120,
         what="the second worker to finish the run",
@@ -153,7 +86,7 @@ def test_a_queued_job_is_worked_through_by_a_real_worker(
         user=coordinator, model_config=config, studies=two_radiographs
     ).job
 
-    _wait_for(
+    wait_for(
         lambda: job.runs.filter(status="succeeded").count() == 2,
         timeout=120,
         what="both runs to succeed",
