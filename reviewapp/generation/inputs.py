@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.fields.files import FieldFile
 
 from inference.descriptor import DESCRIPTOR_VERSION, study_descriptor
@@ -19,16 +19,23 @@ from reviewapp.reports.models import Report
 CXR_MODALITIES = {"CR", "DX"}
 
 
-def study_kind(study: Study) -> StudyKind | None:
-    """CT when the study has a CT series, CXR for radiographs, None for anything else."""
-    modalities = {m.strip().upper() for m in study.modalities.split("\\") if m.strip()}
-    if not modalities:
-        modalities = {m.upper() for m in study.series.values_list("modality", flat=True) if m}
+def _kind_of_modalities(modalities: str | set[str]) -> StudyKind | None:
+    if isinstance(modalities, str):
+        modalities = {m.strip().upper() for m in modalities.split("\\") if m.strip()}
     if "CT" in modalities:
         return "CT"
     if modalities & CXR_MODALITIES:
         return "CXR"
     return None
+
+
+def study_kind(study: Study) -> StudyKind | None:
+    """CT when the study has a CT series, CXR for radiographs, None for anything else."""
+    if study.modalities.strip():
+        return _kind_of_modalities(study.modalities)
+    return _kind_of_modalities(
+        {m.upper() for m in study.series.values_list("modality", flat=True) if m}
+    )
 
 
 def _local_path(field: FieldFile) -> Path:
@@ -99,38 +106,70 @@ def descriptor_get(*, study: Study) -> StudyDescriptor:
     return descriptor
 
 
+# Per worker process: the described corpus of each kind and the archive state it was built
+# from. Rebuilding it (every original report and descriptor row) costs far more than a run.
+_corpus_cache: dict[str, tuple[tuple, tuple[CorpusEntry, ...]]] = {}
+
+
+def _kind_filter(kind: StudyKind) -> Q:
+    if kind == "CT":
+        return Q(study__modalities__icontains="CT")
+    return Q(study__modalities__icontains="CR") | Q(study__modalities__icontains="DX")
+
+
+def _archive_state(originals: QuerySet[Report]) -> tuple:
+    """What the corpus depends on; any report or descriptor added, changed or removed moves it."""
+    reports = originals.aggregate(n=Count("id"), latest=Max("updated_at"), top=Max("id"))
+    descriptors = StudyDescriptor.objects.filter(version=DESCRIPTOR_VERSION).aggregate(
+        n=Count("id"), latest=Max("created_at"), top=Max("id")
+    )
+    return (*reports.values(), *descriptors.values())
+
+
 def retrieval_corpus_build(*, kind: StudyKind) -> tuple[CorpusEntry, ...]:
     """Every study of this kind with an original report, described (missing ones computed).
 
     Studies whose images cannot be read are left out of the corpus rather than failing the run:
     the baseline answers from whatever else the archive holds.
     """
-    originals = [
-        report
-        for report in Report.objects.filter(kind=Report.Kind.ORIGINAL).select_related("study")
-        if study_kind(report.study) == kind
-    ]
-    stored = {
-        d.study_id: d
-        for d in StudyDescriptor.objects.filter(
-            study_id__in=[r.study_id for r in originals], version=DESCRIPTOR_VERSION
+    originals = Report.objects.filter(_kind_filter(kind), kind=Report.Kind.ORIGINAL)
+    state = _archive_state(originals)
+    cached = _corpus_cache.get(kind)
+    if cached is not None and cached[0] == state:
+        return cached[1]
+    rows = [
+        row
+        for row in originals.values_list(
+            "study_id", "study__public_id", "study__modalities", "findings", "impression"
         )
-    }
+        # The modality filter above is a coarse text match; this is the exact rule.
+        if _kind_of_modalities(row[2]) == kind
+    ]
+    vectors = dict(
+        StudyDescriptor.objects.filter(
+            study_id__in=[r[0] for r in rows], version=DESCRIPTOR_VERSION
+        ).values_list("study_id", "vector")
+    )
     entries = []
-    for report in originals:
-        descriptor = stored.get(report.study_id)
-        if descriptor is None:
+    for study_id, public_id, _, findings, impression in rows:
+        vector = vectors.get(study_id)
+        if vector is None:
             try:
-                descriptor = descriptor_get(study=report.study)
+                vector = descriptor_get(study=Study.objects.get(pk=study_id)).vector
             except InferenceError:
                 continue
         entries.append(
             CorpusEntry(
-                study_key=str(report.study.public_id),
+                study_key=str(public_id),
                 kind=kind,
-                descriptor=np.frombuffer(bytes(descriptor.vector), dtype="<f4"),
-                findings=report.findings,
-                impression=report.impression,
+                descriptor=np.frombuffer(bytes(vector), dtype="<f4"),
+                findings=findings,
+                impression=impression,
             )
         )
-    return tuple(entries)
+    corpus = tuple(entries)
+    if len(corpus) == len(rows):
+        # Cache only a complete corpus: describing changes the state it is keyed by.
+        state = _archive_state(originals)
+        _corpus_cache[kind] = (state, corpus)
+    return corpus
