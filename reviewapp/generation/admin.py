@@ -34,6 +34,7 @@ class ModelConfigForm(forms.ModelForm):
             parameters=data.get("parameters", {}),
             prompt_cxr=data.get("prompt_cxr", ""),
             prompt_ct=data.get("prompt_ct", ""),
+            time_limit_seconds=data.get("time_limit_seconds") or 0,
         )
         return data
 

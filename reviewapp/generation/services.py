@@ -22,6 +22,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from celery.exceptions import SoftTimeLimitExceeded
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
@@ -68,9 +69,17 @@ def model_config_check(
     parameters: Any,
     prompt_cxr: str,
     prompt_ct: str,
+    time_limit_seconds: int = 900,
 ) -> None:
     """Raise ValidationError naming each field that cannot work."""
     errors: dict[str, list[str]] = {}
+    # Redis hands an unacknowledged task to another worker after the visibility timeout; a run
+    # allowed to last longer would be delivered twice while still going.
+    longest = settings.CELERY_VISIBILITY_TIMEOUT - 600
+    if not 10 <= time_limit_seconds <= longest:
+        errors.setdefault("time_limit_seconds", []).append(
+            f"Choose 10 to {longest} seconds (the broker's visibility timeout less a margin)."
+        )
     if backend not in BACKEND_KINDS:
         errors.setdefault("backend", []).append(f"Choose one of {', '.join(BACKEND_KINDS)}.")
     if backend == ModelConfig.Backend.TRANSFORMERS and not location:
@@ -105,6 +114,38 @@ def model_config_check(
             )
     if errors:
         raise ValidationError(errors)
+
+
+MODEL_CONFIG_FIELDS = (
+    "name", "backend", "location", "served_model_name", "parameters", "prompt_cxr",
+    "prompt_ct", "max_attempts", "time_limit_seconds", "is_active",
+)  # fmt: skip
+
+
+@transaction.atomic
+def model_config_save(
+    *, user: Actor, model_config: ModelConfig | None = None, **values: Any
+) -> ModelConfig:
+    """Create a model configuration, or change one; every field is checked first."""
+    _require_coordinator(user)
+    unknown = set(values) - set(MODEL_CONFIG_FIELDS)
+    if unknown:
+        raise ValueError(f"not model configuration fields: {sorted(unknown)}")
+    config = model_config or ModelConfig()
+    for key, value in values.items():
+        setattr(config, key, value)
+    model_config_check(
+        backend=config.backend,
+        location=config.location,
+        served_model_name=config.served_model_name,
+        parameters=config.parameters,
+        prompt_cxr=config.prompt_cxr,
+        prompt_ct=config.prompt_ct,
+        time_limit_seconds=config.time_limit_seconds,
+    )
+    config.full_clean()
+    config.save()
+    return config
 
 
 # --- progress events -------------------------------------------------------------------------

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -16,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.generation import selectors, services
+from reviewapp.generation.models import DEFAULT_PROMPT_CT, DEFAULT_PROMPT_CXR, ModelConfig
 from reviewapp.generation.services import job_counts
 from reviewapp.imaging.models import Study
 
@@ -133,3 +135,57 @@ def run_retry(request: HttpRequest, run_id: str) -> HttpResponse:
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     run = selectors.run_get(user=request.user, public_id=run_id)
     return render(request, "generation/run_detail.html", {"run": run})
+
+
+class ModelConfigForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    backend = forms.ChoiceField(choices=ModelConfig.Backend.choices)
+    location = forms.CharField(max_length=500, required=False)
+    served_model_name = forms.CharField(max_length=200, required=False)
+    parameters = forms.JSONField(required=False, initial=dict)
+    prompt_cxr = forms.CharField(widget=forms.Textarea, required=False)
+    prompt_ct = forms.CharField(widget=forms.Textarea, required=False)
+    max_attempts = forms.IntegerField(min_value=1, max_value=10, initial=2)
+    time_limit_seconds = forms.IntegerField(min_value=10, initial=900)
+    is_active = forms.BooleanField(required=False, initial=True)
+
+
+@_roles(Role.COORDINATOR, Role.ANALYST)
+def model_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "generation/model_list.html",
+        {
+            "models": selectors.model_configs_list(user=request.user),
+            "is_coordinator": user_has_role(request.user, Role.COORDINATOR),
+        },
+    )
+
+
+@_roles(Role.COORDINATOR)
+@require_http_methods(["GET", "POST"])
+def model_edit(request: HttpRequest, model_id: str | None = None) -> HttpResponse:
+    config = selectors.model_config_get(user=request.user, public_id=model_id) if model_id else None
+    if request.method == "POST":
+        form = ModelConfigForm(request.POST)
+        if form.is_valid():
+            values = dict(form.cleaned_data)
+            values["parameters"] = values["parameters"] or {}
+            try:
+                services.model_config_save(user=request.user, model_config=config, **values)
+            except ValidationError as exc:
+                for field, problems in exc.message_dict.items():
+                    for problem in problems:
+                        form.add_error(field if field in form.fields else None, problem)
+            else:
+                messages.success(request, f"Model {values['name']} saved.")
+                return redirect("generation:model_list")
+    elif config is not None:
+        form = ModelConfigForm(
+            initial={field: getattr(config, field) for field in services.MODEL_CONFIG_FIELDS}
+        )
+    else:
+        form = ModelConfigForm(
+            initial={"prompt_cxr": DEFAULT_PROMPT_CXR, "prompt_ct": DEFAULT_PROMPT_CT}
+        )
+    return render(request, "generation/model_form.html", {"form": form, "config": config})

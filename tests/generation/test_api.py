@@ -201,3 +201,62 @@ def test_the_run_page_shows_the_report_and_its_record(coordinator, finished_run)
     assert "Right upper lobe nodule." in text
     assert "baseline: image nearest-neighbour retrieval" in text
     assert "sop_instance_uids" in text
+
+
+def test_a_coordinator_configures_a_model_on_the_page(coordinator) -> None:
+    client = Client()
+    client.force_login(coordinator)
+    form = {
+        "name": "medgemma-4b",
+        "backend": "openai",
+        "location": "http://gpu-box:8000/v1",
+        "served_model_name": "google/medgemma-4b-it",
+        "parameters": '{"max_new_tokens": 300, "ct_slices": 12}',
+        "prompt_cxr": "Report this {modality}.",
+        "prompt_ct": "Report these {num_images} slices.",
+        "max_attempts": "2",
+        "time_limit_seconds": "600",
+        "is_active": "on",
+    }
+
+    response = client.post(reverse("generation:model_create"), form)
+
+    assert response.status_code == 302
+    config = ModelConfig.objects.get(name="medgemma-4b")
+    assert config.queue == "default"
+    assert config.parameters == {"max_new_tokens": 300, "ct_slices": 12}
+
+
+def test_a_broken_model_configuration_is_refused_field_by_field(coordinator) -> None:
+    client = Client()
+    client.force_login(coordinator)
+    form = {
+        "name": "broken",
+        "backend": "transformers",
+        "location": "",
+        "parameters": '{"temprature": 0.2}',
+        "prompt_cxr": "Report {patient_name}",
+        "prompt_ct": "",
+        "max_attempts": "2",
+        "time_limit_seconds": "999999",
+    }
+
+    page = client.post(reverse("generation:model_create"), form).content.decode()
+
+    assert "A transformers model needs its directory." in page
+    assert "Unknown parameters [&#x27;temprature&#x27;]" in page
+    assert "Unknown fields [&#x27;patient_name&#x27;]" in page
+    assert "the broker&#x27;s visibility timeout" in page
+    assert not ModelConfig.objects.filter(name="broken").exists()
+
+
+@pytest.mark.parametrize("role", ["reader", "analyst", "outsider"])
+def test_only_coordinators_configure_models(role, people) -> None:
+    client = Client()
+    client.force_login(people[role])
+    assert client.get(reverse("generation:model_create")).status_code == 403
+    response = client.post(
+        reverse("generation:model_create"), {"name": "x", "backend": "retrieval"}
+    )
+    assert response.status_code == 403
+    assert not ModelConfig.objects.filter(name="x").exists()
