@@ -8,7 +8,9 @@ backend goes through the same ``from_pretrained`` loading path as a real checkpo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -46,6 +48,18 @@ def build_tokenizer(extra_special: tuple[str, ...] = ()) -> PreTrainedTokenizerF
     return fast
 
 
+def _always_some_words(model: Any, tokenizer: PreTrainedTokenizerFast) -> None:
+    """Random weights may start with a special token or stop at once, which decodes to an
+    empty report; a real checkpoint's generation config can carry the same settings."""
+    model.generation_config.min_new_tokens = 2
+    model.generation_config.suppress_tokens = [
+        tokenizer.pad_token_id,
+        tokenizer.bos_token_id,
+        tokenizer.unk_token_id,
+        *tokenizer.additional_special_tokens_ids,
+    ]
+
+
 def build_vision_encoder_decoder(directory: Path) -> Path:
     from transformers import (
         GPT2Config,
@@ -65,6 +79,7 @@ def build_vision_encoder_decoder(directory: Path) -> Path:
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         add_cross_attention=True, is_decoder=True,
     )  # fmt: skip
+    torch.manual_seed(0)  # the same random weights every run: the same (non-empty) output
     config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
     config.decoder_start_token_id = tokenizer.bos_token_id
     config.pad_token_id = tokenizer.pad_token_id
@@ -73,6 +88,7 @@ def build_vision_encoder_decoder(directory: Path) -> Path:
     model.generation_config.decoder_start_token_id = tokenizer.bos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
+    _always_some_words(model, tokenizer)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(directory)
@@ -108,9 +124,11 @@ def build_llava(directory: Path) -> Path:
         vision_feature_layer=-1,
         vision_feature_select_strategy="full",
     )
+    torch.manual_seed(0)
     model = LlavaForConditionalGeneration(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
+    _always_some_words(model, tokenizer)
     model.save_pretrained(directory)
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
