@@ -25,6 +25,12 @@ def _version(package: str) -> str | None:
 
 
 def software_versions() -> dict[str, Any]:
+    return dict(_software_versions())
+
+
+@lru_cache(maxsize=1)
+def _software_versions() -> dict[str, Any]:
+    # Package metadata is read from disk; it cannot change under a running process.
     versions: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
