@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -22,6 +23,14 @@ from reviewapp.generation.services import job_counts
 from reviewapp.imaging.models import Study
 
 STUDY_PAGE = 500
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _roles(*roles: Role) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
@@ -47,7 +56,12 @@ def job_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not is_coordinator:
             raise PermissionDenied
-        config = selectors.model_config_get(user=request.user, public_id=request.POST["model"])
+        try:
+            model_id = uuid.UUID(request.POST.get("model", ""))
+        except ValueError:
+            messages.error(request, "Choose a model.")
+            return redirect("generation:job_list")
+        config = selectors.model_config_get(user=request.user, public_id=model_id)
         queued = selectors.studies_for_generation(
             user=request.user,
             modality=request.POST.get("modality", ""),
@@ -55,7 +69,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
             without_ai_from=config if request.POST.get("only_missing") else None,
         )
         if chosen := request.POST.getlist("studies"):
-            queued = queued.filter(public_id__in=chosen)
+            queued = queued.filter(public_id__in=[c for c in chosen if _is_uuid(c)])
         try:
             created = services.generation_job_create(
                 user=request.user, model_config=config, studies=queued

@@ -260,3 +260,12 @@ def test_only_coordinators_configure_models(role, people) -> None:
     )
     assert response.status_code == 403
     assert not ModelConfig.objects.filter(name="x").exists()
+
+
+def test_a_form_without_a_model_says_so(coordinator, two_radiographs) -> None:
+    client = Client()
+    client.force_login(coordinator)
+    response = client.post(reverse("generation:job_list"), {"studies": ["not-a-uuid"]}, follow=True)
+    assert response.status_code == 200
+    assert "Choose a model." in response.content.decode()
+    assert not GenerationRun.objects.exists()
