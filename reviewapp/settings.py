@@ -237,7 +237,13 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # The run table is the source of truth: re-queue generation runs whose worker died.
+    "generation-reap": {
+        "task": "reviewapp.generation.tasks.generation_runs_reap_task",
+        "schedule": env_int("RADREVIEW_GENERATION_REAP_SECONDS", 60, minimum=5),
+    },
+}
 
 LOGGING = {
     "version": 1,

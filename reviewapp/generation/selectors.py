@@ -1,0 +1,102 @@
+"""Reads of generation data, each with its permission check: coordinators and analysts see
+models, jobs, runs and provenance; readers never do (it would unblind them)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from reviewapp.core.roles import Role, user_has_role
+from reviewapp.generation.models import GenerationJob, GenerationRun, ModelConfig
+from reviewapp.imaging.models import Study
+from reviewapp.reports.models import Report
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def _require_staff_view(user: User) -> None:
+    if not (user_has_role(user, Role.COORDINATOR) or user_has_role(user, Role.ANALYST)):
+        raise PermissionDenied("Generation records are for coordinators and analysts.")
+
+
+def model_configs_list(*, user: User, active_only: bool = False) -> QuerySet[ModelConfig]:
+    """Configured models, for coordinators and analysts."""
+    _require_staff_view(user)
+    configs = ModelConfig.objects.all()
+    return configs.filter(is_active=True) if active_only else configs
+
+
+def model_config_get(*, user: User, public_id: object) -> ModelConfig:
+    _require_staff_view(user)
+    return get_object_or_404(ModelConfig, public_id=public_id)
+
+
+def jobs_list(*, user: User) -> QuerySet[GenerationJob]:
+    """All generation jobs, newest first."""
+    _require_staff_view(user)
+    return GenerationJob.objects.select_related("model_config", "created_by")
+
+
+def job_get(*, user: User, public_id: object) -> GenerationJob:
+    _require_staff_view(user)
+    return get_object_or_404(
+        GenerationJob.objects.select_related("model_config", "created_by"), public_id=public_id
+    )
+
+
+def job_runs(*, user: User, job: GenerationJob) -> QuerySet[GenerationRun]:
+    _require_staff_view(user)
+    return job.runs.select_related("study", "report").order_by("id")
+
+
+def run_get(*, user: User, public_id: object) -> GenerationRun:
+    """One run with its report and reproducibility record."""
+    _require_staff_view(user)
+    return get_object_or_404(
+        GenerationRun.objects.select_related("study", "report", "job__model_config"),
+        public_id=public_id,
+    )
+
+
+def ai_reports_for_model(*, model_config: ModelConfig) -> QuerySet[Report]:
+    """The AI reports one model wrote (for building reader studies); the caller checks access.
+
+    Only reports of succeeded runs count; a study generated twice by the same model yields
+    its newest report first.
+    """
+    return (
+        Report.objects.filter(
+            kind=Report.Kind.AI,
+            generation_run__job__model_config=model_config,
+            generation_run__status=GenerationRun.Status.SUCCEEDED,
+        )
+        .select_related("study")
+        .order_by("study_id", "-created_at")
+    )
+
+
+def studies_for_generation(
+    *,
+    user: User,
+    modality: str = "",
+    stratum: str = "",
+    without_ai_from: ModelConfig | None = None,
+) -> QuerySet[Study]:
+    """Studies a coordinator may queue, filtered as on the generation page."""
+    if not user_has_role(user, Role.COORDINATOR):
+        raise PermissionDenied("Only coordinators can generate AI reports.")
+    studies = Study.objects.all()
+    if modality == "CT":
+        studies = studies.filter(modalities__icontains="CT")
+    elif modality == "CXR":
+        studies = studies.filter(Q(modalities__icontains="CR") | Q(modalities__icontains="DX"))
+    if stratum:
+        studies = studies.filter(stratum=stratum)
+    if without_ai_from is not None:
+        studies = studies.exclude(
+            generation_runs__job__model_config=without_ai_from,
+            generation_runs__status=GenerationRun.Status.SUCCEEDED,
+        )
+    return studies.order_by("-created_at")

@@ -1,0 +1,559 @@
+"""Every write of AI report generation: jobs, runs, the run executor and the reaper.
+
+Exactly-once reports under at-least-once delivery: a task may be delivered twice (a killed
+worker's message comes back; the reaper re-sends) so each run is guarded by a PostgreSQL
+session advisory lock held for the whole generation by the worker doing it. The lock dies with
+the worker's database connection, so "running but unlocked" means its worker is gone, which
+is how the reaper tells a dead run from a long one. The report is written in the same
+transaction that marks the run succeeded, under a row lock, so a second delivery finds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from celery.exceptions import SoftTimeLimitExceeded
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from inference.backends import BACKEND_KINDS, backend_get
+from inference.backends.base import Backend
+from inference.text import PROMPT_FIELDS, prompt_fields
+from inference.types import GenerationRequest, InferenceError, RetryableInferenceError
+from reviewapp.core.errors import ApplicationError
+from reviewapp.core.roles import Role, user_has_role
+from reviewapp.generation.inputs import retrieval_corpus_build, study_input_build, study_kind
+from reviewapp.generation.models import GenerationJob, GenerationRun, ModelConfig
+from reviewapp.imaging.models import Study
+from reviewapp.reports.models import Report
+
+logger = logging.getLogger(__name__)
+Actor = AbstractBaseUser | AnonymousUser | None  # None: the shell (manage.py generate_reports)
+
+LOCK_NAMESPACE = 0x6765  # "ge": keeps our advisory-lock keys apart from other apps'
+MAX_THROTTLE_SECONDS = 300
+RETRY_DELAY_SECONDS = 30
+KNOWN_PARAMETERS = {
+    "max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "num_beams",
+    "repetition_penalty", "no_repeat_ngram_size", "seed", "system_prompt", "ct_slices",
+    "ct_windows", "max_side", "max_images", "device", "timeout_s", "retries", "backoff_s",
+    "throttle_seconds",
+}  # fmt: skip
+
+
+def job_group_name(job_public_id: Any) -> str:
+    return f"generation.job.{job_public_id}"
+
+
+# --- model configurations ------------------------------------------------------------------
+
+
+def model_config_check(
+    *,
+    backend: str,
+    location: str,
+    served_model_name: str,
+    parameters: Any,
+    prompt_cxr: str,
+    prompt_ct: str,
+    time_limit_seconds: int = 900,
+) -> None:
+    """Raise ValidationError naming each field that cannot work."""
+    errors: dict[str, list[str]] = {}
+    # Redis hands an unacknowledged task to another worker after the visibility timeout; a run
+    # allowed to last longer would be delivered twice while still going.
+    longest = settings.CELERY_VISIBILITY_TIMEOUT - 600
+    if not 10 <= time_limit_seconds <= longest:
+        errors.setdefault("time_limit_seconds", []).append(
+            f"Choose 10 to {longest} seconds (the broker's visibility timeout less a margin)."
+        )
+    if backend not in BACKEND_KINDS:
+        errors.setdefault("backend", []).append(f"Choose one of {', '.join(BACKEND_KINDS)}.")
+    if backend == ModelConfig.Backend.TRANSFORMERS and not location:
+        errors.setdefault("location", []).append("A transformers model needs its directory.")
+    if backend == ModelConfig.Backend.OPENAI:
+        if not location.startswith(("http://", "https://")):
+            errors.setdefault("location", []).append("Give the server's http(s) base URL.")
+        if not served_model_name:
+            errors.setdefault("served_model_name", []).append("Name the model the server serves.")
+    if not isinstance(parameters, dict):
+        errors.setdefault("parameters", []).append("Parameters must be a JSON object.")
+    else:
+        unknown = sorted(set(parameters) - KNOWN_PARAMETERS)
+        if unknown:
+            errors.setdefault("parameters", []).append(
+                f"Unknown parameters {unknown}; known: {sorted(KNOWN_PARAMETERS)}."
+            )
+        throttle = parameters.get("throttle_seconds", 0)
+        if not isinstance(throttle, int | float) or not 0 <= throttle <= MAX_THROTTLE_SECONDS:
+            errors.setdefault("parameters", []).append(
+                f"throttle_seconds must be a number from 0 to {MAX_THROTTLE_SECONDS}."
+            )
+    for name, template in (("prompt_cxr", prompt_cxr), ("prompt_ct", prompt_ct)):
+        try:
+            unknown_fields = prompt_fields(template) - PROMPT_FIELDS
+        except ValueError as exc:
+            errors.setdefault(name, []).append(f"Broken template: {exc}.")
+            continue
+        if unknown_fields:
+            errors.setdefault(name, []).append(
+                f"Unknown fields {sorted(unknown_fields)}; allowed: {sorted(PROMPT_FIELDS)}."
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+MODEL_CONFIG_FIELDS = (
+    "name", "backend", "location", "served_model_name", "parameters", "prompt_cxr",
+    "prompt_ct", "max_attempts", "time_limit_seconds", "is_active",
+)  # fmt: skip
+
+
+@transaction.atomic
+def model_config_save(
+    *, user: Actor, model_config: ModelConfig | None = None, **values: Any
+) -> ModelConfig:
+    """Create a model configuration, or change one; every field is checked first."""
+    _require_coordinator(user)
+    unknown = set(values) - set(MODEL_CONFIG_FIELDS)
+    if unknown:
+        raise ValueError(f"not model configuration fields: {sorted(unknown)}")
+    config = model_config or ModelConfig()
+    for key, value in values.items():
+        setattr(config, key, value)
+    model_config_check(
+        backend=config.backend,
+        location=config.location,
+        served_model_name=config.served_model_name,
+        parameters=config.parameters,
+        prompt_cxr=config.prompt_cxr,
+        prompt_ct=config.prompt_ct,
+        time_limit_seconds=config.time_limit_seconds,
+    )
+    config.full_clean()
+    config.save()
+    return config
+
+
+# --- progress events -------------------------------------------------------------------------
+
+
+def run_event(run: GenerationRun) -> dict[str, Any]:
+    """The websocket/API view of one run: ids, status and our own error text, never PHI."""
+    return {
+        "run": str(run.public_id),
+        "study": str(run.study.public_id),
+        "status": run.status,
+        "attempts": run.attempts,
+        "max_attempts": run.max_attempts,
+        "error": run.error_message,
+        "report": str(run.report.public_id) if run.report_id and run.report else None,
+    }
+
+
+def job_counts(job: GenerationJob) -> dict[str, int]:
+    counts = {status.value: 0 for status in GenerationRun.Status}
+    for row in job.runs.order_by().values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    counts["total"] = sum(counts.values())
+    counts["finished"] = sum(counts[s] for s in GenerationRun.FINISHED)
+    return counts
+
+
+def _send_progress(job_id: int, run_ids: list[int]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    job = GenerationJob.objects.get(pk=job_id)
+    runs = GenerationRun.objects.filter(pk__in=run_ids).select_related("study", "report")
+    message = {
+        "type": "generation.progress",
+        "job": str(job.public_id),
+        "counts": job_counts(job),
+        "runs": [run_event(run) for run in runs],
+    }
+    try:
+        async_to_sync(layer.group_send)(job_group_name(job.public_id), message)
+    except Exception:  # progress is best-effort: the page also polls the API
+        logger.warning("Could not publish generation progress for job %s", job.public_id)
+
+
+def _progress_on_commit(job_id: int, run_ids: list[int]) -> None:
+    transaction.on_commit(lambda: _send_progress(job_id, run_ids))
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+@dataclass
+class JobCreated:
+    job: GenerationJob
+    skipped: list[tuple[Study, str]] = field(default_factory=list)
+
+
+def _enqueue_on_commit(runs: list[GenerationRun], config: ModelConfig) -> None:
+    from reviewapp.generation.tasks import generation_run_execute_task
+
+    def send() -> None:
+        for run in runs:
+            generation_run_execute_task.apply_async(
+                kwargs={"run_pk": run.pk},
+                queue=config.queue,
+                time_limit=config.time_limit_seconds,
+                soft_time_limit=max(config.time_limit_seconds - 30, 1),
+            )
+
+    transaction.on_commit(send)
+
+
+def _require_coordinator(user: Actor) -> None:
+    if user is not None and not user_has_role(user, Role.COORDINATOR):
+        raise PermissionDenied("Only coordinators can generate AI reports.")
+
+
+@transaction.atomic
+def generation_job_create(
+    *, user: Actor, model_config: ModelConfig, studies: Iterable[Study]
+) -> JobCreated:
+    """Queue one run per study; studies that cannot be generated are skipped with a reason.
+
+    ``user`` None means the shell (manage.py generate_reports).
+    """
+    _require_coordinator(user)
+    if not model_config.is_active:
+        raise ApplicationError(f"Model {model_config.name} is switched off.", code="inactive")
+    result_skipped: list[tuple[Study, str]] = []
+    wanted: list[Study] = []
+    seen: set[int] = set()
+    for study in studies:
+        if study.pk in seen:
+            continue
+        seen.add(study.pk)
+        if study_kind(study) is None:
+            result_skipped.append(
+                (study, f"modalities {study.modalities or 'unknown'} are neither CXR nor CT")
+            )
+        else:
+            wanted.append(study)
+    if not wanted:
+        raise ApplicationError(
+            "None of the chosen studies can be generated: "
+            + "; ".join(f"{s.public_id}: {why}" for s, why in result_skipped[:10])
+            if result_skipped
+            else "Choose at least one study.",
+            code="no_studies",
+        )
+    job = GenerationJob.objects.create(
+        model_config=model_config,
+        created_by_id=user.pk if user is not None and user.is_authenticated else None,
+    )
+    now = timezone.now()
+    runs = GenerationRun.objects.bulk_create(
+        [
+            GenerationRun(
+                job=job, study=study, max_attempts=model_config.max_attempts, queued_at=now
+            )
+            for study in wanted
+        ]
+    )
+    _enqueue_on_commit(runs, model_config)
+    _progress_on_commit(job.pk, [])
+    return JobCreated(job=job, skipped=result_skipped)
+
+
+@transaction.atomic
+def generation_job_cancel(*, user: Actor, job: GenerationJob) -> int:
+    """Cancel every unfinished run; a run already generating has its result discarded."""
+    _require_coordinator(user)
+    job = GenerationJob.objects.select_for_update().get(pk=job.pk)
+    runs = list(
+        GenerationRun.objects.select_for_update()
+        .filter(job=job)
+        .exclude(status__in=GenerationRun.FINISHED)
+    )
+    now = timezone.now()
+    for run in runs:
+        run.status = GenerationRun.Status.CANCELLED
+        run.finished_at = now
+        run.error_message = "Cancelled by a coordinator."
+    GenerationRun.objects.bulk_update(runs, ["status", "finished_at", "error_message"])
+    job.cancelled_at = now
+    job.save(update_fields=["cancelled_at", "updated_at"])
+    _progress_on_commit(job.pk, [r.pk for r in runs])
+    return len(runs)
+
+
+@transaction.atomic
+def generation_run_retry(*, user: Actor, run: GenerationRun) -> GenerationRun:
+    """Queue a failed or cancelled run again with a fresh attempt budget."""
+    _require_coordinator(user)
+    run = (
+        GenerationRun.objects.select_for_update().select_related("job__model_config").get(pk=run.pk)
+    )
+    if run.status not in (GenerationRun.Status.FAILED, GenerationRun.Status.CANCELLED):
+        raise ApplicationError(
+            f"Only a failed or cancelled run can be re-run; this one is {run.status}.",
+            code="not_retryable",
+        )
+    run.status = GenerationRun.Status.QUEUED
+    run.attempts = 0
+    run.max_attempts = run.job.model_config.max_attempts
+    run.error_message = ""
+    run.queued_at = timezone.now()
+    run.started_at = run.finished_at = None
+    run.save()
+    _enqueue_on_commit([run], run.job.model_config)
+    _progress_on_commit(run.job_id, [run.pk])
+    return run
+
+
+# --- execution -------------------------------------------------------------------------------
+
+
+def _try_session_lock(run_pk: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, run_pk])
+        return bool(cursor.fetchone()[0])
+
+
+def _release_session_lock(run_pk: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, run_pk])
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim(run_pk: int) -> GenerationRun | None:
+    """Mark the run running and count the attempt, or return None when there is nothing to do."""
+    with transaction.atomic():
+        run = (
+            GenerationRun.objects.select_for_update()
+            .select_related("job__model_config", "study")
+            .filter(pk=run_pk)
+            .first()
+        )
+        if run is None or run.is_finished:
+            # None: deleted since it was queued (its study went); nothing is left to do.
+            return None
+        if run.attempts >= run.max_attempts:
+            # A redelivery after the last attempt's worker died: give up, do not loop.
+            run.status = GenerationRun.Status.FAILED
+            run.error_message = (
+                f"Gave up after {run.attempts} attempt(s): the worker stopped before finishing "
+                "(killed, out of memory or over its time limit)."
+            )
+            run.finished_at = timezone.now()
+            run.save()
+            _progress_on_commit(run.job_id, [run.pk])
+            return None
+        run.status = GenerationRun.Status.RUNNING
+        run.attempts += 1
+        run.started_at = timezone.now()
+        run.finished_at = None
+        run.worker = _worker_name()
+        run.save()
+        _progress_on_commit(run.job_id, [run.pk])
+        return run
+
+
+def _finish(run_pk: int, *, status: str, error: str = "", **values: Any) -> bool:
+    """Record the outcome unless the run was cancelled meanwhile; False if discarded."""
+    with transaction.atomic():
+        run = GenerationRun.objects.select_for_update().get(pk=run_pk)
+        if run.status != GenerationRun.Status.RUNNING:
+            return False
+        run.status = status
+        run.error_message = error
+        run.finished_at = timezone.now() if status in GenerationRun.FINISHED else None
+        for key, value in values.items():
+            setattr(run, key, value)
+        run.save()
+        _progress_on_commit(run.job_id, [run.pk])
+        return True
+
+
+def _write_report(run_pk: int, *, findings: str, impression: str, record: dict) -> bool:
+    with transaction.atomic():
+        run = GenerationRun.objects.select_for_update().get(pk=run_pk)
+        if run.status != GenerationRun.Status.RUNNING or run.report_id is not None:
+            return False
+        report = Report.objects.create(
+            study_id=run.study_id, kind=Report.Kind.AI, findings=findings, impression=impression
+        )
+        run.report = report
+        run.provenance = record
+        run.status = GenerationRun.Status.SUCCEEDED
+        run.error_message = ""
+        run.finished_at = timezone.now()
+        run.save()
+        _progress_on_commit(run.job_id, [run.pk])
+        return True
+
+
+def _request_for(run: GenerationRun) -> tuple[Backend, GenerationRequest]:
+    config = run.job.model_config
+    study_input = study_input_build(study=run.study)
+    backend = backend_get(
+        kind=config.backend,
+        location=config.location,
+        model_name=config.served_model_name,
+        **{k: config.parameters[k] for k in ("device", "timeout_s", "retries", "backoff_s")
+           if k in config.parameters},
+    )  # fmt: skip
+    corpus = retrieval_corpus_build(kind=study_input.kind) if backend.needs_corpus else ()
+    params = {k: v for k, v in config.parameters.items() if k != "throttle_seconds"}
+    return backend, GenerationRequest(
+        study=study_input,
+        prompt_template=config.prompt_ct if study_input.kind == "CT" else config.prompt_cxr,
+        params=params,
+        seed=int(config.parameters.get("seed", 0)),
+        corpus=corpus,
+    )
+
+
+def generation_run_execute(*, run_pk: int) -> str:
+    """Generate the AI report of one run; safe to call again for the same run (redelivery).
+
+    Returns what happened: "busy" (another live worker has it), "skipped" (finished,
+    cancelled or deleted), "succeeded", "failed", "requeued" or "discarded" (cancelled mid-run).
+    """
+    if not _try_session_lock(run_pk):
+        return "busy"
+    try:
+        run = _claim(run_pk)
+        if run is None:
+            return "skipped"
+        config = run.job.model_config
+        started = time.perf_counter()
+        try:
+            throttle = float(config.parameters.get("throttle_seconds", 0))
+            if throttle > 0:
+                time.sleep(min(throttle, MAX_THROTTLE_SECONDS))
+            loaded = time.perf_counter()
+            backend, request = _request_for(run)
+            inputs_loaded = time.perf_counter()
+            output = backend.generate(request)
+        except RetryableInferenceError as exc:
+            if run.attempts < run.max_attempts:
+                _finish(run_pk, status=GenerationRun.Status.QUEUED, error=str(exc))
+                _requeue_later(run, config)
+                return "requeued"
+            _finish(run_pk, status=GenerationRun.Status.FAILED, error=str(exc))
+            return "failed"
+        except InferenceError as exc:
+            _finish(run_pk, status=GenerationRun.Status.FAILED, error=str(exc))
+            return "failed"
+        except SoftTimeLimitExceeded:
+            _finish(
+                run_pk,
+                status=GenerationRun.Status.FAILED,
+                error=f"Stopped at the time limit of {config.time_limit_seconds} s.",
+            )
+            return "failed"
+        except Exception as exc:
+            logger.exception("Generation run %s crashed", run.public_id)
+            _finish(
+                run_pk,
+                status=GenerationRun.Status.FAILED,
+                error=f"Unexpected error ({type(exc).__name__}); the worker log has details.",
+            )
+            return "failed"
+        record = dict(output.record)
+        record["model_config"] = {
+            "name": config.name,
+            "public_id": str(config.public_id),
+            "backend": config.backend,
+            "parameters": config.parameters,
+        }
+        record.setdefault("timings_s", {})
+        record["timings_s"]["pipeline_inputs"] = round(inputs_loaded - loaded, 4)
+        record["timings_s"]["total"] = round(time.perf_counter() - started, 4)
+        record["attempt"] = run.attempts
+        record["worker"] = run.worker
+        written = _write_report(
+            run_pk, findings=output.findings, impression=output.impression, record=record
+        )
+        return "succeeded" if written else "discarded"
+    finally:
+        _release_session_lock(run_pk)
+
+
+def _requeue_later(run: GenerationRun, config: ModelConfig) -> None:
+    from reviewapp.generation.tasks import generation_run_execute_task
+
+    generation_run_execute_task.apply_async(
+        kwargs={"run_pk": run.pk}, queue=config.queue, countdown=RETRY_DELAY_SECONDS
+    )
+
+
+# --- the reaper ------------------------------------------------------------------------------
+
+GRACE_SECONDS = 60
+
+
+def generation_runs_reap() -> dict[str, int]:
+    """Re-queue runs whose worker is gone; fail those out of attempts.
+
+    A run is orphaned when it is "running" and nobody holds its advisory lock (the worker
+    died, taking its database session with it). A run past its time limit whose lock is still
+    held belongs to a live worker that Celery's hard time limit will stop; it is left to that.
+    """
+    requeued: list[GenerationRun] = []
+    failed = 0
+    touched: dict[int, list[int]] = {}
+    with transaction.atomic():
+        candidates = (
+            GenerationRun.objects.select_for_update(skip_locked=True)
+            .filter(status=GenerationRun.Status.RUNNING)
+            .select_related("job__model_config")
+        )
+        with connection.cursor() as cursor:
+            for run in candidates:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, run.pk])
+                if not cursor.fetchone()[0]:
+                    limit = run.job.model_config.time_limit_seconds + GRACE_SECONDS
+                    if run.started_at and timezone.now() - run.started_at > timedelta(
+                        seconds=limit
+                    ):
+                        logger.warning("Run %s is past its time limit", run.public_id)
+                    continue
+                if run.attempts >= run.max_attempts:
+                    run.status = GenerationRun.Status.FAILED
+                    run.error_message = (
+                        f"Gave up after {run.attempts} attempt(s): the worker stopped before "
+                        "finishing (killed, out of memory or over its time limit)."
+                    )
+                    run.finished_at = timezone.now()
+                    failed += 1
+                else:
+                    run.status = GenerationRun.Status.QUEUED
+                    run.error_message = (
+                        f"Attempt {run.attempts} was interrupted (worker lost); queued again."
+                    )
+                    run.queued_at = timezone.now()
+                    requeued.append(run)
+                run.save()
+                touched.setdefault(run.job_id, []).append(run.pk)
+        by_config: dict[int, list[GenerationRun]] = {}
+        for run in requeued:
+            by_config.setdefault(run.job.model_config.pk, []).append(run)
+        for runs in by_config.values():
+            _enqueue_on_commit(runs, runs[0].job.model_config)
+        for job_id, run_ids in touched.items():
+            _progress_on_commit(job_id, run_ids)
+    return {"requeued": len(requeued), "failed": failed}
