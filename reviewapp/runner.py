@@ -115,7 +115,8 @@ def _run_processes(env: dict[str, str], *, host: str, port: int) -> int:
 
 
 def _check_deploy() -> None:
-    env = dict(os.environ)
+    # Production settings only: nothing a development shell or test run exported may leak in.
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(
         DJANGO_DEBUG="0",
         RADREVIEW_HTTPS="1",

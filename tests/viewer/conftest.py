@@ -83,10 +83,11 @@ def viewer_bundle() -> Path:
     return MANIFEST
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     # Playwright's sync API keeps an event loop running in this thread for as long as the
-    # browser lives; Django would otherwise refuse every ORM call made beside it.
+    # browser lives; Django would otherwise refuse every ORM call made beside it. Module
+    # scope: a browser left running would break every later test that starts Playwright.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
