@@ -11,16 +11,17 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
 
-_STYLE = {
+_STYLE: Any = {
     "svg.fonttype": "none",
     "svg.hashsalt": "radreview",
     "font.size": 10,
@@ -52,7 +53,7 @@ def scale_by_stratum_svg(counts: pd.DataFrame, *, title: str) -> str:
             colour = _DIVERGING[n % len(_DIVERGING)]
             ax.barh(labels, shares[column], left=left, color=colour, label=str(column))
             left = left + shares[column]
-        for y, label in enumerate(labels):
+        for y in range(len(labels)):
             ax.text(1.01, y, f"n={int(counts.iloc[y].sum())}", va="center", fontsize=8)
         ax.set_xlim(0, 1)
         ax.invert_yaxis()

@@ -226,7 +226,7 @@ def bootstrap_rates(
                 low=float(low),
                 high=float(high),
                 n_ratings=total,
-                n_events=int(round(events)),
+                n_events=round(events),
                 n_cases=int(sub[case].nunique()),
                 n_readers=int(sub[reader].nunique()),
                 n_resamples=n_resamples,
@@ -439,9 +439,9 @@ def fleiss_kappa(counts: np.ndarray) -> tuple[float, int]:
     raters = counts.sum(axis=1)
     full = counts[raters == raters.max()]
     if raters.max() < 2 or len(full) < 2:
-        return math.nan, int(len(full))
+        return math.nan, len(full)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(sm_fleiss(full, method="fleiss")), int(len(full))
+        return float(sm_fleiss(full, method="fleiss")), len(full)
 
 
 def gwet_ac1(counts: np.ndarray) -> float:
