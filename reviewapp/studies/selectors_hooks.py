@@ -1,4 +1,4 @@
-"""What the archive asks of reader studies (filled in by the reader-studies app)."""
+"""What the archive asks of reader studies: which images a reader may load."""
 
 from __future__ import annotations
 
@@ -10,4 +10,11 @@ from reviewapp.imaging.models import Study
 
 def studies_readable_by_reader(*, user: AbstractBaseUser) -> QuerySet[Study]:
     """Studies a reader may see images of: those in their assignments of open studies."""
-    return Study.objects.none()
+    from reviewapp.studies.models import Assignment, ReaderStudy
+
+    if not user.is_authenticated:
+        return Study.objects.none()
+    case_studies = Assignment.objects.filter(
+        reader=user, reader_study__status=ReaderStudy.Status.OPEN
+    ).values("case__imaging_study_id")
+    return Study.objects.filter(id__in=case_studies)

@@ -1,0 +1,271 @@
+"""Reader studies.
+
+Glossary:
+- ReaderStudy: one blinded evaluation: a frozen copy of a protocol (the questions), the cases,
+  the readers, the seeds that drew the sample, the reading orders and the A/B sides.
+- StudyReader: one radiologist on a study's panel, with an optional cohort tag (e.g. US, India).
+- Case: one imaging study in a reader study with the report(s) to be rated: two for pairwise
+  protocols (an original and a candidate, e.g. an AI or edited report), one for single-report
+  protocols. Which is which is known here and in analysis, never on the reader's side.
+- Assignment: one read: reader x case, its position in that reader's shuffled list, which report
+  is shown as "Report A" and which as "Report B", the server-side timings and the draft.
+- Rating: the submitted answers of one assignment; revised in place with a version number, every
+  version kept by database triggers in the append-only RatingEvent table.
+- RatingWrite: one accepted submit or revise, keyed by the client's idempotency key, so a retried
+  request returns what the first one stored instead of writing twice.
+- ErrorSpan: a passage of one report a reader marked as wrong (error-correction protocols).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pghistory
+from django.conf import settings
+from django.db import models
+
+from reviewapp.core.models import TimestampedModel
+from reviewapp.imaging.models import Study
+from reviewapp.reports.models import Report
+
+
+class ReaderStudy(TimestampedModel):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        PAUSED = "paused", "Paused"
+        LOCKED = "locked", "Locked"
+
+    class ReadsMode(models.TextChoices):
+        ALL = "all", "Every reader reads every case"
+        K_PER_CASE = "k", "k readers per case, balanced load"
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    # The whole protocol document, copied from a template when the study was made and frozen
+    # once a rating exists; analysis reads questions and outcomes from here.
+    protocol = models.JSONField()
+    protocol_key = models.CharField(max_length=64)
+    protocol_version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    ask_ai_guess = models.BooleanField(
+        default=False, help_text='Ask after each case "Which report do you think was the AI\'s?"'
+    )
+    allow_revisions = models.BooleanField(default=True)
+    reads_mode = models.CharField(max_length=8, choices=ReadsMode.choices, default=ReadsMode.ALL)
+    reads_per_case = models.PositiveIntegerField(null=True, blank=True)
+    # Seeds are recorded so anyone can re-derive the sample, the orders and the sides.
+    sample_seed = models.BigIntegerField(null=True, blank=True)
+    sample_spec = models.JSONField(default=dict, blank=True)
+    assignment_seed = models.BigIntegerField(null=True, blank=True)
+    assignments_generated_at = models.DateTimeField(null=True, blank=True)
+    coordinators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="coordinated_reader_studies", blank=True
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="created_reader_studies",
+    )
+    opened_at = models.DateTimeField(null=True, blank=True)
+    locked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "reader studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(reads_mode="k") | models.Q(reads_per_case__gte=1),
+                name="reader_study_k_needs_reads_per_case",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+    @property
+    def is_pairwise(self) -> bool:
+        return self.protocol.get("mode") == "pairwise"
+
+    @property
+    def accepts_ratings(self) -> bool:
+        return self.status == self.Status.OPEN
+
+
+class StudyReader(models.Model):
+    reader_study = models.ForeignKey(ReaderStudy, on_delete=models.CASCADE, related_name="panel")
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reader_study_seats"
+    )
+    cohort = models.CharField(max_length=64, blank=True)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["reader__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["reader_study", "reader"], name="one_seat_per_reader")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reader} on {self.reader_study_id}"
+
+
+class Case(TimestampedModel):
+    reader_study = models.ForeignKey(ReaderStudy, on_delete=models.CASCADE, related_name="cases")
+    imaging_study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="+")
+    # Pairwise: first = the original, second = the candidate (AI or edited). Single-report
+    # protocols use first only. Readers never learn which is which: they see A/B per assignment.
+    first_report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="+")
+    second_report = models.ForeignKey(
+        Report, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    stratum = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reader_study", "first_report", "second_report"],
+                name="case_unique_reports_per_study",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(first_report=models.F("second_report")),
+                name="case_reports_differ",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Case {self.public_id}"
+
+
+class Assignment(TimestampedModel):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Not started"
+        IN_PROGRESS = "in_progress", "In progress"
+        SUBMITTED = "submitted", "Submitted"
+
+    class Side(models.TextChoices):
+        A = "A", "Report A"
+        B = "B", "Report B"
+        NONE = "", "Single report"
+
+    reader_study = models.ForeignKey(
+        ReaderStudy, on_delete=models.CASCADE, related_name="assignments"
+    )
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="assignments")
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reading_assignments"
+    )
+    position = models.PositiveIntegerField(help_text="1-based place in this reader's list")
+    report_a = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="+")
+    report_b = models.ForeignKey(
+        Report, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Where the case's second (candidate) report was shown; the balance check and analysis
+    # read this instead of re-deriving it from report kinds.
+    candidate_side = models.CharField(max_length=1, choices=Side.choices, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    first_answer_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    # Autosaved work in progress; the client numbers its saves so a late, older save is ignored.
+    draft = models.JSONField(default=dict, blank=True)
+    draft_seq = models.BigIntegerField(default=0)
+    draft_saved_at = models.DateTimeField(null=True, blank=True)
+    active_seconds = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["reader_study", "reader", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "reader"], name="one_assignment_per_read"),
+            models.UniqueConstraint(
+                fields=["reader_study", "reader", "position"], name="assignment_unique_position"
+            ),
+        ]
+        indexes = [models.Index(fields=["reader", "reader_study", "status"])]
+
+    def __str__(self) -> str:
+        return f"Assignment {self.public_id}"
+
+
+@pghistory.track(
+    pghistory.InsertEvent(),
+    pghistory.UpdateEvent(),
+    pghistory.DeleteEvent(),
+    model_name="RatingEvent",
+    append_only=True,
+)
+class Rating(TimestampedModel):
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="rating")
+    # {question id: stored answer}: source-resolved (see services.answers_resolve), together
+    # with what the reader saw (side and label), so analysis needs no re-derivation.
+    answers = models.JSONField()
+    # Which source each side showed, recorded with the answers (the unblinding key per rating).
+    source_a = models.CharField(max_length=16)
+    source_b = models.CharField(max_length=16, blank=True)
+    ai_guess = models.CharField(max_length=16, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    submitted_at = models.DateTimeField()
+    revised_at = models.DateTimeField(null=True, blank=True)
+    active_seconds = models.FloatField(default=0)
+    edited_report = models.ForeignKey(
+        Report, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Rating v{self.version} of {self.assignment_id}"
+
+
+class RatingWrite(models.Model):
+    """One accepted submit or revise; the key makes a retried request a no-op."""
+
+    idempotency_key = models.UUIDField(unique=True)
+    rating = models.ForeignKey(Rating, on_delete=models.PROTECT, related_name="writes")
+    version = models.PositiveIntegerField()
+    payload_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Write {self.idempotency_key} -> v{self.version}"
+
+
+@pghistory.track(
+    pghistory.InsertEvent(),
+    pghistory.UpdateEvent(),
+    pghistory.DeleteEvent(),
+    model_name="ErrorSpanEvent",
+    append_only=True,
+)
+class ErrorSpan(models.Model):
+    class Section(models.TextChoices):
+        FINDINGS = "findings", "Findings"
+        IMPRESSION = "impression", "Impression"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    rating = models.ForeignKey(Rating, on_delete=models.CASCADE, related_name="error_spans")
+    report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="+")
+    side = models.CharField(max_length=1, blank=True)
+    section = models.CharField(max_length=16, choices=Section.choices)
+    start = models.PositiveIntegerField()
+    end = models.PositiveIntegerField()
+    category = models.CharField(max_length=64)
+    is_significant = models.BooleanField()
+    replacement_text = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["rating", "section", "start"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="span_nonempty")
+        ]
+
+    def __str__(self) -> str:
+        return f"Span {self.section}[{self.start}:{self.end}] {self.category}"
