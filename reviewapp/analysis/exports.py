@@ -1,27 +1,27 @@
-"""Writing tidy rows as CSV (RFC 4180, UTF-8) and Parquet, a bounded chunk at a time.
+"""Exports: the tidy tables as CSV (RFC 4180, UTF-8) and Parquet, a bounded block at a time.
 
-Neither format holds the whole table in memory: CSV is yielded in blocks of rows as they come
-off the database cursor; Parquet is written row group by row group to a temporary file (the
-format's footer needs every group's offsets, so it cannot go straight to the socket) and the
-file is then streamed and removed.
+PostgreSQL writes the CSV itself (``COPY (query) TO STDOUT``) and psycopg hands it over in
+blocks, so neither format holds the table in memory: CSV blocks go straight to the client;
+Parquet is parsed from the same stream by pyarrow and written row group by row group to a
+temporary file (the format's footer needs every group's offsets, so it cannot go straight to
+the socket), which is then streamed and removed.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import math
-import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.http import Http404, StreamingHttpResponse
+from psycopg import sql as pgsql
 
 from reviewapp.analysis.models import ExportAudit
 from reviewapp.analysis.selectors import (
@@ -29,51 +29,58 @@ from reviewapp.analysis.selectors import (
     DATETIME_COLUMNS,
     FLOAT_COLUMNS,
     INT_COLUMNS,
-    SPAN_COLUMNS,
-    rating_columns,
-    rating_rows,
-    span_rows,
+    dataset_query,
 )
 from reviewapp.analysis.services import export_audit_finish, export_audit_start
 from reviewapp.studies.models import ReaderStudy
 
-ROWS_PER_BLOCK = 2000
-ROWS_PER_GROUP = 50_000
+BLOCK_BYTES = 1 << 16
+PARSE_BYTES = 1 << 23
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return value
-
-
-def csv_chunks(
-    rows: Iterable[dict[str, Any]],
-    *,
-    columns: list[str],
-    on_done: Callable[[int], None] | None = None,
+def copy_csv(
+    query: pgsql.Composable, *, on_done: Callable[[int], None] | None = None
 ) -> Iterator[bytes]:
-    """Yield the CSV (header first) in blocks of ROWS_PER_BLOCK rows; call on_done(rows)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(columns)
-    count = 0
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
-        count += 1
-        if count % ROWS_PER_BLOCK == 0:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode("utf-8")
+    """Yield ``query``'s result as CSV with a header row, in the blocks PostgreSQL sends.
+
+    Runs on a cursor of Django's connection (same transaction as the caller); ``on_done``
+    gets the number of data rows once the last block has gone.
+    """
+    statement = pgsql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(query)
+    connection.ensure_connection()
+    with connection.cursor() as wrapper:
+        cursor = wrapper.cursor
+        buffer = bytearray()
+        with cursor.copy(statement) as copy:
+            # PostgreSQL sends one message per row; gathering them into blocks keeps every
+            # block made of whole records, which parquet_write relies on.
+            for row in copy:
+                buffer += row
+                if len(buffer) >= BLOCK_BYTES:
+                    yield bytes(buffer)
+                    buffer.clear()
+        if buffer:
+            yield bytes(buffer)
+        rows = cursor.rowcount
     if on_done is not None:
-        on_done(count)
+        on_done(rows)
+
+
+def crlf_records(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """End records with CRLF as RFC 4180 asks (COPY ends them with LF).
+
+    A line break inside a quoted field is data and is kept as it is: quotes inside fields are
+    doubled, so counting quotes tells inside from outside, across block boundaries too.
+    """
+    inside = False
+    for block in blocks:
+        segments = block.split(b'"')
+        for i, segment in enumerate(segments):
+            if i:
+                inside = not inside
+            if not inside and b"\n" in segment:
+                segments[i] = segment.replace(b"\n", b"\r\n")
+        yield b'"'.join(segments)
 
 
 def _arrow_type(column: str) -> pa.DataType:
@@ -94,67 +101,69 @@ def arrow_schema(columns: list[str]) -> pa.Schema:
     return pa.schema([pa.field(c, _arrow_type(c), nullable=True) for c in columns])
 
 
-def parquet_write(
-    rows: Iterable[dict[str, Any]], *, columns: list[str], sink: str | IO[bytes]
-) -> int:
-    """Write rows to a Parquet file in row groups of ROWS_PER_GROUP; return the row count."""
+def parquet_write(csv_blocks: Iterable[bytes], *, columns: list[str], sink: str | IO[bytes]) -> int:
+    """Convert COPY's CSV blocks (header first, whole records) to Parquet; return the rows.
+
+    Blocks are parsed about 8 MiB at a time, each becoming a row group. The parsing happens
+    here, on the caller's thread, because the blocks come from the caller's database
+    connection; pyarrow's streaming reader would pull them from a thread of its own.
+    """
     schema = arrow_schema(columns)
+    read_options = pacsv.ReadOptions(column_names=columns)
+    parse_options = pacsv.ParseOptions(newlines_in_values=True)
+    convert_options = pacsv.ConvertOptions(
+        column_types=schema,
+        null_values=[""],
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+        true_values=["true"],
+        false_values=["false"],
+    )
     count = 0
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
-        batch: list[dict[str, Any]] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) == ROWS_PER_GROUP:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                count += len(batch)
-                batch = []
-        if batch or count == 0:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-            count += len(batch)
+        pending = bytearray()
+        header_left = True
+
+        def flush() -> int:
+            table = pacsv.read_csv(
+                io.BytesIO(bytes(pending)),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
+            )
+            writer.write_table(table.select(columns).cast(schema))
+            pending.clear()
+            return table.num_rows
+
+        for block in csv_blocks:
+            if header_left:
+                # The header holds plain column names: it ends at the first line break.
+                block = block[block.index(b"\n") + 1 :]
+                header_left = False
+            pending += block
+            if len(pending) >= PARSE_BYTES:
+                count += flush()
+        if pending:
+            count += flush()
+        elif count == 0:
+            writer.write_table(schema.empty_table())
     return count
 
 
-def parquet_temp_file(
-    rows: Iterable[dict[str, Any]], *, columns: list[str]
-) -> tuple[IO[bytes], int]:
-    """Write rows to an anonymous temporary Parquet file; return it (rewound) and the count.
+def parquet_temp_file(csv_blocks: Iterable[bytes], *, columns: list[str]) -> tuple[IO[bytes], int]:
+    """Write Parquet to an anonymous temporary file; return it (rewound) and the row count.
 
-    The file is unlinked at once, so it disappears when closed however the download ends.
+    The file has no name on disk, so it disappears when closed however the download ends.
     """
     handle = tempfile.TemporaryFile(prefix="radreview-export-", suffix=".parquet")  # noqa: SIM115
     try:
-        count = parquet_write(rows, columns=columns, sink=handle)
+        count = parquet_write(csv_blocks, columns=columns, sink=handle)
         handle.flush()
-        handle.seek(0, os.SEEK_SET)
+        handle.seek(0)
     except BaseException:
         handle.close()
         raise
     return handle, count
-
-
-# --------------------------------------------------------------------------------------------
-# One export, from any interface
-# --------------------------------------------------------------------------------------------
-
-CONTENT_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "parquet": "application/vnd.apache.parquet",
-}
-
-
-def export_rows(
-    reader_study: ReaderStudy, dataset: str
-) -> tuple[Iterator[dict[str, Any]], list[str]]:
-    """The rows and columns of one dataset of an (already authorised) study."""
-    if dataset == ExportAudit.Dataset.RATINGS:
-        return rating_rows(reader_study=reader_study), rating_columns(reader_study)
-    if dataset == ExportAudit.Dataset.SPANS:
-        return span_rows(reader_study=reader_study), SPAN_COLUMNS
-    raise ValueError(f"unknown dataset {dataset!r}")
-
-
-def export_filename(reader_study: ReaderStudy, dataset: str, fmt: str) -> str:
-    return f"reader-study-{reader_study.public_id}-{dataset}.{fmt}"
 
 
 def file_chunks(handle: IO[bytes], *, size: int = 1 << 20) -> Iterator[bytes]:
@@ -172,7 +181,7 @@ def async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     Django consumes a synchronous iterator under ASGI by first reading it whole into a list,
     which would hold a 100k-rating export in memory; pulling each chunk through
     ``sync_to_async`` keeps it streaming. thread_sensitive keeps every step on the thread
-    that owns the database connection and its server-side cursor.
+    that owns the database connection and its COPY.
     """
 
     def pull() -> bytes | None:
@@ -187,6 +196,36 @@ def async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     return generate()
 
 
+# --------------------------------------------------------------------------------------------
+# One export, from any interface
+# --------------------------------------------------------------------------------------------
+
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+
+def export_filename(reader_study: ReaderStudy, dataset: str, fmt: str) -> str:
+    return f"reader-study-{reader_study.public_id}-{dataset}.{fmt}"
+
+
+def export_chunks(
+    *,
+    reader_study: ReaderStudy,
+    dataset: str,
+    fmt: str,
+    on_done: Callable[[int], None],
+) -> Iterator[bytes]:
+    """The bytes of one export of an (already authorised) study, block by block."""
+    query, columns = dataset_query(reader_study=reader_study, dataset=dataset)
+    if fmt == ExportAudit.Format.CSV:
+        return crlf_records(copy_csv(query, on_done=on_done))
+    handle, count = parquet_temp_file(copy_csv(query), columns=columns)
+    on_done(count)
+    return file_chunks(handle)
+
+
 def export_response(
     *,
     user: AbstractBaseUser,
@@ -196,7 +235,7 @@ def export_response(
     interface: str,
     asynchronous: bool = False,
 ) -> StreamingHttpResponse:
-    """Audit, then stream one export as a download (CSV straight from the cursor).
+    """Audit, then stream one export as a download.
 
     ``asynchronous``: the request came through ASGI (daphne), so stream via ``async_chunks``.
     """
@@ -205,16 +244,12 @@ def export_response(
     audit = export_audit_start(
         user=user, reader_study=reader_study, dataset=dataset, format=fmt, interface=interface
     )
-    rows, columns = export_rows(reader_study, dataset)
-    chunks: Iterator[bytes]
-    if fmt == ExportAudit.Format.CSV:
-        chunks = csv_chunks(
-            rows, columns=columns, on_done=lambda n: export_audit_finish(audit=audit, row_count=n)
-        )
-    else:
-        handle, count = parquet_temp_file(rows, columns=columns)
-        export_audit_finish(audit=audit, row_count=count)
-        chunks = file_chunks(handle)
+    chunks = export_chunks(
+        reader_study=reader_study,
+        dataset=dataset,
+        fmt=fmt,
+        on_done=lambda n: export_audit_finish(audit=audit, row_count=n),
+    )
     response = StreamingHttpResponse(
         async_chunks(chunks) if asynchronous else chunks, content_type=CONTENT_TYPES[fmt]
     )

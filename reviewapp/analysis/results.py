@@ -7,6 +7,7 @@ analyst who loads the downloaded CSVs into pandas all start from identical data.
 
 from __future__ import annotations
 
+import io
 import math
 from typing import Any
 
@@ -14,13 +15,12 @@ import numpy as np
 import pandas as pd
 
 from reviewapp.analysis import plots, stats
+from reviewapp.analysis.exports import copy_csv
 from reviewapp.analysis.selectors import (
-    SPAN_COLUMNS,
     outcome_columns,
     question_options,
-    rating_columns,
-    rating_rows,
-    span_rows,
+    ratings_query,
+    spans_query,
 )
 from reviewapp.studies.models import ReaderStudy
 
@@ -38,18 +38,43 @@ _ANALYST_PLACEHOLDERS = {
 }
 
 
+# The columns analysis reads; the frame comes from the same query as the ratings export.
+ANALYSIS_COLUMNS = [
+    "rating",
+    "case",
+    "imaging_study",
+    "stratum",
+    "reader",
+    "cohort",
+    "question",
+    "side",
+    "source",
+    "answer_value",
+    "candidate_side",
+    "candidate_source",
+]
+
+
+def _read_copy(query: Any) -> pd.DataFrame:
+    """Load a COPY ... TO STDOUT CSV into pandas (every column as text, empty as "")."""
+    buffer = io.BytesIO()
+    for block in copy_csv(query):
+        buffer.write(block)
+    buffer.seek(0)
+    return pd.read_csv(buffer, dtype=str, keep_default_na=False)
+
+
 def ratings_frame(*, reader_study: ReaderStudy) -> pd.DataFrame:
-    """The tidy ratings of a study as a DataFrame (the rows of the ratings export)."""
-    return pd.DataFrame.from_records(
-        list(rating_rows(reader_study=reader_study)), columns=rating_columns(reader_study)
-    )
+    """The tidy ratings of a study (the rows and values of the ratings export)."""
+    columns = ANALYSIS_COLUMNS + [c for c, _ in outcome_columns(reader_study.protocol)]
+    return _read_copy(ratings_query(reader_study=reader_study, columns=columns))
 
 
 def spans_frame(*, reader_study: ReaderStudy) -> pd.DataFrame:
-    """The error spans of a study as a DataFrame (the rows of the spans export)."""
-    return pd.DataFrame.from_records(
-        list(span_rows(reader_study=reader_study)), columns=SPAN_COLUMNS
-    )
+    """The error spans of a study (the rows and values of the spans export)."""
+    frame = _read_copy(spans_query(reader_study=reader_study))
+    frame["is_significant"] = frame["is_significant"] == "true"
+    return frame
 
 
 def analyst_label(option: dict[str, Any]) -> str:

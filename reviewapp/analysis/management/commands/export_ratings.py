@@ -15,8 +15,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.http import Http404
 
 from reviewapp.analysis import selectors
-from reviewapp.analysis.exports import csv_chunks, export_rows, parquet_write
+from reviewapp.analysis.exports import copy_csv, export_chunks, parquet_write
 from reviewapp.analysis.models import ExportAudit
+from reviewapp.analysis.selectors import dataset_query
 from reviewapp.analysis.services import export_audit_finish, export_audit_start
 from reviewapp.studies.models import ReaderStudy
 
@@ -53,20 +54,21 @@ class Command(BaseCommand):
             format=fmt,
             interface=ExportAudit.Interface.COMMAND,
         )
-        rows, columns = export_rows(study, dataset)
+        counted: list[int] = []
         if fmt == "parquet":
-            count = parquet_write(rows, columns=columns, sink=str(options["output"]))
-            export_audit_finish(audit=audit, row_count=count)
+            query, columns = dataset_query(reader_study=study, dataset=dataset)
+            counted.append(parquet_write(copy_csv(query), columns=columns, sink=options["output"]))
         else:
-            counted: list[int] = []
-            chunks = csv_chunks(rows, columns=columns, on_done=counted.append)
+            chunks = export_chunks(
+                reader_study=study, dataset=dataset, fmt=fmt, on_done=counted.append
+            )
             if options["output"]:
                 with Path(options["output"]).open("wb") as target:
                     target.writelines(chunks)
             else:
                 sys.stdout.buffer.writelines(chunks)
-            count = counted[0]
-            export_audit_finish(audit=audit, row_count=count)
+        count = counted[0]
+        export_audit_finish(audit=audit, row_count=count)
         self.stderr.write(
             f"Exported {count} {dataset} rows of {study.name!r} as {fmt}"
             f" (audited as {user.get_username()}, OS user {getpass.getuser()})."
