@@ -1,7 +1,7 @@
 """Exports: the tidy tables as CSV (RFC 4180, UTF-8) and Parquet, a bounded block at a time.
 
-PostgreSQL writes the CSV itself (``COPY (query) TO STDOUT``) and psycopg hands it over in
-blocks, so neither format holds the table in memory: CSV blocks go straight to the client;
+PostgreSQL writes the CSV records itself and a server-side cursor hands them over in blocks,
+so neither format holds the table in memory: CSV blocks go straight to the client;
 Parquet is parsed from the same stream by pyarrow and written row group by row group to a
 temporary file (the format's footer needs every group's offsets, so it cannot go straight to
 the socket), which is then streamed and removed.
@@ -29,58 +29,40 @@ from reviewapp.analysis.selectors import (
     DATETIME_COLUMNS,
     FLOAT_COLUMNS,
     INT_COLUMNS,
+    csv_blocks_query,
     dataset_query,
 )
 from reviewapp.analysis.services import export_audit_finish, export_audit_start
 from reviewapp.studies.models import ReaderStudy
 
-BLOCK_BYTES = 1 << 16
 PARSE_BYTES = 1 << 23
 
 
 def copy_csv(
-    query: pgsql.Composable, *, on_done: Callable[[int], None] | None = None
+    query: pgsql.Composable,
+    columns: list[str],
+    *,
+    on_done: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
-    """Yield ``query``'s result as CSV with a header row, in the blocks PostgreSQL sends.
+    """Yield ``query``'s result as RFC 4180 CSV: the header, then blocks of whole records.
 
-    Runs on a cursor of Django's connection (same transaction as the caller); ``on_done``
-    gets the number of data rows once the last block has gone.
+    PostgreSQL formats the records (``csv_blocks_query``); a server-side cursor hands them
+    over one block at a time, so memory stays flat. Runs on Django's connection (the
+    caller's transaction); ``on_done`` gets the number of data rows after the last block.
     """
-    statement = pgsql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(query)
+    header = ",".join(columns) + "\r\n"
+    yield header.encode("utf-8")
     connection.ensure_connection()
-    with connection.cursor() as wrapper:
-        cursor = wrapper.cursor
-        buffer = bytearray()
-        with cursor.copy(statement) as copy:
-            # PostgreSQL sends one message per row; gathering them into blocks keeps every
-            # block made of whole records, which parquet_write relies on.
-            for row in copy:
-                buffer += row
-                if len(buffer) >= BLOCK_BYTES:
-                    yield bytes(buffer)
-                    buffer.clear()
-        if buffer:
-            yield bytes(buffer)
-        rows = cursor.rowcount
+    statement = csv_blocks_query(query, columns).as_string(connection.connection)
+    rows = 0
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(statement)
+        while fetched := cursor.fetchmany(2):
+            for text, count in fetched:
+                rows += count
+                yield text.encode("utf-8")
     if on_done is not None:
         on_done(rows)
-
-
-def crlf_records(blocks: Iterable[bytes]) -> Iterator[bytes]:
-    """End records with CRLF as RFC 4180 asks (COPY ends them with LF).
-
-    A line break inside a quoted field is data and is kept as it is: quotes inside fields are
-    doubled, so counting quotes tells inside from outside, across block boundaries too.
-    """
-    inside = False
-    for block in blocks:
-        segments = block.split(b'"')
-        for i, segment in enumerate(segments):
-            if i:
-                inside = not inside
-            if not inside and b"\n" in segment:
-                segments[i] = segment.replace(b"\n", b"\r\n")
-        yield b'"'.join(segments)
 
 
 def _arrow_type(column: str) -> pa.DataType:
@@ -102,7 +84,7 @@ def arrow_schema(columns: list[str]) -> pa.Schema:
 
 
 def parquet_write(csv_blocks: Iterable[bytes], *, columns: list[str], sink: str | IO[bytes]) -> int:
-    """Convert COPY's CSV blocks (header first, whole records) to Parquet; return the rows.
+    """Convert CSV blocks (header first, whole records) to Parquet; return the row count.
 
     Blocks are parsed about 8 MiB at a time, each becoming a row group. The parsing happens
     here, on the caller's thread, because the blocks come from the caller's database
@@ -220,8 +202,8 @@ def export_chunks(
     """The bytes of one export of an (already authorised) study, block by block."""
     query, columns = dataset_query(reader_study=reader_study, dataset=dataset)
     if fmt == ExportAudit.Format.CSV:
-        return crlf_records(copy_csv(query, on_done=on_done))
-    handle, count = parquet_temp_file(copy_csv(query), columns=columns)
+        return copy_csv(query, columns, on_done=on_done)
+    handle, count = parquet_temp_file(copy_csv(query, columns), columns=columns)
     on_done(count)
     return file_chunks(handle)
 

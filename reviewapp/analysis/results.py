@@ -17,6 +17,7 @@ import pandas as pd
 from reviewapp.analysis import plots, stats
 from reviewapp.analysis.exports import copy_csv
 from reviewapp.analysis.selectors import (
+    SPAN_COLUMNS,
     outcome_columns,
     question_options,
     ratings_query,
@@ -55,10 +56,10 @@ ANALYSIS_COLUMNS = [
 ]
 
 
-def _read_copy(query: Any) -> pd.DataFrame:
-    """Load a COPY ... TO STDOUT CSV into pandas (every column as text, empty as "")."""
+def _read_copy(query: Any, columns: list[str]) -> pd.DataFrame:
+    """Load a tidy query's CSV into pandas (every column as text, empty as "")."""
     buffer = io.BytesIO()
-    for block in copy_csv(query):
+    for block in copy_csv(query, columns):
         buffer.write(block)
     buffer.seek(0)
     return pd.read_csv(buffer, dtype=str, keep_default_na=False)
@@ -67,12 +68,12 @@ def _read_copy(query: Any) -> pd.DataFrame:
 def ratings_frame(*, reader_study: ReaderStudy) -> pd.DataFrame:
     """The tidy ratings of a study (the rows and values of the ratings export)."""
     columns = ANALYSIS_COLUMNS + [c for c, _ in outcome_columns(reader_study.protocol)]
-    return _read_copy(ratings_query(reader_study=reader_study, columns=columns))
+    return _read_copy(ratings_query(reader_study=reader_study, columns=columns), columns)
 
 
 def spans_frame(*, reader_study: ReaderStudy) -> pd.DataFrame:
     """The error spans of a study (the rows and values of the spans export)."""
-    frame = _read_copy(spans_query(reader_study=reader_study))
+    frame = _read_copy(spans_query(reader_study=reader_study), SPAN_COLUMNS)
     frame["is_significant"] = frame["is_significant"] == "true"
     return frame
 

@@ -20,8 +20,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import krippendorff
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
+from sklearn.metrics import cohen_kappa_score
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
+from statsmodels.stats.proportion import proportion_confint
 
 OVERALL = "overall"
 CaseRule = Literal["any", "half", "all"]
@@ -245,8 +251,6 @@ def bootstrap_rates(
 
 def wilson(k: int, n: int, *, level: float = 0.95) -> WilsonRate:
     """Return k/n with its Wilson score interval (statsmodels)."""
-    from statsmodels.stats.proportion import proportion_confint
-
     if n == 0:
         return WilsonRate(k=0, n=0, estimate=math.nan, low=math.nan, high=math.nan)
     low, high = proportion_confint(k, n, alpha=1 - level, method="wilson")
@@ -327,8 +331,6 @@ def mcnemar_paired(
     significant error"). The exact binomial test is used while there are fewer than 25
     discordant pairs, the chi-square with continuity correction from then on.
     """
-    from statsmodels.stats.contingency_tables import mcnemar
-
     frame = ratings[~ratings[outcome].isna() & ratings[source].isin([ai, original])]
     per = frame.groupby([case, source])[outcome].max().unstack(source).dropna()
     if ai not in per.columns or original not in per.columns or per.empty:
@@ -373,8 +375,8 @@ def _wide(
     ratings: pd.DataFrame, *, value: str, case: str = "case", reader: str = "reader"
 ) -> pd.DataFrame:
     """Cases x readers matrix of answers (NaN where a reader did not rate a case)."""
-    frame = ratings[~ratings[value].isna()]
-    return frame.pivot_table(index=case, columns=reader, values=value, aggfunc="first")
+    frame = ratings[~ratings[value].isna()].drop_duplicates([case, reader])
+    return frame.pivot(index=case, columns=reader, values=value)
 
 
 def cohen_kappa_pairs(
@@ -392,8 +394,6 @@ def cohen_kappa_pairs(
     ``categories`` in scale order: weights use the distance between positions in that order.
     Pairs that share fewer than ``min_cases`` cases are left out.
     """
-    from sklearn.metrics import cohen_kappa_score
-
     position = {c: i for i, c in enumerate(categories)}
     coded = ratings.assign(__code=ratings[value].map(position))
     wide = _wide(coded, value="__code", case=case, reader=reader)
@@ -421,9 +421,17 @@ def category_counts(
     case: str = "case",
 ) -> np.ndarray:
     """Subjects x categories matrix: how many readers put each case in each category."""
-    frame = ratings[ratings[value].isin(categories)]
-    table = pd.crosstab(frame[case], frame[value])
-    return table.reindex(columns=list(categories), fill_value=0).to_numpy(dtype=float)
+    position = {c: i for i, c in enumerate(categories)}
+    codes = ratings[value].map(position)
+    frame = ratings[codes.notna()]
+    cases, _ = pd.factorize(frame[case], sort=True)
+    k = len(categories)
+    flat = cases * k + codes[codes.notna()].to_numpy(dtype=int)
+    return (
+        np.bincount(flat, minlength=(cases.max() + 1 if len(cases) else 0) * k)
+        .reshape(-1, k)
+        .astype(float)
+    )
 
 
 def fleiss_kappa(counts: np.ndarray) -> tuple[float, int]:
@@ -432,8 +440,6 @@ def fleiss_kappa(counts: np.ndarray) -> tuple[float, int]:
     Fleiss' kappa needs the same number of raters on every subject, so cases with fewer
     ratings than the largest panel are left out, and the number used is reported.
     """
-    from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
-
     if counts.size == 0:
         return math.nan, 0
     raters = counts.sum(axis=1)
@@ -479,8 +485,6 @@ def krippendorff_alpha(
     reader: str = "reader",
 ) -> float:
     """Krippendorff's alpha (the ``krippendorff`` package); NaN when it is undefined."""
-    import krippendorff
-
     position = {c: i for i, c in enumerate(categories)}
     coded = ratings.assign(__code=ratings[value].map(position))
     wide = _wide(coded, value="__code", case=case, reader=reader)
@@ -582,8 +586,6 @@ def position_bias(winners: Iterable[str | None], *, level: float = 0.95) -> Posi
     ``winners`` holds "A", "B" or None (tie, neither, not a comparison) per rating; ties carry
     no information about position and are counted but left out of the test.
     """
-    from scipy.stats import binomtest
-
     values = list(winners)
     a = sum(1 for w in values if w == "A")
     b = sum(1 for w in values if w == "B")

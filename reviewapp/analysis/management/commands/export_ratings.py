@@ -57,7 +57,9 @@ class Command(BaseCommand):
         counted: list[int] = []
         if fmt == "parquet":
             query, columns = dataset_query(reader_study=study, dataset=dataset)
-            counted.append(parquet_write(copy_csv(query), columns=columns, sink=options["output"]))
+            counted.append(
+                parquet_write(copy_csv(query, columns), columns=columns, sink=options["output"])
+            )
         else:
             chunks = export_chunks(
                 reader_study=study, dataset=dataset, fmt=fmt, on_done=counted.append
