@@ -9,6 +9,7 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -66,8 +67,21 @@ class StudyAnalysisApi(APIView):
         )
 
 
+class DownloadRenderer(BaseRenderer):
+    """Lets scripts ask for the file type (Accept: text/csv) without a 406; errors stay JSON."""
+
+    media_type = "*/*"
+    format = "download"
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        return JSONRenderer().render(data)
+
+
 class StudyExportApi(APIView):
     permission_classes = [CanAnalyse]
+    renderer_classes = [JSONRenderer, DownloadRenderer]
 
     @extend_schema(
         operation_id="reader_study_export",

@@ -319,3 +319,18 @@ def test_schema_documents_the_analysis_endpoints(
     assert "reader_study_analysis" in text
     assert "reader_study_export" in text
     assert schema is None or any("analysis/studies" in p for p in schema["paths"])
+
+
+def test_scripts_may_ask_for_the_file_type_they_want(
+    pairwise: RatedStudy,
+    analyst: AbstractUser,
+    reader: AbstractUser,
+    api_client_for: Callable[[AbstractUser | None], APIClient],
+) -> None:
+    url = reverse("api-analysis-export", args=[pairwise.study.public_id, "ratings", "csv"])
+    response = api_client_for(analyst).get(url, HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    refused = api_client_for(reader).get(url, HTTP_ACCEPT="text/csv")
+    assert refused.status_code == 403
+    assert b"detail" in refused.content
