@@ -57,9 +57,15 @@ def browser_page(server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
         page = context.new_page()
         problems: list[str] = []
         page.on("pageerror", lambda exc: problems.append(str(exc)))
+        # Failed loads are reported by URL below (the favicon's 404 is expected); any other
+        # console error (a CSP refusal, a script error) is a problem.
         page.on(
             "console",
-            lambda msg: problems.append(msg.text) if msg.type == "error" else None,
+            lambda msg: (
+                problems.append(msg.text)
+                if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+                else None
+            ),
         )
         page.on(
             "response",
