@@ -35,7 +35,7 @@ serve: install
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy reviewapp inference
+	DJANGO_DEBUG=1 $(VENV)/bin/mypy reviewapp inference
 	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m reviewapp.runner check-deploy
 

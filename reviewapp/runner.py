@@ -88,8 +88,8 @@ def _run_processes(env: dict[str, str], *, host: str, port: int) -> int:
         "--loglevel", "INFO", "-s", str(_data_dir() / "celerybeat-schedule"),
     ]  # fmt: skip
     children = [
-        subprocess.Popen(web, env=env, cwd=BASE_DIR),  # noqa: S603
-        subprocess.Popen(worker, env=env, cwd=BASE_DIR),  # noqa: S603
+        subprocess.Popen(web, env=env, cwd=BASE_DIR),
+        subprocess.Popen(worker, env=env, cwd=BASE_DIR),
     ]
 
     def stop(*_: object) -> None:

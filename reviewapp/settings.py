@@ -166,6 +166,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("RADREVIEW_MAX_UPLOAD_FILES", 2000, minimum=1)
 FILE_UPLOAD_TEMP_DIR = None
 RADREVIEW_MAX_UPLOAD_BYTES = env_int("RADREVIEW_MAX_UPLOAD_BYTES", 1024**3, minimum=1024)
+RADREVIEW_MAX_FILE_BYTES = env_int("RADREVIEW_MAX_FILE_BYTES", 512 * 1024**2, minimum=1024)
+RADREVIEW_MAX_ARCHIVE_MEMBERS = env_int("RADREVIEW_MAX_ARCHIVE_MEMBERS", 10_000, minimum=1)
+RADREVIEW_MAX_ARCHIVE_BYTES = env_int("RADREVIEW_MAX_ARCHIVE_BYTES", 4 * 1024**3, minimum=1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -209,6 +212,7 @@ else:
 # The longest GPU run must finish before Redis hands an unacked task to another worker.
 CELERY_TASK_HARD_TIME_LIMIT = env_int("RADREVIEW_TASK_TIME_LIMIT", 1800, minimum=10)
 CELERY_VISIBILITY_TIMEOUT = CELERY_TASK_HARD_TIME_LIMIT * 2 + 600
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object]
 if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 else:
@@ -220,7 +224,7 @@ else:
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
     }
-CELERY_TASK_QUEUES = {"default": {}, "gpu": {}}
+CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {"default": {}, "gpu": {}}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

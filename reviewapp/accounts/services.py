@@ -40,4 +40,4 @@ def user_create(
     user.save()
     roles_ensure()
     user.groups.set(Group.objects.filter(name__in=[r.value for r in roles]))
-    return user  # type: ignore[return-value]
+    return user

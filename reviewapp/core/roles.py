@@ -20,8 +20,8 @@ def user_has_role(user: AbstractBaseUser | AnonymousUser, role: Role) -> bool:
         return True
     cache = getattr(user, "_role_cache", None)
     if cache is None:
-        cache = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
-        user._role_cache = cache  # type: ignore[union-attr]
+        cache = set(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
+        user._role_cache = cache  # type: ignore[attr-defined]
     return role.value in cache or Role.ADMIN.value in cache
 
 

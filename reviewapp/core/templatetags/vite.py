@@ -49,5 +49,7 @@ def vite_entry(page: str) -> SafeString:
     styles = format_html_join(
         "", '<link rel="stylesheet" href="{}">', ((static(f"dist/{c}"),) for c in css)
     )
-    script = format_html('<script type="module" src="{}"></script>', static(f"dist/{chunk['file']}"))
+    script = format_html(
+        '<script type="module" src="{}"></script>', static(f"dist/{chunk['file']}")
+    )
     return format_html("{}{}", styles, script)
