@@ -12,6 +12,8 @@ def home(request: HttpRequest) -> HttpResponse:
     """Send each person to the page of their role."""
     if user_has_role(request.user, Role.COORDINATOR):
         return redirect("imaging:study_list")
+    if user_has_role(request.user, Role.READER):
+        return redirect("studies:worklist")
     return render(request, "core/home.html")
 
 

@@ -1,5 +1,41 @@
-from __future__ import annotations
+from django.urls import path
 
-from typing import Any
+from reviewapp.studies import api
 
-urlpatterns: list[Any] = []
+urlpatterns = [
+    path("protocol-templates", api.ProtocolTemplatesApi.as_view(), name="protocol-templates"),
+    path("reader-studies", api.ReaderStudyListApi.as_view(), name="reader-studies"),
+    path("reader-studies/<str:study_id>", api.ReaderStudyDetailApi.as_view(), name="reader-study"),
+    path("reader-studies/<str:study_id>/cases", api.CasesApi.as_view(), name="reader-study-cases"),
+    path("reader-studies/<str:study_id>/panel", api.PanelApi.as_view(), name="reader-study-panel"),
+    path(
+        "reader-studies/<str:study_id>/assignments",
+        api.AssignmentsApi.as_view(),
+        name="reader-study-assignments",
+    ),
+    path(
+        "reader-studies/<str:study_id>/status",
+        api.StudyStatusApi.as_view(),
+        name="reader-study-status",
+    ),
+    path(
+        "reader-studies/<str:study_id>/progress",
+        api.ProgressApi.as_view(),
+        name="reader-study-progress",
+    ),
+    path(
+        "reader-studies/<str:study_id>/ratings/<str:assignment_id>/history",
+        api.StudyRatingHistoryApi.as_view(),
+        name="reader-study-rating-history",
+    ),
+    path("my/worklist", api.WorklistApi.as_view(), name="my-worklist"),
+    path("my/assignments", api.MyAssignmentsApi.as_view(), name="my-assignments"),
+    path("my/assignments/<str:assignment_id>", api.MyAssignmentApi.as_view(), name="my-assignment"),
+    path("my/assignments/<str:assignment_id>/draft", api.DraftApi.as_view(), name="my-draft"),
+    path("my/assignments/<str:assignment_id>/rating", api.MyRatingApi.as_view(), name="my-rating"),
+    path(
+        "my/assignments/<str:assignment_id>/rating/history",
+        api.MyRatingHistoryApi.as_view(),
+        name="my-rating-history",
+    ),
+]

@@ -264,7 +264,9 @@ class ErrorSpan(models.Model):
     class Meta:
         ordering = ["rating", "section", "start"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="span_nonempty")
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")), name="span_nonempty"
+            )
         ]
 
     def __str__(self) -> str:

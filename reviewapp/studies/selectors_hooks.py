@@ -15,6 +15,6 @@ def studies_readable_by_reader(*, user: AbstractBaseUser) -> QuerySet[Study]:
     if not user.is_authenticated:
         return Study.objects.none()
     case_studies = Assignment.objects.filter(
-        reader=user, reader_study__status=ReaderStudy.Status.OPEN
+        reader_id=user.pk, reader_study__status=ReaderStudy.Status.OPEN
     ).values("case__imaging_study_id")
     return Study.objects.filter(id__in=case_studies)

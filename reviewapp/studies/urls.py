@@ -1,7 +1,21 @@
-from __future__ import annotations
+from django.urls import path
 
-from typing import Any
+from reviewapp.studies import views
 
 app_name = "studies"
 
-urlpatterns: list[Any] = []
+urlpatterns = [
+    path("", views.study_list, name="list"),
+    path("new/", views.study_new, name="new"),
+    path("reading/", views.worklist, name="worklist"),
+    path("reading/<str:study_id>/continue/", views.reading_continue, name="continue"),
+    path("read/<str:assignment_id>/", views.read, name="read"),
+    path("<str:study_id>/", views.study_detail, name="detail"),
+    path("<str:study_id>/action/", views.study_action, name="action"),
+    path("<str:study_id>/progress/", views.study_progress, name="progress"),
+    path(
+        "<str:study_id>/ratings/<str:assignment_id>/history/",
+        views.rating_history,
+        name="rating_history",
+    ),
+]

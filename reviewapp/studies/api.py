@@ -1,0 +1,638 @@
+"""REST API of reader studies: thin views that parse, call one service or selector, answer.
+
+Everything a reader can reach lives under ``my/`` and is built by the reader selectors, which
+never include source labels, report ids or dates; every response here is ``no-store``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from reviewapp.core.permissions import IsCoordinator, IsCoordinatorOrAnalyst, IsReader
+from reviewapp.reports.models import Report
+from reviewapp.studies import protocols, selectors, services
+from reviewapp.studies.models import Assignment, Case, Rating, ReaderStudy
+
+
+class NoStoreAPIView(APIView):
+    """Responses may carry blinded case data or answers: no cache may keep them."""
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+# --- serializers --------------------------------------------------------------------------
+
+
+class ReaderStudyOut(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id")
+    coordinators: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="username"
+    )
+
+    class Meta:
+        model = ReaderStudy
+        fields = [
+            "id",
+            "name",
+            "description",
+            "status",
+            "protocol_key",
+            "protocol_version",
+            "protocol",
+            "ask_ai_guess",
+            "allow_revisions",
+            "reads_mode",
+            "reads_per_case",
+            "sample_seed",
+            "sample_spec",
+            "assignment_seed",
+            "assignments_generated_at",
+            "coordinators",
+            "created_at",
+            "opened_at",
+            "locked_at",
+        ]
+
+
+class CaseOut(serializers.ModelSerializer):
+    """Coordinator/analyst view of a case: includes the unblinding key (report sources)."""
+
+    id = serializers.UUIDField(source="public_id")
+    study_instance_uid = serializers.CharField(source="imaging_study.study_instance_uid")
+    first_report = serializers.UUIDField(source="first_report.public_id")
+    first_report_kind = serializers.CharField(source="first_report.kind")
+    second_report = serializers.UUIDField(source="second_report.public_id", allow_null=True)
+    second_report_kind = serializers.CharField(source="second_report.kind", allow_null=True)
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "study_instance_uid",
+            "stratum",
+            "first_report",
+            "first_report_kind",
+            "second_report",
+            "second_report_kind",
+        ]
+
+
+class AssignmentKeyOut(serializers.ModelSerializer):
+    """Coordinator/analyst view of an assignment: who reads what, where, on which side."""
+
+    id = serializers.UUIDField(source="public_id")
+    case = serializers.UUIDField(source="case.public_id")
+    reader = serializers.CharField(source="reader.username")
+
+    class Meta:
+        model = Assignment
+        fields = [
+            "id",
+            "case",
+            "reader",
+            "position",
+            "candidate_side",
+            "status",
+            "opened_at",
+            "first_answer_at",
+            "submitted_at",
+            "active_seconds",
+        ]
+
+
+ProgressOut = inline_serializer(
+    "ReaderStudyProgress",
+    {
+        "study": serializers.UUIDField(),
+        "status": serializers.CharField(),
+        "total": serializers.IntegerField(),
+        "submitted": serializers.IntegerField(),
+        "revisions": serializers.IntegerField(),
+        "readers": serializers.ListField(child=serializers.DictField()),
+    },
+)
+HistoryOut = inline_serializer(
+    "RatingHistoryEntry",
+    {
+        "event": serializers.CharField(),
+        "at": serializers.DateTimeField(),
+        "version": serializers.IntegerField(),
+        "answers": serializers.DictField(),
+        "ai_guess": serializers.CharField(required=False),
+        "by_user_id": serializers.IntegerField(allow_null=True, required=False),
+        "action": serializers.CharField(required=False),
+    },
+    many=True,
+)
+CaseViewOut = inline_serializer(
+    "ReaderCaseView",
+    {
+        "assignment": serializers.UUIDField(),
+        "study": serializers.DictField(),
+        "protocol": serializers.DictField(),
+        "position": serializers.IntegerField(),
+        "total": serializers.IntegerField(),
+        "status": serializers.CharField(),
+        "previous": serializers.UUIDField(allow_null=True),
+        "next": serializers.UUIDField(allow_null=True),
+        "image_study_uid": serializers.CharField(),
+        "reports": serializers.ListField(child=serializers.DictField()),
+        "form": serializers.ListField(child=serializers.DictField()),
+        "draft": serializers.DictField(),
+        "draft_seq": serializers.IntegerField(),
+        "rating": serializers.DictField(allow_null=True),
+        "can_write": serializers.BooleanField(),
+    },
+)
+ReaderRatingOut = inline_serializer(
+    "ReaderRating",
+    {
+        "assignment": serializers.UUIDField(),
+        "version": serializers.IntegerField(),
+        "answers": serializers.DictField(),
+        "spans": serializers.ListField(child=serializers.DictField()),
+        "submitted_at": serializers.DateTimeField(),
+        "revised_at": serializers.DateTimeField(allow_null=True),
+        "next": serializers.UUIDField(allow_null=True),
+    },
+)
+
+
+def _reader_rating(rating: Rating, *, user: Any) -> dict[str, Any]:
+    assignment = rating.assignment
+    following = selectors.next_assignment_for_reader(
+        user=user, study_id=assignment.reader_study.public_id
+    )
+    return {
+        "assignment": str(assignment.public_id),
+        "version": rating.version,
+        "answers": selectors.answers_for_reader(rating.answers),
+        "spans": selectors.spans_for_reader(rating),
+        "submitted_at": rating.submitted_at,
+        "revised_at": rating.revised_at,
+        "next": str(following.public_id) if following else None,
+    }
+
+
+# --- coordinators and analysts ------------------------------------------------------------
+
+
+class ProtocolTemplatesApi(NoStoreAPIView):
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    @extend_schema(
+        summary="Built-in protocol templates",
+        responses=inline_serializer(
+            "ProtocolTemplates",
+            {"templates": serializers.ListField(child=serializers.DictField())},
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        return Response(
+            {"templates": protocols.protocol_templates(), "schema": protocols.protocol_schema()}
+        )
+
+
+class ReaderStudyListApi(NoStoreAPIView):
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    class CreateIn(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        protocol_key = serializers.ChoiceField(choices=protocols.TEMPLATE_KEYS, required=False)
+        protocol = serializers.JSONField(required=False)
+        ask_ai_guess = serializers.BooleanField(default=False)
+        allow_revisions = serializers.BooleanField(default=True)
+        acceptable_threshold = serializers.CharField(required=False, allow_blank=True)
+
+    @extend_schema(
+        summary="Reader studies I coordinate (all, for analysts)",
+        responses=ReaderStudyOut(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        studies = selectors.reader_study_list(user=request.user).prefetch_related("coordinators")
+        return Response(ReaderStudyOut(studies, many=True).data)
+
+    @extend_schema(
+        summary="Create a draft reader study", request=CreateIn, responses={201: ReaderStudyOut}
+    )
+    def post(self, request: Request) -> Response:
+        if not IsCoordinator().has_permission(request, self):
+            raise PermissionDenied  # analysts read studies; only coordinators create them
+        data = self.CreateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        study = services.reader_study_create(
+            user=request.user,
+            name=data.validated_data["name"],
+            description=data.validated_data["description"],
+            protocol_key=data.validated_data.get("protocol_key"),
+            protocol=data.validated_data.get("protocol"),
+            ask_ai_guess=data.validated_data["ask_ai_guess"],
+            allow_revisions=data.validated_data["allow_revisions"],
+            acceptable_threshold=data.validated_data.get("acceptable_threshold") or None,
+        )
+        return Response(ReaderStudyOut(study).data, status=status.HTTP_201_CREATED)
+
+
+class ReaderStudyDetailApi(NoStoreAPIView):
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    @extend_schema(summary="One reader study", responses=ReaderStudyOut)
+    def get(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get(user=request.user, public_id=study_id)
+        return Response(ReaderStudyOut(study).data)
+
+
+class CasesApi(NoStoreAPIView):
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    class AddIn(serializers.Serializer):
+        study_uids = serializers.ListField(
+            child=serializers.CharField(max_length=64), required=False, max_length=20000
+        )
+        modality = serializers.CharField(required=False, allow_blank=True, default="")
+        stratum = serializers.CharField(required=False, allow_blank=True, default="")
+        candidate_report_ids = serializers.ListField(
+            child=serializers.UUIDField(), required=False, max_length=20000
+        )
+        rate_source = serializers.ChoiceField(
+            choices=["candidate", "original", "both"], default="candidate"
+        )
+        per_stratum = serializers.DictField(
+            child=serializers.IntegerField(min_value=1), required=False
+        )
+        seed = serializers.IntegerField(required=False, min_value=0)
+
+    AddOut = inline_serializer(
+        "CasesAdded",
+        {
+            "added": CaseOut(many=True),
+            "problems": serializers.ListField(child=serializers.CharField()),
+        },
+    )
+
+    @extend_schema(
+        summary="Cases of a study, with their report sources", responses=CaseOut(many=True)
+    )
+    def get(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get(user=request.user, public_id=study_id)
+        return Response(CaseOut(selectors.case_list(reader_study=study), many=True).data)
+
+    @extend_schema(
+        summary="Add cases by filters or an uploaded list, optionally a stratified sample",
+        request=AddIn,
+        responses={201: AddOut},
+    )
+    def post(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        data = self.AddIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        candidates = Report.objects.filter(kind__in=[Report.Kind.AI, Report.Kind.EDITED])
+        if "candidate_report_ids" in values:
+            candidates = candidates.filter(public_id__in=values["candidate_report_ids"])
+        else:
+            candidates = candidates.filter(kind=Report.Kind.AI)
+        pool = selectors.case_candidates(
+            user=request.user,
+            modality=values["modality"],
+            stratum=values["stratum"],
+            candidate_reports=candidates if study.is_pairwise else None,
+            study_uids=values.get("study_uids"),
+        )
+        problems: list[str] = []
+        if "study_uids" in values:
+            found = set(pool.values_list("study_instance_uid", flat=True)) | set(
+                pool.values_list("accession_pseudonym", flat=True)
+            )
+            problems += [
+                f"{uid}: no such study, or it lacks the reports this protocol needs"
+                for uid in values["study_uids"]
+                if uid not in found
+            ]
+        if values.get("per_stratum"):
+            result = services.cases_add_sample(
+                reader_study=study,
+                pool=list(pool),
+                per_stratum=values["per_stratum"],
+                candidate_reports=candidates,
+                seed=values.get("seed"),
+                rate_source=values["rate_source"],
+            )
+        else:
+            result = services.cases_add(
+                reader_study=study,
+                imaging_studies=pool,
+                candidate_reports=candidates,
+                rate_source=values["rate_source"],
+            )
+        return Response(
+            {
+                "added": CaseOut(result.added, many=True).data,
+                "problems": problems + result.problems,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class PanelApi(NoStoreAPIView):
+    permission_classes = [IsCoordinator]
+
+    class SeatIn(serializers.Serializer):
+        username = serializers.CharField()
+        cohort = serializers.CharField(required=False, allow_blank=True, default="")
+
+    class PanelIn(serializers.Serializer):
+        readers = serializers.ListField(child=serializers.DictField(), min_length=1)
+
+    PanelOut = inline_serializer(
+        "Panel", {"readers": serializers.ListField(child=serializers.DictField())}
+    )
+
+    @extend_schema(
+        summary="Set the study's readers and cohorts", request=PanelIn, responses=PanelOut
+    )
+    def put(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        data = self.PanelIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        seats = []
+        for raw in data.validated_data["readers"]:
+            seat = self.SeatIn(data=raw)
+            seat.is_valid(raise_exception=True)
+            seats.append(seat.validated_data)
+        users = {
+            u.get_username(): u
+            for u in get_user_model().objects.filter(username__in=[s["username"] for s in seats])
+        }
+        missing = [s["username"] for s in seats if s["username"] not in users]
+        if missing:
+            raise serializers.ValidationError({"readers": [f"{m}: no such user" for m in missing]})
+        created = services.panel_set(
+            reader_study=study, readers=[(users[s["username"]], s["cohort"]) for s in seats]
+        )
+        return Response(
+            {
+                "readers": [
+                    {"username": s.reader.get_username(), "cohort": s.cohort} for s in created
+                ]
+            }
+        )
+
+
+class AssignmentsApi(NoStoreAPIView):
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    class GenerateIn(serializers.Serializer):
+        reads_per_case = serializers.IntegerField(required=False, min_value=1, allow_null=True)
+        seed = serializers.IntegerField(required=False, min_value=0)
+
+    @extend_schema(
+        summary="Every assignment with its side (the unblinding key)",
+        responses=AssignmentKeyOut(many=True),
+    )
+    def get(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get(user=request.user, public_id=study_id)
+        rows = study.assignments.select_related("case", "reader").order_by("reader_id", "position")
+        return Response(AssignmentKeyOut(rows, many=True).data)
+
+    @extend_schema(
+        summary="Generate the reading lists once (seeded order and balanced A/B sides)",
+        request=GenerateIn,
+        responses={201: ReaderStudyOut},
+    )
+    def post(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        data = self.GenerateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.assignments_generate(
+            reader_study=study,
+            reads_per_case=data.validated_data.get("reads_per_case"),
+            seed=data.validated_data.get("seed"),
+        )
+        return Response(ReaderStudyOut(study).data, status=status.HTTP_201_CREATED)
+
+
+class StudyStatusApi(NoStoreAPIView):
+    permission_classes = [IsCoordinator]
+
+    class ActionIn(serializers.Serializer):
+        action = serializers.ChoiceField(choices=["open", "pause", "lock"])
+
+    @extend_schema(
+        summary="Open, pause or lock a study", request=ActionIn, responses=ReaderStudyOut
+    )
+    def post(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        data = self.ActionIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        action = {
+            "open": services.reader_study_open,
+            "pause": services.reader_study_pause,
+            "lock": services.reader_study_lock,
+        }[data.validated_data["action"]]
+        action(reader_study=study)
+        return Response(ReaderStudyOut(study).data)
+
+
+class ProgressApi(NoStoreAPIView):
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    @extend_schema(summary="Progress per reader and overall", responses=ProgressOut)
+    def get(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get(user=request.user, public_id=study_id)
+        return Response(selectors.reader_study_progress(reader_study=study))
+
+
+class StudyRatingHistoryApi(NoStoreAPIView):
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    @extend_schema(
+        summary="Every version of one rating (append-only, trigger-written)", responses=HistoryOut
+    )
+    def get(self, request: Request, study_id: str, assignment_id: str) -> Response:
+        study = selectors.reader_study_get(user=request.user, public_id=study_id)
+        rating = selectors.rating_get_for_staff(reader_study=study, assignment_id=assignment_id)
+        return Response(selectors.rating_history(rating=rating))
+
+
+# --- readers ------------------------------------------------------------------------------
+
+
+class WorklistApi(NoStoreAPIView):
+    permission_classes = [IsReader]
+
+    @extend_schema(
+        summary="My reader studies with progress and the next case",
+        responses=inline_serializer(
+            "Worklist", {"studies": serializers.ListField(child=serializers.DictField())}
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"studies": selectors.worklist_for_reader(user=request.user)})
+
+
+class MyAssignmentsApi(NoStoreAPIView):
+    permission_classes = [IsReader]
+
+    @extend_schema(
+        summary="My assignments (in my reading order)",
+        parameters=[OpenApiParameter("study", str, description="reader study id")],
+        responses=inline_serializer(
+            "MyAssignment",
+            {
+                "id": serializers.UUIDField(),
+                "study": serializers.UUIDField(),
+                "position": serializers.IntegerField(),
+                "status": serializers.CharField(),
+            },
+            many=True,
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        rows = selectors.assignment_list_for_reader(
+            user=request.user, study_id=request.query_params.get("study")
+        )
+        return Response(
+            [
+                {
+                    "id": str(a.public_id),
+                    "study": str(a.reader_study.public_id),
+                    "position": a.position,
+                    "status": a.status,
+                }
+                for a in rows
+            ]
+        )
+
+
+class MyAssignmentApi(NoStoreAPIView):
+    permission_classes = [IsReader]
+
+    @extend_schema(
+        summary="One case to read (blinded); records when it was opened", responses=CaseViewOut
+    )
+    def get(self, request: Request, assignment_id: str) -> Response:
+        assignment = selectors.assignment_get_for_reader(user=request.user, public_id=assignment_id)
+        services.assignment_open(assignment=assignment)
+        return Response(selectors.case_view_for_reader(assignment=assignment))
+
+
+class DraftApi(NoStoreAPIView):
+    permission_classes = [IsReader]
+
+    class DraftIn(serializers.Serializer):
+        draft = serializers.DictField()
+        seq = serializers.IntegerField(min_value=1)
+        active_seconds = serializers.FloatField(required=False, min_value=0)
+
+    @extend_schema(
+        summary="Autosave my work in progress",
+        request=DraftIn,
+        responses=inline_serializer("DraftSaved", {"seq": serializers.IntegerField()}),
+    )
+    def put(self, request: Request, assignment_id: str) -> Response:
+        assignment = selectors.assignment_get_for_reader(user=request.user, public_id=assignment_id)
+        data = self.DraftIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        saved = services.draft_save(
+            assignment=assignment,
+            draft=data.validated_data["draft"],
+            seq=data.validated_data["seq"],
+            active_seconds=data.validated_data.get("active_seconds"),
+        )
+        return Response({"seq": saved.draft_seq})
+
+
+class RatingIn(serializers.Serializer):
+    answers = serializers.DictField()
+    spans = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    idempotency_key = serializers.UUIDField()
+    active_seconds = serializers.FloatField(required=False, min_value=0)
+
+
+class ReviseIn(RatingIn):
+    version = serializers.IntegerField(min_value=1)
+
+
+class MyRatingApi(NoStoreAPIView):
+    permission_classes = [IsReader]
+
+    @extend_schema(summary="My rating of this case", responses=ReaderRatingOut)
+    def get(self, request: Request, assignment_id: str) -> Response:
+        rating = selectors.rating_get_for_reader(user=request.user, assignment_id=assignment_id)
+        return Response(_reader_rating(rating, user=request.user))
+
+    @extend_schema(
+        summary="Submit my rating (idempotent on idempotency_key)",
+        request=RatingIn,
+        responses={201: ReaderRatingOut, 200: ReaderRatingOut},
+    )
+    def post(self, request: Request, assignment_id: str) -> Response:
+        assignment = selectors.assignment_get_for_reader(user=request.user, public_id=assignment_id)
+        data = RatingIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.rating_submit(
+            assignment=assignment,
+            reader=request.user,
+            answers=data.validated_data["answers"],
+            spans=data.validated_data["spans"],
+            idempotency_key=data.validated_data["idempotency_key"],
+            active_seconds=data.validated_data.get("active_seconds"),
+        )
+        return Response(
+            _reader_rating(result.rating, user=request.user),
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        summary="Revise my rating; 409 if `version` is no longer current",
+        request=ReviseIn,
+        responses=ReaderRatingOut,
+    )
+    def put(self, request: Request, assignment_id: str) -> Response:
+        assignment = selectors.assignment_get_for_reader(user=request.user, public_id=assignment_id)
+        data = ReviseIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.rating_revise(
+            assignment=assignment,
+            reader=request.user,
+            expected_version=data.validated_data["version"],
+            answers=data.validated_data["answers"],
+            spans=data.validated_data["spans"],
+            idempotency_key=data.validated_data["idempotency_key"],
+            active_seconds=data.validated_data.get("active_seconds"),
+        )
+        return Response(_reader_rating(result.rating, user=request.user))
+
+
+class MyRatingHistoryApi(NoStoreAPIView):
+    permission_classes = [IsReader]
+
+    @extend_schema(
+        summary="Every version of my rating of this case",
+        responses=inline_serializer(
+            "ReaderRatingHistoryEntry",
+            {
+                "version": serializers.IntegerField(),
+                "at": serializers.DateTimeField(),
+                "event": serializers.CharField(),
+                "answers": serializers.DictField(),
+            },
+            many=True,
+        ),
+    )
+    def get(self, request: Request, assignment_id: str) -> Response:
+        rating = selectors.rating_get_for_reader(user=request.user, assignment_id=assignment_id)
+        return Response(selectors.rating_history_for_reader(rating=rating))

@@ -1,0 +1,340 @@
+"""Reads of reader studies, each with its permission check built in.
+
+Reader-facing selectors return plain dicts built here and nowhere else, so that no source
+label, report id, model name or report date can slip into a page or an API response by a
+serializer listing one field too many.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from reviewapp.core.roles import Role, user_has_role
+from reviewapp.imaging.models import Study
+from reviewapp.reports.models import Report
+from reviewapp.studies import protocols
+from reviewapp.studies.models import Assignment, Case, Rating, ReaderStudy
+from reviewapp.studies.rendering import report_render
+
+UserLike = AbstractBaseUser | AnonymousUser
+READER_VISIBLE = (ReaderStudy.Status.OPEN, ReaderStudy.Status.PAUSED, ReaderStudy.Status.LOCKED)
+
+
+def uuid_or_404(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise Http404 from None
+
+
+# --- coordinators and analysts ------------------------------------------------------------
+
+
+def reader_study_list(*, user: UserLike) -> QuerySet[ReaderStudy]:
+    """Studies a coordinator coordinates; analysts and admins see all (read-only)."""
+    if user_has_role(user, Role.ADMIN) or user_has_role(user, Role.ANALYST):
+        return ReaderStudy.objects.all()
+    if user_has_role(user, Role.COORDINATOR):
+        return ReaderStudy.objects.filter(coordinators__id=user.pk or 0)
+    return ReaderStudy.objects.none()
+
+
+def reader_study_get(*, user: UserLike, public_id: Any) -> ReaderStudy:
+    """A study the user may look at as coordinator or analyst, else 404."""
+    try:
+        return reader_study_list(user=user).get(public_id=uuid_or_404(public_id))
+    except ReaderStudy.DoesNotExist:
+        raise Http404 from None
+
+
+def reader_study_get_to_manage(*, user: UserLike, public_id: Any) -> ReaderStudy:
+    """A study the user coordinates (admins too), else 404; analysts may not change studies."""
+    queryset = (
+        ReaderStudy.objects.all()
+        if user_has_role(user, Role.ADMIN)
+        else ReaderStudy.objects.filter(coordinators__id=user.pk or 0)
+        if user_has_role(user, Role.COORDINATOR)
+        else ReaderStudy.objects.none()
+    )
+    try:
+        return queryset.get(public_id=uuid_or_404(public_id))
+    except ReaderStudy.DoesNotExist:
+        raise Http404 from None
+
+
+def case_candidates(
+    *,
+    user: UserLike,
+    modality: str = "",
+    stratum: str = "",
+    candidate_reports: QuerySet[Report] | None = None,
+    study_uids: list[str] | None = None,
+) -> QuerySet[Study]:
+    """Imaging studies a coordinator may build cases from, filtered.
+
+    ``candidate_reports``: keep studies that have an original report and one of these (e.g. the
+    AI reports of a chosen model run). ``study_uids``: an uploaded list of de-identified
+    StudyInstanceUIDs or accession pseudonyms.
+    """
+    if not (user_has_role(user, Role.COORDINATOR) or user_has_role(user, Role.ADMIN)):
+        return Study.objects.none()
+    studies = Study.objects.all()
+    if modality:
+        studies = studies.filter(modalities__icontains=modality)
+    if stratum:
+        studies = studies.filter(stratum=stratum)
+    if candidate_reports is not None:
+        studies = studies.filter(
+            id__in=candidate_reports.values("study_id"),
+            reports__kind=Report.Kind.ORIGINAL,
+        )
+    if study_uids is not None:
+        studies = studies.filter(
+            Q(study_instance_uid__in=study_uids) | Q(accession_pseudonym__in=study_uids)
+        )
+    return studies.distinct().order_by("id")
+
+
+def case_list(*, reader_study: ReaderStudy) -> QuerySet[Case]:
+    return reader_study.cases.select_related(
+        "imaging_study", "first_report", "second_report"
+    ).order_by("id")
+
+
+def rating_get_for_staff(*, reader_study: ReaderStudy, assignment_id: Any) -> Rating:
+    """The rating of one assignment of a study the caller already may see, else 404."""
+    rating = (
+        Rating.objects.select_related("assignment__reader")
+        .filter(
+            assignment__reader_study=reader_study,
+            assignment__public_id=uuid_or_404(assignment_id),
+        )
+        .first()
+    )
+    if rating is None:
+        raise Http404
+    return rating
+
+
+def reader_study_progress(*, reader_study: ReaderStudy) -> dict[str, Any]:
+    """Counts per reader and overall; no patient data, no answers."""
+    rows = (
+        reader_study.assignments.values("reader__username")
+        .annotate(
+            total=Count("id"),
+            submitted=Count("id", filter=Q(status=Assignment.Status.SUBMITTED)),
+            in_progress=Count("id", filter=Q(status=Assignment.Status.IN_PROGRESS)),
+        )
+        .order_by("reader__username")
+    )
+    cohorts = dict(reader_study.panel.values_list("reader__username", "cohort"))
+    readers = [
+        {
+            "reader": row["reader__username"],
+            "cohort": cohorts.get(row["reader__username"], ""),
+            "total": row["total"],
+            "submitted": row["submitted"],
+            "in_progress": row["in_progress"],
+        }
+        for row in rows
+    ]
+    total = sum(r["total"] for r in readers)
+    submitted = sum(r["submitted"] for r in readers)
+    return {
+        "study": str(reader_study.public_id),
+        "status": reader_study.status,
+        "total": total,
+        "submitted": submitted,
+        "revisions": Rating.objects.filter(
+            assignment__reader_study=reader_study, version__gt=1
+        ).count(),
+        "readers": readers,
+    }
+
+
+def rating_history(*, rating: Rating) -> list[dict[str, Any]]:
+    """Every stored version of a rating (from the trigger-written event table), oldest first."""
+    events = (
+        Rating.pgh_event_model.objects.filter(pgh_obj_id=rating.pk)  # type: ignore[attr-defined]
+        .select_related("pgh_context")
+        .order_by("pgh_id")
+    )
+    history = []
+    for event in events:
+        context = event.pgh_context.metadata if event.pgh_context else {}
+        history.append(
+            {
+                "event": event.pgh_label,
+                "at": event.pgh_created_at,
+                "version": event.version,
+                "answers": event.answers,
+                "ai_guess": event.ai_guess,
+                "by_user_id": context.get("user"),
+                "action": context.get("action", "database change outside the application"),
+            }
+        )
+    return history
+
+
+# --- readers ------------------------------------------------------------------------------
+
+
+def worklist_for_reader(*, user: UserLike) -> list[dict[str, Any]]:
+    """The reader's studies with progress and the next unrated case."""
+    if not user_has_role(user, Role.READER):
+        return []
+    studies = ReaderStudy.objects.filter(
+        panel__reader_id=user.pk, status__in=READER_VISIBLE
+    ).order_by("name", "id")
+    out = []
+    for study in studies:
+        mine = Assignment.objects.filter(reader_study=study, reader_id=user.pk)
+        counts = mine.aggregate(
+            total=Count("id"), done=Count("id", filter=Q(status=Assignment.Status.SUBMITTED))
+        )
+        next_one = mine.exclude(status=Assignment.Status.SUBMITTED).order_by("position").first()
+        out.append(
+            {
+                "id": str(study.public_id),
+                "name": study.name,
+                "status": study.status,
+                "total": counts["total"],
+                "done": counts["done"],
+                "next_assignment": str(next_one.public_id) if next_one else None,
+            }
+        )
+    return out
+
+
+def assignment_list_for_reader(*, user: UserLike, study_id: Any = None) -> QuerySet[Assignment]:
+    """The reader's own assignments in studies they can read (never a draft study)."""
+    mine = Assignment.objects.filter(reader_id=user.pk, reader_study__status__in=READER_VISIBLE)
+    if study_id is not None:
+        mine = mine.filter(reader_study__public_id=uuid_or_404(study_id))
+    return mine.select_related("reader_study").order_by("reader_study_id", "position")
+
+
+def assignment_get_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
+    """The reader's own assignment; anyone else's (or a draft study's) is a 404."""
+    try:
+        return Assignment.objects.select_related(
+            "reader_study", "report_a", "report_b", "case__imaging_study"
+        ).get(
+            public_id=uuid_or_404(public_id),
+            reader_id=user.pk,
+            reader_study__status__in=READER_VISIBLE,
+        )
+    except Assignment.DoesNotExist:
+        raise Http404 from None
+
+
+def next_assignment_for_reader(*, user: UserLike, study_id: Any) -> Assignment | None:
+    return (
+        assignment_list_for_reader(user=user, study_id=study_id)
+        .exclude(status=Assignment.Status.SUBMITTED)
+        .order_by("position")
+        .first()
+    )
+
+
+def answers_for_reader(answers: dict[str, Any]) -> dict[str, Any]:
+    """Stored answers as the reader gave them: letter codes and texts, no source values."""
+    out: dict[str, Any] = {}
+    for item_id, answer in answers.items():
+        if "code" in answer:
+            out[item_id] = answer["code"]
+        elif "text" in answer:
+            out[item_id] = answer["text"]
+    return out
+
+
+def spans_for_reader(rating: Rating) -> list[dict[str, Any]]:
+    return [
+        {
+            "side": s.side,
+            "section": s.section,
+            "start": s.start,
+            "end": s.end,
+            "category": s.category,
+            "significant": s.is_significant,
+            "replacement": s.replacement_text,
+        }
+        for s in rating.error_spans.order_by("section", "start")
+    ]
+
+
+def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
+    """Everything the reading page needs for one assignment, blinded.
+
+    Reports are listed in A, B order whatever their source, rendered by one renderer, and
+    carry no id, kind, date or author.
+    """
+    study = assignment.reader_study
+    sides = protocols.Sides(candidate_side=assignment.candidate_side)
+    reports = [{"side": "A" if sides.is_pairwise else "", **report_render(assignment.report_a)}]
+    if sides.is_pairwise and assignment.report_b is not None:
+        reports.append({"side": "B", **report_render(assignment.report_b)})
+    for report in reports:
+        report["label"] = sides.label(report["side"])
+    mine = Assignment.objects.filter(reader_study=study, reader=assignment.reader)
+    total = mine.count()
+    previous = mine.filter(position__lt=assignment.position).order_by("-position").first()
+    following = mine.filter(position__gt=assignment.position).order_by("position").first()
+    rating = Rating.objects.filter(assignment=assignment).first()
+    can_write = study.status == ReaderStudy.Status.OPEN and (
+        rating is None or study.allow_revisions
+    )
+    return {
+        "assignment": str(assignment.public_id),
+        "study": {"id": str(study.public_id), "name": study.name, "status": study.status},
+        "protocol": {
+            "title": study.protocol["title"],
+            "instructions": study.protocol.get("instructions", ""),
+        },
+        "position": assignment.position,
+        "total": total,
+        "status": assignment.status,
+        "previous": str(previous.public_id) if previous else None,
+        "next": str(following.public_id) if following else None,
+        "image_study_uid": assignment.case.imaging_study.study_instance_uid,
+        "reports": reports,
+        "form": protocols.form_build(study.protocol, sides),
+        "draft": assignment.draft,
+        "draft_seq": assignment.draft_seq,
+        "rating": (
+            {
+                "version": rating.version,
+                "answers": answers_for_reader(rating.answers),
+                "spans": spans_for_reader(rating),
+            }
+            if rating
+            else None
+        ),
+        "can_write": can_write,
+    }
+
+
+def rating_get_for_reader(*, user: UserLike, assignment_id: Any) -> Rating:
+    assignment = assignment_get_for_reader(user=user, public_id=assignment_id)
+    try:
+        return Rating.objects.get(assignment=assignment)
+    except Rating.DoesNotExist:
+        raise Http404 from None
+
+
+def rating_history_for_reader(*, rating: Rating) -> list[dict[str, Any]]:
+    """The reader's own versions in their own terms (codes and texts, no source values)."""
+    return [
+        {
+            "version": entry["version"],
+            "at": entry["at"],
+            "event": entry["event"],
+            "answers": answers_for_reader(entry["answers"] or {}),
+        }
+        for entry in rating_history(rating=rating)
+    ]

@@ -1,0 +1,824 @@
+"""Every write of reader studies: building, opening and locking a study, drafts and ratings.
+
+All four interfaces (pages, API, websocket pushes, benchmarks) call these; none writes itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import secrets
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pghistory
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from reviewapp.core.errors import ApplicationError, ConflictError
+from reviewapp.core.roles import Role, user_has_role
+from reviewapp.imaging.models import Study
+from reviewapp.reports.models import Report
+from reviewapp.studies import protocols
+from reviewapp.studies.models import (
+    Assignment,
+    Case,
+    ErrorSpan,
+    Rating,
+    RatingWrite,
+    ReaderStudy,
+    StudyReader,
+)
+from reviewapp.studies.rendering import report_render
+
+UserLike = AbstractBaseUser | AnonymousUser
+logger = logging.getLogger(__name__)
+MAX_DRAFT_BYTES = 256 * 1024
+
+
+def progress_group(reader_study: ReaderStudy) -> str:
+    return f"reader_study_progress_{reader_study.public_id.hex}"
+
+
+# --- building a study --------------------------------------------------------------------
+
+
+@transaction.atomic
+def reader_study_create(
+    *,
+    user: UserLike,
+    name: str,
+    protocol_key: str | None = None,
+    protocol: dict[str, Any] | None = None,
+    description: str = "",
+    ask_ai_guess: bool = False,
+    allow_revisions: bool = True,
+    acceptable_threshold: str | None = None,
+) -> ReaderStudy:
+    """Create a draft study from a template (or a composed protocol); its creator coordinates."""
+    if not user_has_role(user, Role.COORDINATOR):
+        raise PermissionDenied
+    if (protocol_key is None) == (protocol is None):
+        raise ValidationError({"protocol": "Give a template key or a protocol document."})
+    document = protocols.protocol_template(protocol_key) if protocol_key else protocol
+    if not isinstance(document, dict):
+        raise ValidationError({"protocol": "The protocol must be a JSON object."})
+    protocols.protocol_validate(document)
+    prepared = protocols.protocol_prepare(
+        document, ask_ai_guess=ask_ai_guess, acceptable_threshold=acceptable_threshold
+    )
+    study = ReaderStudy(
+        name=name.strip(),
+        description=description,
+        protocol=prepared,
+        protocol_key=prepared["key"],
+        protocol_version=prepared["version"],
+        ask_ai_guess=ask_ai_guess,
+        allow_revisions=allow_revisions,
+        created_by=user,  # type: ignore[misc]
+    )
+    study.full_clean()
+    study.save()
+    study.coordinators.add(user)  # type: ignore[arg-type]
+    return study
+
+
+@transaction.atomic
+def reader_study_protocol_update(*, reader_study: ReaderStudy, protocol: dict[str, Any]) -> None:
+    """Replace the protocol; refused once any rating exists (the version is then frozen)."""
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    if Rating.objects.filter(assignment__reader_study=study).exists():
+        raise ApplicationError(
+            "This study has ratings, so its protocol is frozen; create a new study to change it.",
+            code="protocol_frozen",
+        )
+    if study.status != ReaderStudy.Status.DRAFT:
+        raise ApplicationError("Only a draft study's protocol can change.", code="not_draft")
+    protocols.protocol_validate(protocol)
+    study.protocol = protocols.protocol_prepare(protocol, ask_ai_guess=study.ask_ai_guess)
+    study.protocol_key = protocol["key"]
+    study.protocol_version = protocol["version"]
+    study.save(update_fields=["protocol", "protocol_key", "protocol_version", "updated_at"])
+    reader_study.refresh_from_db()
+
+
+def _require_draft(study: ReaderStudy, what: str) -> None:
+    if study.status != ReaderStudy.Status.DRAFT:
+        raise ApplicationError(
+            f"{what} is only possible while the study is a draft (it is {study.status}).",
+            code="not_draft",
+        )
+
+
+@dataclass
+class CasesAdded:
+    added: list[Case] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _candidate_for(
+    study: Study, candidates: Sequence[Report] | None, *, problems: list[str]
+) -> Report | None:
+    pool = [r for r in (candidates or []) if r.study_id == study.pk]
+    if not pool:
+        problems.append(f"Study {study.public_id}: no candidate report of the chosen selection.")
+        return None
+    if len(pool) > 1:
+        problems.append(
+            f"Study {study.public_id}: {len(pool)} candidate reports of the chosen selection; "
+            "choose one model run."
+        )
+        return None
+    return pool[0]
+
+
+@transaction.atomic
+def cases_add(
+    *,
+    reader_study: ReaderStudy,
+    imaging_studies: Iterable[Study],
+    candidate_reports: QuerySet[Report] | None = None,
+    rate_source: str = "candidate",
+) -> CasesAdded:
+    """Add one case per imaging study; studies lacking a needed report are named and skipped.
+
+    Pairwise protocols compare the study's original report with its one report among
+    ``candidate_reports`` (e.g. the AI reports of one model run). Single-report protocols rate
+    the candidate (``rate_source="candidate"``), the original, or both as separate cases.
+    """
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_draft(study, "Adding cases")
+    if rate_source not in ("candidate", "original", "both"):
+        raise ValidationError({"rate_source": "Choose candidate, original or both."})
+    result = CasesAdded()
+    candidates = list(candidate_reports) if candidate_reports is not None else None
+    for imaging in imaging_studies:
+        original = Report.objects.filter(study=imaging, kind=Report.Kind.ORIGINAL).first()
+        pairs: list[tuple[Report, Report | None]] = []
+        if study.is_pairwise:
+            if original is None:
+                result.problems.append(f"Study {imaging.public_id}: no original report.")
+                continue
+            candidate = _candidate_for(imaging, candidates, problems=result.problems)
+            if candidate is None:
+                continue
+            pairs.append((original, candidate))
+        else:
+            if rate_source in ("candidate", "both"):
+                candidate = _candidate_for(imaging, candidates, problems=result.problems)
+                if candidate is not None:
+                    pairs.append((candidate, None))
+            if rate_source in ("original", "both"):
+                if original is None:
+                    result.problems.append(f"Study {imaging.public_id}: no original report.")
+                else:
+                    pairs.append((original, None))
+        for first, second in pairs:
+            if Case.objects.filter(
+                reader_study=study, first_report=first, second_report=second
+            ).exists():
+                result.problems.append(f"Study {imaging.public_id}: already a case of this study.")
+                continue
+            result.added.append(
+                Case.objects.create(
+                    reader_study=study,
+                    imaging_study=imaging,
+                    first_report=first,
+                    second_report=second,
+                    stratum=imaging.stratum,
+                )
+            )
+    return result
+
+
+def stratified_sample(
+    *, pool: Sequence[Study], per_stratum: dict[str, int], seed: int
+) -> tuple[list[Study], list[str]]:
+    """Draw ``per_stratum[s]`` studies of each stratum, reproducibly from ``seed``."""
+    rng = random.Random(seed)
+    chosen: list[Study] = []
+    problems: list[str] = []
+    for stratum in sorted(per_stratum):
+        wanted = per_stratum[stratum]
+        # Sort by a stable key first: the same seed and pool give the same sample forever.
+        members = sorted((s for s in pool if s.stratum == stratum), key=lambda s: str(s.public_id))
+        if wanted > len(members):
+            problems.append(
+                f"Stratum {stratum!r}: {wanted} wanted but only {len(members)} available."
+            )
+            continue
+        chosen.extend(rng.sample(members, wanted))
+    return chosen, problems
+
+
+@transaction.atomic
+def cases_add_sample(
+    *,
+    reader_study: ReaderStudy,
+    pool: Sequence[Study],
+    per_stratum: dict[str, int],
+    candidate_reports: QuerySet[Report] | None = None,
+    seed: int | None = None,
+    rate_source: str = "candidate",
+) -> CasesAdded:
+    """Add a stratified random sample of ``pool`` as cases and record the seed used."""
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_draft(study, "Sampling cases")
+    if not per_stratum or any(not isinstance(n, int) or n < 1 for n in per_stratum.values()):
+        raise ValidationError({"per_stratum": "Give a positive count for each stratum."})
+    seed = seed if seed is not None else secrets.randbits(48)
+    chosen, problems = stratified_sample(pool=pool, per_stratum=per_stratum, seed=seed)
+    if problems:
+        raise ValidationError({"per_stratum": problems})
+    study.sample_seed = seed
+    study.sample_spec = {"per_stratum": per_stratum, "pool_size": len(pool)}
+    study.save(update_fields=["sample_seed", "sample_spec", "updated_at"])
+    reader_study.sample_seed = seed
+    return cases_add(
+        reader_study=study,
+        imaging_studies=chosen,
+        candidate_reports=candidate_reports,
+        rate_source=rate_source,
+    )
+
+
+@transaction.atomic
+def cases_remove(*, reader_study: ReaderStudy, cases: Iterable[Case]) -> int:
+    """Remove cases from a draft study."""
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_draft(study, "Removing cases")
+    ids = [c.pk for c in cases]
+    deleted, _ = Case.objects.filter(reader_study=study, pk__in=ids).delete()
+    return deleted
+
+
+@transaction.atomic
+def panel_set(
+    *, reader_study: ReaderStudy, readers: Sequence[tuple[AbstractBaseUser, str]]
+) -> list[StudyReader]:
+    """Set the study's readers (user, cohort tag); only before assignments exist."""
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_draft(study, "Changing the readers")
+    if study.assignments.exists():
+        raise ApplicationError(
+            "Assignments are already generated; the panel is fixed.", code="assigned"
+        )
+    problems = [
+        f"{user.get_username()}: not a reader"
+        for user, _ in readers
+        if not user_has_role(user, Role.READER)
+    ]
+    if problems:
+        raise ValidationError({"readers": problems})
+    study.panel.all().delete()
+    return [
+        StudyReader.objects.create(reader_study=study, reader_id=user.pk, cohort=cohort.strip())
+        for user, cohort in readers
+    ]
+
+
+def _balanced_sides(count: int, *, extra_to_a: bool, rng: random.Random) -> list[str]:
+    """Exactly half the sides A (the odd one out decided by ``extra_to_a``), shuffled."""
+    a_count = count // 2 + (1 if count % 2 and extra_to_a else 0)
+    sides = ["A"] * a_count + ["B"] * (count - a_count)
+    rng.shuffle(sides)
+    return sides
+
+
+@transaction.atomic
+def assignments_generate(
+    *,
+    reader_study: ReaderStudy,
+    reads_per_case: int | None = None,
+    seed: int | None = None,
+) -> list[Assignment]:
+    """Generate every reader's list once: which cases, in what order, which side is A.
+
+    ``reads_per_case`` None: every reader reads every case; k: each case goes to k readers,
+    with loads differing by at most one. All draws come from ``seed`` (recorded).
+    """
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_draft(study, "Generating assignments")
+    if study.assignments.exists():
+        raise ApplicationError(
+            "Assignments were already generated for this study; they are never redrawn.",
+            code="assigned",
+        )
+    readers = [seat.reader for seat in study.panel.select_related("reader").order_by("reader_id")]
+    cases = list(study.cases.order_by("id"))
+    if not readers:
+        raise ValidationError({"readers": "Add at least one reader first."})
+    if not cases:
+        raise ValidationError({"cases": "Add at least one case first."})
+    if reads_per_case is not None and not 1 <= reads_per_case <= len(readers):
+        raise ValidationError(
+            {"reads_per_case": f"Choose between 1 and {len(readers)} readers per case."}
+        )
+    seed = seed if seed is not None else secrets.randbits(48)
+    rng = random.Random(seed)
+    per_reader: dict[int, list[Case]] = {r.pk: [] for r in readers}
+    if reads_per_case is None:
+        for reader in readers:
+            per_reader[reader.pk] = list(cases)
+    else:
+        order = list(cases)
+        rng.shuffle(order)
+        for case in order:
+            # Least-loaded readers first, ties broken at random: loads differ by at most one.
+            ranked = sorted(readers, key=lambda r: (len(per_reader[r.pk]), rng.random()))
+            for reader in ranked[:reads_per_case]:
+                per_reader[reader.pk].append(case)
+    created: list[Assignment] = []
+    pairwise = study.is_pairwise
+    for index, reader in enumerate(readers):
+        mine = list(per_reader[reader.pk])
+        rng.shuffle(mine)
+        # Alternate which reader gets the odd extra A so the panel as a whole stays balanced.
+        sides = _balanced_sides(len(mine), extra_to_a=index % 2 == 0, rng=rng)
+        for position, (case, side) in enumerate(zip(mine, sides, strict=True), start=1):
+            if pairwise:
+                if case.second_report_id is None:
+                    raise ApplicationError(
+                        f"Case {case.public_id} lacks its second report; remove it first.",
+                        code="case_incomplete",
+                    )
+                a, b = (
+                    (case.second_report, case.first_report)
+                    if side == "A"
+                    else (case.first_report, case.second_report)
+                )
+                candidate_side = side
+            else:
+                a, b, candidate_side = case.first_report, None, ""
+            created.append(
+                Assignment(
+                    reader_study=study,
+                    case=case,
+                    reader=reader,
+                    position=position,
+                    report_a=a,
+                    report_b=b,
+                    candidate_side=candidate_side,
+                )
+            )
+    Assignment.objects.bulk_create(created)
+    study.assignment_seed = seed
+    study.reads_mode = ReaderStudy.ReadsMode.ALL if reads_per_case is None else "k"
+    study.reads_per_case = reads_per_case
+    study.assignments_generated_at = timezone.now()
+    study.save(
+        update_fields=[
+            "assignment_seed",
+            "reads_mode",
+            "reads_per_case",
+            "assignments_generated_at",
+            "updated_at",
+        ]
+    )
+    reader_study.refresh_from_db()
+    return created
+
+
+def _case_problems(study: ReaderStudy) -> list[str]:
+    problems = []
+    for case in study.cases.select_related("first_report", "second_report"):
+        reports = (
+            [case.first_report, case.second_report] if study.is_pairwise else [case.first_report]
+        )
+        for report in reports:
+            if report is None:
+                problems.append(f"Case {case.public_id}: a report is missing.")
+            elif not any(report_render(report).values()):
+                problems.append(f"Case {case.public_id}: a report has no readable text.")
+    return problems
+
+
+@transaction.atomic
+def reader_study_open(*, reader_study: ReaderStudy) -> None:
+    """Open (or resume) a study for reading; refused while any case lacks one of its reports."""
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    if study.status == ReaderStudy.Status.LOCKED:
+        raise ApplicationError("A locked study cannot be reopened.", code="locked")
+    if study.status == ReaderStudy.Status.OPEN:
+        return
+    if not study.assignments.exists():
+        raise ApplicationError(
+            "Generate the assignments before opening the study.", code="no_assignments"
+        )
+    problems = _case_problems(study)
+    if problems:
+        # Reports are never generated on demand while a reader waits: that would make one
+        # side's timing and freshness differ from the other's.
+        raise ApplicationError(
+            "The study cannot open: " + " ".join(problems[:10]), code="case_incomplete"
+        )
+    study.status = ReaderStudy.Status.OPEN
+    study.opened_at = study.opened_at or timezone.now()
+    study.save(update_fields=["status", "opened_at", "updated_at"])
+    reader_study.refresh_from_db()
+    _progress_push_on_commit(study)
+
+
+@transaction.atomic
+def reader_study_pause(*, reader_study: ReaderStudy) -> None:
+    """Pause an open study: readers can look but not submit until it reopens."""
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    if study.status != ReaderStudy.Status.OPEN:
+        raise ApplicationError("Only an open study can be paused.", code="not_open")
+    study.status = ReaderStudy.Status.PAUSED
+    study.save(update_fields=["status", "updated_at"])
+    reader_study.refresh_from_db()
+    _progress_push_on_commit(study)
+
+
+@transaction.atomic
+def reader_study_lock(*, reader_study: ReaderStudy) -> None:
+    """Lock a study for good: no further ratings, revisions or changes."""
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    if study.status == ReaderStudy.Status.LOCKED:
+        return
+    if study.status == ReaderStudy.Status.DRAFT:
+        raise ApplicationError("A draft study has nothing to lock; delete it instead.")
+    study.status = ReaderStudy.Status.LOCKED
+    study.locked_at = timezone.now()
+    study.save(update_fields=["status", "locked_at", "updated_at"])
+    reader_study.refresh_from_db()
+    _progress_push_on_commit(study)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _require_open(study: ReaderStudy) -> None:
+    if study.status != ReaderStudy.Status.OPEN:
+        message = {
+            ReaderStudy.Status.PAUSED: "The study is paused; your draft is kept. Try later.",
+            ReaderStudy.Status.LOCKED: "The study is locked; no further changes are accepted.",
+        }.get(ReaderStudy.Status(study.status), "The study is not open for reading.")
+        raise ApplicationError(message, code=f"study_{study.status}")
+
+
+@transaction.atomic
+def assignment_open(*, assignment: Assignment) -> Assignment:
+    """Record when the reader first opened the case (server time)."""
+    locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+    if locked.opened_at is None and locked.reader_study.status == ReaderStudy.Status.OPEN:
+        locked.opened_at = timezone.now()
+        if locked.status == Assignment.Status.PENDING:
+            locked.status = Assignment.Status.IN_PROGRESS
+        locked.save(update_fields=["opened_at", "status", "updated_at"])
+    return locked
+
+
+@transaction.atomic
+def draft_save(
+    *, assignment: Assignment, draft: Any, seq: int, active_seconds: float | None = None
+) -> Assignment:
+    """Autosave the reader's work in progress; a save older than the stored one is ignored."""
+    if not isinstance(draft, dict):
+        raise ValidationError({"draft": "The draft must be an object."})
+    if len(json.dumps(draft)) > MAX_DRAFT_BYTES:
+        raise ValidationError({"draft": "The draft is too large."})
+    locked = (
+        Assignment.objects.select_for_update().select_related("reader_study").get(pk=assignment.pk)
+    )
+    _require_open(locked.reader_study)
+    if seq <= locked.draft_seq:
+        return locked  # an older autosave overtaken on the wire: the newer one is kept
+    now = timezone.now()
+    locked.draft = draft
+    locked.draft_seq = seq
+    locked.draft_saved_at = now
+    if active_seconds is not None and active_seconds >= 0:
+        locked.active_seconds = max(locked.active_seconds, float(active_seconds))
+    if locked.first_answer_at is None and draft.get("answers"):
+        locked.first_answer_at = now
+    if locked.status == Assignment.Status.PENDING:
+        locked.status = Assignment.Status.IN_PROGRESS
+    locked.save(
+        update_fields=[
+            "draft",
+            "draft_seq",
+            "draft_saved_at",
+            "active_seconds",
+            "first_answer_at",
+            "status",
+            "updated_at",
+        ]
+    )
+    return locked
+
+
+def _payload_digest(answers: Any, spans: Any) -> str:
+    body = json.dumps({"answers": answers, "spans": spans}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _resolve(assignment: Assignment, answers: Any, spans: Any) -> protocols.ResolvedAnswers:
+    study = assignment.reader_study
+    sides = protocols.Sides(candidate_side=assignment.candidate_side)
+    shown = (
+        {"A": assignment.report_a, "B": assignment.report_b}
+        if sides.is_pairwise
+        else {"": assignment.report_a}
+    )
+    return protocols.answers_resolve(
+        study.protocol,
+        sides,
+        raw_answers=answers,
+        raw_spans=spans,
+        sources={side: report.kind for side, report in shown.items() if report is not None},
+        report_texts={
+            side: report_render(report) for side, report in shown.items() if report is not None
+        },
+    )
+
+
+def _spans_store(*, rating: Rating, assignment: Assignment, resolved: protocols.ResolvedAnswers):
+    rating.error_spans.all().delete()
+    shown = {"A": assignment.report_a, "B": assignment.report_b, "": assignment.report_a}
+    for span in resolved.spans:
+        report = shown[span["side"]]
+        assert report is not None  # answers_resolve only accepts spans on shown reports
+        ErrorSpan.objects.create(rating=rating, report=report, **span)
+
+
+def _edited_report(
+    *, assignment: Assignment, resolved: protocols.ResolvedAnswers, reader: UserLike
+) -> Report | None:
+    """The reader's corrected report (kind edited), when they marked passages to replace."""
+    if not resolved.spans:
+        return None
+    shown = {"A": assignment.report_a, "B": assignment.report_b, "": assignment.report_a}
+    sides = {span["side"] for span in resolved.spans}
+    if len(sides) != 1:
+        return None  # edits on both sides of a pair make no single edited report
+    side = sides.pop()
+    source = shown[side]
+    assert source is not None
+    rendered = report_render(source)
+    edited = {
+        section: protocols.text_apply_edits(
+            text, [s for s in resolved.spans if s["section"] == section]
+        )
+        for section, text in rendered.items()
+    }
+    if not any(edited.values()):
+        return None
+    return Report.objects.create(
+        study=source.study,
+        kind=Report.Kind.EDITED,
+        findings=edited["findings"],
+        impression=edited["impression"],
+        author=reader,  # type: ignore[misc]
+        derived_from=source,
+        source_note="error correction",
+    )
+
+
+@dataclass
+class RatingResult:
+    rating: Rating
+    created: bool  # False when the idempotency key replayed an earlier write
+
+
+def _replay(key: uuid.UUID, digest: str, assignment: Assignment) -> RatingResult | None:
+    write = RatingWrite.objects.select_related("rating").filter(idempotency_key=key).first()
+    if write is None:
+        return None
+    if write.rating.assignment_id != assignment.pk or write.payload_sha256 != digest:
+        raise ConflictError(
+            "This request key was already used for different answers; "
+            "reload the case and submit again.",
+            code="idempotency_key_reused",
+        )
+    return RatingResult(rating=write.rating, created=False)
+
+
+def rating_submit(
+    *,
+    assignment: Assignment,
+    reader: UserLike,
+    answers: Any,
+    spans: Any = None,
+    idempotency_key: uuid.UUID,
+    active_seconds: float | None = None,
+) -> RatingResult:
+    """Store the first rating of an assignment, once per idempotency key.
+
+    A retry with the same key and answers returns the stored rating; a second submit with a
+    new key when a rating exists is a conflict (revise it with its version instead).
+    """
+    try:
+        return _rating_submit(
+            assignment=assignment,
+            reader=reader,
+            answers=answers,
+            spans=spans,
+            idempotency_key=idempotency_key,
+            active_seconds=active_seconds,
+        )
+    except IntegrityError:
+        # Two copies of the same request raced past the replay check; the winner's row is
+        # committed now, so the loser replays it.
+        digest = _payload_digest(answers, spans)
+        replay = _replay(idempotency_key, digest, assignment)
+        if replay is None:
+            raise
+        return replay
+
+
+@transaction.atomic
+def _rating_submit(
+    *,
+    assignment: Assignment,
+    reader: UserLike,
+    answers: Any,
+    spans: Any,
+    idempotency_key: uuid.UUID,
+    active_seconds: float | None,
+) -> RatingResult:
+    digest = _payload_digest(answers, spans)
+    # The row lock serialises a double click: the second request waits, then replays.
+    locked = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("reader_study", "report_a", "report_b")
+        .get(pk=assignment.pk)
+    )
+    if locked.reader_id != reader.pk:
+        raise PermissionDenied
+    replay = _replay(idempotency_key, digest, locked)
+    if replay is not None:
+        return replay
+    _require_open(locked.reader_study)
+    existing = Rating.objects.filter(assignment=locked).first()
+    if existing is not None:
+        raise ConflictError(
+            "This case already has a submitted rating (version "
+            f"{existing.version}); reload it and revise instead.",
+            code="already_submitted",
+            extra={"version": existing.version},
+        )
+    resolved = _resolve(locked, answers, spans)
+    now = timezone.now()
+    seconds = max(float(active_seconds or 0), locked.active_seconds)
+    with pghistory.context(user=reader.pk, action="rating_submit"):
+        rating = Rating.objects.create(
+            assignment=locked,
+            answers=resolved.answers,
+            source_a=locked.report_a.kind,
+            source_b=locked.report_b.kind if locked.report_b else "",
+            ai_guess=resolved.ai_guess,
+            version=1,
+            submitted_at=now,
+            active_seconds=seconds,
+        )
+        _spans_store(rating=rating, assignment=locked, resolved=resolved)
+        edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
+        if edited is not None:
+            rating.edited_report = edited
+            rating.save(update_fields=["edited_report", "updated_at"])
+    RatingWrite.objects.create(
+        idempotency_key=idempotency_key, rating=rating, version=1, payload_sha256=digest
+    )
+    locked.status = Assignment.Status.SUBMITTED
+    locked.submitted_at = now
+    locked.first_answer_at = locked.first_answer_at or now
+    locked.opened_at = locked.opened_at or now
+    locked.active_seconds = seconds
+    locked.draft = {}
+    locked.save(
+        update_fields=[
+            "status",
+            "submitted_at",
+            "first_answer_at",
+            "opened_at",
+            "active_seconds",
+            "draft",
+            "updated_at",
+        ]
+    )
+    _progress_push_on_commit(locked.reader_study)
+    return RatingResult(rating=rating, created=True)
+
+
+def rating_revise(
+    *,
+    assignment: Assignment,
+    reader: UserLike,
+    expected_version: int,
+    answers: Any,
+    spans: Any = None,
+    idempotency_key: uuid.UUID,
+    active_seconds: float | None = None,
+) -> RatingResult:
+    """Replace a submitted rating's answers if ``expected_version`` is still current."""
+    try:
+        return _rating_revise(
+            assignment=assignment,
+            reader=reader,
+            expected_version=expected_version,
+            answers=answers,
+            spans=spans,
+            idempotency_key=idempotency_key,
+            active_seconds=active_seconds,
+        )
+    except IntegrityError:
+        replay = _replay(idempotency_key, _payload_digest(answers, spans), assignment)
+        if replay is None:
+            raise
+        return replay
+
+
+@transaction.atomic
+def _rating_revise(
+    *,
+    assignment: Assignment,
+    reader: UserLike,
+    expected_version: int,
+    answers: Any,
+    spans: Any,
+    idempotency_key: uuid.UUID,
+    active_seconds: float | None,
+) -> RatingResult:
+    digest = _payload_digest(answers, spans)
+    locked = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("reader_study", "report_a", "report_b")
+        .get(pk=assignment.pk)
+    )
+    if locked.reader_id != reader.pk:
+        raise PermissionDenied
+    replay = _replay(idempotency_key, digest, locked)
+    if replay is not None:
+        return replay
+    _require_open(locked.reader_study)
+    if not locked.reader_study.allow_revisions:
+        raise ApplicationError("This study does not allow revising ratings.", code="no_revisions")
+    rating = Rating.objects.select_for_update().filter(assignment=locked).first()
+    if rating is None:
+        raise ApplicationError("Nothing to revise yet: submit this case first.", code="no_rating")
+    if rating.version != expected_version:
+        raise ConflictError(
+            f"This rating was changed elsewhere (it is now version {rating.version}, you edited "
+            f"version {expected_version}). Reload the case to see the current answers.",
+            code="stale_version",
+            extra={"version": rating.version},
+        )
+    resolved = _resolve(locked, answers, spans)
+    with pghistory.context(user=reader.pk, action="rating_revise"):
+        rating.answers = resolved.answers
+        rating.ai_guess = resolved.ai_guess
+        rating.version += 1
+        rating.revised_at = timezone.now()
+        if active_seconds is not None:
+            rating.active_seconds = max(rating.active_seconds, float(active_seconds))
+        _spans_store(rating=rating, assignment=locked, resolved=resolved)
+        edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
+        rating.edited_report = edited or rating.edited_report
+        rating.save()
+    # The autosaved revision-in-progress is now the rating; a reload must not offer it again.
+    locked.draft = {}
+    locked.save(update_fields=["draft", "updated_at"])
+    RatingWrite.objects.create(
+        idempotency_key=idempotency_key,
+        rating=rating,
+        version=rating.version,
+        payload_sha256=digest,
+    )
+    _progress_push_on_commit(locked.reader_study)
+    return RatingResult(rating=rating, created=True)
+
+
+# --- live progress ------------------------------------------------------------------------
+
+
+def _progress_push_on_commit(study: ReaderStudy) -> None:
+    study_pk = study.pk
+
+    def push() -> None:
+        from reviewapp.studies.selectors import reader_study_progress
+
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        fresh = ReaderStudy.objects.get(pk=study_pk)
+        payload = reader_study_progress(reader_study=fresh)
+        try:
+            async_to_sync(layer.group_send)(
+                progress_group(fresh), {"type": "progress.update", "progress": payload}
+            )
+        except Exception:
+            # The rating is committed; a lost push only delays the page until the next one.
+            logger.warning("progress push failed for reader study %s", fresh.public_id)
+
+    transaction.on_commit(push)

@@ -1,0 +1,263 @@
+"""Pages of reader studies: the reader's worklist and case page, the coordinator's builder,
+study page and live progress. Thin: parse, authorise, call one service or selector, render."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from reviewapp.core.errors import ApplicationError
+from reviewapp.core.roles import Role, user_has_role
+from reviewapp.reports.models import Report
+from reviewapp.studies import protocols, selectors, services
+from reviewapp.studies.models import Rating
+
+
+def role_required(
+    *roles: Role,
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Log in, hold one of ``roles``, and never let a cache keep the page."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not any(user_has_role(request.user, role) for role in roles):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return login_required(never_cache(wrapped))
+
+    return decorate
+
+
+def _error_text(error: Exception) -> str:
+    if isinstance(error, ApplicationError):
+        return error.message
+    if isinstance(error, ValidationError):
+        if hasattr(error, "error_dict"):
+            return "; ".join(f"{k}: {' '.join(v)}" for k, v in error.message_dict.items())
+        return " ".join(error.messages)
+    return str(error)
+
+
+# --- readers ------------------------------------------------------------------------------
+
+
+@require_GET
+@role_required(Role.READER)
+def worklist(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "studies/worklist.html",
+        {"studies": selectors.worklist_for_reader(user=request.user)},
+    )
+
+
+@require_GET
+@role_required(Role.READER)
+def reading_continue(request: HttpRequest, study_id: str) -> HttpResponse:
+    following = selectors.next_assignment_for_reader(user=request.user, study_id=study_id)
+    if following is None:
+        messages.success(request, "You have rated every case of this study. Thank you.")
+        return redirect("studies:worklist")
+    return redirect("studies:read", assignment_id=following.public_id)
+
+
+@require_GET
+@role_required(Role.READER)
+def read(request: HttpRequest, assignment_id: str) -> HttpResponse:
+    assignment = selectors.assignment_get_for_reader(user=request.user, public_id=assignment_id)
+    services.assignment_open(assignment=assignment)
+    view = selectors.case_view_for_reader(assignment=assignment)
+    return render(request, "studies/read.html", {"case": view})
+
+
+# --- coordinators -------------------------------------------------------------------------
+
+
+@require_GET
+@role_required(Role.COORDINATOR, Role.ANALYST)
+def study_list(request: HttpRequest) -> HttpResponse:
+    studies = selectors.reader_study_list(user=request.user)
+    return render(
+        request,
+        "studies/study_list.html",
+        {"studies": studies, "can_create": user_has_role(request.user, Role.COORDINATOR)},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.COORDINATOR)
+def study_new(request: HttpRequest) -> HttpResponse:
+    templates = protocols.protocol_templates()
+    if request.method == "POST":
+        try:
+            study = services.reader_study_create(
+                user=request.user,
+                name=request.POST.get("name", ""),
+                description=request.POST.get("description", ""),
+                protocol_key=request.POST.get("protocol_key", ""),
+                ask_ai_guess=request.POST.get("ask_ai_guess") == "on",
+                allow_revisions=request.POST.get("allow_revisions") == "on",
+                acceptable_threshold=request.POST.get("acceptable_threshold") or None,
+            )
+        except (ValidationError, ApplicationError) as error:
+            messages.error(request, _error_text(error))
+        else:
+            messages.success(request, f"Study {study.name!r} created as a draft.")
+            return redirect("studies:detail", study_id=study.public_id)
+    return render(request, "studies/study_new.html", {"templates": templates})
+
+
+def _readers() -> list[Any]:
+    return list(
+        get_user_model().objects.filter(groups__name=Role.READER.value).order_by("username")
+    )
+
+
+@require_GET
+@role_required(Role.COORDINATOR, Role.ANALYST)
+def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
+    study = selectors.reader_study_get(user=request.user, public_id=study_id)
+    can_manage = study.coordinators.filter(id=request.user.pk or 0).exists() or user_has_role(
+        request.user, Role.ADMIN
+    )
+    seats = {s.reader_id: s.cohort for s in study.panel.all()}
+    ratings = (
+        Rating.objects.filter(assignment__reader_study=study)
+        .select_related("assignment__reader")
+        .order_by("assignment__reader__username", "assignment__position")
+    )
+    return render(
+        request,
+        "studies/study_detail.html",
+        {
+            "study": study,
+            "can_manage": can_manage,
+            "cases": selectors.case_list(reader_study=study),
+            "readers": [(u, u.pk in seats, seats.get(u.pk, "")) for u in _readers()],
+            "progress": selectors.reader_study_progress(reader_study=study),
+            "ratings": ratings,
+            "strata": sorted(
+                {
+                    s
+                    for s in selectors.case_candidates(user=request.user).values_list(
+                        "stratum", flat=True
+                    )
+                    if s
+                }
+            ),
+        },
+    )
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def study_action(request: HttpRequest, study_id: str) -> HttpResponse:
+    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    action = request.POST.get("action", "")
+    try:
+        if action == "add_cases":
+            _add_cases(request, study)
+        elif action == "panel":
+            chosen = {int(pk) for pk in request.POST.getlist("reader") if pk.isdigit()}
+            readers = [
+                (u, request.POST.get(f"cohort_{u.pk}", "")) for u in _readers() if u.pk in chosen
+            ]
+            services.panel_set(reader_study=study, readers=readers)
+            messages.success(request, f"Panel set: {len(readers)} reader(s).")
+        elif action == "generate":
+            k = request.POST.get("reads_per_case", "").strip()
+            seed = request.POST.get("seed", "").strip()
+            created = services.assignments_generate(
+                reader_study=study,
+                reads_per_case=int(k) if k else None,
+                seed=int(seed) if seed else None,
+            )
+            messages.success(request, f"{len(created)} assignments generated.")
+        elif action in ("open", "pause", "lock"):
+            getattr(services, f"reader_study_{action}")(reader_study=study)
+            messages.success(request, f"Study is now {study.status}.")
+        else:
+            messages.error(request, f"Unknown action {action!r}.")
+    except (ValidationError, ApplicationError, ValueError) as error:
+        messages.error(request, _error_text(error))
+    return redirect("studies:detail", study_id=study.public_id)
+
+
+def _add_cases(request: HttpRequest, study: Any) -> None:
+    uids = [u.strip() for u in request.POST.get("study_uids", "").split() if u.strip()]
+    candidates = Report.objects.filter(kind=Report.Kind.AI)
+    pool = selectors.case_candidates(
+        user=request.user,
+        modality=request.POST.get("modality", "").strip(),
+        stratum=request.POST.get("stratum", "").strip(),
+        candidate_reports=candidates if study.is_pairwise else None,
+        study_uids=uids or None,
+    )
+    per_stratum: dict[str, int] = {}
+    for line in request.POST.get("sample", "").replace(",", "\n").splitlines():
+        if ":" in line:
+            name, count = line.split(":", 1)
+            per_stratum[name.strip()] = int(count)
+    seed = request.POST.get("sample_seed", "").strip()
+    if per_stratum:
+        result = services.cases_add_sample(
+            reader_study=study,
+            pool=list(pool),
+            per_stratum=per_stratum,
+            candidate_reports=candidates,
+            seed=int(seed) if seed else None,
+        )
+    else:
+        result = services.cases_add(
+            reader_study=study,
+            imaging_studies=pool,
+            candidate_reports=candidates,
+            rate_source=request.POST.get("rate_source", "candidate"),
+        )
+    found = set(pool.values_list("study_instance_uid", flat=True)) | set(
+        pool.values_list("accession_pseudonym", flat=True)
+    )
+    problems = [f"{u}: not found or lacks a needed report" for u in uids if u not in found]
+    problems += result.problems
+    messages.success(request, f"{len(result.added)} case(s) added.")
+    for problem in problems[:50]:
+        messages.warning(request, problem)
+
+
+@require_GET
+@role_required(Role.COORDINATOR, Role.ANALYST)
+def study_progress(request: HttpRequest, study_id: str) -> HttpResponse:
+    study = selectors.reader_study_get(user=request.user, public_id=study_id)
+    return render(
+        request,
+        "studies/study_progress.html",
+        {"study": study, "progress": selectors.reader_study_progress(reader_study=study)},
+    )
+
+
+@require_GET
+@role_required(Role.COORDINATOR, Role.ANALYST)
+def rating_history(request: HttpRequest, study_id: str, assignment_id: str) -> HttpResponse:
+    study = selectors.reader_study_get(user=request.user, public_id=study_id)
+    rating = selectors.rating_get_for_staff(reader_study=study, assignment_id=assignment_id)
+    users = dict(get_user_model().objects.values_list("pk", "username"))
+    history = selectors.rating_history(rating=rating)
+    for entry in history:
+        entry["by"] = users.get(entry["by_user_id"], "")
+    return render(
+        request,
+        "studies/rating_history.html",
+        {"study": study, "assignment": rating.assignment, "history": history},
+    )

@@ -1,0 +1,217 @@
+"""Blinding: a reader crawls everything reachable and finds no trace of which report is whose.
+
+The crawl is not a hand-picked list: it starts at the home page, follows every link, form
+action and URL found in pages and JSON, and tries every API path of the OpenAPI schema with
+every id the reader has been shown, so a new endpoint is covered the day it is added.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import deque
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import Client
+
+from reviewapp.reports.models import Report
+from reviewapp.studies import services
+from reviewapp.studies.models import Assignment
+from tests.studies.conftest import MODEL_NAME, build_study, make_case_study
+
+pytestmark = pytest.mark.django_db
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            is_url_attribute = name in ("href", "src", "action") or name.startswith("data-")
+            if value and is_url_attribute and value.startswith("/"):
+                self.urls.append(value)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _forbidden(study) -> list[str]:
+    reports = Report.objects.filter(
+        id__in=[c.first_report_id for c in study.cases.all()]
+        + [c.second_report_id for c in study.cases.all()]
+    )
+    tokens = [
+        MODEL_NAME,
+        "AI-generated",
+        "radiologist)",
+        "reports.csv",
+        "Dictated",
+        "candidate",
+        "source",
+        '"kind"',
+        "ai_much_better",
+        "ai_better",
+        "original_better",
+        "original_much_better",
+        "neither_correct",
+        "first_report",
+        "second_report",
+        "report_a",
+        "report_b",
+    ]
+    for report in reports:
+        tokens.append(str(report.public_id))
+        tokens.append(report.created_at.isoformat()[:19])
+        tokens.append(report.created_at.strftime("%Y-%m-%d %H:%M"))
+    return tokens
+
+
+def _crawl(client: Client, study_ids: list[str]) -> dict[str, Any]:
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    templates = list(schema["paths"])
+    seen_ids: set[str] = set(study_ids)
+    queue: deque[str] = deque(["/"])
+    visited: dict[str, Any] = {}
+
+    def enqueue(url: str) -> None:
+        path = urlsplit(url).path
+        if path.startswith(("/static/", "/accounts/logout", "/admin/", "/dicomweb/")):
+            return
+        if path not in visited and path not in queue:
+            queue.append(path)
+
+    while True:
+        while queue:
+            path = queue.popleft()
+            response = client.get(path, follow=False)
+            visited[path] = response
+            if response.status_code in (301, 302):
+                enqueue(response["Location"])
+                continue
+            body = response.content.decode(errors="replace")
+            seen_ids.update(UUID_RE.findall(body))
+            if "html" in response.get("Content-Type", ""):
+                parser = _Links()
+                parser.feed(body)
+                for url in parser.urls:
+                    enqueue(url)
+            elif "json" in response.get("Content-Type", ""):
+                for text in _strings(response.json()):
+                    if text.startswith("/"):
+                        enqueue(text)
+        # Every API path of the schema, with every id the reader was shown.
+        before = len(visited)
+        for template in templates:
+            params = re.findall(r"\{[^}]+\}", template)
+            if not params:
+                enqueue(template)
+            for value in seen_ids:
+                path = template
+                for param in params:
+                    path = path.replace(param, value)
+                enqueue(path)
+        for value in seen_ids:
+            enqueue(f"/studies/read/{value}/")
+            enqueue(f"/studies/reading/{value}/continue/")
+        if not queue and len(visited) == before:
+            return visited
+
+
+def test_a_reader_finds_no_source_label_model_name_report_id_or_date(
+    coordinator, reader, second_reader
+) -> None:
+    imaging = [make_case_study(i) for i in range(4)]
+    study = build_study(
+        coordinator=coordinator,
+        readers=[reader, second_reader],
+        imaging=imaging,
+        ask_ai_guess=True,
+    )
+    first = Assignment.objects.filter(reader_study=study, reader=reader).order_by("position")[0]
+    services.rating_submit(
+        assignment=first,
+        reader=reader,
+        answers={"comparison": "c", "ai_guess": "b"},
+        idempotency_key=uuid.uuid4(),
+    )
+    services.rating_revise(
+        assignment=first,
+        reader=reader,
+        expected_version=1,
+        answers={"comparison": "b", "ai_guess": "b"},
+        idempotency_key=uuid.uuid4(),
+    )
+    client = Client()
+    client.force_login(reader)
+    visited = _crawl(client, [str(study.public_id)])
+    ok = {p: r for p, r in visited.items() if r.status_code == 200}
+    # The crawl really reached the reading surface: pages, case views, ratings and history.
+    reached = " ".join(ok)
+    for assignment in Assignment.objects.filter(reader_study=study, reader=reader):
+        assert f"/studies/read/{assignment.public_id}/" in ok
+        assert f"/api/v1/my/assignments/{assignment.public_id}" in ok
+    assert f"/api/v1/my/assignments/{first.public_id}/rating/history" in reached
+    assert "/api/v1/my/worklist" in ok
+    # ...and never anyone else's.
+    for other in Assignment.objects.filter(reader_study=study, reader=second_reader):
+        assert f"/studies/read/{other.public_id}/" not in ok
+    forbidden = _forbidden(study)
+    for path, response in ok.items():
+        if path.startswith(("/api/schema", "/api/docs", "/api/redoc")):
+            continue  # the API's own documentation names fields, not any study's data
+        text = response.content.decode(errors="replace") + "".join(
+            f"{k}: {v}\n" for k, v in response.items()
+        )
+        for token in forbidden:
+            assert token.lower() not in text.lower(), (path, token)
+        assert "ETag" not in response
+        if path.startswith(("/studies/", "/api/v1/my/")):
+            assert "no-store" in response.get("Cache-Control", ""), path
+
+
+def test_reports_appear_in_a_b_order_and_read_alike_whatever_their_source(
+    coordinator, reader
+) -> None:
+    imaging = [make_case_study(i) for i in range(4)]
+    study = build_study(coordinator=coordinator, readers=[reader], imaging=imaging)
+    client = Client()
+    client.force_login(reader)
+    forms = []
+    for assignment in Assignment.objects.filter(reader_study=study, reader=reader):
+        page = client.get(f"/studies/read/{assignment.public_id}/").content.decode()
+        assert page.index('data-side="A"') < page.index('data-side="B"')
+        data = client.get(f"/api/v1/my/assignments/{assignment.public_id}").json()
+        assert [r["side"] for r in data["reports"]] == ["A", "B"]
+        for report in data["reports"]:
+            assert set(report) == {"side", "label", "findings", "impression"}
+            # One renderer: no shouting capitals or dictation footers on either side.
+            assert report["findings"][:1].isupper()
+            assert not report["findings"].isupper()
+            assert "Dictated" not in report["findings"]
+        forms.append((assignment.candidate_side, data["form"]))
+    sides = {side for side, _ in forms}
+    assert sides == {"A", "B"}
+    assert all(form == forms[0][1] for _, form in forms)
+
+
+def test_a_draft_study_is_invisible_to_its_readers(coordinator, reader) -> None:
+    imaging = [make_case_study(i) for i in range(2)]
+    study = build_study(coordinator=coordinator, readers=[reader], imaging=imaging, open_it=False)
+    client = Client()
+    client.force_login(reader)
+    assignment = Assignment.objects.filter(reader_study=study).first()
+    assert client.get(f"/api/v1/my/assignments/{assignment.public_id}").status_code == 404
+    assert client.get("/api/v1/my/worklist").json() == {"studies": []}

@@ -1,0 +1,112 @@
+"""The coordinator builds, opens and watches a study through the pages; the schema is whole."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.test import Client
+
+from reviewapp.reports.models import Report
+from reviewapp.studies import services
+from reviewapp.studies.models import Assignment, ReaderStudy
+from reviewapp.studies.selectors_hooks import studies_readable_by_reader
+from tests.studies.conftest import make_case_study
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_coordinator_builds_a_medgemini_study_for_two_readers_in_the_pages(
+    coordinator, reader, second_reader
+) -> None:
+    studies = [make_case_study(i) for i in range(4)]
+    missing = make_case_study(9)
+    Report.objects.filter(study=missing, kind="ai").delete()
+    client = Client()
+    client.force_login(coordinator)
+    response = client.post(
+        "/studies/new/",
+        {"name": "Demo CXR", "protocol_key": "medgemini_cxr", "allow_revisions": "on"},
+    )
+    study = ReaderStudy.objects.get(name="Demo CXR")
+    assert response["Location"] == f"/studies/{study.public_id}/"
+    action = f"/studies/{study.public_id}/action/"
+    uids = "\n".join([s.study_instance_uid for s in studies] + [missing.study_instance_uid])
+    page = client.post(action, {"action": "add_cases", "study_uids": uids}, follow=True)
+    text = page.content.decode()
+    assert "4 case(s) added." in text
+    assert f"{missing.study_instance_uid}: not found or lacks a needed report" in text
+    client.post(
+        action,
+        {
+            "action": "panel",
+            "reader": [str(reader.pk), str(second_reader.pk)],
+            f"cohort_{reader.pk}": "US",
+            f"cohort_{second_reader.pk}": "India",
+        },
+    )
+    client.post(action, {"action": "generate", "seed": "42"})
+    page = client.post(action, {"action": "open"}, follow=True)
+    study.refresh_from_db()
+    assert study.status == "open"
+    assert study.assignment_seed == 42
+    assert Assignment.objects.filter(reader_study=study).count() == 8
+    assert dict(study.panel.values_list("reader__username", "cohort")) == {
+        "alice": "US",
+        "bob": "India",
+    }
+    assert "0 of 8 reads submitted" in page.content.decode()
+    # Opening the study lets its readers load those images, and only those.
+    assert set(studies_readable_by_reader(user=reader)) == set(studies)
+
+
+def test_a_refused_step_says_why_on_the_page(coordinator, reader) -> None:
+    client = Client()
+    client.force_login(coordinator)
+    study = services.reader_study_create(user=coordinator, name="s", protocol_key="radpeer")
+    page = client.post(f"/studies/{study.public_id}/action/", {"action": "open"}, follow=True)
+    assert "Generate the assignments before opening the study." in page.content.decode()
+
+
+def test_the_history_page_shows_each_revision(coordinator, reader) -> None:
+    from tests.studies.conftest import build_study
+
+    study = build_study(coordinator=coordinator, readers=[reader], imaging=[make_case_study(1)])
+    assignment = Assignment.objects.get(reader_study=study)
+    services.rating_submit(
+        assignment=assignment,
+        reader=reader,
+        answers={"comparison": "c"},
+        idempotency_key=uuid.uuid4(),
+    )
+    services.rating_revise(
+        assignment=assignment,
+        reader=reader,
+        expected_version=1,
+        answers={"comparison": "f"},
+        idempotency_key=uuid.uuid4(),
+    )
+    client = Client()
+    client.force_login(coordinator)
+    page = client.get(
+        f"/studies/{study.public_id}/ratings/{assignment.public_id}/history/"
+    ).content.decode()
+    assert "rating_submit" in page
+    assert "rating_revise" in page
+    assert "similar" in page
+    assert "neither_correct" in page
+
+
+def test_the_openapi_schema_documents_every_study_endpoint(api_client_for, coordinator) -> None:
+    schema = api_client_for(coordinator).get("/api/schema/?format=json").json()
+    paths = set(schema["paths"])
+    for path in [
+        "/api/v1/reader-studies",
+        "/api/v1/reader-studies/{study_id}/cases",
+        "/api/v1/reader-studies/{study_id}/progress",
+        "/api/v1/my/assignments/{assignment_id}/rating",
+        "/api/v1/my/assignments/{assignment_id}/rating/history",
+    ]:
+        assert path in paths
+    submit = schema["paths"]["/api/v1/my/assignments/{assignment_id}/rating"]["post"]
+    assert "requestBody" in submit

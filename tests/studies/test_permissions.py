@@ -1,0 +1,180 @@
+"""Every reader-study endpoint and page against every persona.
+
+alice and bob read the study, carol coordinates it, frank coordinates other studies, dave
+analyses, eve has no role. Readers reach only their own assignments: bob asking for alice's
+gets a 404, exactly as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from reviewapp.studies import services
+from reviewapp.studies.models import Assignment
+from tests.studies.conftest import build_study, make_case_study
+
+PERSONAS = ["alice", "bob", "carol", "frank", "dave", "eve", "anonymous"]
+DENIED_ROLE = {"anonymous": 403}  # DRF answers 401/403 to anonymous; pages redirect
+
+
+@dataclass
+class World:
+    study: Any
+    mine: Assignment  # alice's first case, already rated
+    unrated: Assignment  # alice's second case
+
+
+@pytest.fixture
+def world(coordinator, reader, second_reader, analyst, outsider, frank) -> World:
+    imaging = [make_case_study(i) for i in range(4)]
+    study = build_study(
+        coordinator=coordinator,
+        readers=[reader, second_reader],
+        imaging=imaging,
+        ask_ai_guess=True,
+    )
+    mine, unrated = Assignment.objects.filter(reader_study=study, reader=reader).order_by(
+        "position"
+    )[:2]
+    services.rating_submit(
+        assignment=mine,
+        reader=reader,
+        answers={"comparison": "c", "ai_guess": "c"},
+        idempotency_key=uuid.uuid4(),
+    )
+    return World(study=study, mine=mine, unrated=unrated)
+
+
+def _body(w: World, name: str) -> dict[str, Any] | None:
+    return {
+        "create": {"name": "x", "protocol_key": "radpeer"},
+        "add_cases": {"modality": "CR"},
+        "panel": {"readers": [{"username": "alice"}]},
+        "generate": {},
+        "status": {"action": "pause"},
+        "draft": {"draft": {"answers": {"comparison": "a"}}, "seq": 10},
+        "submit": {
+            "answers": {"comparison": "a", "ai_guess": "c"},
+            "idempotency_key": str(uuid.uuid4()),
+        },
+        "revise": {
+            "answers": {"comparison": "b", "ai_guess": "c"},
+            "idempotency_key": str(uuid.uuid4()),
+            "version": 1,
+        },
+    }.get(name)
+
+
+S = "/api/v1/reader-studies/{study}"
+M = "/api/v1/my/assignments"
+# name, method, path, expected status per persona (missing persona: 403)
+API_MATRIX: list[tuple[str, str, str, dict[str, int]]] = [
+    ("templates", "get", "/api/v1/protocol-templates", {"carol": 200, "frank": 200, "dave": 200}),
+    ("list", "get", "/api/v1/reader-studies", {"carol": 200, "frank": 200, "dave": 200}),
+    ("create", "post", "/api/v1/reader-studies", {"carol": 201, "frank": 201}),
+    ("detail", "get", S, {"carol": 200, "frank": 404, "dave": 200}),
+    ("cases", "get", S + "/cases", {"carol": 200, "frank": 404, "dave": 200}),
+    # The study is open, so carol's structural changes are refused (400), not forbidden.
+    ("add_cases", "post", S + "/cases", {"carol": 400, "frank": 404, "dave": 404}),
+    ("panel", "put", S + "/panel", {"carol": 400, "frank": 404}),
+    ("key", "get", S + "/assignments", {"carol": 200, "frank": 404, "dave": 200}),
+    ("generate", "post", S + "/assignments", {"carol": 400, "frank": 404, "dave": 404}),
+    ("status", "post", S + "/status", {"carol": 200, "frank": 404}),
+    ("progress", "get", S + "/progress", {"carol": 200, "frank": 404, "dave": 200}),
+    (
+        "staff_history",
+        "get",
+        S + "/ratings/{mine}/history",
+        {"carol": 200, "frank": 404, "dave": 200},
+    ),
+    ("worklist", "get", "/api/v1/my/worklist", {"alice": 200, "bob": 200}),
+    ("my_list", "get", M, {"alice": 200, "bob": 200}),
+    ("case", "get", M + "/{mine}", {"alice": 200, "bob": 404}),
+    ("draft", "put", M + "/{unrated}/draft", {"alice": 200, "bob": 404}),
+    ("submit", "post", M + "/{unrated}/rating", {"alice": 201, "bob": 404}),
+    ("revise", "put", M + "/{mine}/rating", {"alice": 200, "bob": 404}),
+    ("rating", "get", M + "/{mine}/rating", {"alice": 200, "bob": 404}),
+    ("history", "get", M + "/{mine}/rating/history", {"alice": 200, "bob": 404}),
+]
+
+
+def _client(api_client_for, name: str):
+    if name == "anonymous":
+        return api_client_for(None)
+    from django.contrib.auth import get_user_model
+
+    return api_client_for(get_user_model().objects.get(username=name))
+
+
+def _personas_denied_first(allowed: dict[str, int]) -> list[str]:
+    # Refused requests change nothing, so they can share one world; the one persona whose
+    # request succeeds (and may change state) goes last.
+    return sorted(PERSONAS, key=lambda p: allowed.get(p, 403) < 300)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "method", "path", "allowed"), API_MATRIX, ids=[m[0] for m in API_MATRIX]
+)
+def test_api_endpoint_by_role(api_client_for, world, name, method, path, allowed):
+    url = path.format(
+        study=world.study.public_id, mine=world.mine.public_id, unrated=world.unrated.public_id
+    )
+    for persona in _personas_denied_first(allowed):
+        client = _client(api_client_for, persona)
+        response = getattr(client, method)(url, _body(world, name), format="json")
+        if persona == "anonymous":
+            assert response.status_code in (401, 403)
+            continue
+        expected = allowed.get(persona, 403)
+        assert response.status_code == expected, (persona, name, response.content[:300])
+        if persona in ("alice", "bob") and response.status_code < 300:
+            assert response["Cache-Control"] == "no-store"
+
+
+def test_a_foreign_coordinator_does_not_even_see_the_study_listed(api_client_for, world, frank):
+    listed = api_client_for(frank).get("/api/v1/reader-studies").json()
+    assert listed == []
+
+
+PAGES: list[tuple[str, str, str, dict[str, int]]] = [
+    ("worklist", "get", "/studies/reading/", {"alice": 200, "bob": 200}),
+    ("continue", "get", "/studies/reading/{study}/continue/", {"alice": 302, "bob": 302}),
+    ("read", "get", "/studies/read/{mine}/", {"alice": 200, "bob": 404}),
+    ("list", "get", "/studies/", {"carol": 200, "frank": 200, "dave": 200}),
+    ("new", "get", "/studies/new/", {"carol": 200, "frank": 200}),
+    ("detail", "get", "/studies/{study}/", {"carol": 200, "frank": 404, "dave": 200}),
+    ("action", "post", "/studies/{study}/action/", {"carol": 302, "frank": 404}),
+    ("progress", "get", "/studies/{study}/progress/", {"carol": 200, "frank": 404, "dave": 200}),
+    (
+        "history",
+        "get",
+        "/studies/{study}/ratings/{mine}/history/",
+        {"carol": 200, "frank": 404, "dave": 200},
+    ),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "method", "path", "allowed"), PAGES, ids=[p[0] for p in PAGES])
+def test_page_by_role(world, name, method, path, allowed):
+    from django.contrib.auth import get_user_model
+
+    url = path.format(study=world.study.public_id, mine=world.mine.public_id)
+    for persona in _personas_denied_first(allowed):
+        client = Client()
+        if persona != "anonymous":
+            client.force_login(get_user_model().objects.get(username=persona))
+        response = getattr(client, method)(url, {"action": "pause"} if method == "post" else None)
+        if persona == "anonymous":
+            assert response.status_code == 302
+            assert "/accounts/login" in response["Location"]
+            continue
+        assert response.status_code == allowed.get(persona, 403), (persona, name)
+        if response.status_code == 200:
+            assert "no-store" in response["Cache-Control"]
