@@ -23,6 +23,7 @@ from psycopg import sql as pgsql
 
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.studies.models import ErrorSpan, Rating, ReaderStudy, StudyReader
+from reviewapp.studies.protocols import outcome_values
 
 SIGNIFICANT_ERROR = "significant_error"
 SIGNIFICANT_ERROR_LABEL = "≥1 clinically significant error"
@@ -90,29 +91,20 @@ def question_options(question: dict[str, Any]) -> list[dict[str, Any]]:
 def protocol_outcomes(protocol: dict[str, Any]) -> list[Outcome]:
     """The protocol's derived outcomes with the stored answer values that meet each one.
 
-    ``at_least`` outcomes (ordinal thresholds) are met by the threshold and every option
-    listed before it: protocols list ordinal options best first.
+    Which values meet an outcome is the reader-studies app's rule (``outcome_values``:
+    listed values, or an ordinal threshold and every option before it).
     """
-    questions = {q["id"]: q for q in protocol.get("questions", [])}
-    outcomes = []
-    for outcome in protocol.get("outcomes", []):
-        question = questions.get(outcome["question"])
-        if question is None:
-            continue
-        if "values" in outcome:
-            values = set(outcome["values"])
-        else:
-            ordered = [o["value"] for o in question_options(question)]
-            values = set(ordered[: ordered.index(outcome["at_least"]) + 1])
-        outcomes.append(
-            Outcome(
-                id=outcome["id"],
-                label=outcome.get("label", outcome["id"]),
-                question=outcome["question"],
-                values=frozenset(values),
-            )
+    questions = {q["id"] for q in protocol.get("questions", [])}
+    return [
+        Outcome(
+            id=outcome["id"],
+            label=outcome.get("label", outcome["id"]),
+            question=outcome["question"],
+            values=frozenset(outcome_values(protocol, outcome["id"])),
         )
-    return outcomes
+        for outcome in protocol.get("outcomes", [])
+        if outcome["question"] in questions
+    ]
 
 
 def span_questions(protocol: dict[str, Any]) -> list[dict[str, Any]]:
