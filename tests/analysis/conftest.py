@@ -28,64 +28,11 @@ from reviewapp.studies.models import (
     ReaderStudy,
     StudyReader,
 )
+from reviewapp.studies.protocols import protocol_template
 
-# The Med-Gemini comparative scale (DESIGN 5.1), as the reader-studies app stores it.
-MEDGEMINI: dict[str, Any] = {
-    "key": "medgemini_cxr",
-    "version": 1,
-    "title": "Med-Gemini CXR comparative scale",
-    "mode": "pairwise",
-    "questions": [
-        {
-            "id": "comparison",
-            "type": "single_choice",
-            "scope": "comparative",
-            "prompt": "Which statement best describes the two reports?",
-            "required": True,
-            "options": [
-                {"value": "ai_much_better", "axis": 2, "short": "{cand_short} » {orig_short}",
-                 "label": "{Candidate} captures key findings not in {original}."},
-                {"value": "ai_better", "axis": 1, "short": "{cand_short} > {orig_short}",
-                 "label": "{Candidate} captures more relevant findings."},
-                {"value": "similar", "axis": 0, "short": "A \u223c B",
-                 "label": "Both reports capture similar findings."},
-                {"value": "original_better", "axis": -1, "short": "{orig_short} > {cand_short}",
-                 "label": "{Original} captures more relevant findings."},
-                {"value": "original_much_better", "axis": -2,
-                 "short": "{orig_short} » {cand_short}",
-                 "label": "{Original} captures key findings not in {candidate}."},
-                {"value": "neither_correct", "axis": None, "short": "X",
-                 "label": "Neither report would result in correct patient management."},
-            ],
-        }
-    ],
-    "outcomes": [
-        {"id": "equivalent_or_better", "label": "equivalent or better", "question": "comparison",
-         "values": ["similar", "ai_better", "ai_much_better"]},
-        {"id": "same_or_superior_management", "label": "same or superior management",
-         "question": "comparison",
-         "values": ["similar", "ai_better", "ai_much_better", "original_better"]},
-    ],
-}  # fmt: skip
-
-ERROR_CORRECTION: dict[str, Any] = {
-    "key": "error_correction",
-    "version": 1,
-    "title": "Error correction",
-    "mode": "single",
-    "questions": [
-        {"id": "image_quality", "type": "yes_no", "scope": "per_report",
-         "prompt": "Is the image quality sufficient?", "required": True},
-        {"id": "errors", "type": "error_spans", "scope": "per_report",
-         "prompt": "Select each passage you disagree with.",
-         "show_if": {"question": "image_quality", "in": ["yes"]},
-         "categories": [
-             {"value": "false_finding", "label": "Finding present that is not"},
-             {"value": "omission_finding", "label": "Omission of finding"},
-             {"value": "incorrect_location", "label": "Incorrect location"},
-         ]},
-    ],
-}  # fmt: skip
+# The built-in templates, exactly as a coordinator starts from them.
+MEDGEMINI: dict[str, Any] = protocol_template("medgemini_cxr")
+ERROR_CORRECTION: dict[str, Any] = protocol_template("error_correction")
 
 FINDINGS = "Heart size is normal. There is a small left effusion. No pneumothorax."
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
