@@ -158,6 +158,7 @@ def results_from_frames(
         "errors": {},
         "agreement": [],
         "per_reader": [],
+        "by_cohort": [],
         "position_bias": [],
         "plots": {},
     }
@@ -201,6 +202,24 @@ def results_from_frames(
                         rate.high,
                     )
                 )
+            # Reader cohorts (e.g. US and Indian radiologists) split the panel, not the cases:
+            # each cohort's rate resamples all cases and that cohort's readers.
+            cohorts = sorted(c for c in part["cohort"].unique() if c)
+            if len(cohorts) > 1:
+                for cohort in cohorts:
+                    mine = part[part["cohort"] == cohort]
+                    rate = stats.bootstrap_rates(
+                        mine, outcomes=[column], stratum=None, n_resamples=n_resamples, seed=seed
+                    )[column][stats.OVERALL]
+                    result["by_cohort"].append(
+                        {
+                            "outcome": column.removeprefix("outcome_"),
+                            "label": labels[column],
+                            "source": source,
+                            "cohort": cohort,
+                            **rate.as_dict(),
+                        }
+                    )
             by_reader = (
                 part.groupby(["reader", "cohort"])[column].agg(["mean", "count"]).reset_index()
             )

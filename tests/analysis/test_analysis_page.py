@@ -128,6 +128,12 @@ def test_page_and_api_numbers_equal_those_recomputed_from_the_csv_with_pandas(
             row = headline[(outcome, "ai", stratum)]
             assert (row["low"], row["high"]) == (rate.low, rate.high)
             assert shown[(outcome, "ai", stratum)]["ci"] == f"[{pct(rate.low)}, {pct(rate.high)}]"
+        by_cohort = frame.groupby("cohort")[outcome].agg(["mean", "count"])
+        shown_cohorts = {r["cohort"]: r for r in data["by_cohort"] if r["outcome"] == outcome}
+        assert set(shown_cohorts) == {"US", "India"}
+        for cohort, row in shown_cohorts.items():
+            assert row["estimate"] == pytest.approx(by_cohort.loc[cohort, "mean"])
+            assert row["n_ratings"] == by_cohort.loc[cohort, "count"]
         per_reader = frame.groupby("reader")[outcome].mean()
         for row in data["per_reader"]:
             if row["outcome"] == outcome:
