@@ -168,19 +168,41 @@ def results_from_frames(
     strata = sorted(per["stratum"].unique()) if len(per) else []
     use_strata = len(strata) > 1
 
+    def bootstrap(frame: pd.DataFrame, stratum: str | None) -> dict[str, Any]:
+        # Outcomes that apply to the same ratings share one resampling run (same draws,
+        # same design): exactly what a run per outcome would give, at a fraction of the cost.
+        groups: dict[bytes, list[str]] = {}
+        for column in columns:
+            mask = frame[column].notna().to_numpy()
+            if mask.any():
+                groups.setdefault(np.packbits(mask).tobytes(), []).append(column)
+        found: dict[str, Any] = {}
+        for group in groups.values():
+            rows = frame[frame[group[0]].notna()]
+            found.update(
+                stats.bootstrap_rates(
+                    rows, outcomes=group, stratum=stratum, n_resamples=n_resamples, seed=seed
+                )
+            )
+        return found
+
+    by_source = (
+        {
+            source: bootstrap(part, "stratum" if use_strata else None)
+            for source, part in per.groupby("subject", sort=True)
+        }
+        if len(per)
+        else {}
+    )
+
+    by_cohort: dict[tuple[str, str], dict[str, Any]] = {}
     forest_rows: list[plots.ForestRow] = []
     for column in columns:
         for source, part in per.groupby("subject", sort=True):
             part = part[part[column].notna()]
             if part.empty:
                 continue
-            boot = stats.bootstrap_rates(
-                part,
-                outcomes=[column],
-                stratum="stratum" if use_strata else None,
-                n_resamples=n_resamples,
-                seed=seed,
-            )[column]
+            boot = by_source[source][column]
             level = stats.case_level_rates(
                 part, outcome=column, stratum="stratum" if use_strata else None
             )
@@ -207,10 +229,11 @@ def results_from_frames(
             cohorts = sorted(c for c in part["cohort"].unique() if c)
             if len(cohorts) > 1:
                 for cohort in cohorts:
-                    mine = part[part["cohort"] == cohort]
-                    rate = stats.bootstrap_rates(
-                        mine, outcomes=[column], stratum=None, n_resamples=n_resamples, seed=seed
-                    )[column][stats.OVERALL]
+                    key = (source, cohort)
+                    if key not in by_cohort:
+                        everyone = per[(per["subject"] == source) & (per["cohort"] == cohort)]
+                        by_cohort[key] = bootstrap(everyone, None)
+                    rate = by_cohort[key][column][stats.OVERALL]
                     result["by_cohort"].append(
                         {
                             "outcome": column.removeprefix("outcome_"),
@@ -324,23 +347,25 @@ def results_from_frames(
             if question.get("scope") != "comparative" or all(a is None for a in axes.values()):
                 continue
             rows = ratings[ratings["question"] == question["id"]]
-            winners = [
-                _winner(axes.get(value), side)
-                for value, side in zip(rows["answer_value"], rows["candidate_side"], strict=True)
-            ]
-            bias = stats.position_bias(winners)
+            # An option favours the candidate (axis > 0) or the original (axis < 0); which
+            # side won follows from where the candidate was shown.
+            axis = rows["answer_value"].map(axes).astype(float).to_numpy()
+            side = rows["candidate_side"].to_numpy(dtype=object)
+            shown = np.isin(side, ["A", "B"])
+            candidate_won = shown & (axis > 0)
+            original_won = shown & (axis < 0)
+            a_wins = int(
+                ((side == "A") & candidate_won).sum() + ((side == "B") & original_won).sum()
+            )
+            b_wins = int((candidate_won | original_won).sum()) - a_wins
+            bias = stats.position_bias(
+                ["A"] * a_wins + ["B"] * b_wins + [None] * (len(rows) - a_wins - b_wins)
+            )
             result["position_bias"].append({"question": question["id"], **bias.as_dict()})
 
     if with_plots:
         result["plots"] = _plots(protocol, ratings, forest_rows, result["per_reader"])
     return _clean(result)
-
-
-def _winner(axis: Any, candidate_side: str) -> str | None:
-    if axis is None or axis == 0 or candidate_side not in ("A", "B"):
-        return None
-    other = "B" if candidate_side == "A" else "A"
-    return candidate_side if axis > 0 else other
 
 
 def _plots(
