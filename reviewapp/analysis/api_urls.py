@@ -1,5 +1,18 @@
 from __future__ import annotations
 
-from typing import Any
+from django.urls import path
 
-urlpatterns: list[Any] = []
+from reviewapp.analysis import api
+
+urlpatterns = [
+    path(
+        "analysis/studies/<uuid:public_id>/",
+        api.StudyAnalysisApi.as_view(),
+        name="api-analysis-study",
+    ),
+    path(
+        "analysis/studies/<uuid:public_id>/exports/<slug:dataset>.<slug:fmt>",
+        api.StudyExportApi.as_view(),
+        name="api-analysis-export",
+    ),
+]

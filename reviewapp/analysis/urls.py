@@ -1,7 +1,17 @@
 from __future__ import annotations
 
-from typing import Any
+from django.urls import path
+
+from reviewapp.analysis import views
 
 app_name = "analysis"
 
-urlpatterns: list[Any] = []
+urlpatterns = [
+    path("", views.study_list, name="study_list"),
+    path("<uuid:public_id>/", views.study_analysis, name="study"),
+    path(
+        "<uuid:public_id>/export/<slug:dataset>.<slug:fmt>",
+        views.study_export,
+        name="export",
+    ),
+]

@@ -1,0 +1,352 @@
+"""Benchmark: exports and the analysis page on 100k ratings x 5 questions in PostgreSQL.
+
+Usage: python bench/analysis_bench.py [--ratings 20000 100000]
+
+It works in a database of its own: BENCH_DATABASE_URL, or DATABASE_URL's database name with
+"_analysis_bench" appended, created if missing, migrated and filled on the first run (several
+minutes for 100k ratings), then reused.
+
+Prints, per study size: CSV and Parquet export time and the export's peak memory (each in a
+fresh process: peak RSS above the RSS just before the export), and the analysis time with 2,000
+bootstrap resamples (the computation alone, and the whole page through Django).
+Targets (issue 7): export < 5 s, analysis < 5 s, export memory flat in the number of rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
+os.environ.setdefault("DJANGO_DEBUG", "1")
+
+READERS = 5
+QUESTIONS = 5
+OPTIONS_5 = ["ai_much_better", "ai_better", "similar", "original_better", "original_much_better"]
+
+PROTOCOL = {
+    "key": "bench_pairwise",
+    "version": 1,
+    "title": "Benchmark: five comparative questions",
+    "mode": "pairwise",
+    "questions": [
+        {
+            "id": f"q{i}",
+            "type": "single_choice",
+            "scope": "comparative",
+            "prompt": f"Question {i}",
+            "required": True,
+            "options": [
+                {"value": v, "axis": axis, "label": v}
+                for v, axis in zip(OPTIONS_5, [2, 1, 0, -1, -2], strict=True)
+            ]
+            + [{"value": "neither_correct", "axis": None, "label": "X"}],
+        }
+        for i in range(1, QUESTIONS + 1)
+    ],
+    "outcomes": [
+        {
+            "id": "equivalent_or_better",
+            "label": "equivalent or better",
+            "question": "q1",
+            "values": ["similar", "ai_better", "ai_much_better"],
+        },
+        {
+            "id": "same_or_superior_management",
+            "label": "same or superior management",
+            "question": "q1",
+            "values": ["similar", "ai_better", "ai_much_better", "original_better"],
+        },
+    ],
+}
+
+
+def _bench_database() -> str:
+    """Point this process (and its children) at the benchmark's own database; create it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if not url:
+        base = urlsplit(
+            os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/radreview")
+        )
+        url = urlunsplit(base._replace(path=base.path.rstrip("/") + "_analysis_bench"))
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    os.environ["DATABASE_URL"] = url
+    return name
+
+
+def _setup() -> None:
+    import django
+
+    django.setup()
+
+
+def study_ensure(n_ratings: int) -> str:
+    """Create (once) a pairwise study with n_ratings ratings (5 readers); return its id."""
+    import numpy as np
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import transaction
+
+    from reviewapp.imaging.models import Study
+    from reviewapp.reports.models import Report
+    from reviewapp.studies.models import Assignment, Case, Rating, ReaderStudy, StudyReader
+
+    call_command("migrate", verbosity=0)
+    name = f"bench-{n_ratings}"
+    existing = ReaderStudy.objects.filter(name=name).first()
+    if (
+        existing is not None
+        and Rating.objects.filter(assignment__reader_study=existing).count() == n_ratings
+    ):
+        return str(existing.public_id)
+    if existing is not None:
+        raise SystemExit(f"{name} exists but is incomplete: drop the bench database and rerun")
+    started = time.perf_counter()
+    user_model = get_user_model()
+    readers = []
+    for r in range(READERS):
+        user, _ = user_model.objects.get_or_create(username=f"bench-reader-{r}")
+        readers.append(user)
+    rng = np.random.default_rng(n_ratings)
+    n_cases = n_ratings // READERS
+    t0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    with transaction.atomic():
+        study = ReaderStudy.objects.create(
+            name=name,
+            protocol=PROTOCOL,
+            protocol_key=PROTOCOL["key"],
+            protocol_version=1,
+            status=ReaderStudy.Status.LOCKED,
+        )
+        for r, user in enumerate(readers):
+            StudyReader.objects.create(reader_study=study, reader=user, cohort=f"C{r % 2}")
+        batch = 2000
+        for lo in range(0, n_cases, batch):
+            count = min(batch, n_cases - lo)
+            imaging = Study.objects.bulk_create(
+                [
+                    Study(
+                        study_instance_uid=f"2.25.{uuid.uuid4().int}"[:64],
+                        patient_pseudonym=f"B{lo + i}",
+                        modalities="CR",
+                    )
+                    for i in range(count)
+                ]
+            )
+            originals = Report.objects.bulk_create(
+                [Report(study=s, kind="original", findings="No acute findings.") for s in imaging]
+            )
+            ais = Report.objects.bulk_create(
+                [Report(study=s, kind="ai", findings="No acute disease.") for s in imaging]
+            )
+            cases = Case.objects.bulk_create(
+                [
+                    Case(
+                        reader_study=study,
+                        imaging_study=s,
+                        first_report=o,
+                        second_report=a,
+                        stratum="normal" if (lo + i) % 2 == 0 else "abnormal",
+                    )
+                    for i, (s, o, a) in enumerate(zip(imaging, originals, ais, strict=True))
+                ]
+            )
+            assignments = []
+            for i, case in enumerate(cases):
+                for r, user in enumerate(readers):
+                    side = "A" if (lo + i + r) % 2 == 0 else "B"
+                    assignments.append(
+                        Assignment(
+                            reader_study=study,
+                            case=case,
+                            reader=user,
+                            position=lo + i + 1,
+                            report_a=case.second_report if side == "A" else case.first_report,
+                            report_b=case.first_report if side == "A" else case.second_report,
+                            candidate_side=side,
+                            status=Assignment.Status.SUBMITTED,
+                            opened_at=t0 + timedelta(seconds=lo + i),
+                            submitted_at=t0 + timedelta(seconds=lo + i + 90),
+                        )
+                    )
+            assignments = Assignment.objects.bulk_create(assignments)
+            picks = rng.integers(0, 6, size=(len(assignments), QUESTIONS))
+            values = [*OPTIONS_5, "neither_correct"]
+            Rating.objects.bulk_create(
+                [
+                    Rating(
+                        assignment=a,
+                        answers={
+                            f"q{q + 1}": {
+                                "question": f"q{q + 1}",
+                                "side": "",
+                                "code": "abcdef"[picks[k, q]],
+                                "value": values[picks[k, q]],
+                                "label": values[picks[k, q]],
+                            }
+                            for q in range(QUESTIONS)
+                        },
+                        source_a="ai" if a.candidate_side == "A" else "original",
+                        source_b="original" if a.candidate_side == "A" else "ai",
+                        submitted_at=a.submitted_at,
+                        active_seconds=80.0,
+                    )
+                    for k, a in enumerate(assignments)
+                ]
+            )
+    print(f"  created {name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return str(study.public_id)
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> None:
+    # Start the high-water mark from now (Linux >= 4.0). ru_maxrss cannot be used: a child
+    # started by a parent that just filled the database inherits the parent's peak.
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def child_export(study_id: str, fmt: str) -> dict[str, float]:
+    """In a fresh process: time one export to /dev/null and its peak memory above baseline."""
+    from django.contrib.auth import get_user_model
+
+    from reviewapp.analysis.exports import export_response
+    from reviewapp.analysis.models import ExportAudit
+    from reviewapp.studies.models import ReaderStudy
+
+    study = ReaderStudy.objects.get(public_id=study_id)
+    user, _ = get_user_model().objects.get_or_create(username="bench-analyst")
+    import pyarrow.parquet  # noqa: F401  (loaded before the baseline, like a warm server)
+
+    baseline = _status_kib("VmRSS")
+    _reset_peak()
+    started = time.perf_counter()
+    cpu = time.process_time()
+    response = export_response(
+        user=user, reader_study=study, dataset="ratings", fmt=fmt, interface="command"
+    )
+    size = 0
+    with open(os.devnull, "wb") as sink:
+        for chunk in response:
+            size += len(chunk)
+            sink.write(chunk)
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    peak = _status_kib("VmHWM")
+    rows = ExportAudit.objects.order_by("-created_at").values_list("row_count", flat=True)[0]
+    return {
+        "seconds": elapsed,
+        "cpu_seconds": cpu,
+        "peak_mib_above_baseline": (peak - baseline) / 1024,
+        "rows": float(rows or 0),
+        "mib": size / 2**20,
+    }
+
+
+def child_analysis(study_id: str) -> dict[str, float]:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+
+    from reviewapp.analysis.results import analysis_results
+    from reviewapp.core.roles import Role
+    from reviewapp.studies.models import ReaderStudy
+
+    study = ReaderStudy.objects.get(public_id=study_id)
+    # A running server has its libraries loaded; time the work, not the first imports.
+    analysis_results(reader_study=study, n_resamples=10, with_plots=True)
+    started = time.perf_counter()
+    cpu = time.process_time()
+    analysis_results(reader_study=study, n_resamples=2000, with_plots=True)
+    compute = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    user, _ = get_user_model().objects.get_or_create(username="bench-analyst")
+    from django.contrib.auth.models import Group
+
+    user.groups.add(Group.objects.get_or_create(name=Role.ANALYST.value)[0])
+    client = Client()
+    client.force_login(user)
+    started = time.perf_counter()
+    response = client.get(reverse("analysis:study", args=[study_id]), {"resamples": 2000})
+    page = time.perf_counter() - started
+    assert response.status_code == 200, response.status_code
+    return {"compute_seconds": compute, "compute_cpu_seconds": cpu, "page_seconds": page}
+
+
+def run_child(*args: str) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DJANGO_ALLOWED_HOSTS": "testserver,localhost"},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ratings", type=int, nargs="*", default=[20_000, 100_000])
+    parser.add_argument("--child", nargs="*")
+    args = parser.parse_args()
+    if not args.child:
+        # Children inherit DATABASE_URL from the parent, already pointed at the bench database.
+        database = _bench_database()
+    _setup()
+    if args.child:
+        kind, study_id, *rest = args.child
+        result = child_export(study_id, rest[0]) if kind == "export" else child_analysis(study_id)
+        print(json.dumps(result))
+        return
+    print(
+        f"analysis bench: {READERS} readers, {QUESTIONS} questions per rating, "
+        f"PostgreSQL database {database}"
+    )
+    print(f"  load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    for n in args.ratings:
+        study_id = study_ensure(n)
+        print(f"{n} ratings ({n * QUESTIONS} tidy rows):")
+        for fmt in ("csv", "parquet"):
+            r = run_child("export", study_id, fmt)
+            print(
+                f"  export {fmt:7s}: {r['seconds']:.2f} s "
+                f"(web process CPU {r['cpu_seconds']:.2f} s), {r['rows']:.0f} rows, "
+                f"{r['mib']:.1f} MiB, peak memory +{r['peak_mib_above_baseline']:.0f} MiB "
+                "(target < 5 s, flat)"
+            )
+        r = run_child("analysis", study_id)
+        print(
+            f"  analysis (2,000 resamples): compute {r['compute_seconds']:.2f} s "
+            f"(CPU {r['compute_cpu_seconds']:.2f} s), "
+            f"whole page {r['page_seconds']:.2f} s (target < 5 s)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Figures of the analysis page, rendered server-side as standalone SVG documents.
+
+matplotlib with the Agg backend (no display on servers or workers); text is kept as SVG text
+so the figures stay small, searchable and sharp, and ids are salted with a constant so the
+same numbers always give the same bytes (cacheable, diffable).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+_STYLE: Any = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "radreview",
+    "font.size": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+# A diverging palette for ordered scales (best to worst) that stays readable in grey print
+# and for the common red-green colour blindness.
+_DIVERGING = ["#1a9850", "#91cf60", "#d9ef8b", "#fee08b", "#fc8d59", "#d73027", "#7f7f7f"]
+
+
+def _to_svg(fig: Figure) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def scale_by_stratum_svg(counts: pd.DataFrame, *, title: str) -> str:
+    """Stacked 100% bars: share of each answer (columns, in scale order) per stratum (rows)."""
+    with plt.rc_context(_STYLE):
+        height = 1.0 + 0.5 * max(len(counts.index), 1)
+        fig, ax = plt.subplots(figsize=(8, height))
+        totals = counts.sum(axis=1).replace(0, math.nan)
+        shares = counts.div(totals, axis=0).fillna(0.0)
+        left = pd.Series(0.0, index=shares.index)
+        labels = [str(i) for i in shares.index]
+        for n, column in enumerate(shares.columns):
+            colour = _DIVERGING[n % len(_DIVERGING)]
+            ax.barh(labels, shares[column], left=left, color=colour, label=str(column))
+            left = left + shares[column]
+        for y in range(len(labels)):
+            ax.text(1.01, y, f"n={int(counts.iloc[y].sum())}", va="center", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.invert_yaxis()
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set_title(title, loc="left")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False)
+        return _to_svg(fig)
+
+
+@dataclass(frozen=True)
+class ForestRow:
+    label: str
+    estimate: float
+    low: float
+    high: float
+
+
+def forest_svg(rows: Sequence[ForestRow], *, title: str) -> str:
+    """Forest plot: one point with its CI per row, on a 0-100% axis."""
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(8, 0.8 + 0.35 * max(len(rows), 1)))
+        for y, row in enumerate(rows):
+            if math.isnan(row.estimate):
+                continue
+            ax.plot([row.low, row.high], [y, y], color="#333333", linewidth=1.5)
+            ax.plot([row.estimate], [y], marker="s", color="#2166ac", markersize=6)
+            ax.text(
+                1.02,
+                y,
+                f"{row.estimate:.0%} [{row.low:.0%}, {row.high:.0%}]",
+                va="center",
+                fontsize=8,
+                transform=ax.get_yaxis_transform(),
+            )
+        ax.set_yticks(range(len(rows)), [r.label for r in rows])
+        ax.set_xlim(0, 1)
+        ax.invert_yaxis()
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title(title, loc="left")
+        return _to_svg(fig)
+
+
+def per_reader_svg(rates: pd.DataFrame, *, title: str) -> str:
+    """Bars of one outcome's rate per reader (columns ``reader``, ``rate``, ``n``)."""
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(8, 0.8 + 0.35 * max(len(rates), 1)))
+        labels = [str(r) for r in rates["reader"]]
+        ax.barh(labels, rates["rate"], color="#4393c3")
+        for y, (rate, n) in enumerate(zip(rates["rate"], rates["n"], strict=True)):
+            ax.text(rate + 0.01, y, f"{rate:.0%} (n={n})", va="center", fontsize=8)
+        ax.set_xlim(0, 1.15)
+        ax.invert_yaxis()
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set_title(title, loc="left")
+        return _to_svg(fig)

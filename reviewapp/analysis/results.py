@@ -1,0 +1,430 @@
+"""The numbers of a reader study's analysis page and API, computed from the tidy ratings.
+
+``results_from_frames`` takes the same tables the exports write (a ratings frame with the
+``RATING_COLUMNS`` plus outcome columns, and the error-span frame), so the page, the API, and an
+analyst who loads the downloaded CSVs into pandas all start from identical data.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reviewapp.analysis import plots, stats
+from reviewapp.analysis.exports import copy_csv
+from reviewapp.analysis.selectors import (
+    SPAN_COLUMNS,
+    outcome_columns,
+    question_options,
+    ratings_query,
+    spans_query,
+)
+from reviewapp.studies.models import ReaderStudy
+
+DEFAULT_RESAMPLES = 2000
+DEFAULT_SEED = 20240501
+MAX_RESAMPLES = 20_000
+NO_STRATUM = "(no stratum)"
+_ANALYST_PLACEHOLDERS = {
+    "cand_short": "Candidate",
+    "orig_short": "Original",
+    "Candidate": "Candidate report",
+    "candidate": "candidate report",
+    "Original": "Original report",
+    "original": "original report",
+}
+
+
+# The columns analysis reads; the frame comes from the same query as the ratings export.
+ANALYSIS_COLUMNS = [
+    "rating",
+    "case",
+    "imaging_study",
+    "stratum",
+    "reader",
+    "cohort",
+    "question",
+    "side",
+    "source",
+    "answer_value",
+    "candidate_side",
+    "candidate_source",
+]
+
+
+def _read_copy(query: Any, columns: list[str]) -> pd.DataFrame:
+    """Load a tidy query's CSV into pandas (every column as text, empty as "")."""
+    buffer = io.BytesIO()
+    for block in copy_csv(query, columns):
+        buffer.write(block)
+    buffer.seek(0)
+    return pd.read_csv(buffer, dtype=str, keep_default_na=False)
+
+
+def ratings_frame(*, reader_study: ReaderStudy) -> pd.DataFrame:
+    """The tidy ratings of a study (the rows and values of the ratings export)."""
+    columns = ANALYSIS_COLUMNS + [c for c, _ in outcome_columns(reader_study.protocol)]
+    return _read_copy(ratings_query(reader_study=reader_study, columns=columns), columns)
+
+
+def spans_frame(*, reader_study: ReaderStudy) -> pd.DataFrame:
+    """The error spans of a study (the rows and values of the spans export)."""
+    frame = _read_copy(spans_query(reader_study=reader_study), SPAN_COLUMNS)
+    frame["is_significant"] = frame["is_significant"] == "true"
+    return frame
+
+
+def analyst_label(option: dict[str, Any]) -> str:
+    """An option's short label for people who know the sources (analysts, not readers)."""
+    text = option.get("short") or option.get("label") or option["value"]
+    for name, value in _ANALYST_PLACEHOLDERS.items():
+        text = text.replace("{" + name + "}", value)
+    return str(text)
+
+
+def _ordered_options(question: dict[str, Any]) -> list[dict[str, Any]]:
+    """Options in scale order: comparative ones from most to least favourable to the candidate."""
+    options = question_options(question)
+    if question.get("scope") == "comparative" and any(o.get("axis") is not None for o in options):
+        axed = sorted((o for o in options if o.get("axis") is not None), key=lambda o: -o["axis"])
+        return axed + [o for o in options if o.get("axis") is None]
+    return options
+
+
+def _is_ordinal(question: dict[str, Any]) -> bool:
+    options = question_options(question)
+    if question["type"] == "likert":
+        return True
+    return bool(options) and all(o.get("axis") is not None for o in options)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN -> None, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _subject(frame: pd.DataFrame) -> pd.Series:
+    """Which report an outcome is about: the row's report, or for a comparison the candidate."""
+    return frame["source"].where(frame["source"].fillna("") != "", frame["candidate_source"])
+
+
+def _per_rating(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """One row per rating and subject source with each outcome (NaN where it does not apply)."""
+    frame = frame.assign(subject=_subject(frame), stratum=frame["stratum"].fillna(""))
+    frame["stratum"] = frame["stratum"].where(frame["stratum"] != "", NO_STRATUM)
+    values = frame[columns].apply(pd.to_numeric, errors="coerce")
+    keyed = pd.concat([frame[["rating", "subject"]], values], axis=1)
+    outcomes = keyed.groupby(["rating", "subject"], sort=False)[columns].max()
+    ids = frame.groupby(["rating", "subject"], sort=False)[
+        ["case", "imaging_study", "reader", "cohort", "stratum"]
+    ].first()
+    return ids.join(outcomes).reset_index()
+
+
+def results_from_frames(
+    *,
+    protocol: dict[str, Any],
+    ratings: pd.DataFrame,
+    spans: pd.DataFrame,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    with_plots: bool = True,
+) -> dict[str, Any]:
+    """Every number (and figure) of the analysis page, from the two tidy tables."""
+    outcome_cols = outcome_columns(protocol)
+    columns = [c for c, _ in outcome_cols]
+    labels = dict(outcome_cols)
+    questions = list(protocol.get("questions", []))
+    result: dict[str, Any] = {
+        "n_ratings": int(ratings["rating"].nunique()) if len(ratings) else 0,
+        "n_cases": int(ratings["case"].nunique()) if len(ratings) else 0,
+        "n_readers": int(ratings["reader"].nunique()) if len(ratings) else 0,
+        "bootstrap": {"n_resamples": n_resamples, "seed": seed, "level": 0.95},
+        "headline": [],
+        "case_level": [],
+        "comparisons": [],
+        "errors": {},
+        "agreement": [],
+        "per_reader": [],
+        "by_cohort": [],
+        "position_bias": [],
+        "plots": {},
+    }
+    if ratings.empty:
+        return result
+    per = _per_rating(ratings, columns) if columns else pd.DataFrame()
+    strata = sorted(per["stratum"].unique()) if len(per) else []
+    use_strata = len(strata) > 1
+
+    def bootstrap(frame: pd.DataFrame, stratum: str | None) -> dict[str, Any]:
+        # Outcomes that apply to the same ratings share one resampling run (same draws,
+        # same design): exactly what a run per outcome would give, at a fraction of the cost.
+        groups: dict[bytes, list[str]] = {}
+        for column in columns:
+            mask = frame[column].notna().to_numpy()
+            if mask.any():
+                groups.setdefault(np.packbits(mask).tobytes(), []).append(column)
+        found: dict[str, Any] = {}
+        for group in groups.values():
+            rows = frame[frame[group[0]].notna()]
+            found.update(
+                stats.bootstrap_rates(
+                    rows, outcomes=group, stratum=stratum, n_resamples=n_resamples, seed=seed
+                )
+            )
+        return found
+
+    by_source = (
+        {
+            source: bootstrap(part, "stratum" if use_strata else None)
+            for source, part in per.groupby("subject", sort=True)
+        }
+        if len(per)
+        else {}
+    )
+
+    by_cohort: dict[tuple[str, str], dict[str, Any]] = {}
+    forest_rows: list[plots.ForestRow] = []
+    for column in columns:
+        for source, part in per.groupby("subject", sort=True):
+            part = part[part[column].notna()]
+            if part.empty:
+                continue
+            boot = by_source[source][column]
+            level = stats.case_level_rates(
+                part, outcome=column, stratum="stratum" if use_strata else None
+            )
+            for stratum, rate in boot.items():
+                row = {
+                    "outcome": column.removeprefix("outcome_"),
+                    "label": labels[column],
+                    "source": source,
+                    "stratum": stratum,
+                    **rate.as_dict(),
+                    "case_level": {rule: r.as_dict() for rule, r in level[stratum].items()},
+                }
+                result["headline"].append(row)
+                forest_rows.append(
+                    plots.ForestRow(
+                        f"{labels[column]} · {source} · {stratum}",
+                        rate.estimate,
+                        rate.low,
+                        rate.high,
+                    )
+                )
+            # Reader cohorts (e.g. US and Indian radiologists) split the panel, not the cases:
+            # each cohort's rate resamples all cases and that cohort's readers.
+            cohorts = sorted(c for c in part["cohort"].unique() if c)
+            if len(cohorts) > 1:
+                for cohort in cohorts:
+                    key = (source, cohort)
+                    if key not in by_cohort:
+                        everyone = per[(per["subject"] == source) & (per["cohort"] == cohort)]
+                        by_cohort[key] = bootstrap(everyone, None)
+                    rate = by_cohort[key][column][stats.OVERALL]
+                    result["by_cohort"].append(
+                        {
+                            "outcome": column.removeprefix("outcome_"),
+                            "label": labels[column],
+                            "source": source,
+                            "cohort": cohort,
+                            **rate.as_dict(),
+                        }
+                    )
+            by_reader = (
+                part.groupby(["reader", "cohort"])[column].agg(["mean", "count"]).reset_index()
+            )
+            for reader_row in by_reader.itertuples(index=False):
+                result["per_reader"].append(
+                    {
+                        "outcome": column.removeprefix("outcome_"),
+                        "label": labels[column],
+                        "source": source,
+                        "reader": reader_row.reader,
+                        "cohort": reader_row.cohort,
+                        "rate": float(reader_row.mean),
+                        "n": int(reader_row.count),
+                    }
+                )
+
+    # AI against original on the same imaging studies (single-report protocols).
+    if protocol.get("mode") != "pairwise" and len(per):
+        sources = set(per["subject"])
+        for candidate in sorted(sources - {"original"}):
+            if "original" not in sources:
+                break
+            for column in columns:
+                pair = per[per["subject"].isin([candidate, "original"]) & per[column].notna()]
+                test = stats.mcnemar_paired(
+                    pair,
+                    outcome=column,
+                    case="imaging_study",
+                    source="subject",
+                    ai=candidate,
+                    original="original",
+                )
+                if test.n_pairs:
+                    result["comparisons"].append(
+                        {
+                            "outcome": column.removeprefix("outcome_"),
+                            "label": labels[column],
+                            "candidate": candidate,
+                            **test.as_dict(),
+                        }
+                    )
+
+    if len(spans):
+        table = pd.crosstab(spans["category_label"], spans["report_source"])
+        significant = pd.crosstab(
+            spans["category_label"],
+            spans["report_source"],
+            values=spans["is_significant"].astype(int),
+            aggfunc="sum",
+        ).fillna(0)
+        error_rows = ratings[
+            ratings["question"].isin([q["id"] for q in questions if q["type"] == "error_spans"])
+        ]
+        reports = _subject(error_rows).value_counts()
+        result["errors"] = {
+            "by_category": [
+                {
+                    "category": category,
+                    "source": source,
+                    "count": int(table.loc[category, source]),
+                    "significant": int(significant.loc[category, source]),
+                }
+                for category in table.index
+                for source in table.columns
+            ],
+            "per_report": [
+                {
+                    "source": source,
+                    "reports_rated": int(reports.get(source, 0)),
+                    "errors": int(table[source].sum()),
+                    "errors_per_report": float(table[source].sum() / reports[source])
+                    if reports.get(source)
+                    else math.nan,
+                }
+                for source in table.columns
+            ],
+        }
+
+    for question in questions:
+        if question["type"] not in ("single_choice", "likert", "yes_no"):
+            continue
+        rows = ratings[
+            (ratings["question"] == question["id"]) & (ratings["answer_value"].fillna("") != "")
+        ]
+        if rows["reader"].nunique() < 2:
+            continue
+        unit = rows["case"].astype(str) + "|" + rows["source"].fillna("").astype(str)
+        categories = [o["value"] for o in _ordered_options(question)]
+        agreement = stats.agreement(
+            rows.assign(unit=unit),
+            question=question["id"],
+            value="answer_value",
+            categories=categories,
+            is_ordinal=_is_ordinal(question),
+            case="unit",
+        )
+        result["agreement"].append({"prompt": question.get("prompt", ""), **agreement.as_dict()})
+
+    if protocol.get("mode") == "pairwise":
+        for question in questions:
+            axes = {o["value"]: o.get("axis") for o in question_options(question)}
+            if question.get("scope") != "comparative" or all(a is None for a in axes.values()):
+                continue
+            rows = ratings[ratings["question"] == question["id"]]
+            # An option favours the candidate (axis > 0) or the original (axis < 0); which
+            # side won follows from where the candidate was shown.
+            axis = rows["answer_value"].map(axes).astype(float).to_numpy()
+            side = rows["candidate_side"].to_numpy(dtype=object)
+            shown = np.isin(side, ["A", "B"])
+            candidate_won = shown & (axis > 0)
+            original_won = shown & (axis < 0)
+            a_wins = int(
+                ((side == "A") & candidate_won).sum() + ((side == "B") & original_won).sum()
+            )
+            b_wins = int((candidate_won | original_won).sum()) - a_wins
+            bias = stats.position_bias(
+                ["A"] * a_wins + ["B"] * b_wins + [None] * (len(rows) - a_wins - b_wins)
+            )
+            result["position_bias"].append({"question": question["id"], **bias.as_dict()})
+
+    if with_plots:
+        result["plots"] = _plots(protocol, ratings, forest_rows, result["per_reader"])
+    return _clean(result)
+
+
+def _plots(
+    protocol: dict[str, Any],
+    ratings: pd.DataFrame,
+    forest_rows: list[plots.ForestRow],
+    per_reader: list[dict[str, Any]],
+) -> dict[str, dict[str, str]]:
+    figures: dict[str, dict[str, str]] = {}
+    scale_question = next(
+        (q for q in protocol.get("questions", []) if q["type"] in ("single_choice", "likert")),
+        None,
+    )
+    if scale_question is not None:
+        options = _ordered_options(scale_question)
+        rows = ratings[ratings["question"] == scale_question["id"]]
+        if len(rows):
+            stratum = rows["stratum"].fillna("").replace("", NO_STRATUM)
+            subject = _subject(rows)
+            group = stratum if subject.nunique() < 2 else stratum + " · " + subject
+            counts = pd.crosstab(group, rows["answer_value"])
+            counts = counts.reindex(columns=[o["value"] for o in options], fill_value=0)
+            counts.columns = [analyst_label(o) for o in options]
+            title = scale_question.get("prompt", scale_question["id"])
+            figures["scale"] = {
+                "title": f"Answers by stratum: {title}",
+                "svg": plots.scale_by_stratum_svg(counts, title=title),
+            }
+    if forest_rows:
+        figures["forest"] = {
+            "title": "Rates with 95% bootstrap CIs",
+            "svg": plots.forest_svg(forest_rows, title="Rates with 95% bootstrap CIs"),
+        }
+    if per_reader:
+        first = (per_reader[0]["outcome"], per_reader[0]["source"])
+        chosen = [r for r in per_reader if (r["outcome"], r["source"]) == first]
+        title = f"{per_reader[0]['label']} ({first[1]}) per reader"
+        figures["per_reader"] = {
+            "title": title,
+            "svg": plots.per_reader_svg(pd.DataFrame(chosen), title=title),
+        }
+    return figures
+
+
+def analysis_results(
+    *,
+    reader_study: ReaderStudy,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    with_plots: bool = True,
+) -> dict[str, Any]:
+    """The analysis of one study (already authorised through reader_study_get_for_analysis)."""
+    if not 1 <= n_resamples <= MAX_RESAMPLES:
+        raise ValueError(f"resamples must be between 1 and {MAX_RESAMPLES}")
+    return results_from_frames(
+        protocol=reader_study.protocol,
+        ratings=ratings_frame(reader_study=reader_study),
+        spans=spans_frame(reader_study=reader_study),
+        n_resamples=n_resamples,
+        seed=seed,
+        with_plots=with_plots,
+    )

@@ -1,0 +1,268 @@
+"""Exports: tidy ratings and error spans as CSV and Parquet, streamed, audited."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from asgiref.sync import async_to_sync
+from django.contrib.auth.models import AbstractUser
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.http import StreamingHttpResponse
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from reviewapp.analysis.exports import export_response
+from reviewapp.analysis.models import ExportAudit
+from reviewapp.analysis.selectors import RATING_COLUMNS, SPAN_COLUMNS
+from reviewapp.studies.models import Assignment, Rating
+from tests.analysis.conftest import FINDINGS, RatedStudy
+
+pytestmark = pytest.mark.django_db
+
+
+def _download(client: Client | APIClient, url: str) -> tuple[StreamingHttpResponse, bytes]:
+    response = client.get(url)
+    assert response.status_code == 200, getattr(response, "content", b"")[:500]
+    assert response.streaming
+    return response, b"".join(response.streaming_content)  # type: ignore[attr-defined]
+
+
+def _web_client(user: AbstractUser) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _url(rated: RatedStudy, dataset: str, fmt: str) -> str:
+    return reverse(
+        "analysis:export",
+        kwargs={"public_id": rated.study.public_id, "dataset": dataset, "fmt": fmt},
+    )
+
+
+def test_ratings_csv_has_one_row_per_reader_case_question_with_the_unblinding_key(
+    pairwise: RatedStudy, analyst: AbstractUser
+) -> None:
+    response, body = _download(_web_client(analyst), _url(pairwise, "ratings", "csv"))
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert "attachment" in response["Content-Disposition"]
+    assert response["Cache-Control"] == "private, no-store"
+    text = body.decode("utf-8")
+    assert "\r\n" in text  # RFC 4180 line breaks
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == [
+        *RATING_COLUMNS,
+        "outcome_equivalent_or_better",
+        "outcome_same_or_superior_management",
+    ]
+    assert len(rows) == 24 * 3  # one question
+    ratings = Rating.objects.select_related("assignment__case", "assignment__reader")
+    by_key = {
+        (str(r.assignment.case.public_id), r.assignment.reader.get_username()): r for r in ratings
+    }
+    pseudonyms = {"alice": "R01", "bob": "R02", "frank": "R03"}
+    for username, pseudonym in pseudonyms.items():
+        mine = [row for row in rows if row["reader"] == pseudonym]
+        assert len(mine) == 24
+        for row in mine:
+            rating = by_key[(row["case"], username)]
+            assignment = rating.assignment
+            assert row["answer_value"] == pairwise.answers[(row["case"], username)]
+            assert row["source_a"] == assignment.report_a.kind
+            assert row["source_b"] == assignment.report_b.kind
+            assert row["candidate_side"] == assignment.candidate_side
+            assert row["candidate_source"] == "ai"
+            assert row["stratum"] == assignment.case.stratum
+            assert row["revision_count"] == str(rating.version - 1)
+            assert float(row["duration_seconds"]) == 65.0
+            assert row["submitted_at"].endswith("Z")
+            expected = row["answer_value"] in {"similar", "ai_better", "ai_much_better"}
+            assert row["outcome_equivalent_or_better"] == str(int(expected))
+    assert {row["cohort"] for row in rows} == {"US", "India"}
+    # Pseudonymous: no username leaves in an export.
+    for name in ("alice", "bob", "frank"):
+        assert name not in text
+
+
+def test_ratings_parquet_holds_the_same_rows_and_typed_columns(
+    pairwise: RatedStudy, analyst: AbstractUser
+) -> None:
+    client = _web_client(analyst)
+    _, csv_body = _download(client, _url(pairwise, "ratings", "csv"))
+    response, body = _download(client, _url(pairwise, "ratings", "parquet"))
+    assert response["Content-Type"] == "application/vnd.apache.parquet"
+    table = pq.read_table(io.BytesIO(body))
+    assert str(table.schema.field("submitted_at").type) == "timestamp[us, tz=UTC]"
+    assert str(table.schema.field("outcome_equivalent_or_better").type) == "int8"
+    from_parquet = table.to_pandas()
+    from_csv = pd.read_csv(io.BytesIO(csv_body), keep_default_na=False)
+    assert len(from_parquet) == len(from_csv) == 72
+    key = ["case", "reader"]
+    left = from_parquet.sort_values(key).reset_index(drop=True)
+    right = from_csv.sort_values(key).reset_index(drop=True)
+    for column in ("answer_value", "source_a", "candidate_side", "stratum", "rating"):
+        assert list(left[column]) == list(right[column])
+    assert list(left["outcome_equivalent_or_better"]) == list(right["outcome_equivalent_or_better"])
+
+
+def test_spans_csv_quotes_the_marked_text_with_its_sentence_and_report_source(
+    error_study: RatedStudy, admin_user: AbstractUser
+) -> None:
+    _, body = _download(_web_client(admin_user), _url(error_study, "spans", "csv"))
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8"))))
+    assert list(rows[0]) == SPAN_COLUMNS
+    significant = [r for r in rows if r["is_significant"] == "true"]
+    assert significant
+    for row in significant:
+        assert row["quoted_text"] == "small left effusion"
+        assert row["sentence_index"] == "1"
+        assert row["category"] == "false_finding"
+        assert row["category_label"] == "Finding present that is not"
+        assert row["replacement_text"] == "no effusion"
+        start, end = int(row["start"]), int(row["end"])
+        assert FINDINGS[start:end] == row["quoted_text"]
+    minor = [r for r in rows if r["is_significant"] == "false"]
+    assert {r["quoted_text"] for r in minor} == {"Heart size"}
+    assert {r["sentence_index"] for r in minor} == {"0"}
+    # AI reports of 12 studies: errors where n % 3 != 0, less n=5 (image quality) -> 7;
+    # originals where n % 4 == 0 -> 3; two readers, two spans each.
+    by_source = pd.Series([r["report_source"] for r in rows]).value_counts()
+    assert by_source["ai"] == 7 * 2 * 2
+    assert by_source["original"] == 3 * 2 * 2
+
+
+def test_error_rows_carry_the_significant_error_outcome_only_where_the_question_applied(
+    error_study: RatedStudy, analyst: AbstractUser
+) -> None:
+    _, body = _download(_web_client(analyst), _url(error_study, "ratings", "csv"))
+    frame = pd.read_csv(io.BytesIO(body), keep_default_na=False)
+    errors = frame[frame["question"] == "errors"]
+    # 24 cases x 2 readers, less the 4 ratings of study 5 whose image quality was "no".
+    assert len(errors) == 44
+    assert set(errors["source"]) == {"ai", "original"}
+    significant = pd.to_numeric(errors["outcome_significant_error"]).groupby(errors["source"]).sum()
+    assert significant["ai"] == 7 * 2
+    assert significant["original"] == 3 * 2
+    quality = frame[frame["question"] == "image_quality"]
+    assert set(quality["outcome_significant_error"]) == {""}
+    assert set(quality["source"]) == {"ai", "original"}
+
+
+def test_every_export_is_audited_with_its_row_count_per_interface(
+    pairwise: RatedStudy,
+    analyst: AbstractUser,
+    api_client_for: Callable[[AbstractUser | None], APIClient],
+    tmp_path: Path,
+) -> None:
+    _download(_web_client(analyst), _url(pairwise, "ratings", "csv"))
+    _download(
+        api_client_for(analyst),
+        reverse(
+            "api-analysis-export",
+            kwargs={"public_id": pairwise.study.public_id, "dataset": "spans", "fmt": "parquet"},
+        ),
+    )
+    out = tmp_path / "ratings.csv"
+    call_command(
+        "export_ratings", str(pairwise.study.public_id), "--user", "dave", "--output", str(out)
+    )
+    audits = list(ExportAudit.objects.order_by("created_at"))
+    assert [(a.interface, a.dataset, a.format) for a in audits] == [
+        ("web", "ratings", "csv"),
+        ("api", "spans", "parquet"),
+        ("command", "ratings", "csv"),
+    ]
+    assert all(a.username == "dave" and a.reader_study == pairwise.study for a in audits)
+    assert [a.row_count for a in audits] == [72, 0, 72]
+    assert all(a.completed_at is not None for a in audits)
+    assert len(pd.read_csv(out)) == 72
+
+
+def test_an_export_is_audited_before_its_first_byte_and_completed_only_at_the_end(
+    pairwise: RatedStudy, analyst: AbstractUser
+) -> None:
+    response = export_response(
+        user=analyst, reader_study=pairwise.study, dataset="ratings", fmt="csv", interface="web"
+    )
+    audit = ExportAudit.objects.get()
+    assert (audit.username, audit.completed_at, audit.row_count) == ("dave", None, None)
+    content = iter(response)
+    header = next(content)
+    assert header.startswith(b"study,study_name,")
+    # A client that goes away now leaves the audit open: started, never completed.
+    audit.refresh_from_db()
+    assert audit.completed_at is None
+    rest = b"".join(content)
+    assert rest.count(b"\r\n") == 72 - header.count(b"\r\n") + 1
+    audit.refresh_from_db()
+    assert audit.row_count == 72
+    assert audit.completed_at is not None
+
+
+def test_export_streams_chunk_by_chunk_under_asgi(
+    pairwise: RatedStudy, analyst: AbstractUser
+) -> None:
+    response = export_response(
+        user=analyst,
+        reader_study=pairwise.study,
+        dataset="ratings",
+        fmt="csv",
+        interface="api",
+        asynchronous=True,
+    )
+    assert response.is_async
+
+    async def collect() -> list[bytes]:
+        return [part async for part in response]
+
+    parts = async_to_sync(collect)()
+    rows = list(csv.DictReader(io.StringIO(b"".join(parts).decode())))
+    assert len(rows) == 72
+    assert ExportAudit.objects.get().row_count == 72
+
+
+def test_command_exports_parquet_spans_and_refuses_people_without_access(
+    error_study: RatedStudy,
+    analyst: AbstractUser,
+    reader: AbstractUser,
+    coordinator: AbstractUser,
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "spans.parquet"
+    call_command(
+        "export_ratings", error_study.study.name, "--user", "dave", "--spans",
+        "--format", "parquet", "--output", str(out),
+    )  # fmt: skip
+    assert pq.read_table(out).num_rows == (7 + 3) * 2 * 2
+    with pytest.raises(CommandError, match="may not export"):
+        call_command("export_ratings", error_study.study.name, "--user", "alice")
+    # carol coordinates the pairwise study, not this one (grace does).
+    with pytest.raises(CommandError, match="No reader study"):
+        call_command("export_ratings", str(error_study.study.public_id), "--user", "carol")
+    with pytest.raises(CommandError, match="No single reader study"):
+        call_command("export_ratings", "no such study", "--user", "dave")
+    assert ExportAudit.objects.count() == 1
+
+
+def test_unknown_dataset_or_format_is_not_found(
+    pairwise: RatedStudy, analyst: AbstractUser
+) -> None:
+    client = _web_client(analyst)
+    assert client.get(_url(pairwise, "patients", "csv")).status_code == 404
+    assert client.get(_url(pairwise, "ratings", "xlsx")).status_code == 404
+    assert not ExportAudit.objects.exists()
+
+
+def test_unsubmitted_assignments_do_not_appear(pairwise: RatedStudy, analyst: AbstractUser) -> None:
+    assert Assignment.objects.count() == 72
+    Rating.objects.filter(assignment__reader__username="frank").delete()
+    _, body = _download(_web_client(analyst), _url(pairwise, "ratings", "csv"))
+    assert len(pd.read_csv(io.BytesIO(body))) == 48

@@ -1,0 +1,405 @@
+"""Known-answer tests of the statistics: hand-computed values on small tables, published
+values of the reference implementation (irrCAC, Gwet 2014), and library results."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from xml.etree import ElementTree
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+from scipy.stats import binomtest
+from sklearn.metrics import cohen_kappa_score
+
+from reviewapp.analysis import plots, stats
+
+# irrCAC's distrib.6raters: 15 psychiatric patients, 6 raters, 5 diagnoses (subjects x counts).
+DISTRIB_6RATERS = np.array(
+    [
+        [0, 0, 0, 6, 0],
+        [0, 3, 0, 0, 3],
+        [0, 1, 4, 0, 1],
+        [0, 0, 0, 0, 6],
+        [0, 3, 0, 3, 0],
+        [2, 0, 4, 0, 0],
+        [0, 0, 4, 0, 2],
+        [2, 0, 3, 1, 0],
+        [2, 0, 0, 4, 0],
+        [0, 0, 0, 0, 6],
+        [1, 0, 0, 5, 0],
+        [1, 1, 0, 4, 0],
+        [0, 3, 3, 0, 0],
+        [1, 0, 0, 5, 0],
+        [0, 2, 0, 3, 1],
+    ]
+)
+# irrCAC's cac.raw4raters: 12 subjects x 4 raters with missing ratings (None).
+RAW_4RATERS = [
+    [1, 1, None, 1],
+    [2, 2, 3, 2],
+    [3, 3, 3, 3],
+    [3, 3, 3, 3],
+    [2, 2, 2, 2],
+    [1, 2, 3, 4],
+    [4, 4, 4, 4],
+    [1, 1, 2, 1],
+    [2, 2, 2, 2],
+    [None, 5, 5, 5],
+    [None, None, 1, 1],
+    [None, None, 3, None],
+]
+
+
+def _raw_to_frame(rows: list[list[int | None]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"case": f"c{i}", "reader": f"r{j}", "answer": v}
+            for i, row in enumerate(rows)
+            for j, v in enumerate(row)
+            if v is not None
+        ]
+    )
+
+
+def _distribution_to_frame(counts: np.ndarray) -> pd.DataFrame:
+    rows = []
+    for i, row in enumerate(counts):
+        slot = 0
+        for category, n in enumerate(row):
+            for _ in range(int(n)):
+                rows.append({"case": f"c{i}", "reader": f"r{slot}", "answer": category})
+                slot += 1
+    return pd.DataFrame(rows)
+
+
+# ---- bootstrap -------------------------------------------------------------------------------
+
+
+def _crossed(values: np.ndarray, strata: list[str] | None = None) -> pd.DataFrame:
+    n_cases, n_readers = values.shape
+    return pd.DataFrame(
+        {
+            "case": np.repeat([f"c{i}" for i in range(n_cases)], n_readers),
+            "reader": np.tile([f"r{j}" for j in range(n_readers)], n_cases),
+            "stratum": np.repeat(strata or ["all"] * n_cases, n_readers),
+            "y": values.ravel().astype(float),
+        }
+    )
+
+
+def test_bootstrap_point_estimate_is_the_share_of_ratings_per_stratum_and_overall() -> None:
+    values = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 1, 1]])
+    frame = _crossed(values, ["normal", "normal", "abnormal", "abnormal"])
+    result = stats.bootstrap_rates(frame, outcomes=["y"], n_resamples=200, seed=7)["y"]
+    assert result["normal"].estimate == pytest.approx(3 / 6)
+    assert result["abnormal"].estimate == pytest.approx(3 / 6)
+    assert result["overall"].estimate == pytest.approx(6 / 12)
+    assert result["overall"].n_ratings == 12
+    assert result["overall"].n_events == 6
+    assert (result["normal"].n_cases, result["normal"].n_readers) == (2, 3)
+    assert result["overall"].n_resamples == 200
+    assert result["overall"].seed == 7
+
+
+def test_bootstrap_is_reproducible_from_its_seed_and_changes_with_it() -> None:
+    rng = np.random.default_rng(3)
+    frame = _crossed(rng.integers(0, 2, size=(30, 4)))
+    first = stats.bootstrap_rates(frame, outcomes=["y"], n_resamples=300, seed=11)
+    again = stats.bootstrap_rates(frame, outcomes=["y"], n_resamples=300, seed=11)
+    assert first == again
+    # Percentiles of a complete design sit on a grid of 1/120, so compare the draws.
+    draws_11 = stats.bootstrap_replicates(frame, outcomes=["y"], n_resamples=300, seed=11)
+    draws_12 = stats.bootstrap_replicates(frame, outcomes=["y"], n_resamples=300, seed=12)
+    assert not np.array_equal(draws_11["y"]["all"], draws_12["y"]["all"])
+
+
+def test_bootstrap_of_two_cases_and_one_reader_has_the_hand_computed_distribution() -> None:
+    # Two cases (0 and 1), one reader: a resample of cases is {0,0}, {0,1} or {1,1} with
+    # probability 1/4, 1/2, 1/4, so the 2.5% and 97.5% percentiles are 0 and 1, and with
+    # 80% the 10th and 90th percentiles fall inside the mass at 0 and 1 too.
+    frame = _crossed(np.array([[0], [1]]))
+    result = stats.bootstrap_rates(frame, outcomes=["y"], n_resamples=4000, seed=1)["y"]["all"]
+    assert (result.low, result.high) == (0.0, 1.0)
+    narrow = stats.bootstrap_rates(frame, outcomes=["y"], n_resamples=4000, seed=1, level=0.4)["y"][
+        "all"
+    ]
+    # 30th and 70th percentiles lie in the mass at 0.5 (P(<=0) = .25, P(<=.5) = .75).
+    assert (narrow.low, narrow.high) == (0.5, 0.5)
+
+
+def test_bootstrap_variance_of_an_additive_table_is_case_plus_reader_variance() -> None:
+    # y[c, r] = a[c] + b[r] with no noise: a resampled mean is the weighted mean of a plus
+    # that of b, so its variance is var(a)/C + var(b)/R (population variances), exactly.
+    a = np.array([0.1, 0.5, 0.9, 0.3, 0.7, 0.2])
+    b = np.array([0.0, 0.05, -0.05, 0.02])
+    frame = _crossed(a[:, None] + b[None, :])
+    expected = a.var() / len(a) + b.var() / len(b)
+    draws = stats.bootstrap_replicates(frame, outcomes=["y"], n_resamples=40000, seed=5)
+    assert draws["y"]["all"].var() == pytest.approx(expected, rel=0.03)
+    assert draws["y"]["all"].mean() == pytest.approx(a.mean() + b.mean(), abs=1e-3)
+
+
+def test_bootstrap_ci_of_a_unanimous_outcome_is_a_point() -> None:
+    frame = _crossed(np.ones((10, 3)))
+    result = stats.bootstrap_rates(frame, outcomes=["y"], n_resamples=100)["y"]["all"]
+    assert (result.estimate, result.low, result.high) == (1.0, 1.0, 1.0)
+
+
+def test_bootstrap_ignores_ratings_where_the_outcome_does_not_apply() -> None:
+    frame = _crossed(np.array([[1.0, np.nan], [0.0, 1.0]]))
+    result = stats.bootstrap_rates(frame, outcomes=["y"], n_resamples=100)["y"]["all"]
+    assert result.estimate == pytest.approx(2 / 3)
+    assert result.n_ratings == 3
+
+
+def _true_rate(mu: float, sd: float) -> float:
+    nodes, weights = np.polynomial.hermite_e.hermegauss(80)
+    return float((weights * expit(mu + sd * nodes)).sum() / weights.sum())
+
+
+@pytest.mark.slow
+def test_bootstrap_ci_covers_the_true_rate_about_95_percent_of_the_time(
+    capsys: pytest.CaptureFixture[str], record_property: Callable[[str, object], None]
+) -> None:
+    # Ratings from a logistic model with case and reader random effects (logit SDs 1.0 and
+    # 0.3: case difficulty dominates, readers differ a little), 100 cases x 5 readers. The
+    # target is the population rate E[expit(mu + a + b)], integrated by Gauss-Hermite.
+    # 2,000 repetitions give a coverage SE of about 0.5 points, enough to tell 95% from the
+    # 92-98% band's edges.
+    repetitions, n_cases, n_readers, mu, sd_case, sd_reader = 2000, 100, 5, 0.3, 1.0, 0.3
+    truth = _true_rate(mu, math.hypot(sd_case, sd_reader))
+    rng = np.random.default_rng(2024)
+    c = np.repeat(np.arange(n_cases), n_readers)
+    r = np.tile(np.arange(n_readers), n_cases)
+    covered = 0
+    for rep in range(repetitions):
+        a = rng.normal(0, sd_case, n_cases)
+        b = rng.normal(0, sd_reader, n_readers)
+        y = (rng.random(c.size) < expit(mu + a[c] + b[r])).astype(float)
+        frame = pd.DataFrame({"case": c, "reader": r, "y": y})
+        result = stats.bootstrap_rates(
+            frame, outcomes=["y"], stratum=None, n_resamples=1000, seed=rep
+        )["y"]["overall"]
+        covered += result.low <= truth <= result.high
+    coverage = covered / repetitions
+    record_property("bootstrap_coverage", coverage)
+    with capsys.disabled():
+        sys.stdout.write(f"\nbootstrap 95% CI coverage: {coverage:.3f} over {repetitions} runs\n")
+    assert 0.92 <= coverage <= 0.98, f"coverage {coverage:.3f}"
+
+
+# ---- case level --------------------------------------------------------------------------
+
+
+def _hand_wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def test_case_level_rates_follow_the_panel_rules_with_wilson_intervals() -> None:
+    frame = pd.DataFrame(
+        [
+            *({"case": "c1", "reader": r, "stratum": "s", "y": 1.0} for r in "abc"),
+            *(
+                {"case": "c2", "reader": r, "stratum": "s", "y": v}
+                for r, v in zip("abc", [1, 0, 0], strict=True)
+            ),
+            *({"case": "c3", "reader": r, "stratum": "s", "y": 0.0} for r in "abc"),
+            *(
+                {"case": "c4", "reader": r, "stratum": "s", "y": v}
+                for r, v in zip("ab", [1, 0], strict=True)
+            ),
+        ]
+    )
+    rates = stats.case_level_rates(frame, outcome="y")["overall"]
+    # any: c1 c2 c4; half: c1 (3/3) and c4 (1/2), not c2 (1/3); all: c1.
+    assert (rates["any"].k, rates["half"].k, rates["all"].k) == (3, 2, 1)
+    assert rates["any"].n == 4
+    low, high = _hand_wilson(3, 4)
+    assert (rates["any"].low, rates["any"].high) == (pytest.approx(low), pytest.approx(high))
+    low, high = _hand_wilson(1, 4)
+    assert (rates["all"].low, rates["all"].high) == (pytest.approx(low), pytest.approx(high))
+
+
+# ---- McNemar -----------------------------------------------------------------------------
+
+
+def test_mcnemar_counts_discordant_cases_and_uses_the_exact_test_when_few() -> None:
+    # 10 cases; report has >=1 significant error: AI only in 6 cases, original only in 1,
+    # both in 2, neither in 1. Exact p = 2 * P(X <= 1 | X ~ Bin(7, 1/2)) = 2 * 8/128.
+    pattern = [(1, 0)] * 6 + [(0, 1)] + [(1, 1)] * 2 + [(0, 0)]
+    rows = []
+    for i, (ai, orig) in enumerate(pattern):
+        rows.append({"case": f"c{i}", "reader": "a", "source": "ai", "y": float(ai)})
+        rows.append({"case": f"c{i}", "reader": "b", "source": "original", "y": float(orig)})
+    result = stats.mcnemar_paired(pd.DataFrame(rows), outcome="y")
+    assert (result.n_pairs, result.ai_only, result.original_only, result.both) == (10, 6, 1, 2)
+    assert result.exact
+    assert result.p_value == pytest.approx(0.125)
+    assert result.ai_rate == pytest.approx(0.8)
+
+
+# ---- agreement ---------------------------------------------------------------------------
+
+
+def test_cohen_kappa_matches_irrcac_on_the_abstractors_table() -> None:
+    table = [[13, 0, 0], [0, 20, 7], [0, 4, 56]]
+    rows = []
+    n = 0
+    for i, row in enumerate(table):
+        for j, count in enumerate(row):
+            for _ in range(count):
+                rows += [
+                    {"case": n, "reader": "r1", "answer": i},
+                    {"case": n, "reader": "r2", "answer": j},
+                ]
+                n += 1
+    pairs = stats.cohen_kappa_pairs(pd.DataFrame(rows), value="answer", categories=[0, 1, 2])
+    assert len(pairs) == 1
+    assert pairs[0].kappa == pytest.approx(0.7964094, abs=1e-6)
+    assert pairs[0].n_cases == 100
+
+
+def test_weighted_cohen_kappa_matches_the_hand_computed_value() -> None:
+    # Linear weights: observed disagreement 2/4, expected 0.875 -> 1 - 0.5/0.875 = 3/7.
+    r1, r2 = ["lo", "mid", "hi", "hi"], ["lo", "hi", "hi", "mid"]
+    frame = pd.DataFrame(
+        [{"case": i, "reader": "x", "answer": v} for i, v in enumerate(r1)]
+        + [{"case": i, "reader": "y", "answer": v} for i, v in enumerate(r2)]
+    )
+    (pair,) = stats.cohen_kappa_pairs(
+        frame, value="answer", categories=["lo", "mid", "hi"], weights="linear"
+    )
+    assert pair.kappa == pytest.approx(3 / 7)
+    assert pair.kappa == pytest.approx(
+        cohen_kappa_score([0, 1, 2, 2], [0, 2, 2, 1], weights="linear")
+    )
+
+
+def test_fleiss_kappa_matches_irrcac_on_the_six_raters_distribution() -> None:
+    kappa, used = stats.fleiss_kappa(DISTRIB_6RATERS.astype(float))
+    assert kappa == pytest.approx(0.4139265, abs=1e-6)
+    assert used == 15
+
+
+def test_fleiss_kappa_uses_only_cases_rated_by_the_full_panel() -> None:
+    counts = np.vstack([DISTRIB_6RATERS, [[0, 0, 1, 0, 0]]]).astype(float)
+    kappa, used = stats.fleiss_kappa(counts)
+    assert used == 15
+    assert kappa == pytest.approx(0.4139265, abs=1e-6)
+
+
+def test_gwet_ac1_matches_irrcac_published_values() -> None:
+    assert stats.gwet_ac1(DISTRIB_6RATERS) == pytest.approx(0.4448007, abs=1e-6)
+    frame = _raw_to_frame(RAW_4RATERS)
+    counts = stats.category_counts(frame, value="answer", categories=[1, 2, 3, 4, 5])
+    assert stats.gwet_ac1(counts) == pytest.approx(0.77544, abs=1e-5)
+    # Two raters, 3x3 contingency table (irrCAC cont3x3abstractors): AC1 = 0.8493305.
+    table = [[13, 0, 0], [0, 20, 7], [0, 4, 56]]
+    two = np.array(
+        [
+            np.bincount([i, j], minlength=3)
+            for i, row in enumerate(table)
+            for j, count in enumerate(row)
+            for _ in range(count)
+        ]
+    )
+    assert stats.gwet_ac1(two) == pytest.approx(0.8493305, abs=1e-6)
+
+
+def test_gwet_ac1_stays_high_where_kappa_collapses_under_skewed_prevalence() -> None:
+    # 2 raters, 100 cases: 95 agree "no error", 5 split. Kappa is near 0 (the paradox);
+    # AC1 reflects the 95% raw agreement. Hand: pi = (195/200, 5/200), pe = 2 * pi * (1-pi)
+    # = 0.04875, AC1 = (0.95 - 0.04875) / (1 - 0.04875).
+    counts = np.array([[2, 0]] * 95 + [[1, 1]] * 5, dtype=float)
+    assert stats.gwet_ac1(counts) == pytest.approx((0.95 - 0.04875) / (1 - 0.04875))
+    kappa, _ = stats.fleiss_kappa(counts)
+    assert kappa < 0.05
+
+
+def test_krippendorff_alpha_matches_irrcac_published_values() -> None:
+    frame = _raw_to_frame(RAW_4RATERS)
+    alpha = stats.krippendorff_alpha(frame, value="answer", categories=[1, 2, 3, 4, 5])
+    assert alpha == pytest.approx(0.74342, abs=1e-5)
+    dist = _distribution_to_frame(DISTRIB_6RATERS)
+    alpha = stats.krippendorff_alpha(dist, value="answer", categories=[0, 1, 2, 3, 4])
+    assert alpha == pytest.approx(0.4204384, abs=1e-6)
+
+
+def test_agreement_bundle_reports_every_coefficient_and_each_reader_pair() -> None:
+    dist = _distribution_to_frame(DISTRIB_6RATERS)
+    result = stats.agreement(
+        dist, question="dx", value="answer", categories=[0, 1, 2, 3, 4], is_ordinal=False
+    )
+    assert result.fleiss_kappa == pytest.approx(0.4139265, abs=1e-6)
+    assert result.gwet_ac1 == pytest.approx(0.4448007, abs=1e-6)
+    assert result.krippendorff_alpha == pytest.approx(0.4204384, abs=1e-6)
+    assert len(result.pairs) == 15  # 6 readers -> 15 pairs
+    assert (result.n_cases, result.n_readers) == (15, 6)
+
+
+def test_agreement_of_identical_readers_is_perfect_and_of_constant_answers_undefined() -> None:
+    frame = _raw_to_frame([[1, 1], [2, 2], [3, 3]])
+    result = stats.agreement(
+        frame, question="q", value="answer", categories=[1, 2, 3], is_ordinal=True
+    )
+    assert result.fleiss_kappa == pytest.approx(1.0)
+    assert result.krippendorff_alpha == pytest.approx(1.0)
+    assert result.gwet_ac1 == pytest.approx(1.0)
+    assert result.pairs[0].kappa == pytest.approx(1.0)
+    constant = _raw_to_frame([[1, 1], [1, 1]])
+    assert math.isnan(stats.krippendorff_alpha(constant, value="answer", categories=[1, 2, 3]))
+
+
+# ---- position bias -----------------------------------------------------------------------
+
+
+def test_position_bias_tests_side_a_wins_against_one_half_ignoring_ties() -> None:
+    winners = ["A"] * 30 + ["B"] * 10 + [None] * 7
+    result = stats.position_bias(winners)
+    assert (result.a_wins, result.b_wins, result.no_preference) == (30, 10, 7)
+    assert result.share_a == pytest.approx(0.75)
+    tail = sum(math.comb(40, k) for k in range(30, 41)) / 2**40
+    assert result.p_value == pytest.approx(2 * tail)
+    assert result.p_value == pytest.approx(binomtest(30, 40).pvalue)
+    balanced = stats.position_bias(["A", "B"] * 20)
+    assert balanced.p_value == pytest.approx(1.0)
+
+
+# ---- plots -------------------------------------------------------------------------------
+
+
+def _svg_text(svg: str) -> str:
+    root = ElementTree.fromstring(svg)  # noqa: S314 (our own renderer's output)
+    assert root.tag.endswith("svg")
+    return " ".join(t for t in root.itertext())
+
+
+def test_plots_are_standalone_svg_that_name_what_they_show() -> None:
+    counts = pd.DataFrame(
+        {"A » B": [3, 1], "A \u223c B": [5, 2], "X": [0, 1]}, index=["normal", "abnormal"]
+    )
+    text = _svg_text(plots.scale_by_stratum_svg(counts, title="Answers by stratum"))
+    assert "normal" in text
+    assert "A \u223c B" in text
+    assert "Answers by stratum" in text
+    forest = plots.forest_svg(
+        [plots.ForestRow("normal", 0.57, 0.41, 0.70), plots.ForestRow("abnormal", 0.43, 0.3, 0.55)],
+        title="Equivalent or better",
+    )
+    assert "57% [41%, 70%]" in _svg_text(forest)
+    bars = plots.per_reader_svg(
+        pd.DataFrame({"reader": ["R1", "R2"], "rate": [0.5, 0.75], "n": [4, 4]}), title="Readers"
+    )
+    assert "75% (n=4)" in _svg_text(bars)
+
+
+def test_plots_are_byte_identical_for_the_same_numbers() -> None:
+    rows = [plots.ForestRow("overall", 0.5, 0.4, 0.6)]
+    assert plots.forest_svg(rows, title="t") == plots.forest_svg(rows, title="t")
