@@ -1,6 +1,6 @@
 """Run radreview's processes in the foreground: ``python -m reviewapp.runner demo|serve``.
 
-``serve`` starts the web server (daphne, ASGI) and a Celery worker against the configured
+``serve`` starts the web server (uvicorn, ASGI) and a Celery worker against the configured
 services (DATABASE_URL, REDIS_URL, PORT). ``demo`` does the same after migrating and seeding
 demo users and studies. Where DATABASE_URL is not set, an embedded PostgreSQL (the ``pgserver``
 wheel) keeps its data in ``var/pgdata``; where REDIS_URL is not set, Celery uses a folder-backed
@@ -79,9 +79,12 @@ def _manage(env: dict[str, str], *args: str) -> None:
 
 
 def _run_processes(env: dict[str, str], *, host: str, port: int) -> int:
+    # uvicorn with several worker processes uses both cores for frames and ratings; without
+    # Redis the in-process channel layer cannot span processes, so one process serves then.
+    workers = env.get("RADREVIEW_WEB_WORKERS") or ("2" if env.get("REDIS_URL") else "1")
     web = [
-        sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
-        "reviewapp.asgi:application",
+        sys.executable, "-m", "uvicorn", "reviewapp.asgi:application", "--host", host,
+        "--port", str(port), "--workers", workers, "--lifespan", "off", "--no-access-log",
     ]  # fmt: skip
     worker = [
         sys.executable, "-m", "celery", "-A", "reviewapp", "worker", "-B",
