@@ -45,7 +45,7 @@ pytest: install
 test: lint pytest
 
 bench: install
-	$(PY) bench/run_all.py
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/2} $(PY) bench/run_all.py
 
 docker-config:
 	docker compose -f docker/compose.yaml config --quiet

@@ -397,6 +397,7 @@ def main() -> int:
     bench_url, admin_url, name = _database_urls(args.port)
     database_reset(admin_url, name)
     os.environ["DATABASE_URL"] = bench_url
+    os.environ.setdefault("DJANGO_DEBUG", "1")  # the seeding side only; the server runs without
     os.environ.setdefault("RADREVIEW_DATA_DIR", str(REPO / "var" / "bench"))
     logging.getLogger("httpx").setLevel(logging.WARNING)
     print(f"seeding {args.readers} readers x {args.cases} cases in {name} ...", flush=True)

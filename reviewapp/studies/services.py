@@ -646,6 +646,26 @@ def rating_submit(
         return replay
 
 
+def _assignment_lock_for_write(
+    *, assignment: Assignment, reader: UserLike, idempotency_key: uuid.UUID, digest: str
+) -> tuple[Assignment, RatingResult | None]:
+    """Lock the assignment row for a rating write; return it and the earlier result when this
+    key was already used (a double click or a retried request), checking reader and status."""
+    # The row lock serialises a double click: the second request waits, then replays.
+    locked = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("reader_study", "report_a", "report_b")
+        .get(pk=assignment.pk)
+    )
+    if locked.reader_id != reader.pk:
+        raise PermissionDenied
+    replay = _replay(idempotency_key, digest, locked)
+    if replay is not None:
+        return locked, replay
+    _require_open(locked.reader_study)
+    return locked, None
+
+
 @transaction.atomic
 def _rating_submit(
     *,
@@ -657,18 +677,11 @@ def _rating_submit(
     active_seconds: float | None,
 ) -> RatingResult:
     digest = _payload_digest(answers, spans)
-    # The row lock serialises a double click: the second request waits, then replays.
-    locked = (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("reader_study", "report_a", "report_b")
-        .get(pk=assignment.pk)
+    locked, replay = _assignment_lock_for_write(
+        assignment=assignment, reader=reader, idempotency_key=idempotency_key, digest=digest
     )
-    if locked.reader_id != reader.pk:
-        raise PermissionDenied
-    replay = _replay(idempotency_key, digest, locked)
     if replay is not None:
         return replay
-    _require_open(locked.reader_study)
     existing = Rating.objects.filter(assignment=locked).first()
     if existing is not None:
         raise ConflictError(
@@ -760,17 +773,11 @@ def _rating_revise(
     active_seconds: float | None,
 ) -> RatingResult:
     digest = _payload_digest(answers, spans)
-    locked = (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("reader_study", "report_a", "report_b")
-        .get(pk=assignment.pk)
+    locked, replay = _assignment_lock_for_write(
+        assignment=assignment, reader=reader, idempotency_key=idempotency_key, digest=digest
     )
-    if locked.reader_id != reader.pk:
-        raise PermissionDenied
-    replay = _replay(idempotency_key, digest, locked)
     if replay is not None:
         return replay
-    _require_open(locked.reader_study)
     if not locked.reader_study.allow_revisions:
         raise ApplicationError("This study does not allow revising ratings.", code="no_revisions")
     rating = Rating.objects.select_for_update().filter(assignment=locked).first()
