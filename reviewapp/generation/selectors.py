@@ -77,6 +77,17 @@ def ai_reports_for_model(*, model_config: ModelConfig) -> QuerySet[Report]:
     )
 
 
+def ai_reports_latest_for_model(*, model_config: ModelConfig) -> QuerySet[Report]:
+    """The newest AI report of one model per study: the candidates of a pairwise reader study."""
+    newest = ai_reports_for_model(model_config=model_config).distinct("study_id").values("pk")
+    return Report.objects.filter(pk__in=newest).select_related("study")
+
+
+def model_configs_list() -> QuerySet[ModelConfig]:
+    """Every configured model, by name (coordinators pick one when building a study)."""
+    return ModelConfig.objects.order_by("name")
+
+
 def studies_for_generation(
     *,
     user: User,

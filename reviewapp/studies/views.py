@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -18,6 +19,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.roles import Role, user_has_role
+from reviewapp.generation import selectors as generation_selectors
+from reviewapp.generation.models import ModelConfig
 from reviewapp.reports.models import Report
 from reviewapp.studies import protocols, selectors, services
 from reviewapp.studies.models import Rating
@@ -148,6 +151,7 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
             "readers": [(u, u.pk in seats, seats.get(u.pk, "")) for u in _readers()],
             "progress": selectors.reader_study_progress(reader_study=study),
             "ratings": ratings,
+            "models": generation_selectors.model_configs_list(),
             "strata": sorted(
                 {
                     s
@@ -195,9 +199,21 @@ def study_action(request: HttpRequest, study_id: str) -> HttpResponse:
     return redirect("studies:detail", study_id=study.public_id)
 
 
+def _candidate_reports(model_public_id: str) -> QuerySet[Report]:
+    """The AI reports a case may pair with the original: one model's newest per study, or any
+    AI report when no model is chosen (a study with several is then named and skipped)."""
+    if not model_public_id:
+        return Report.objects.filter(kind=Report.Kind.AI)
+    try:
+        model_config = generation_selectors.model_configs_list().get(public_id=model_public_id)
+    except (ModelConfig.DoesNotExist, ValidationError):
+        raise ValidationError({"model": "Choose one of the configured models."}) from None
+    return generation_selectors.ai_reports_latest_for_model(model_config=model_config)
+
+
 def _add_cases(request: HttpRequest, study: Any) -> None:
     uids = [u.strip() for u in request.POST.get("study_uids", "").split() if u.strip()]
-    candidates = Report.objects.filter(kind=Report.Kind.AI)
+    candidates = _candidate_reports(request.POST.get("model", "").strip())
     pool = selectors.case_candidates(
         user=request.user,
         modality=request.POST.get("modality", "").strip(),
