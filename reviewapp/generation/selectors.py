@@ -83,11 +83,6 @@ def ai_reports_latest_for_model(*, model_config: ModelConfig) -> QuerySet[Report
     return Report.objects.filter(pk__in=newest).select_related("study")
 
 
-def model_configs_list() -> QuerySet[ModelConfig]:
-    """Every configured model, by name (coordinators pick one when building a study)."""
-    return ModelConfig.objects.order_by("name")
-
-
 def studies_for_generation(
     *,
     user: User,

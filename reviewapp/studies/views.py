@@ -151,7 +151,9 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
             "readers": [(u, u.pk in seats, seats.get(u.pk, "")) for u in _readers()],
             "progress": selectors.reader_study_progress(reader_study=study),
             "ratings": ratings,
-            "models": generation_selectors.model_configs_list(),
+            "models": (
+                generation_selectors.model_configs_list(user=request.user) if can_manage else []
+            ),
             "strata": sorted(
                 {
                     s
@@ -199,13 +201,15 @@ def study_action(request: HttpRequest, study_id: str) -> HttpResponse:
     return redirect("studies:detail", study_id=study.public_id)
 
 
-def _candidate_reports(model_public_id: str) -> QuerySet[Report]:
+def _candidate_reports(request: HttpRequest, model_public_id: str) -> QuerySet[Report]:
     """The AI reports a case may pair with the original: one model's newest per study, or any
     AI report when no model is chosen (a study with several is then named and skipped)."""
     if not model_public_id:
         return Report.objects.filter(kind=Report.Kind.AI)
     try:
-        model_config = generation_selectors.model_configs_list().get(public_id=model_public_id)
+        model_config = generation_selectors.model_configs_list(user=request.user).get(
+            public_id=model_public_id
+        )
     except (ModelConfig.DoesNotExist, ValidationError):
         raise ValidationError({"model": "Choose one of the configured models."}) from None
     return generation_selectors.ai_reports_latest_for_model(model_config=model_config)
@@ -213,7 +217,7 @@ def _candidate_reports(model_public_id: str) -> QuerySet[Report]:
 
 def _add_cases(request: HttpRequest, study: Any) -> None:
     uids = [u.strip() for u in request.POST.get("study_uids", "").split() if u.strip()]
-    candidates = _candidate_reports(request.POST.get("model", "").strip())
+    candidates = _candidate_reports(request, request.POST.get("model", "").strip())
     pool = selectors.case_candidates(
         user=request.user,
         modality=request.POST.get("modality", "").strip(),
