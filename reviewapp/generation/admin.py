@@ -6,24 +6,13 @@ from django import forms
 from django.contrib import admin
 
 from reviewapp.generation.models import GenerationJob, GenerationRun, ModelConfig
-from reviewapp.generation.services import model_config_check
+from reviewapp.generation.services import MODEL_CONFIG_FIELDS, model_config_check
 
 
 class ModelConfigForm(forms.ModelForm):
     class Meta:
         model = ModelConfig
-        fields = [
-            "name",
-            "backend",
-            "location",
-            "served_model_name",
-            "parameters",
-            "prompt_cxr",
-            "prompt_ct",
-            "max_attempts",
-            "time_limit_seconds",
-            "is_active",
-        ]
+        fields = list(MODEL_CONFIG_FIELDS)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

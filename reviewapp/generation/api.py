@@ -20,19 +20,7 @@ class ModelConfigOutput(serializers.ModelSerializer):
 
     class Meta:
         model = ModelConfig
-        fields = [
-            "id",
-            "name",
-            "backend",
-            "location",
-            "served_model_name",
-            "parameters",
-            "prompt_cxr",
-            "prompt_ct",
-            "max_attempts",
-            "time_limit_seconds",
-            "is_active",
-        ]
+        fields = ["id", *services.MODEL_CONFIG_FIELDS]
 
 
 class RunOutput(serializers.Serializer):
