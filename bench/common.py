@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -158,3 +160,81 @@ def load_run(
         thread.join()
     elapsed = time.perf_counter() - start
     return LoadResult(totals["done"], totals["bytes"], elapsed, errors)
+
+
+def _postgres_bindir() -> Path:
+    """The directory of ``initdb``/``pg_ctl`` (Debian keeps them off PATH, per version)."""
+    for name in ("initdb", "pg_ctl"):
+        found = shutil.which(name)
+        if found:
+            return Path(found).resolve().parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not candidates:
+        raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) not found")
+    return candidates[-1].parent
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL cluster of the benchmark's own, so that it can be restarted mid-run
+    without touching any other database on the machine."""
+
+    url: str
+    data_dir: Path
+    log_path: Path
+    _pg_ctl: list[str]
+
+    def restart(self) -> float:
+        """Restart the server the way an operator would (fast shutdown: open sessions are
+        cut, in-flight transactions roll back); return how long it was unavailable."""
+        started = time.monotonic()
+        subprocess.run(
+            [*self._pg_ctl, "restart", "-m", "fast", "-w", "-D", str(self.data_dir),
+             "-l", str(self.log_path)],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def private_postgres(*, database: str = "radreview_bench") -> Iterator[PrivatePostgres]:
+    """initdb a throwaway cluster on a free loopback port, create ``database``, yield it, and
+    remove everything afterwards. Durability settings are PostgreSQL's defaults (fsync and
+    synchronous commit on), as in production. As root the server runs as the ``postgres``
+    system user, since PostgreSQL refuses to run as root."""
+    bindir = _postgres_bindir()
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    root = Path(tempfile.mkdtemp(prefix="radreview-bench-pg-"))
+    data_dir, log_path = root / "data", root / "server.log"
+    if as_postgres:
+        shutil.chown(root, user="postgres")
+    port = free_port()
+    pg_ctl = [*as_postgres, str(bindir / "pg_ctl")]
+    try:
+        subprocess.run(
+            [*as_postgres, str(bindir / "initdb"), "-D", str(data_dir), "-U", "postgres",
+             "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root}"
+        subprocess.run(
+            [*pg_ctl, "start", "-w", "-D", str(data_dir), "-l", str(log_path), "-o", options],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        admin = f"postgres://postgres@127.0.0.1:{port}/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{database}"')
+        yield PrivatePostgres(
+            url=f"postgres://postgres@127.0.0.1:{port}/{database}",
+            data_dir=data_dir,
+            log_path=log_path,
+            _pg_ctl=pg_ctl,
+        )
+    finally:
+        subprocess.run(
+            [*pg_ctl, "stop", "-m", "immediate", "-D", str(data_dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)

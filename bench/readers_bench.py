@@ -1,21 +1,25 @@
 """Readers benchmark: 50 simulated radiologists against the served app on PostgreSQL.
 
     python bench/readers_bench.py [--port 8106] [--readers 50] [--think 45] [--saturate 20]
-                                  [--outage 30]
+                                  [--outage 30] [--postgres private|shared]
 
 What it does, in order:
-1. creates its own database (``<DATABASE_URL name>_bench``), migrates it and seeds one open
-   Med-Gemini study: ``--cases`` imaging studies with an original and an AI report, every
-   reader assigned every case;
+1. starts a PostgreSQL cluster of its own (``--postgres private``, the default: initdb in a
+   temporary folder, a free loopback port, fsync and synchronous commit on) or uses
+   ``<DATABASE_URL name>_bench`` on the shared server (``--postgres shared``), migrates it and
+   seeds one open Med-Gemini study: ``--cases`` imaging studies with an original and an AI
+   report, every reader assigned every case;
 2. starts the app the way ``make serve`` does (``python -m reviewapp.runner serve``) on
    ``--port``;
-3. phase "think": each reader opens the next case, waits 2-6 s, submits, and now and then
-   revises an earlier rating (version check); p50/p95/p99 of "open next case" and "submit";
+3. phase "think": readers arrive spread over the first 6 s; each opens the next case, waits
+   2-6 s, submits, and now and then revises an earlier rating (version check); p50/p95/p99 of
+   "open next case" and "submit";
 4. phase "saturate": the same with no think time: throughput at saturation;
-5. phase "outage": the saturation load while every server-side connection to the benchmark
-   database is killed with ``pg_terminate_backend`` twice. (A real PostgreSQL restart would
-   stop every other database on this shared machine; terminating the backends gives the app
-   the same broken connections.) Clients retry with the same idempotency key;
+5. phase "outage": the saturation load while PostgreSQL is restarted twice (``pg_ctl restart
+   -m fast`` on the private cluster: every session is cut and in-flight transactions roll
+   back). On the shared server, which other databases use, every connection to the benchmark
+   database is killed with ``pg_terminate_backend`` instead. Clients retry with the same
+   idempotency key;
 6. checks the database against what clients were told: every acknowledged rating present with
    the acknowledged version, exactly one write per idempotency key, no rating lost or doubled.
 
@@ -35,6 +39,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -44,6 +49,8 @@ import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench import common  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -213,6 +220,10 @@ async def reader_loop(
     headers = {"Authorization": f"Token {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
         rated: list[str] = []
+        if think[1]:
+            # Readers arrive over a think time, not all in the same millisecond: without this
+            # the first 50 simultaneous opens, which no reading room produces, fill the p95.
+            await asyncio.sleep(rng.uniform(0, think[1]))
         while time.monotonic() < stop_at:
             response = await with_retries(
                 stats, lambda: client.get("/api/v1/my/worklist"), what="worklist"
@@ -294,7 +305,7 @@ async def run_phase(
     seconds: float,
     think: tuple[float, float],
     ledger: Ledger,
-    outage: tuple[str, list[float]] | None = None,
+    outage: tuple[Callable[[], object], list[float]] | None = None,
 ) -> dict[str, object]:
     stats = Stats()
     stop_at = time.monotonic() + seconds
@@ -312,19 +323,12 @@ async def run_phase(
         )
         for index, token in enumerate(tokens)
     ]
-    killed: list[int] = []
+    killed: list[object] = []
 
-    async def kill_connections(admin_url: str, moments: list[float]) -> None:
-        name = urlsplit(os.environ["DATABASE_URL"]).path.lstrip("/")
+    async def disrupt(action: Callable[[], object], moments: list[float]) -> None:
         for moment in moments:
             await asyncio.sleep(moment - (time.monotonic() - started))
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                rows = conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid()",
-                    [name],
-                ).fetchall()
-            killed.append(len(rows))
+            killed.append(await asyncio.to_thread(action))
 
     baseline: list[float] = []
 
@@ -343,7 +347,7 @@ async def run_phase(
     tasks = [asyncio.create_task(loop) for loop in loops]
     tasks.append(asyncio.create_task(probe()))
     if outage:
-        tasks.append(asyncio.create_task(kill_connections(*outage)))
+        tasks.append(asyncio.create_task(disrupt(*outage)))
     await asyncio.gather(*tasks)
     summary = stats.summary(time.monotonic() - started)
     summary["bare_view_baseline_ms"] = {
@@ -352,7 +356,7 @@ async def run_phase(
         "p95": round(percentile(baseline, 95), 1),
     }
     if outage:
-        summary["connections_killed"] = killed
+        summary["disruptions"] = killed
     return summary
 
 
@@ -384,6 +388,26 @@ def verify(ledger: Ledger) -> dict[str, object]:
     }
 
 
+def terminate_connections(admin_url: str, name: str) -> Callable[[], object]:
+    def action() -> object:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [name],
+            ).fetchall()
+        return {"connections_terminated": len(rows)}
+
+    return action
+
+
+def restart_server(server: common.PrivatePostgres) -> Callable[[], object]:
+    def action() -> object:
+        return {"postgres_restarted_in_s": round(server.restart(), 2)}
+
+    return action
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8106)
@@ -392,32 +416,37 @@ def main() -> int:
     parser.add_argument("--think", type=float, default=45, help="seconds of the think phase")
     parser.add_argument("--saturate", type=float, default=20)
     parser.add_argument("--outage", type=float, default=30)
+    parser.add_argument(
+        "--postgres",
+        choices=["private", "shared"],
+        default="private",
+        help="private: a cluster of the benchmark's own, restarted during the outage phase; "
+        "shared: DATABASE_URL's server, whose connections are terminated instead",
+    )
     args = parser.parse_args()
-
+    if args.postgres == "private":
+        with common.private_postgres() as server:
+            return run(args, database_url=server.url, disrupt=restart_server(server))
     bench_url, admin_url, name = _database_urls(args.port)
     database_reset(admin_url, name)
-    os.environ["DATABASE_URL"] = bench_url
+    return run(args, database_url=bench_url, disrupt=terminate_connections(admin_url, name))
+
+
+def run(args: argparse.Namespace, *, database_url: str, disrupt: Callable[[], object]) -> int:
+    os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_DEBUG", "1")  # the seeding side only; the server runs without
     os.environ.setdefault("RADREVIEW_DATA_DIR", str(REPO / "var" / "bench"))
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    print(f"seeding {args.readers} readers x {args.cases} cases in {name} ...", flush=True)
+    print(f"seeding {args.readers} readers x {args.cases} cases ({args.postgres}) ...", flush=True)
     tokens, study = seed(readers=args.readers, cases=args.cases)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     from django.db import connections
 
     connections.close_all()
 
     (REPO / "bench" / "out").mkdir(parents=True, exist_ok=True)
-    # Under ASGI every request runs in a fresh thread, and a persistent connection stays with
-    # its thread: with CONN_MAX_AGE > 0, fifty readers opened ~60 connections and exhausted the
-    # shared server's max_connections (HTTP 500s). Close per request, as Django advises for ASGI.
-    env = dict(
-        os.environ,
-        DJANGO_DEBUG="0",
-        RADREVIEW_HTTPS="0",
-        PORT=str(args.port),
-        RADREVIEW_DB_CONN_MAX_AGE=os.environ.get("RADREVIEW_DB_CONN_MAX_AGE", "0"),
-    )
+    # The server runs as `make serve` runs it: uvicorn workers, each with a connection pool
+    # (RADREVIEW_DB_POOL_MAX, set by the runner), and a Celery worker.
+    env = dict(os.environ, DJANGO_DEBUG="0", RADREVIEW_HTTPS="0", PORT=str(args.port))
     server = subprocess.Popen(
         [sys.executable, "-m", "reviewapp.runner", "serve", "--port", str(args.port)],
         cwd=REPO,
@@ -426,7 +455,13 @@ def main() -> int:
         stderr=(REPO / "bench" / "out" / "readers_bench_server.log").open("w"),
     )
     base = f"http://127.0.0.1:{args.port}"
-    results: dict[str, object] = {"readers": args.readers, "cases": args.cases}
+    results: dict[str, object] = {
+        "readers": args.readers,
+        "cases": args.cases,
+        "postgres": args.postgres,
+        "web_workers": env.get("RADREVIEW_WEB_WORKERS", "2"),
+        "db_pool_max_per_worker": env.get("RADREVIEW_DB_POOL_MAX", "8"),
+    }
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -449,11 +484,12 @@ def main() -> int:
             run_phase(base=base, tokens=tokens, study=study, seconds=args.saturate,
                       think=(0, 0), ledger=ledger)
         )  # fmt: skip
-        print("phase outage (database connections killed twice) ...", flush=True)
+        what = "restarted" if args.postgres == "private" else "connections killed"
+        print(f"phase outage (PostgreSQL {what} twice) ...", flush=True)
         results["outage"] = asyncio.run(
             run_phase(
                 base=base, tokens=tokens, study=study, seconds=args.outage, think=(0.2, 1),
-                ledger=ledger, outage=(admin_url, [args.outage / 3, 2 * args.outage / 3]),
+                ledger=ledger, outage=(disrupt, [args.outage / 3, 2 * args.outage / 3]),
             )
         )  # fmt: skip
         results["integrity"] = verify(ledger)

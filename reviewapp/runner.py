@@ -91,8 +91,10 @@ def _run_processes(env: dict[str, str], *, host: str, port: int) -> int:
         "-Q", "default,gpu", "--concurrency", env.get("RADREVIEW_WORKER_CONCURRENCY", "2"),
         "--loglevel", "INFO", "-s", str(_data_dir() / "celerybeat-schedule"),
     ]  # fmt: skip
+    web_env = dict(env)
+    web_env.setdefault("RADREVIEW_DB_POOL_MAX", "8")
     children = [
-        subprocess.Popen(web, env=env, cwd=BASE_DIR),
+        subprocess.Popen(web, env=web_env, cwd=BASE_DIR),
         subprocess.Popen(worker, env=env, cwd=BASE_DIR),
     ]
 

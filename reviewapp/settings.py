@@ -111,6 +111,19 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...).")
+# The web server sets RADREVIEW_DB_POOL_MAX (`runner serve`, the Docker image): under ASGI each
+# request runs in a thread of its own, so without a pool every request pays for a new
+# PostgreSQL backend. The pool lends a checked connection per request and caps how many the
+# process holds (back-pressure instead of exhausting max_connections). Celery workers and
+# management commands keep plain connections: a pool must not cross a fork.
+DB_POOL_MAX = env_int("RADREVIEW_DB_POOL_MAX", 0, minimum=0)
+if DB_POOL_MAX:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DB_POOL_MAX),
+        "max_size": DB_POOL_MAX,
+        "timeout": env_int("RADREVIEW_DB_POOL_TIMEOUT", 10, minimum=1),
+    }  # conn_health_checks makes the pool check each connection before lending it
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

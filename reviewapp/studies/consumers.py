@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -9,41 +10,68 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 
 from reviewapp.studies import selectors
+from reviewapp.studies.models import ReaderStudy
 from reviewapp.studies.services import progress_group
+
+# Ratings arriving within this window share one recomputation of the figures.
+PROGRESS_COALESCE_SECONDS = 0.3
 
 
 class ReaderStudyProgressConsumer(AsyncJsonWebsocketConsumer):
-    """Joins the study's group and relays progress events; never writes the database."""
+    """Joins the study's group; on each change event, recomputes and sends the figures.
+
+    Never writes the database."""
 
     group: str | None = None
+    study_pk: int = 0
+    refresh: asyncio.Task[None] | None = None
+    stale = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         study_id = self.scope["url_route"]["kwargs"]["study_id"]
-        progress = await self._progress(user, study_id)
-        if progress is None:
+        study = await self._study(user, study_id)
+        if study is None:
             await self.close(code=4403)
             return
-        self.group = progress_group_name = progress.pop("_group")
-        await self.channel_layer.group_add(progress_group_name, self.channel_name)
+        self.study_pk = study.pk
+        self.group = progress_group(study)
+        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "progress", "progress": progress})
+        await self._send_progress()
 
     @database_sync_to_async
-    def _progress(self, user: Any, study_id: str) -> dict[str, Any] | None:
+    def _study(self, user: Any, study_id: str) -> ReaderStudy | None:
         if user is None or not user.is_authenticated:
             return None
         try:
-            study = selectors.reader_study_get(user=user, public_id=study_id)
+            return selectors.reader_study_get(user=user, public_id=study_id)
         except Http404:
             return None
-        progress = selectors.reader_study_progress(reader_study=study)
-        progress["_group"] = progress_group(study)
-        return progress
+
+    @database_sync_to_async
+    def _progress(self) -> dict[str, Any]:
+        study = ReaderStudy.objects.get(pk=self.study_pk)
+        return selectors.reader_study_progress(reader_study=study)
+
+    async def _send_progress(self) -> None:
+        await self.send_json({"type": "progress", "progress": await self._progress()})
 
     async def disconnect(self, code: int) -> None:
+        if self.refresh is not None:
+            self.refresh.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def progress_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "progress", "progress": event["progress"]})
+    async def progress_changed(self, event: dict[str, Any]) -> None:
+        # Handlers run one at a time, so the wait happens in a task of its own; events that
+        # arrive meanwhile (even during its query) mark the figures stale and it goes again.
+        self.stale = True
+        if self.refresh is None or self.refresh.done():
+            self.refresh = asyncio.create_task(self._refresh_while_stale())
+
+    async def _refresh_while_stale(self) -> None:
+        while self.stale:
+            await asyncio.sleep(PROGRESS_COALESCE_SECONDS)
+            self.stale = False
+            await self._send_progress()

@@ -819,22 +819,21 @@ def _rating_revise(
 
 
 def _progress_push_on_commit(study: ReaderStudy) -> None:
-    study_pk = study.pk
+    """After commit, tell the study's progress sockets that something changed.
+
+    The event carries no figures: the sockets recompute them (coalescing a burst of ratings
+    into one query), so a reader's submission costs one message, not the progress queries,
+    and nothing at all is computed while no coordinator is watching."""
+    group = progress_group(study)
 
     def push() -> None:
-        from reviewapp.studies.selectors import reader_study_progress
-
         layer = get_channel_layer()
         if layer is None:
             return
-        fresh = ReaderStudy.objects.get(pk=study_pk)
-        payload = reader_study_progress(reader_study=fresh)
         try:
-            async_to_sync(layer.group_send)(
-                progress_group(fresh), {"type": "progress.update", "progress": payload}
-            )
+            async_to_sync(layer.group_send)(group, {"type": "progress.changed"})
         except Exception:
             # The rating is committed; a lost push only delays the page until the next one.
-            logger.warning("progress push failed for reader study %s", fresh.public_id)
+            logger.warning("progress push failed for reader study %s", study.public_id)
 
     transaction.on_commit(push)

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -79,6 +80,19 @@ def _credential(scope: Scope) -> tuple[str, str] | None:
             if part.startswith(wanted):
                 return ("session", part[len(wanted) :])
     return None
+
+
+def _released(function: Any) -> Any:
+    """Run ``function`` in an executor thread, then give its database connection back: these
+    threads serve no request, so nothing else would return it to the pool (or close it)."""
+
+    def run(*args: Any) -> Any:
+        try:
+            return function(*args)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False)
 
 
 def _user_resolve(kind: str, key: str) -> Any:
@@ -141,16 +155,14 @@ class FramesFastPath:
             return False
         user = self.users.get(credential)
         if user is None:
-            user = await sync_to_async(_user_resolve, thread_sensitive=False)(*credential)
+            user = await _released(_user_resolve)(*credential)
             if user is None:
                 return False
             self.users.put(credential, user)
         source_key = (user.pk, study, series, sop)
         source = self.sources.get(source_key)
         if source is None:
-            source = await sync_to_async(_source_resolve, thread_sensitive=False)(
-                user, study, series, sop
-            )
+            source = await _released(_source_resolve)(user, study, series, sop)
             if source is None:
                 return False
             self.sources.put(source_key, source)
