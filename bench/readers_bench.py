@@ -45,12 +45,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psutil
 import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import common  # noqa: E402
+from bench.keepalive import KeepAliveClient, Reply, TransportError  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -186,13 +188,13 @@ def seed(*, readers: int, cases: int) -> tuple[list[str], str]:
     return tokens, str(reader_study.public_id)
 
 
-async def with_retries(stats: Stats, send, *, what: str) -> httpx.Response | None:
+async def with_retries(stats: Stats, send, *, what: str) -> Reply | None:
     """Send until the server answers something other than a 5xx or a broken connection."""
     delay = 0.1
     for _attempt in range(40):
         try:
             response = await send()
-        except httpx.HTTPError as error:
+        except TransportError as error:
             stats.retries += 1
             last = f"{what}: {type(error).__name__}"
         else:
@@ -218,7 +220,7 @@ async def reader_loop(
     rng: random.Random,
 ) -> None:
     headers = {"Authorization": f"Token {token}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
+    async with KeepAliveClient(base, headers=headers) as client:
         rated: list[str] = []
         if think[1]:
             # Readers arrive over a think time, not all in the same millisecond: without this
@@ -334,13 +336,13 @@ async def run_phase(
 
     async def probe() -> None:
         # The named baseline, measured under the same load: a view that touches nothing.
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        async with KeepAliveClient(base) as client:
             while time.monotonic() < stop_at:
                 begin = time.perf_counter()
                 try:
                     await client.get("/healthz")
                     baseline.append((time.perf_counter() - begin) * 1000)
-                except httpx.HTTPError:
+                except TransportError:
                     pass
                 await asyncio.sleep(0.25)
 
@@ -388,6 +390,67 @@ def verify(ledger: Ledger) -> dict[str, object]:
     }
 
 
+class CpuMeter:
+    """CPU used by each group of processes during a phase, in cores (CPU seconds per wall
+    second): on a 2-core machine this says what bounds the latencies. Processes that end
+    during the phase are not counted; the server's and PostgreSQL's live throughout."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[psutil.Process]]]) -> None:
+        self.groups = groups
+        self.result: dict[str, float] = {}
+
+    @staticmethod
+    def _seconds(processes: list[psutil.Process]) -> dict[int, float]:
+        seconds = {}
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            seconds[process.pid] = times.user + times.system
+        return seconds
+
+    def _busy(self) -> float:
+        times = psutil.cpu_times()
+        return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+    def __enter__(self) -> CpuMeter:
+        self.started = time.monotonic()
+        self.machine = self._busy()
+        self.before = {name: self._seconds(find()) for name, find in self.groups.items()}
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        wall = time.monotonic() - self.started
+        for name, find in self.groups.items():
+            after = self._seconds(find())
+            used = sum(t - self.before[name].get(pid, 0.0) for pid, t in after.items())
+            self.result[name] = round(used / wall, 2)
+        self.result["whole_machine"] = round((self._busy() - self.machine) / wall, 2)
+
+
+def process_tree(pid: int) -> Callable[[], list[psutil.Process]]:
+    def find() -> list[psutil.Process]:
+        try:
+            root = psutil.Process(pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    return find
+
+
+def postmaster_tree(data_dir: Path) -> Callable[[], list[psutil.Process]]:
+    def find() -> list[psutil.Process]:
+        try:
+            pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []  # between the two halves of a restart
+        return process_tree(pid)()
+
+    return find
+
+
 def terminate_connections(admin_url: str, name: str) -> Callable[[], object]:
     def action() -> object:
         with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -426,13 +489,24 @@ def main() -> int:
     args = parser.parse_args()
     if args.postgres == "private":
         with common.private_postgres() as server:
-            return run(args, database_url=server.url, disrupt=restart_server(server))
+            return run(
+                args,
+                database_url=server.url,
+                disrupt=restart_server(server),
+                postgres_processes=postmaster_tree(server.data_dir),
+            )
     bench_url, admin_url, name = _database_urls(args.port)
     database_reset(admin_url, name)
     return run(args, database_url=bench_url, disrupt=terminate_connections(admin_url, name))
 
 
-def run(args: argparse.Namespace, *, database_url: str, disrupt: Callable[[], object]) -> int:
+def run(
+    args: argparse.Namespace,
+    *,
+    database_url: str,
+    disrupt: Callable[[], object],
+    postgres_processes: Callable[[], list[psutil.Process]] | None = None,
+) -> int:
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_DEBUG", "1")  # the seeding side only; the server runs without
     os.environ.setdefault("RADREVIEW_DATA_DIR", str(REPO / "var" / "bench"))
@@ -474,16 +548,26 @@ def run(args: argparse.Namespace, *, database_url: str, disrupt: Callable[[], ob
                 raise SystemExit("the server did not start")
             time.sleep(0.5)
         ledger = Ledger()
+        groups = {
+            "web_and_worker": process_tree(server.pid),
+            "load_generator": process_tree(os.getpid()),
+        }
+        if postgres_processes is not None:
+            groups["postgres"] = postgres_processes
         print("phase think (2-6 s per case) ...", flush=True)
-        results["think"] = asyncio.run(
-            run_phase(base=base, tokens=tokens, study=study, seconds=args.think,
-                      think=(2, 6), ledger=ledger)
-        )  # fmt: skip
+        with CpuMeter(groups) as meter:
+            results["think"] = asyncio.run(
+                run_phase(base=base, tokens=tokens, study=study, seconds=args.think,
+                          think=(2, 6), ledger=ledger)
+            )  # fmt: skip
+        results["think"]["cpu_cores"] = meter.result  # type: ignore[index]
         print("phase saturate (no think time) ...", flush=True)
-        results["saturate"] = asyncio.run(
-            run_phase(base=base, tokens=tokens, study=study, seconds=args.saturate,
-                      think=(0, 0), ledger=ledger)
-        )  # fmt: skip
+        with CpuMeter(groups) as meter:
+            results["saturate"] = asyncio.run(
+                run_phase(base=base, tokens=tokens, study=study, seconds=args.saturate,
+                          think=(0, 0), ledger=ledger)
+            )  # fmt: skip
+        results["saturate"]["cpu_cores"] = meter.result  # type: ignore[index]
         what = "restarted" if args.postgres == "private" else "connections killed"
         print(f"phase outage (PostgreSQL {what} twice) ...", flush=True)
         results["outage"] = asyncio.run(

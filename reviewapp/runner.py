@@ -85,6 +85,9 @@ def _run_processes(env: dict[str, str], *, host: str, port: int) -> int:
     web = [
         sys.executable, "-m", "uvicorn", "reviewapp.asgi:application", "--host", host,
         "--port", str(port), "--workers", workers, "--lifespan", "off", "--no-access-log",
+        # Readers pause seconds between requests; uvicorn's 5 s default would make their
+        # browsers reconnect for nearly every case.
+        "--timeout-keep-alive", "30",
     ]  # fmt: skip
     worker = [
         sys.executable, "-m", "celery", "-A", "reviewapp", "worker", "-B",
