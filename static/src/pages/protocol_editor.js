@@ -96,7 +96,7 @@ function optionsEditor(question, key, { withAxis }) {
       field("Code", option, "value"),
       field("Label", option, "label"),
       ...(key === "options" ? [field("Short label (optional)", option, "short", { optional: true })] : []),
-      ...(withAxis ? [field("Favours (+ candidate, − original, empty: neither)", option, "axis", { kind: "number" })] : []),
+      ...(withAxis ? [field("Favours (+ cand. / − orig.)", option, "axis", { kind: "number" })] : []),
       ...moveButtons(list, index, `${what} ${index + 1}`),
     ),
   );
@@ -107,7 +107,10 @@ function optionsEditor(question, key, { withAxis }) {
       changedStructure();
     },
   }, `Add ${what}`);
-  return el("fieldset", { class: "options" }, el("legend", { text: key === "categories" ? "Reasons" : "Options (the reader sees letters a, b, … in this order)" }), el("ol", {}, ...rows), add);
+  const note = withAxis
+    ? el("p", { class: "muted", text: "Favours: how strongly an option favours the candidate report (+) or the original (−); leave empty for options that favour neither. Readers see these options ordered by how they favour Report A, so give opposing options mirrored wording and opposite values." })
+    : "";
+  return el("fieldset", { class: "options" }, el("legend", { text: key === "categories" ? "Reasons" : "Options (the reader sees letters a, b, … in this order)" }), note, el("ol", {}, ...rows), add);
 }
 
 function showIfEditor(question, index) {
