@@ -182,8 +182,32 @@ def protocol_validate(protocol: Any) -> None:
                     "side the candidate report is on, which would reveal it; give opposing "
                     "options mirrored wording and opposite axis values"
                 )
+    problems += _template_version_problems(protocol)
     if problems:
         raise ValidationError({"protocol": problems})
+
+
+def _questions_as_asked(protocol: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    # The AI-guess question and the outcomes' thresholds are per-study options
+    # (protocol_prepare), not changes to the questions themselves.
+    return protocol["mode"], [q for q in protocol["questions"] if q["id"] != AI_GUESS_ID]
+
+
+def _template_version_problems(protocol: dict[str, Any]) -> list[str]:
+    """A changed copy of a built-in template must not carry the template's key and version:
+    exports and the study list name a protocol by them, so they must mean one question set."""
+    key, version = protocol["key"], protocol["version"]
+    if key not in TEMPLATE_KEYS:
+        return []
+    template = protocol_template(key)
+    if version > template["version"] or _questions_as_asked(protocol) == _questions_as_asked(
+        template
+    ):
+        return []
+    return [
+        f"version: these questions differ from the built-in template {key} v{template['version']};"
+        f" give them version {template['version'] + 1} or higher, or a key of their own"
+    ]
 
 
 def protocol_prepare(

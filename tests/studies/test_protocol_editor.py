@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
 
 from reviewapp.studies import protocols, services
@@ -188,3 +189,39 @@ def test_another_coordinators_protocol_is_not_found(coordinator, frank) -> None:
     assert client.get(f"/studies/protocol/new/?from={study.public_id}").status_code == 404
     study.refresh_from_db()
     assert study.protocol_key == "radpeer"
+
+
+def test_a_changed_template_needs_a_new_version_or_key() -> None:
+    changed = protocols.protocol_template("radpeer")
+    changed["questions"][0]["prompt"] = "Do you agree with this report?"
+    with pytest.raises(ValidationError) as caught:
+        protocols.protocol_validate(changed)
+    assert caught.value.message_dict["protocol"] == [
+        "version: these questions differ from the built-in template radpeer v1; give them "
+        "version 2 or higher, or a key of their own"
+    ]
+    protocols.protocol_validate(protocols.protocol_next_version(changed))
+    protocols.protocol_validate({**changed, "key": "radpeer_agreement"})
+    # Per-study options are not changes: the AI guess and the acceptable threshold.
+    protocols.protocol_validate(
+        protocols.protocol_prepare(protocols.protocol_template("medgemini_cxr"), ask_ai_guess=True)
+    )
+    protocols.protocol_validate(
+        protocols.protocol_prepare(
+            protocols.protocol_template("ct_acceptability"),
+            ask_ai_guess=False,
+            acceptable_threshold="no_revision",
+        )
+    )
+
+
+def test_a_drafts_prepared_protocol_saves_back_unchanged(coordinator) -> None:
+    study = services.reader_study_create(
+        user=coordinator, name="Draft", protocol_key="medgemini_cxr", ask_ai_guess=True
+    )
+    client = _client(coordinator)
+    shown = client.get(f"/studies/{study.public_id}/protocol/").context["document_text"]
+    response = client.post(f"/studies/{study.public_id}/protocol/", {"protocol": shown})
+    assert response.status_code == 302
+    study.refresh_from_db()
+    assert [q["id"] for q in study.protocol["questions"]] == ["comparison", "ai_guess"]
