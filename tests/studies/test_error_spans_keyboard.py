@@ -8,6 +8,8 @@ import pytest
 from django.contrib.auth.hashers import make_password
 from playwright.sync_api import expect, sync_playwright
 
+from reviewapp.reports.models import Report
+from reviewapp.studies import services
 from reviewapp.studies.models import Assignment, Rating
 from reviewapp.studies.rendering import report_render
 from tests.conftest import PASSWORD
@@ -87,3 +89,73 @@ def test_error_span_marked_by_keyboard_stores_the_offsets_of_the_rendered_text(
         "lungs are hyperinflated",
     )
     assert rating.edited_report.findings.startswith("The lungs are hyperinflated. Cardiac")
+
+
+PAIRWISE_WITH_SPANS = {
+    "key": "pairwise_errors",
+    "version": 1,
+    "title": "Pairwise with error marking",
+    "mode": "pairwise",
+    "questions": [
+        {
+            "id": "errors",
+            "type": "error_spans",
+            "scope": "per_report",
+            "prompt": "Mark each passage you disagree with",
+            "categories": [{"value": "false_finding", "label": "Finding present that is not"}],
+        }
+    ],
+}
+
+
+def test_the_keyboard_marks_in_the_report_of_the_highlighted_question(
+    coordinator, reader, settings
+) -> None:
+    study = services.reader_study_create(
+        user=coordinator, name="Pairwise errors", protocol=PAIRWISE_WITH_SPANS
+    )
+    services.cases_add(
+        reader_study=study,
+        imaging_studies=[make_case_study(2)],
+        candidate_reports=Report.objects.filter(kind=Report.Kind.AI),
+    )
+    services.panel_set(reader_study=study, readers=[(reader, "")])
+    services.assignments_generate(reader_study=study, seed=7)
+    services.reader_study_open(reader_study=study)
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    reader.password = make_password(PASSWORD)
+    reader.save(update_fields=["password"])
+    assignment = Assignment.objects.get(reader_study=study)
+    impression_b = report_render(assignment.report_b)["impression"]
+
+    with daphne_server() as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        browser_login(page, base, "alice", PASSWORD)
+        page.goto(f"{base}/studies/read/{assignment.public_id}/")
+        page.keyboard.press("j")  # from Report A's error question to Report B's
+        expect(page.locator('fieldset[data-item="errors.B"]')).to_have_class(re.compile("active"))
+        page.keyboard.press("m")
+        for _ in range(3):  # past the findings' sentences into the impression
+            page.keyboard.press("ArrowDown")
+        status = page.locator('[data-mark-status="B"]')
+        expect(status).to_contain_text(f"“{impression_b}”")
+        page.keyboard.press("Enter")
+        expect(page.locator('[data-spans="B"] li q')).to_have_text(impression_b)
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+Enter")
+        page.wait_for_url(re.compile("/studies/reading/$"))
+        browser.close()
+    assert errors == []
+
+    span = Rating.objects.get(assignment=assignment).error_spans.get()
+    assert (span.side, span.section, span.start, span.end) == (
+        "B",
+        "impression",
+        0,
+        len(impression_b),
+    )
+    assert span.report_id == assignment.report_b.pk
