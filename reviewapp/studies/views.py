@@ -196,12 +196,15 @@ def protocol_new(request: HttpRequest) -> HttpResponse:
     from_study = request.GET.get("from", "")
     if from_study:
         source = selectors.reader_study_get(user=request.user, public_id=from_study)
-        document = protocols.protocol_next_version(source.protocol)
-    elif template_key:
-        document = protocols.protocol_template(template_key)
-    else:
-        document = protocols.protocol_blank()
-    return _protocol_page(request, document=document)
+        return _protocol_page(request, document=protocols.protocol_next_version(source.protocol))
+    if template_key:
+        try:
+            return _protocol_page(request, document=protocols.protocol_template(template_key))
+        except ValidationError as error:
+            return _protocol_page(
+                request, document=protocols.protocol_blank(), problems=_problems(error), status=404
+            )
+    return _protocol_page(request, document=protocols.protocol_blank())
 
 
 @require_http_methods(["GET", "POST"])
@@ -218,9 +221,10 @@ def study_protocol(request: HttpRequest, study_id: str) -> HttpResponse:
             document = protocols.protocol_parse(text)
             services.reader_study_protocol_update(reader_study=study, protocol=document)
         except (ValidationError, ApplicationError) as error:
+            # A frozen protocol is shown as stored: the refused edit cannot be saved anyway.
             return _protocol_page(
                 request,
-                document=document,
+                document=study.protocol if frozen_reason else document,
                 text=text,
                 study=study,
                 is_frozen=bool(frozen_reason),

@@ -225,3 +225,9 @@ def test_a_drafts_prepared_protocol_saves_back_unchanged(coordinator) -> None:
     assert response.status_code == 302
     study.refresh_from_db()
     assert [q["id"] for q in study.protocol["questions"]] == ["comparison", "ai_guess"]
+
+
+def test_an_unknown_template_is_named_not_a_server_error(coordinator) -> None:
+    page = _client(coordinator).get("/studies/protocol/new/?template=nope")
+    assert page.status_code == 404
+    assert page.context["problems"] == ["Unknown protocol template 'nope'."]
