@@ -67,6 +67,53 @@ def protocol_templates() -> list[dict[str, Any]]:
     return [protocol_template(key) for key in TEMPLATE_KEYS]
 
 
+def protocol_blank() -> dict[str, Any]:
+    """Return the starting point of a protocol composed from scratch (one question to edit)."""
+    return {
+        "key": "custom_protocol",
+        "version": 1,
+        "title": "",
+        "mode": "pairwise",
+        "questions": [
+            {
+                "id": "preference",
+                "type": "single_choice",
+                "scope": "comparative",
+                "prompt": "Which report would you rather use for the care of this patient?",
+                "required": True,
+                "options": [
+                    {"value": "candidate", "axis": 1, "label": "{Candidate}"},
+                    {"value": "original", "axis": -1, "label": "{Original}"},
+                    {"value": "neither", "axis": None, "label": "Neither is better"},
+                ],
+            }
+        ],
+    }
+
+
+def protocol_next_version(protocol: dict[str, Any]) -> dict[str, Any]:
+    """Return an editable copy of a study's protocol as its next version.
+
+    The AI-guess question belongs to the study, not the protocol: a study that asks for it adds
+    it again when it is created.
+    """
+    document = copy.deepcopy(protocol)
+    document["version"] = int(document.get("version", 0)) + 1
+    document["questions"] = [q for q in document.get("questions", []) if q["id"] != AI_GUESS_ID]
+    return document
+
+
+def protocol_parse(text: str) -> dict[str, Any]:
+    """Return the protocol document in ``text`` (JSON), or raise ValidationError."""
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise ValidationError({"protocol": [f"(document): not valid JSON ({error})"]}) from None
+    if not isinstance(document, dict):
+        raise ValidationError({"protocol": ["(document): the protocol must be a JSON object"]})
+    return document
+
+
 def protocol_validate(protocol: Any) -> None:
     """Raise ValidationError naming every problem of a protocol document."""
     validator = jsonschema.Draft202012Validator(protocol_schema())
@@ -135,8 +182,32 @@ def protocol_validate(protocol: Any) -> None:
                     "side the candidate report is on, which would reveal it; give opposing "
                     "options mirrored wording and opposite axis values"
                 )
+    problems += _template_version_problems(protocol)
     if problems:
         raise ValidationError({"protocol": problems})
+
+
+def _questions_as_asked(protocol: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    # The AI-guess question and the outcomes' thresholds are per-study options
+    # (protocol_prepare), not changes to the questions themselves.
+    return protocol["mode"], [q for q in protocol["questions"] if q["id"] != AI_GUESS_ID]
+
+
+def _template_version_problems(protocol: dict[str, Any]) -> list[str]:
+    """A changed copy of a built-in template must not carry the template's key and version:
+    exports and the study list name a protocol by them, so they must mean one question set."""
+    key, version = protocol["key"], protocol["version"]
+    if key not in TEMPLATE_KEYS:
+        return []
+    template = protocol_template(key)
+    if version > template["version"] or _questions_as_asked(protocol) == _questions_as_asked(
+        template
+    ):
+        return []
+    return [
+        f"version: these questions differ from the built-in template {key} v{template['version']};"
+        f" give them version {template['version'] + 1} or higher, or a key of their own"
+    ]
 
 
 def protocol_prepare(

@@ -67,6 +67,17 @@ def reader_study_get_to_manage(*, user: UserLike, public_id: Any) -> ReaderStudy
         raise Http404 from None
 
 
+def reader_study_protocol_frozen_reason(*, reader_study: ReaderStudy) -> str:
+    """Why the study's protocol can no longer change, or "" while it can (a draft without
+    ratings; reader_study_protocol_update enforces the same under a lock)."""
+    if Rating.objects.filter(assignment__reader_study=reader_study).exists():
+        return "Readers have rated cases with this protocol version, so it is frozen."
+    if reader_study.status != ReaderStudy.Status.DRAFT:
+        status = reader_study.get_status_display().lower()
+        return f"The study is {status}; only a draft's protocol can change."
+    return ""
+
+
 def case_candidates(
     *,
     user: UserLike,

@@ -7,12 +7,14 @@ app_name = "studies"
 urlpatterns = [
     path("", views.study_list, name="list"),
     path("new/", views.study_new, name="new"),
+    path("protocol/new/", views.protocol_new, name="protocol_new"),
     path("reading/", views.worklist, name="worklist"),
     path("reading/<str:study_id>/continue/", views.reading_continue, name="continue"),
     path("read/<str:assignment_id>/", views.read, name="read"),
     path("<str:study_id>/", views.study_detail, name="detail"),
     path("<str:study_id>/action/", views.study_action, name="action"),
     path("<str:study_id>/progress/", views.study_progress, name="progress"),
+    path("<str:study_id>/protocol/", views.study_protocol, name="protocol"),
     path(
         "<str:study_id>/ratings/<str:assignment_id>/history/",
         views.rating_history,

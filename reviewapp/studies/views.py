@@ -3,6 +3,7 @@ study page and live progress. Thin: parse, authorise, call one service or select
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -120,6 +121,126 @@ def study_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Study {study.name!r} created as a draft.")
             return redirect("studies:detail", study_id=study.public_id)
     return render(request, "studies/study_new.html", {"templates": templates})
+
+
+def _problems(error: ValidationError | ApplicationError) -> list[str]:
+    """Each problem on its own line; protocol problems keep their "where: what" form, which the
+    editor uses to put them beside the question they are about."""
+    if isinstance(error, ApplicationError):
+        return [error.message]
+    if not hasattr(error, "error_dict"):
+        return list(error.messages)
+    return [
+        message if field == "protocol" else f"{field}: {message}"
+        for field, messages_ in error.message_dict.items()
+        for message in messages_
+    ]
+
+
+def _protocol_page(
+    request: HttpRequest,
+    *,
+    document: dict[str, Any] | None,
+    text: str = "",
+    study: Any = None,
+    is_frozen: bool = False,
+    frozen_reason: str = "",
+    problems: list[str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    return render(
+        request,
+        "studies/protocol_edit.html",
+        {
+            "study": study,
+            "document": document,
+            # A document that did not parse comes back as typed, so no work is lost.
+            "document_text": (
+                json.dumps(document, indent=2, ensure_ascii=False) if document is not None else text
+            ),
+            "is_frozen": is_frozen,
+            "frozen_reason": frozen_reason,
+            "problems": problems or [],
+            "templates": protocols.protocol_templates(),
+            "form": request.POST if request.method == "POST" else {},
+        },
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.COORDINATOR)
+def protocol_new(request: HttpRequest) -> HttpResponse:
+    """Compose a protocol (from a template, another study's protocol, or scratch) and create a
+    draft study with it."""
+    if request.method == "POST":
+        text = request.POST.get("protocol", "")
+        document = None
+        try:
+            document = protocols.protocol_parse(text)
+            study = services.reader_study_create(
+                user=request.user,
+                name=request.POST.get("name", ""),
+                description=request.POST.get("description", ""),
+                protocol=document,
+                ask_ai_guess=request.POST.get("ask_ai_guess") == "on",
+                allow_revisions=request.POST.get("allow_revisions") == "on",
+            )
+        except (ValidationError, ApplicationError) as error:
+            return _protocol_page(
+                request, document=document, text=text, problems=_problems(error), status=400
+            )
+        messages.success(request, f"Study {study.name!r} created as a draft with your protocol.")
+        return redirect("studies:detail", study_id=study.public_id)
+    template_key = request.GET.get("template", "")
+    from_study = request.GET.get("from", "")
+    if from_study:
+        source = selectors.reader_study_get(user=request.user, public_id=from_study)
+        return _protocol_page(request, document=protocols.protocol_next_version(source.protocol))
+    if template_key:
+        try:
+            return _protocol_page(request, document=protocols.protocol_template(template_key))
+        except ValidationError as error:
+            return _protocol_page(
+                request, document=protocols.protocol_blank(), problems=_problems(error), status=404
+            )
+    return _protocol_page(request, document=protocols.protocol_blank())
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.COORDINATOR)
+def study_protocol(request: HttpRequest, study_id: str) -> HttpResponse:
+    """A study's protocol: editable while the study is a draft without ratings, else read-only
+    with a way to start its next version."""
+    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    frozen_reason = selectors.reader_study_protocol_frozen_reason(reader_study=study)
+    if request.method == "POST":
+        text = request.POST.get("protocol", "")
+        document = None
+        try:
+            document = protocols.protocol_parse(text)
+            services.reader_study_protocol_update(reader_study=study, protocol=document)
+        except (ValidationError, ApplicationError) as error:
+            # A frozen protocol is shown as stored: the refused edit cannot be saved anyway.
+            return _protocol_page(
+                request,
+                document=study.protocol if frozen_reason else document,
+                text=text,
+                study=study,
+                is_frozen=bool(frozen_reason),
+                frozen_reason=frozen_reason,
+                problems=_problems(error),
+                status=400,
+            )
+        messages.success(request, "Protocol saved.")
+        return redirect("studies:protocol", study_id=study.public_id)
+    return _protocol_page(
+        request,
+        document=study.protocol,
+        study=study,
+        is_frozen=bool(frozen_reason),
+        frozen_reason=frozen_reason,
+    )
 
 
 def _readers() -> list[Any]:

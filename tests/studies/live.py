@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from django.conf import settings
@@ -75,3 +76,16 @@ def daphne_server() -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def browser_login(page: Any, base: str, username: str, password: str) -> None:
+    """Log in through the login form with the keyboard, as a person would."""
+    page.goto(f"{base}/accounts/login/")
+    page.get_by_label("Username").focus()  # autofocus may land after the first keystroke
+    page.keyboard.type(username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(password)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    assert "/accounts/login/" not in page.url, page.content()[:3000]

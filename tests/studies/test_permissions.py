@@ -151,6 +151,11 @@ PAGES: list[tuple[str, str, str, dict[str, int]]] = [
     ("detail", "get", "/studies/{study}/", {"carol": 200, "frank": 404, "dave": 200}),
     ("action", "post", "/studies/{study}/action/", {"carol": 302, "frank": 404}),
     ("progress", "get", "/studies/{study}/progress/", {"carol": 200, "frank": 404, "dave": 200}),
+    ("protocol_new", "get", "/studies/protocol/new/", {"carol": 200, "frank": 200}),
+    ("protocol_from", "get", "/studies/protocol/new/?from={study}", {"carol": 200, "frank": 404}),
+    ("protocol", "get", "/studies/{study}/protocol/", {"carol": 200, "frank": 404}),
+    # carol is let in and told what is wrong (the post carries no protocol document)
+    ("protocol_save", "post", "/studies/{study}/protocol/", {"carol": 400, "frank": 404}),
     (
         "history",
         "get",

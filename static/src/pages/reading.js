@@ -2,10 +2,12 @@
 // submit with retries, error spans selected in the report text.
 //
 // Keys (see the help panel): a-g answer the highlighted question, j/k move between questions,
-// t types into a text box (Esc leaves it), Ctrl+Enter submits, n/p go to the next/previous
-// case. None of these are viewer keys (1-6, i, r, space, arrows, PgUp/PgDn, Home/End, +/-, m,
-// h, ?), so both can listen at once.
+// t types into a text box (Esc leaves it), m marks a passage of the highlighted report (arrows
+// and Shift+arrows choose it, Enter marks, Esc cancels), Ctrl+Enter submits, n/p go to the
+// next/previous case. Viewer keys act only while the viewer has the focus, and these skip events
+// aimed inside it, so one key never does two things.
 import { apiFetch, readJsonScript } from "../lib/http.js";
+import { moveFocus, movePlain, passageUnits, selectionOf } from "../lib/passage_keys.js";
 import { newIdempotencyKey } from "../lib/rating_keys.js";
 
 const data = readJsonScript("case-data");
@@ -71,14 +73,14 @@ function visibleItems() {
   return items.filter((item) => !item.hidden);
 }
 
-function highlight(index) {
+function highlight(index, { scroll = true } = {}) {
   const visible = visibleItems();
   if (visible.length === 0) return;
   activeIndex = Math.max(0, Math.min(index, visible.length - 1));
   for (const item of items) item.classList.remove("active");
   const current = visible[activeIndex];
   current.classList.add("active");
-  current.scrollIntoView({ block: "nearest" });
+  if (scroll) current.scrollIntoView({ block: "nearest" });
 }
 
 function currentItem() {
@@ -144,8 +146,8 @@ function offsetWithin(element, node, offset) {
 function markSelection(side) {
   const selection = window.getSelection();
   if (!selection || selection.isCollapsed) {
-    formError.textContent = "Select a passage in the report text first.";
-    return;
+    formError.textContent = "Select a passage in the report text first (or press m).";
+    return false;
   }
   const range = selection.getRangeAt(0);
   const report = form.ownerDocument.querySelector(`section.report[data-side="${CSS.escape(side)}"]`);
@@ -155,20 +157,21 @@ function markSelection(side) {
   const section = text && text.closest ? text.closest(".report-text") : null;
   if (!section || !report || !report.contains(section)) {
     formError.textContent = "Select the passage inside one section of this report.";
-    return;
+    return false;
   }
   const start = offsetWithin(section, range.startContainer, range.startOffset);
   const end = offsetWithin(section, range.endContainer, range.endOffset);
-  if (end <= start) return;
+  if (end <= start) return false;
   if (spans.some((s) => s.side === side && s.section === section.dataset.section && s.start < end && start < s.end)) {
     formError.textContent = "That passage overlaps one already marked.";
-    return;
+    return false;
   }
   formError.textContent = "";
   spans.push({ side, section: section.dataset.section, start, end, category: "", significant: false, replacement: "" });
   selection.removeAllRanges();
   renderSpans();
   changed();
+  return true;
 }
 
 function categoriesFor(side) {
@@ -203,6 +206,10 @@ function renderSpans() {
       replacement.placeholder = "Replacement text";
       replacement.value = span.replacement;
       replacement.addEventListener("input", () => { span.replacement = replacement.value; changed(); });
+      // Enter in this box would submit the whole rating (implicit form submission).
+      replacement.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && !(event.ctrlKey || event.metaKey)) event.preventDefault();
+      });
       const remove = document.createElement("button");
       remove.type = "button";
       remove.textContent = "Remove";
@@ -216,6 +223,126 @@ function renderSpans() {
 for (const button of form.querySelectorAll("[data-mark-span]")) {
   button.addEventListener("click", () => markSelection(button.dataset.markSpan));
 }
+
+// --- error spans by keyboard -----------------------------------------------------------------
+// Mark mode drives the document's own selection and confirms through markSelection, so a
+// passage chosen by keys is stored with exactly the offsets the mouse would give. The report
+// markup is never touched (both reports stay identical).
+
+let marking = null;
+
+const MARK_MOVES = {
+  ArrowRight: { unit: "words", forward: true },
+  ArrowLeft: { unit: "words", forward: false },
+  ArrowDown: { unit: "sentences", forward: true },
+  ArrowUp: { unit: "sentences", forward: false },
+};
+
+function markStatus(side) {
+  return form.querySelector(`[data-mark-status="${CSS.escape(side)}"]`);
+}
+
+function textPosition(element, offset) {
+  const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+  let rest = offset;
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (rest <= node.length) return [node, rest];
+    rest -= node.length;
+  }
+  return [element, element.childNodes.length];
+}
+
+function drawMark() {
+  const { sections, index } = marking;
+  const section = sections[index];
+  const chosen = selectionOf(marking);
+  const range = document.createRange();
+  range.setStart(...textPosition(section.element, chosen.start));
+  range.setEnd(...textPosition(section.element, chosen.end));
+  const selection = window.getSelection();
+  selection.removeAllRanges();
+  selection.addRange(range);
+  section.element.scrollIntoView({ block: "nearest" });
+  const status = markStatus(marking.side);
+  status.hidden = false;
+  status.textContent = `Marking: “${section.text.slice(chosen.start, chosen.end)}”. ←/→ word, ↑/↓ sentence, Shift extends, Enter marks, Esc cancels.`;
+}
+
+function markStart() {
+  const item = currentItem();
+  if (item?.dataset.type !== "error_spans" || !data.can_write) return false;
+  const side = item.querySelector("[data-mark-span]").dataset.markSpan;
+  const report = document.querySelector(`section.report[data-side="${CSS.escape(side)}"]`);
+  const sections = [...report.querySelectorAll(".report-text")]
+    .map((element) => ({ element, text: element.textContent, units: passageUnits(element.textContent) }))
+    .filter((section) => section.units.sentences.length > 0);
+  if (sections.length === 0) return false;
+  const first = sections[0].units.sentences[0];
+  marking = { side, sections, index: 0, anchor: first, focus: first };
+  formError.textContent = "";
+  drawMark();
+  return true;
+}
+
+function markEnd({ keepSelection = false } = {}) {
+  if (!marking) return;
+  markStatus(marking.side).hidden = true;
+  if (!keepSelection) window.getSelection().removeAllRanges();
+  marking = null;
+}
+
+function markMove(move, extend) {
+  const section = marking.sections[marking.index];
+  if (extend) {
+    marking.focus = moveFocus(section.units, marking.focus, move);
+    return;
+  }
+  let found = movePlain(section.units, selectionOf(marking), move);
+  // Past either end of a section, plain moves go on into the neighbouring section.
+  const step = move.forward ? 1 : -1;
+  let index = marking.index;
+  while (!found && marking.sections[index + step]) {
+    index += step;
+    const list = marking.sections[index].units[move.unit];
+    found = move.forward ? list[0] : list[list.length - 1];
+  }
+  if (found) {
+    marking.index = index;
+    marking.anchor = found;
+    marking.focus = found;
+  }
+}
+
+function markConfirm() {
+  const { side } = marking;
+  drawMark();
+  markEnd({ keepSelection: true });
+  if (!markSelection(side)) return;
+  // Reason, significance and replacement follow by Tab from the new row's reason.
+  const rows = form.querySelectorAll(`[data-spans="${CSS.escape(side)}"] li`);
+  rows[rows.length - 1]?.querySelector("select")?.focus();
+}
+
+// Runs before the page's other keys: while marking, arrows, Enter and Esc belong to it.
+function onMarkKey(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey) return false;
+  const move = MARK_MOVES[event.key];
+  if (move) {
+    markMove(move, event.shiftKey);
+    drawMark();
+  } else if (event.key === "Enter") {
+    markConfirm();
+  } else if (event.key === "Escape") {
+    markEnd();
+  } else {
+    return false;
+  }
+  event.preventDefault();
+  event.stopPropagation();
+  return true;
+}
+
+document.addEventListener("pointerdown", () => markEnd({ keepSelection: true }));
 
 // --- submit ----------------------------------------------------------------------------------
 
@@ -289,7 +416,9 @@ form.addEventListener("input", (event) => {
 });
 form.addEventListener("focusin", (event) => {
   const item = event.target.closest("fieldset.item");
-  if (item) highlight(visibleItems().indexOf(item));
+  // No scrolling here: focus came from a click or Tab, which already shows the control, and a
+  // scroll between mousedown and mouseup would land the click on another control.
+  if (item) highlight(visibleItems().indexOf(item), { scroll: false });
 });
 
 // --- keyboard --------------------------------------------------------------------------------
@@ -305,6 +434,7 @@ function navigate(direction) {
 }
 
 document.addEventListener("keydown", (event) => {
+  if (marking && onMarkKey(event)) return;
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
     event.preventDefault();
     submit();
@@ -340,6 +470,8 @@ document.addEventListener("keydown", (event) => {
       event.preventDefault();
       text.focus();
     }
+  } else if (key === "m") {
+    if (markStart()) event.preventDefault();
   } else if (key === "n") {
     navigate("next");
   } else if (key === "p") {
