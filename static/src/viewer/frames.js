@@ -73,6 +73,7 @@ export class FrameFetcher {
     this.inFlight = new Map(); // imageId -> promise of held (boolean)
     this.held = new Map(); // imageId -> { pixelData, transferSyntaxUid }
     this.skip = () => false;
+    this.firstHeldAt = null; // for the load-time benchmark
   }
 
   /** Fetch these image ids, first ones first, instead of whatever was still waiting. */
@@ -131,6 +132,7 @@ export class FrameFetcher {
       const frame = framePart(response.headers.get("Content-Type"), await response.arrayBuffer());
       if (!frame || this.signal.aborted) return false;
       this.held.set(imageId, frame);
+      this.firstHeldAt ??= performance.now();
       return true;
     } catch {
       return false; // aborted, or the network: the loader tries again itself

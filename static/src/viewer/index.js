@@ -382,8 +382,12 @@ export function mountViewer(element) {
   async function decodeFirst(imageIds) {
     const decode = (imageId) => {
       if (state.destroyed || isLoading(imageId)) return;
+      state.marks.firstDecodeAsked ??= performance.now();
       imageLoader
         .loadAndCacheImage(imageId, { priority: -5, requestType: Enums.RequestType.Interaction })
+        .then(() => {
+          state.marks.firstDecoded ??= performance.now();
+        })
         .catch(() => {}); // reported by onImageLoadFailed once the image is on screen
     };
     for (const imageId of imageIds) if (fetcher.has(imageId)) decode(imageId);
@@ -604,7 +608,7 @@ export function mountViewer(element) {
         activeTile: state.activeTile,
         firstRenderAt: state.firstRenderAt,
         stackLoadedAt: state.stackLoadedAt,
-        marks: { ...state.marks },
+        marks: { ...state.marks, firstFetched: fetcher.firstHeldAt },
         stackLoaded: state.stackLoaded,
         stackSize: stackIds.size,
         errors: [...state.errors],
