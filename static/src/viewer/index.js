@@ -272,8 +272,9 @@ export function mountViewer(element) {
 
   // Every fetched frame of the stack is decoded; one the fetch failed for is left to the loader.
   function onFrameSettled(imageId) {
-    if (!cornerstoneStarted || state.destroyed || !stackIds.has(imageId)) return;
-    prefetchOne(imageId, PREFETCH_ATTEMPTS);
+    if (!cornerstoneStarted || state.destroyed) return;
+    if (firstIds.has(imageId)) decodeNow(imageId);
+    else if (stackIds.has(imageId)) prefetchOne(imageId, PREFETCH_ATTEMPTS);
   }
 
   // A busy server may drop a frame request; try again before telling the radiologist.
@@ -321,7 +322,10 @@ export function mountViewer(element) {
     if (state.stackLoadedAt !== null) update();
     else setTimeout(update, LOADING_OVERLAY_MS);
   }
-  const onImageLoaded = (event) => trackLoaded(event.detail?.image?.imageId);
+  const onImageLoaded = (event) => {
+    state.marks.firstDecoded ??= performance.now();
+    trackLoaded(event.detail?.image?.imageId);
+  };
   // Prefetch failures are retried (prefetchOne); an image on screen that fails is reported now.
   const onImageLoadFailed = (event) => {
     const imageId = event.detail?.imageId;
@@ -377,21 +381,24 @@ export function mountViewer(element) {
   }
 
 
-  // The images drawn first are decoded as soon as their bytes are here, ahead of the stack's
-  // prefetch and while the main thread sets the viewports up; resolves once all are asked for.
+  // The images drawn first are decoded as soon as their bytes are here (onFrameSettled), ahead
+  // of the stack's prefetch and while the main thread sets the viewports up; resolves once all
+  // are asked for.
+  const firstIds = new Set();
   async function decodeFirst(imageIds) {
-    const decode = (imageId) => {
-      if (state.destroyed || isLoading(imageId)) return;
-      state.marks.firstDecodeAsked ??= performance.now();
-      imageLoader
-        .loadAndCacheImage(imageId, { priority: -5, requestType: Enums.RequestType.Interaction })
-        .then(() => {
-          state.marks.firstDecoded ??= performance.now();
-        })
-        .catch(() => {}); // reported by onImageLoadFailed once the image is on screen
-    };
-    for (const imageId of imageIds) if (fetcher.has(imageId)) decode(imageId);
-    await Promise.all(imageIds.map((imageId) => fetcher.settled(imageId).then(() => decode(imageId))));
+    for (const imageId of imageIds) {
+      firstIds.add(imageId);
+      if (fetcher.has(imageId)) decodeNow(imageId);
+    }
+    await Promise.all(imageIds.map((imageId) => fetcher.settled(imageId).then(() => decodeNow(imageId))));
+  }
+
+  function decodeNow(imageId) {
+    if (state.destroyed || isLoading(imageId)) return;
+    state.marks.firstDecodeAsked ??= performance.now();
+    imageLoader
+      .loadAndCacheImage(imageId, { priority: -5, requestType: Enums.RequestType.Interaction })
+      .catch(() => {}); // reported by onImageLoadFailed once the image is on screen
   }
 
   async function start() {
