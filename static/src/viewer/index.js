@@ -270,16 +270,21 @@ export function mountViewer(element) {
     return Boolean(cache?.getImageLoadObject(imageId));
   }
 
-  // Every fetched frame of the stack is decoded; one the fetch failed for is left to the loader.
+  // Every fetched frame of the stack is decoded; one the fetch failed for is left to the loader;
+  // one of a series no longer shown is dropped.
   function onFrameSettled(imageId) {
     if (!cornerstoneStarted || state.destroyed) return;
     if (firstIds.has(imageId)) decodeNow(imageId);
     else if (stackIds.has(imageId)) prefetchOne(imageId, PREFETCH_ATTEMPTS);
+    else fetcher.take(imageId);
   }
 
   // A busy server may drop a frame request; try again before telling the radiologist.
   function prefetchOne(imageId, attemptsLeft) {
-    if (isLoading(imageId)) return;
+    if (isLoading(imageId)) {
+      fetcher.take(imageId); // the loader fetched it itself (a scroll got there first)
+      return;
+    }
     imageLoadPoolManager.addRequest(
       () =>
         imageLoader
@@ -380,7 +385,6 @@ export function mountViewer(element) {
     if (loadedIds.size === imageIds.length) trackLoaded(null);
   }
 
-
   // The images drawn first are decoded as soon as their bytes are here (onFrameSettled), ahead
   // of the stack's prefetch and while the main thread sets the viewports up; resolves once all
   // are asked for.
@@ -394,7 +398,11 @@ export function mountViewer(element) {
   }
 
   function decodeNow(imageId) {
-    if (state.destroyed || isLoading(imageId)) return;
+    if (state.destroyed) return;
+    if (isLoading(imageId)) {
+      fetcher.take(imageId);
+      return;
+    }
     state.marks.firstDecodeAsked ??= performance.now();
     imageLoader
       .loadAndCacheImage(imageId, { priority: -5, requestType: Enums.RequestType.Interaction })
