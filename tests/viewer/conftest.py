@@ -3,7 +3,9 @@ a page logged in as one of the personas, recording console errors and CSP violat
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -17,7 +19,7 @@ from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.core.wsgi import get_wsgi_application
 from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
-from pydicom.uid import generate_uid
+from pydicom.uid import JPEGLSLossless, RLELossless, generate_uid
 
 from reviewapp.imaging.models import Instance, Study
 from reviewapp.imaging.services import instance_quarantine_approve
@@ -298,3 +300,45 @@ def ct_two_series_study(
     assert {o.status for o in outcomes} == {"imported"}, outcomes
     (study_uid,) = {o.study_instance_uid for o in outcomes}
     return Study.objects.get(study_instance_uid=study_uid)
+
+
+def _transcoded(source: Path, target: Path, syntax: str) -> Path:
+    """A copy of an uncompressed sample as a new instance of its series, its pixel data
+    re-encoded losslessly in ``syntax``: RLE with pydicom's own encoder; JPEG-LS with pydicom
+    and pyjpegls, or else DCMTK's dcmcjpls, or the test is skipped saying which is missing."""
+    ds = pydicom.dcmread(source)
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=[str(source), syntax])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if syntax == RLELossless or importlib.util.find_spec("jpeg_ls"):
+        ds.compress(syntax)
+        ds.save_as(target, enforce_file_format=True)
+    elif syntax == JPEGLSLossless and shutil.which("dcmcjpls"):
+        plain = target.with_suffix(".plain.dcm")
+        ds.save_as(plain, enforce_file_format=True)
+        subprocess.run(["dcmcjpls", "+el", str(plain), str(target)], check=True)
+    else:
+        pytest.skip(f"no encoder for {syntax.name} here (pip install pyjpegls, or DCMTK)")
+    stored = pydicom.dcmread(target, stop_before_pixels=True).file_meta.TransferSyntaxUID
+    assert stored == syntax, stored
+    return target
+
+
+@pytest.fixture
+def ct_slice_as(
+    db: None,
+    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    coordinator: AbstractBaseUser,
+    tmp_path: Path,
+) -> Callable[[str], Study]:
+    """One slice of the sample CT (12 bits stored, rescale intercept -1024), transcoded to a
+    transfer syntax and imported through the import service like any upload."""
+
+    def make(syntax: str) -> Study:
+        path = _transcoded(CT_FILES[len(CT_FILES) // 2], tmp_path / "slice.dcm", syntax)
+        _, outcomes = import_files([path], user=coordinator)
+        assert [o.status for o in outcomes] == ["imported"], outcomes
+        instance = Instance.objects.get(sop_instance_uid=outcomes[0].sop_instance_uid)
+        assert instance.transfer_syntax_uid == syntax  # stored as sent, not transcoded
+        return instance.series.study
+
+    return make

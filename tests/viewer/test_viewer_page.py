@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -95,3 +96,18 @@ def test_codecs_are_served_as_wasm_and_hashed_assets_cached_immutably(viewer_bun
     assert (
         Client().get(f"/static/dist/assets/{worker}")["Content-Type"].startswith("text/javascript")
     )
+
+
+def test_page_head_preloads_the_viewer_and_its_imaging_engine(
+    coordinator, imported_ct_study, viewer_bundle
+):
+    """The engine chunk is imported lazily by the viewer; preloaded from the head, the browser
+    fetches it while the page is still being parsed instead of after the viewer starts."""
+    html = client_for(coordinator).get(viewer_url(imported_ct_study)).content.decode()
+    head = html.split("</head>", 1)[0]
+    preloaded = re.findall(r'<link rel="modulepreload" href="[^"]*/dist/assets/([^"]+)">', head)
+    entries = json.loads(viewer_bundle.read_text())
+    assert entries["pages/viewer.js"]["file"].removeprefix("assets/") in preloaded
+    assert entries["viewer/setup.js"]["file"].removeprefix("assets/") in preloaded
+    # Codecs and their wasm load on demand in the decode workers, not with every page.
+    assert not [name for name in preloaded if "wasm" in name or "jpeg" in name]

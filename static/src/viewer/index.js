@@ -2,12 +2,14 @@
 // This folder is the only code that touches Cornerstone3D.
 import "../../css/viewer.css";
 import { ViewerLoadError, seriesLabel, studyFetch, studyLayout } from "./dicomweb.js";
+import { FrameFetcher } from "./frames.js";
 import { KEYS, MOUSE, PRESETS, actionFor, keyName } from "./keymap.js";
 
 export { KEYS, MOUSE, PRESETS } from "./keymap.js";
 
 // Cornerstone (3.6 MB with its codecs) is imported on first mount, in parallel with the study's
-// metadata, so the first image does not wait for the bundle before asking for the headers.
+// metadata and first frames, so the first image does not wait for the bundle before asking for
+// them.
 let Enums;
 let RenderingEngine;
 let eventTarget;
@@ -20,6 +22,7 @@ let MouseBindings;
 let KeyboardBindings;
 let TOOL_NAMES;
 let studyRegister;
+let framesProvide;
 
 async function cornerstoneLoad() {
   const engine = await import("./setup.js");
@@ -27,12 +30,25 @@ async function cornerstoneLoad() {
   ({ Enums, RenderingEngine, eventTarget, imageLoadPoolManager, imageLoader, cache, ToolGroupManager } = engine);
   csUtils = engine.utilities;
   ({ MouseBindings, KeyboardBindings } = engine.ToolEnums);
-  ({ TOOL_NAMES, studyRegister } = engine);
+  ({ TOOL_NAMES, studyRegister, framesProvide } = engine);
 }
 const PAGE_STEP = 10;
 const PREFETCH_ATTEMPTS = 3;
 const PREFETCH_RETRY_MS = 500;
+const LOADING_OVERLAY_MS = 250;
 let mountCounter = 0;
+
+/** The slice a stack opens on: the middle, where most findings are. */
+function stackStart(imageIds) {
+  return Math.floor((imageIds.length - 1) / 2);
+}
+
+function nearestFirst(imageIds, fromIndex) {
+  return imageIds
+    .map((imageId, index) => ({ imageId, distance: Math.abs(index - fromIndex) }))
+    .sort((a, b) => a.distance - b.distance)
+    .map(({ imageId }) => imageId);
+}
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -128,6 +144,8 @@ export function mountViewer(element) {
 
   // Created once Cornerstone is initialised (its constructor requires it).
   let renderingEngine = null;
+  let cornerstoneStarted = false;
+  const fetcher = new FrameFetcher({ signal: abort.signal, onSettled: (imageId) => onFrameSettled(imageId) });
   let toolGroup = null;
   const viewportOf = (tile) => tile && renderingEngine?.getViewport(tile.viewportId);
 
@@ -237,20 +255,36 @@ export function mountViewer(element) {
     updateOverlay(tile);
   }
 
-  // Prefetch the whole stack, nearest slices first, at prefetch priority so that the slice the
-  // radiologist scrolls to always jumps the queue.
+  // Prefetch the whole stack, nearest slices first: the frames are fetched (frames.js) and each
+  // is decoded as it arrives, at prefetch priority so that the slice the radiologist scrolls to
+  // always jumps the queue (the loader fetches that one itself if it is not here yet).
   function prefetch(imageIds, fromIndex) {
     imageLoadPoolManager.clearRequestStack(Enums.RequestType.Prefetch);
-    const order = imageIds
-      .map((imageId, index) => ({ imageId, distance: Math.abs(index - fromIndex) }))
-      .sort((a, b) => a.distance - b.distance);
-    for (const { imageId } of order) {
-      if (!cache.getImageLoadObject(imageId)) prefetchOne(imageId, PREFETCH_ATTEMPTS);
-    }
+    const order = nearestFirst(imageIds, fromIndex);
+    fetcher.queue(order, { skip: isLoading });
+    // Frames fetched before Cornerstone was ready are decoded now, nearest first.
+    for (const imageId of order) if (fetcher.has(imageId)) prefetchOne(imageId, PREFETCH_ATTEMPTS);
+  }
+
+  function isLoading(imageId) {
+    return Boolean(cache?.getImageLoadObject(imageId));
+  }
+
+  // Every fetched frame of the stack is decoded; one the fetch failed for is left to the loader;
+  // one of a series no longer shown is dropped.
+  function onFrameSettled(imageId) {
+    if (!cornerstoneStarted || state.destroyed) return;
+    if (firstIds.has(imageId)) decodeNow(imageId);
+    else if (stackIds.has(imageId)) prefetchOne(imageId, PREFETCH_ATTEMPTS);
+    else fetcher.take(imageId);
   }
 
   // A busy server may drop a frame request; try again before telling the radiologist.
   function prefetchOne(imageId, attemptsLeft) {
+    if (isLoading(imageId)) {
+      fetcher.take(imageId); // the loader fetched it itself (a scroll got there first)
+      return;
+    }
     imageLoadPoolManager.addRequest(
       () =>
         imageLoader
@@ -278,9 +312,25 @@ export function mountViewer(element) {
       state.stackLoadedAt = performance.now();
       element.dispatchEvent(new CustomEvent("viewer:stack-loaded", { detail: { count: stackIds.size } }));
     }
-    for (const tile of state.tiles) updateOverlay(tile);
+    overlaysUpdateSoon();
   }
-  const onImageLoaded = (event) => trackLoaded(event.detail?.image?.imageId);
+  // Hundreds of images load per second: the "Loading n / N" line is redrawn a few times a
+  // second, not once per image (each redraw repaints and composites the page).
+  let overlaysPending = false;
+  function overlaysUpdateSoon() {
+    if (overlaysPending) return;
+    overlaysPending = true;
+    const update = () => {
+      overlaysPending = false;
+      if (!state.destroyed) for (const tile of state.tiles) updateOverlay(tile);
+    };
+    if (state.stackLoadedAt !== null) update();
+    else setTimeout(update, LOADING_OVERLAY_MS);
+  }
+  const onImageLoaded = (event) => {
+    state.marks.firstDecoded ??= performance.now();
+    trackLoaded(event.detail?.image?.imageId);
+  };
   // Prefetch failures are retried (prefetchOne); an image on screen that fails is reported now.
   const onImageLoadFailed = (event) => {
     const imageId = event.detail?.imageId;
@@ -324,37 +374,73 @@ export function mountViewer(element) {
     for (const imageId of imageIds) if (cache.getImage(imageId)) loadedIds.add(imageId);
     state.stackLoaded = loadedIds.size;
     const viewport = viewportOf(tile);
-    const start = Math.floor((imageIds.length - 1) / 2);
+    const start = stackStart(imageIds);
+    // The rest of the stack is fetched while the first slice is decoded and drawn.
+    const first = decodeFirst([imageIds[start]]);
+    prefetch(imageIds, start);
+    await first;
     state.marks.setStack ??= performance.now();
     await viewport.setStack(imageIds, start);
     viewport.render();
     if (loadedIds.size === imageIds.length) trackLoaded(null);
-    prefetch(imageIds, start);
+  }
+
+  // The images drawn first are decoded as soon as their bytes are here (onFrameSettled), ahead
+  // of the stack's prefetch and while the main thread sets the viewports up; resolves once all
+  // are asked for.
+  const firstIds = new Set();
+  async function decodeFirst(imageIds) {
+    for (const imageId of imageIds) {
+      firstIds.add(imageId);
+      if (fetcher.has(imageId)) decodeNow(imageId);
+    }
+    await Promise.all(imageIds.map((imageId) => fetcher.settled(imageId).then(() => decodeNow(imageId))));
+  }
+
+  function decodeNow(imageId) {
+    if (state.destroyed) return;
+    if (isLoading(imageId)) {
+      fetcher.take(imageId);
+      return;
+    }
+    state.marks.firstDecodeAsked ??= performance.now();
+    imageLoader
+      .loadAndCacheImage(imageId, { priority: -5, requestType: Enums.RequestType.Interaction })
+      .catch(() => {}); // reported by onImageLoadFailed once the image is on screen
   }
 
   async function start() {
     state.marks.start = performance.now();
-    const [, series] = await Promise.all([
-      cornerstoneLoad().then(() => {
-        state.marks.cornerstoneReady = performance.now();
-      }),
-      studyFetch({ root, studyUid, signal: abort.signal }).then((fetched) => {
-        state.marks.metadataFetched = performance.now();
-        return fetched;
-      }),
-    ]);
+    const cornerstone = cornerstoneLoad().then(() => {
+      state.marks.cornerstoneReady = performance.now();
+    });
+    cornerstone.catch(() => {}); // awaited below; not "unhandled" if the headers fail first
+    const series = await studyFetch({ root, studyUid, signal: abort.signal });
+    state.marks.metadataFetched = performance.now();
+    const layout = studyLayout(series);
+    // The frames shown first are fetched while Cornerstone is still loading.
+    if (layout.mode === "projection") {
+      fetcher.queue(layout.images.map((image) => image.imageId));
+    } else {
+      const imageIds = layout.series.images.map((image) => image.imageId);
+      fetcher.queue(nearestFirst(imageIds, stackStart(imageIds)));
+    }
+    await cornerstone;
     if (state.destroyed) return;
+    cleanups.push(framesProvide(fetcher));
+    cornerstoneStarted = true;
     listenToCornerstone();
     studyRegister(series);
     state.series = series;
-    const layout = studyLayout(state.series);
     state.mode = layout.mode;
     element.dataset.viewerMode = layout.mode;
     if (layout.mode === "projection") {
+      stackIds = new Set(layout.images.map((image) => image.imageId));
+      const first = decodeFirst(layout.images.map((image) => image.imageId));
       for (const image of layout.images) makeTile(image.view || image.series.modality);
       tilesBox.style.setProperty("--viewer-columns", String(Math.min(layout.images.length, 3)));
       enableTiles();
-      stackIds = new Set(layout.images.map((image) => image.imageId));
+      await first;
       await Promise.all(
         layout.images.map(async (image, index) => {
           const viewport = viewportOf(state.tiles[index]);
@@ -365,6 +451,8 @@ export function mountViewer(element) {
         }),
       );
     } else {
+      const imageIds = layout.series.images.map((image) => image.imageId);
+      decodeFirst([imageIds[stackStart(imageIds)]]);
       makeTile("");
       tilesBox.style.setProperty("--viewer-columns", "1");
       enableTiles();
@@ -535,7 +623,7 @@ export function mountViewer(element) {
         activeTile: state.activeTile,
         firstRenderAt: state.firstRenderAt,
         stackLoadedAt: state.stackLoadedAt,
-        marks: { ...state.marks },
+        marks: { ...state.marks, firstFetched: fetcher.firstHeldAt },
         stackLoaded: state.stackLoaded,
         stackSize: stackIds.size,
         errors: [...state.errors],
@@ -586,6 +674,7 @@ export function mountViewer(element) {
       if (state.destroyed) return;
       state.destroyed = true;
       abort.abort();
+      fetcher.stop();
       imageLoadPoolManager?.clearRequestStack(Enums.RequestType.Prefetch);
       for (const cleanup of cleanups.reverse()) cleanup();
       toolbar.removeEventListener("click", onToolbarClick);

@@ -1,5 +1,5 @@
 // Cornerstone3D, its tools and the DICOM image loader, initialised once per page.
-import { init as coreInit } from "@cornerstonejs/core";
+import { Enums as CoreEnums, canRenderFloatTextures, init as coreInit, metaData } from "@cornerstonejs/core";
 import { init as dicomImageLoaderInit, wadors } from "@cornerstonejs/dicom-image-loader";
 import {
   MagnifyTool,
@@ -31,6 +31,10 @@ export const TOOL_NAMES = {
   magnify: MagnifyTool.toolName,
 };
 
+// Decoding runs in web workers while the main thread fetches, renders and handles the mouse:
+// one per core, at least 2 so that a frontal and a lateral radiograph decode side by side.
+const DECODE_WORKERS = Math.max(2, Math.min(4, navigator.hardwareConcurrency || 2));
+
 // Marks for the load-time benchmark: how long evaluating the engine takes versus its init.
 performance.mark("viewer:engine-evaluated");
 let ready = null;
@@ -40,11 +44,12 @@ export function cornerstoneReady() {
   ready ??= (async () => {
     await coreInit();
     // The loader purges its metadata on init: series metadata is registered only after this.
-    dicomImageLoaderInit({
-      maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)),
-    });
+    dicomImageLoaderInit({ maxWebWorkers: DECODE_WORKERS });
     toolsInit();
     for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, MagnifyTool]) addTool(tool);
+    // Probing the GPU's texture formats costs ~100 ms of main thread on the first decode;
+    // done here it overlaps the network instead of delaying the first image.
+    canRenderFloatTextures();
     performance.mark("viewer:engine-initialised");
   })();
   return ready;
@@ -53,4 +58,17 @@ export function cornerstoneReady() {
 /** Give the loader every frame's header (its init purges them: call after cornerstoneReady). */
 export function studyRegister(series) {
   for (const s of series) for (const image of s.images) wadors.metaDataManager.add(image.imageId, image.meta);
+}
+
+/**
+ * Let the loader take frames the viewer fetched itself (frames.js) instead of requesting them:
+ * its registry of compressed frames is a metadata lookup, answered here once per frame.
+ * Returns the function that stops it.
+ */
+export function framesProvide(fetcher) {
+  const type = CoreEnums.MetadataModules.COMPRESSED_FRAME_DATA;
+  const provider = (asked, imageId) => (asked === type ? fetcher.take(imageId) : undefined);
+  // Above the loader's own providers, which would answer from their (empty) metadata.
+  metaData.addProvider(provider, 10_000);
+  return () => metaData.removeProvider(provider);
 }
