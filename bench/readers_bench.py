@@ -550,7 +550,7 @@ def run(
         ledger = Ledger()
         groups = {
             "web_and_worker": process_tree(server.pid),
-            "load_generator": process_tree(os.getpid()),
+            "load_generator": lambda: [psutil.Process()],
         }
         if postgres_processes is not None:
             groups["postgres"] = postgres_processes
