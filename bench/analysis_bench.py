@@ -23,6 +23,9 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -99,9 +102,83 @@ def _setup() -> None:
     django.setup()
 
 
+def copy_create(model: Any, objects: list[Any]) -> list[Any]:
+    """Insert model instances with PostgreSQL COPY; like bulk_create, about ten times faster.
+
+    Primary keys come from the table's own sequence and every field is prepared as Django's
+    INSERT prepares it (``pre_save`` then ``get_db_prep_save``: defaults, auto_now, JSON), so
+    the rows are what the application would have written. Runs in the caller's transaction.
+    """
+    from django.db import connection
+
+    if not objects:
+        return objects
+    meta = model._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(objects)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    fields = meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    statement = f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN"
+    with connection.connection.cursor() as cursor:
+        # The history triggers (pgtrigger, pghistory) still record every row. They read two
+        # settings inside an exception block that opens a subtransaction when one is unset;
+        # 100k of those in one transaction make every later row slower. Setting both (no
+        # trigger ignored; a history context as the application's writes have) avoids that.
+        cursor.execute(
+            "SELECT set_config('pgtrigger.ignore', '{}', true),"
+            " set_config('pghistory.context_id', %s, true),"
+            " set_config('pghistory.context_metadata', %s, true)",
+            [str(uuid.uuid4()), json.dumps({"action": "analysis_bench_seed"})],
+        )
+    with connection.connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for obj, pk in zip(objects, ids, strict=True):
+            setattr(obj, meta.pk.attname, pk)
+            copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
+            obj._state.adding = False
+            obj._state.db = connection.alias
+    # Statistics for the rows just written, so the foreign-key checks of the next table's COPY
+    # look them up by index: planned against an "empty" table they scan it for every row.
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(meta.db_table)}")
+    return objects
+
+
+def _answers(picks: np.ndarray) -> dict[str, dict[str, str]]:
+    """A rating's stored answers, shaped as the reading service stores them."""
+    values = [*OPTIONS_5, "neither_correct"]
+    return {
+        f"q{q + 1}": {
+            "question": f"q{q + 1}",
+            "side": "",
+            "code": "abcdef"[pick],
+            "value": values[pick],
+            "label": values[pick],
+        }
+        for q, pick in enumerate(picks)
+    }
+
+
+def _picks(rng: np.random.Generator, n_cases: int) -> np.ndarray:
+    """(cases, readers, questions) answer indexes with case and reader effects.
+
+    Each case has a true position on the 5-point scale and each reader a leaning, so readers
+    agree more than chance (as real panels do) and the agreement figures are not all zero;
+    about 3% of answers are "neither correct".
+    """
+    case_effect = rng.normal(0.0, 1.0, size=(n_cases, 1, 1))
+    reader_effect = rng.normal(0.0, 0.4, size=(1, READERS, 1))
+    noise = rng.normal(0.0, 0.7, size=(n_cases, READERS, QUESTIONS))
+    picks = np.clip(np.rint(2.0 + case_effect + reader_effect + noise), 0, 4).astype(int)
+    picks[rng.random(size=picks.shape) < 0.03] = 5
+    return picks
+
+
 def study_ensure(n_ratings: int) -> str:
     """Create (once) a pairwise study with n_ratings ratings (5 readers); return its id."""
-    import numpy as np
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import transaction
@@ -128,6 +205,7 @@ def study_ensure(n_ratings: int) -> str:
         readers.append(user)
     rng = np.random.default_rng(n_ratings)
     n_cases = n_ratings // READERS
+    picks = _picks(rng, n_cases)
     t0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
     with transaction.atomic():
         study = ReaderStudy.objects.create(
@@ -139,80 +217,73 @@ def study_ensure(n_ratings: int) -> str:
         )
         for r, user in enumerate(readers):
             StudyReader.objects.create(reader_study=study, reader=user, cohort=f"C{r % 2}")
-        batch = 2000
-        for lo in range(0, n_cases, batch):
-            count = min(batch, n_cases - lo)
-            imaging = Study.objects.bulk_create(
-                [
-                    Study(
-                        study_instance_uid=f"2.25.{uuid.uuid4().int}"[:64],
-                        patient_pseudonym=f"B{lo + i}",
-                        modalities="CR",
-                    )
-                    for i in range(count)
-                ]
-            )
-            originals = Report.objects.bulk_create(
-                [Report(study=s, kind="original", findings="No acute findings.") for s in imaging]
-            )
-            ais = Report.objects.bulk_create(
-                [Report(study=s, kind="ai", findings="No acute disease.") for s in imaging]
-            )
-            cases = Case.objects.bulk_create(
-                [
-                    Case(
+        imaging = copy_create(
+            Study,
+            [
+                Study(
+                    study_instance_uid=f"2.25.{uuid.uuid4().int}"[:64],
+                    patient_pseudonym=f"B{i}",
+                    modalities="CR",
+                )
+                for i in range(n_cases)
+            ],
+        )
+        originals = copy_create(
+            Report,
+            [Report(study=s, kind="original", findings="No acute findings.") for s in imaging],
+        )
+        ais = copy_create(
+            Report, [Report(study=s, kind="ai", findings="No acute disease.") for s in imaging]
+        )
+        cases = copy_create(
+            Case,
+            [
+                Case(
+                    reader_study=study,
+                    imaging_study=s,
+                    first_report=o,
+                    second_report=a,
+                    stratum="normal" if i % 2 == 0 else "abnormal",
+                )
+                for i, (s, o, a) in enumerate(zip(imaging, originals, ais, strict=True))
+            ],
+        )
+        assignments = []
+        for i, case in enumerate(cases):
+            for r, user in enumerate(readers):
+                side = "A" if (i + r) % 2 == 0 else "B"
+                opened = t0 + timedelta(seconds=i)
+                assignments.append(
+                    Assignment(
                         reader_study=study,
-                        imaging_study=s,
-                        first_report=o,
-                        second_report=a,
-                        stratum="normal" if (lo + i) % 2 == 0 else "abnormal",
-                    )
-                    for i, (s, o, a) in enumerate(zip(imaging, originals, ais, strict=True))
-                ]
-            )
-            assignments = []
-            for i, case in enumerate(cases):
-                for r, user in enumerate(readers):
-                    side = "A" if (lo + i + r) % 2 == 0 else "B"
-                    assignments.append(
-                        Assignment(
-                            reader_study=study,
-                            case=case,
-                            reader=user,
-                            position=lo + i + 1,
-                            report_a=case.second_report if side == "A" else case.first_report,
-                            report_b=case.first_report if side == "A" else case.second_report,
-                            candidate_side=side,
-                            status=Assignment.Status.SUBMITTED,
-                            opened_at=t0 + timedelta(seconds=lo + i),
-                            submitted_at=t0 + timedelta(seconds=lo + i + 90),
-                        )
-                    )
-            assignments = Assignment.objects.bulk_create(assignments)
-            picks = rng.integers(0, 6, size=(len(assignments), QUESTIONS))
-            values = [*OPTIONS_5, "neither_correct"]
-            Rating.objects.bulk_create(
-                [
-                    Rating(
-                        assignment=a,
-                        answers={
-                            f"q{q + 1}": {
-                                "question": f"q{q + 1}",
-                                "side": "",
-                                "code": "abcdef"[picks[k, q]],
-                                "value": values[picks[k, q]],
-                                "label": values[picks[k, q]],
-                            }
-                            for q in range(QUESTIONS)
-                        },
-                        source_a="ai" if a.candidate_side == "A" else "original",
-                        source_b="original" if a.candidate_side == "A" else "ai",
-                        submitted_at=a.submitted_at,
+                        case=case,
+                        reader=user,
+                        position=i + 1,
+                        report_a=case.second_report if side == "A" else case.first_report,
+                        report_b=case.first_report if side == "A" else case.second_report,
+                        candidate_side=side,
+                        status=Assignment.Status.SUBMITTED,
+                        opened_at=opened,
+                        first_answer_at=opened + timedelta(seconds=20),
+                        submitted_at=opened + timedelta(seconds=90),
                         active_seconds=80.0,
                     )
-                    for k, a in enumerate(assignments)
-                ]
-            )
+                )
+        copy_create(Assignment, assignments)
+        copy_create(
+            Rating,
+            [
+                Rating(
+                    assignment=a,
+                    answers=_answers(picks[k // READERS, k % READERS]),
+                    source_a="ai" if a.candidate_side == "A" else "original",
+                    source_b="original" if a.candidate_side == "A" else "ai",
+                    submitted_at=a.submitted_at,
+                    active_seconds=80.0,
+                )
+                for k, a in enumerate(assignments)
+            ],
+        )
     print(f"  created {name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return str(study.public_id)
 
