@@ -123,15 +123,15 @@ def _subject(frame: pd.DataFrame) -> pd.Series:
 
 def _per_rating(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """One row per rating and subject source with each outcome (NaN where it does not apply)."""
+    ids = ["case", "imaging_study", "reader", "cohort", "stratum"]
+    frame = frame[["rating", *ids, "source", "candidate_source", *columns]]
     frame = frame.assign(subject=_subject(frame), stratum=frame["stratum"].fillna(""))
     frame["stratum"] = frame["stratum"].where(frame["stratum"] != "", NO_STRATUM)
     values = frame[columns].apply(pd.to_numeric, errors="coerce")
     keyed = pd.concat([frame[["rating", "subject"]], values], axis=1)
     outcomes = keyed.groupby(["rating", "subject"], sort=False)[columns].max()
-    ids = frame.groupby(["rating", "subject"], sort=False)[
-        ["case", "imaging_study", "reader", "cohort", "stratum"]
-    ].first()
-    return ids.join(outcomes).reset_index()
+    first = frame.groupby(["rating", "subject"], sort=False)[ids].first()
+    return first.join(outcomes).reset_index()
 
 
 def results_from_frames(
@@ -325,8 +325,10 @@ def results_from_frames(
     for question in questions:
         if question["type"] not in ("single_choice", "likert", "yes_no"):
             continue
-        rows = ratings[
-            (ratings["question"] == question["id"]) & (ratings["answer_value"].fillna("") != "")
+        # Only the columns used: filtering copies every column it keeps.
+        rows = ratings.loc[
+            (ratings["question"] == question["id"]) & (ratings["answer_value"].fillna("") != ""),
+            ["case", "source", "reader", "answer_value"],
         ]
         if rows["reader"].nunique() < 2:
             continue
@@ -347,7 +349,9 @@ def results_from_frames(
             axes = {o["value"]: o.get("axis") for o in question_options(question)}
             if question.get("scope") != "comparative" or all(a is None for a in axes.values()):
                 continue
-            rows = ratings[ratings["question"] == question["id"]]
+            rows = ratings.loc[
+                ratings["question"] == question["id"], ["answer_value", "candidate_side"]
+            ]
             # An option favours the candidate (axis > 0) or the original (axis < 0); which
             # side won follows from where the candidate was shown.
             axis = rows["answer_value"].map(axes).astype(float).to_numpy()
@@ -382,7 +386,10 @@ def _plots(
     )
     if scale_question is not None:
         options = _ordered_options(scale_question)
-        rows = ratings[ratings["question"] == scale_question["id"]]
+        rows = ratings.loc[
+            ratings["question"] == scale_question["id"],
+            ["stratum", "source", "candidate_source", "answer_value"],
+        ]
         if len(rows):
             stratum = rows["stratum"].fillna("").replace("", NO_STRATUM)
             subject = _subject(rows)

@@ -542,7 +542,13 @@ def agreement(
     reader: str = "reader",
 ) -> Agreement:
     """Every agreement coefficient the analysis page shows for one question."""
-    frame = ratings[ratings[value].isin(categories)]
+    frame = ratings.loc[ratings[value].isin(categories), [case, reader, value]]
+    # Code the answers by scale position once; each coefficient then maps positions to
+    # themselves (numbers, not strings: mapping text was a third of the cost).
+    positions = list(range(len(categories)))
+    codes = pd.Categorical(frame[value], categories=list(categories)).codes
+    frame = frame.assign(**{value: codes.astype(np.int64)})
+    categories = positions
     counts = category_counts(frame, value=value, categories=categories, case=case)
     kappa, used = fleiss_kappa(counts)
     return Agreement(
