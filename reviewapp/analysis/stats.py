@@ -222,7 +222,7 @@ def bootstrap_rates(
         per: dict[str, BootstrapRate] = {}
         for label, draws in replicates[name].items():
             mask = applies if label == OVERALL else applies & (design_strata == label)
-            sub = ratings[mask]
+            sub = ratings.loc[mask, [name, case, reader]]
             total = len(sub)
             events = float(sub[name].sum())
             finite = draws[~np.isnan(draws)]
