@@ -127,11 +127,20 @@ def _per_rating(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     frame = frame[["rating", *ids, "source", "candidate_source", *columns]]
     frame = frame.assign(subject=_subject(frame), stratum=frame["stratum"].fillna(""))
     frame["stratum"] = frame["stratum"].where(frame["stratum"] != "", NO_STRATUM)
+    keyed = frame["rating"].notna() & frame["subject"].notna()
+    if not keyed.all():  # like groupby, leave out rows without a rating or subject
+        frame = frame[keyed]
     values = frame[columns].apply(pd.to_numeric, errors="coerce")
-    keyed = pd.concat([frame[["rating", "subject"]], values], axis=1)
-    outcomes = keyed.groupby(["rating", "subject"], sort=False)[columns].max()
-    first = frame.groupby(["rating", "subject"], sort=False)[ids].first()
-    return first.join(outcomes).reset_index()
+    # Group on integer codes of (rating, subject), numbered in order of first appearance like
+    # groupby(sort=False): grouping on the text ids themselves was most of this step's cost.
+    ratings, _ = pd.factorize(frame["rating"])
+    subjects, _ = pd.factorize(frame["subject"])
+    group, _ = pd.factorize(ratings * (subjects.max(initial=0) + 1) + subjects)
+    outcomes = values.groupby(group, sort=False).max()
+    # Every row of a rating carries its ids: the first row of each group has them.
+    _, first = np.unique(group, return_index=True)
+    per = frame[["rating", "subject", *ids]].iloc[first].reset_index(drop=True)
+    return pd.concat([per, outcomes.reset_index(drop=True)], axis=1)
 
 
 def results_from_frames(
