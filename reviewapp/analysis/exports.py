@@ -29,13 +29,13 @@ from reviewapp.analysis.selectors import (
     DATETIME_COLUMNS,
     FLOAT_COLUMNS,
     INT_COLUMNS,
-    csv_blocks_query,
     dataset_query,
 )
 from reviewapp.analysis.services import export_audit_finish, export_audit_start
 from reviewapp.studies.models import ReaderStudy
 
 PARSE_BYTES = 1 << 23
+FETCH_ROWS = 5000
 
 
 def copy_csv(
@@ -44,23 +44,23 @@ def copy_csv(
     *,
     on_done: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
-    """Yield ``query``'s result as RFC 4180 CSV: the header, then blocks of whole records.
+    """Yield a tidy query's CSV (RFC 4180): the header, then blocks of whole records.
 
-    PostgreSQL formats the records (``csv_blocks_query``); a server-side cursor hands them
-    over one block at a time, so memory stays flat. Runs on Django's connection (the
-    caller's transaction); ``on_done`` gets the number of data rows after the last block.
+    PostgreSQL formats the records (``ratings_query``, ``spans_query``: one per result row)
+    and a server-side cursor hands them over FETCH_ROWS at a time, so memory stays flat.
+    Runs on Django's connection (the caller's transaction); ``on_done`` gets the number of
+    data rows after the last block.
     """
     header = ",".join(columns) + "\r\n"
     yield header.encode("utf-8")
     connection.ensure_connection()
-    statement = csv_blocks_query(query, columns).as_string(connection.connection)
+    statement = query.as_string(connection.connection)
     rows = 0
     with connection.chunked_cursor() as cursor:
         cursor.execute(statement)
-        while fetched := cursor.fetchmany(2):
-            for text, count in fetched:
-                rows += count
-                yield text.encode("utf-8")
+        while fetched := cursor.fetchmany(FETCH_ROWS):
+            rows += len(fetched)
+            yield "".join([record for (record,) in fetched]).encode("utf-8")
     if on_done is not None:
         on_done(rows)
 

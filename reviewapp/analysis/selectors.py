@@ -209,10 +209,9 @@ def reader_pseudonyms(*, reader_study: ReaderStudy) -> dict[int, tuple[str, str]
 
 
 # The tidy tables are built by PostgreSQL: answers are unnested from the JSON with jsonb_each
-# and the records are formatted as CSV in the database and fetched a few thousand at a time
-# (csv_blocks_query): 500k rows take about a second, where building and writing them row by
-# row in Python took five times longer. The SQL is composed with psycopg's sql module, every
-# value from a protocol a bound literal.
+# and each row comes back as one finished CSV record, fetched a few thousand at a time by a
+# server-side cursor: building and writing the rows in Python took five times longer. The SQL
+# is composed with psycopg's sql module, every value from a protocol a bound literal.
 
 
 def _ts(column: str) -> pgsql.Composable:
@@ -309,11 +308,111 @@ def _select(columns: list[tuple[str, pgsql.Composable]]) -> pgsql.Composable:
     )
 
 
+def _csv_field(column: str, expr: pgsql.Composable) -> pgsql.Composable:
+    """One CSV field of ``column`` holding ``expr``: numbers bare, text always quoted."""
+    if column in INT_COLUMNS or column in FLOAT_COLUMNS or column.startswith("outcome_"):
+        return pgsql.SQL("COALESCE(({})::text, '')").format(expr)
+    # Every text field quoted (RFC 4180 allows it and it needs no per-value test); quotes
+    # inside are doubled. NULL stays an empty, unquoted field.
+    return pgsql.SQL("""COALESCE('"' || replace(({})::text, '"', '""') || '"', '')""").format(expr)
+
+
+def _csv_join(fields: list[pgsql.Composable]) -> pgsql.Composable:
+    return pgsql.SQL(" || ',' || ").join(fields)
+
+
+def _csv_record(fields: list[pgsql.Composable]) -> pgsql.Composable:
+    return pgsql.SQL("{} || E'\\r\\n'").format(_csv_join(fields))
+
+
+# One rating gives several tidy rows (one per answer, one per report an error-span question
+# applied to), and most columns (ids, reader, the unblinding key, times) are the rating's.
+# Those are formatted once per rating, in a subquery PostgreSQL may not flatten (OFFSET 0),
+# rather than once per row: the formatting is most of the export's cost. The subquery hands
+# the per-row expressions what they need under the alias ``rt``.
+_RATING_FIELDS = [
+    ("id", "r.id"),
+    ("answers", "r.answers"),
+    ("source_a", "r.source_a"),
+    ("source_b", "r.source_b"),
+    ("candidate_side", "asg.candidate_side"),
+    ("case_order", "asg.case_id"),
+    ("reader_order", "asg.reader_id"),
+]
+
+
+def _per_rating(reader_study: ReaderStudy) -> dict[str, pgsql.Composable]:
+    """The ratings columns that are the same on every row of a rating, by name."""
+    keys = [(n, pgsql.SQL(e)) for n, e in _KEY_COLUMNS]
+    return dict([*_common(reader_study), *keys, *_timing()])
+
+
+def _rating_rows(
+    reader_study: ReaderStudy, fragments: list[list[str]]
+) -> tuple[pgsql.Composable, list[pgsql.Composable]]:
+    """The study's ratings, one row each, as ``FROM (...) rt``; and the formatted fragments.
+
+    Each fragment is a run of consecutive per-rating columns already joined as CSV fields
+    (column ``rt._fN``). Rows come sorted by case and reader, so the export's final sort only
+    has to order each rating's few rows (an incremental sort, streaming).
+    """
+    per_rating = _per_rating(reader_study)
+    columns = [(name, pgsql.SQL(expr)) for name, expr in _RATING_FIELDS] + [
+        (f"_f{i}", _csv_join([_csv_field(c, per_rating[c]) for c in run]))
+        for i, run in enumerate(fragments)
+    ]
+    subquery = (
+        pgsql.SQL("FROM (SELECT {} ").format(_select(columns))
+        + _from(reader_study)
+        + pgsql.SQL(
+            " WHERE asg.reader_study_id = {} ORDER BY asg.case_id, asg.reader_id OFFSET 0) AS rt"
+        ).format(pgsql.Literal(reader_study.pk))
+    )
+    return subquery, [
+        pgsql.SQL("rt.{}").format(pgsql.Identifier(f"_f{i}")) for i in range(len(fragments))
+    ]
+
+
+def _fragments(wanted: list[str], per_rating: set[str]) -> list[list[str]]:
+    """Runs of consecutive per-rating columns in ``wanted``."""
+    runs: list[list[str]] = []
+    previous = False
+    for column in wanted:
+        if column in per_rating:
+            if previous:
+                runs[-1].append(column)
+            else:
+                runs.append([column])
+        previous = column in per_rating
+    return runs
+
+
+def _record(
+    wanted: list[str],
+    per_rating: set[str],
+    fragments: list[pgsql.Composable],
+    per_row: dict[str, pgsql.Composable],
+) -> pgsql.Composable:
+    """The CSV record of one tidy row: per-rating fragments and this row's own fields."""
+    fields: list[pgsql.Composable] = []
+    left = iter(fragments)
+    previous = False
+    for column in wanted:
+        if column in per_rating:
+            if not previous:
+                fields.append(next(left))
+        else:
+            fields.append(_csv_field(column, per_row[column]))
+        previous = column in per_rating
+    return _csv_record(fields)
+
+
 def ratings_query(
     *, reader_study: ReaderStudy, columns: list[str] | None = None
 ) -> pgsql.Composable:
-    """The SELECT of the tidy ratings table (see ``rating_columns``), ordered by case, reader.
+    """The tidy ratings table (see ``rating_columns``) as CSV records, ordered by case, reader.
 
+    One text column: each row one RFC 4180 record ending in CRLF, every text field quoted.
     Comparative questions give one row per rating (``side`` and ``source`` empty: the answer
     compares the candidate with the original); per-report questions one row per report shown.
     Each error-span question adds a row per report it applied to, counting the passages marked
@@ -325,54 +424,43 @@ def ratings_query(
     per_report = [q["id"] for q in questions if q.get("scope") == "per_report"]
     outcomes = protocol_outcomes(protocol)
     spans = span_questions(protocol)
-    common = _common(reader_study)
-    keys = [(n, pgsql.SQL(e)) for n, e in _KEY_COLUMNS]
-    order = [
-        ("_case_order", pgsql.SQL("c.id")),
-        ("_reader_order", pgsql.SQL("asg.reader_id")),
-    ]
+    wanted = columns or rating_columns(reader_study)
+    per_rating = set(_per_rating(reader_study))
+    ratings, fragments = _rating_rows(reader_study, _fragments(wanted, per_rating))
     value = pgsql.SQL("COALESCE(ans.value->>'value', '')")
-    answer_columns = [
-        *common,
-        ("question", pgsql.SQL("q.qid")),
-        ("item", pgsql.SQL("ans.key")),
-        ("side", pgsql.SQL("COALESCE(ans.value->>'side', '')")),
-        (
-            "source",
-            pgsql.SQL(
-                "CASE WHEN q.qid = ANY({}::text[]) THEN COALESCE(NULLIF(ans.value->>'source', ''),"
-                " CASE WHEN ans.value->>'side' = 'B' THEN r.source_b ELSE r.source_a END)"
-                " ELSE '' END"
-            ).format(pgsql.Literal(per_report)),
-        ),
-        ("answer_value", value),
-        ("answer_code", pgsql.SQL("COALESCE(ans.value->>'code', '')")),
-        ("answer_label", pgsql.SQL("COALESCE(ans.value->>'label', '')")),
-        ("answer_text", pgsql.SQL("COALESCE(ans.value->>'text', '')")),
-        *keys,
-        *_timing(),
-        *[
-            (
-                f"outcome_{o.id}",
-                pgsql.SQL(
-                    "CASE WHEN q.qid = {} AND {} <> '' THEN ({} = ANY({}::text[]))::int END"
-                ).format(pgsql.Literal(o.question), value, value, pgsql.Literal(sorted(o.values))),
-            )
+    answer_columns = {
+        "question": pgsql.SQL("q.qid"),
+        "item": pgsql.SQL("ans.key"),
+        "side": pgsql.SQL("COALESCE(ans.value->>'side', '')"),
+        "source": pgsql.SQL(
+            "CASE WHEN q.qid = ANY({}::text[]) THEN COALESCE(NULLIF(ans.value->>'source', ''),"
+            " CASE WHEN ans.value->>'side' = 'B' THEN rt.source_b ELSE rt.source_a END)"
+            " ELSE '' END"
+        ).format(pgsql.Literal(per_report)),
+        "answer_value": value,
+        "answer_code": pgsql.SQL("COALESCE(ans.value->>'code', '')"),
+        "answer_label": pgsql.SQL("COALESCE(ans.value->>'label', '')"),
+        "answer_text": pgsql.SQL("COALESCE(ans.value->>'text', '')"),
+        **{
+            f"outcome_{o.id}": pgsql.SQL(
+                "CASE WHEN q.qid = {} AND {} <> '' THEN ({} = ANY({}::text[]))::int END"
+            ).format(pgsql.Literal(o.question), value, value, pgsql.Literal(sorted(o.values)))
             for o in outcomes
-        ],
-        *([(f"outcome_{SIGNIFICANT_ERROR}", pgsql.SQL("NULL::int"))] if spans else []),
-        *order,
-    ]
+        },
+    }
+    if spans:
+        answer_columns[f"outcome_{SIGNIFICANT_ERROR}"] = pgsql.SQL("NULL::int")
     parts = [
-        pgsql.SQL("SELECT {} ").format(_select(answer_columns))
-        + _from(reader_study)
+        pgsql.SQL("SELECT {} AS line, rt.case_order, rt.reader_order, ans.key AS item ").format(
+            _record(wanted, per_rating, fragments, answer_columns)
+        )
+        + ratings
         + pgsql.SQL(
-            " CROSS JOIN LATERAL jsonb_each(r.answers) AS ans"
+            " CROSS JOIN LATERAL jsonb_each(rt.answers) AS ans"
             " CROSS JOIN LATERAL (SELECT COALESCE(ans.value->>'question',"
             " split_part(ans.key, '.', 1)) AS qid) AS q"
-            " WHERE asg.reader_study_id = {} AND jsonb_typeof(ans.value) = 'object'"
-            " AND q.qid = ANY({}::text[])"
-        ).format(pgsql.Literal(reader_study.pk), pgsql.Literal(answered))
+            " WHERE jsonb_typeof(ans.value) = 'object' AND q.qid = ANY({}::text[])"
+        ).format(pgsql.Literal(answered))
     ]
     for question in spans:
         qid = pgsql.Literal(question["id"])
@@ -381,54 +469,45 @@ def ratings_query(
         if condition:
             target = pgsql.Literal(condition["question"])
             shown = pgsql.SQL(
-                "COALESCE(r.answers -> ({} || '.' || sd.side), r.answers -> {}) ->> 'value'"
+                "COALESCE(rt.answers -> ({} || '.' || sd.side), rt.answers -> {}) ->> 'value'"
                 " = ANY({}::text[])"
             ).format(target, target, pgsql.Literal(list(condition["in"])))
-        span_columns = [
-            *common,
-            ("question", qid),
-            (
-                "item",
-                pgsql.SQL("CASE WHEN sd.side = '' THEN {} ELSE {} || '.' || sd.side END").format(
-                    qid, qid
-                ),
-            ),
-            ("side", pgsql.SQL("sd.side")),
-            ("source", pgsql.SQL("CASE WHEN sd.side = 'B' THEN r.source_b ELSE r.source_a END")),
-            ("answer_value", pgsql.SQL("COALESCE(sp.n, 0)::text")),
-            ("answer_code", pgsql.SQL("''")),
-            ("answer_label", pgsql.SQL("COALESCE(sp.n, 0) || ' passage(s) marked'")),
-            ("answer_text", pgsql.SQL("''")),
-            *keys,
-            *_timing(),
-            *[(f"outcome_{o.id}", pgsql.SQL("NULL::int")) for o in outcomes],
-            (f"outcome_{SIGNIFICANT_ERROR}", pgsql.SQL("COALESCE(sp.sig, FALSE)::int")),
-            *order,
-        ]
+        item = pgsql.SQL("CASE WHEN sd.side = '' THEN {} ELSE {} || '.' || sd.side END").format(
+            qid, qid
+        )
+        span_columns = {
+            "question": qid,
+            "item": item,
+            "side": pgsql.SQL("sd.side"),
+            "source": pgsql.SQL("CASE WHEN sd.side = 'B' THEN rt.source_b ELSE rt.source_a END"),
+            "answer_value": pgsql.SQL("COALESCE(sp.n, 0)::text"),
+            "answer_code": pgsql.SQL("''"),
+            "answer_label": pgsql.SQL("COALESCE(sp.n, 0) || ' passage(s) marked'"),
+            "answer_text": pgsql.SQL("''"),
+            **{f"outcome_{o.id}": pgsql.SQL("NULL::int") for o in outcomes},
+            f"outcome_{SIGNIFICANT_ERROR}": pgsql.SQL("COALESCE(sp.sig, FALSE)::int"),
+        }
         parts.append(
-            pgsql.SQL("SELECT {} ").format(_select(span_columns))
-            + _from(reader_study)
+            pgsql.SQL("SELECT {} AS line, rt.case_order, rt.reader_order, {} AS item ").format(
+                _record(wanted, per_rating, fragments, span_columns), item
+            )
+            + ratings
             + pgsql.SQL(
-                " CROSS JOIN LATERAL unnest(CASE WHEN asg.candidate_side IN ('A', 'B')"
+                " CROSS JOIN LATERAL unnest(CASE WHEN rt.candidate_side IN ('A', 'B')"
                 " THEN ARRAY['A', 'B'] ELSE ARRAY[''] END) AS sd(side)"
                 " LEFT JOIN LATERAL (SELECT count(*) AS n, bool_or(e.is_significant) AS sig"
-                " FROM {} e WHERE e.rating_id = r.id AND e.side = sd.side) AS sp ON TRUE"
-                " WHERE asg.reader_study_id = {} AND (sd.side = ''"
-                " OR (CASE sd.side WHEN 'A' THEN r.source_a ELSE r.source_b END) <> '') AND {}"
-            ).format(_tables()["span"], pgsql.Literal(reader_study.pk), shown)
+                " FROM {} e WHERE e.rating_id = rt.id AND e.side = sd.side) AS sp ON TRUE"
+                " WHERE (sd.side = ''"
+                " OR (CASE sd.side WHEN 'A' THEN rt.source_a ELSE rt.source_b END) <> '') AND {}"
+            ).format(_tables()["span"], shown)
         )
-    wanted = columns or rating_columns(reader_study)
     return pgsql.SQL(
-        "SELECT {}, row_number() OVER (ORDER BY _case_order, _reader_order, item) - 1 AS _n"
-        " FROM ({}) AS tidy"
-    ).format(
-        pgsql.SQL(", ").join(pgsql.Identifier(c) for c in wanted),
-        pgsql.SQL(" UNION ALL ").join(parts),
-    )
+        "SELECT line FROM ({}) AS tidy ORDER BY case_order, reader_order, item"
+    ).format(pgsql.SQL(" UNION ALL ").join(parts))
 
 
 def spans_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
-    """The SELECT of the error-span table (one row per marked passage, ``SPAN_COLUMNS``)."""
+    """The error-span table (one row per marked passage, ``SPAN_COLUMNS``) as CSV records."""
     protocol = reader_study.protocol
     labels = {
         c["value"]: c.get("label", c["value"])
@@ -456,12 +535,13 @@ def spans_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
         ("category_label", pgsql.SQL("COALESCE(cl.label, e.category)")),
         ("is_significant", pgsql.SQL("CASE WHEN e.is_significant THEN 'true' ELSE 'false' END")),
         ("replacement_text", pgsql.SQL("e.replacement_text")),
-        ("_n", pgsql.SQL("row_number() OVER (ORDER BY c.id, asg.reader_id, e.id) - 1")),
     ]
     keys = list(labels)
     return (
-        pgsql.SQL("SELECT {} FROM {} e JOIN {} rep ON rep.id = e.report_id ").format(
-            _select(columns), _tables()["span"], _tables()["report"]
+        pgsql.SQL("SELECT {} AS line FROM {} e JOIN {} rep ON rep.id = e.report_id ").format(
+            _csv_record([_csv_field(name, expr) for name, expr in columns]),
+            _tables()["span"],
+            _tables()["report"],
         )
         + pgsql.SQL(
             "JOIN {} r ON r.id = e.rating_id JOIN {} asg ON asg.id = r.assignment_id"
@@ -472,7 +552,7 @@ def spans_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
         + _readers_join(reader_study)
         + pgsql.SQL(
             " LEFT JOIN unnest({}::text[], {}::text[]) AS cl(value, label) ON cl.value = e.category"
-            " WHERE asg.reader_study_id = {}"
+            " WHERE asg.reader_study_id = {} ORDER BY c.id, asg.reader_id, e.id"
         ).format(
             pgsql.Literal(keys),
             pgsql.Literal([labels[k] for k in keys]),
@@ -481,37 +561,8 @@ def spans_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
     )
 
 
-CSV_ROWS_PER_BLOCK = 5000
-
-
-def _csv_field(column: str) -> pgsql.Composable:
-    name = pgsql.Identifier(column)
-    if column in INT_COLUMNS or column in FLOAT_COLUMNS or column.startswith("outcome_"):
-        return pgsql.SQL("COALESCE({}::text, '')").format(name)
-    # Every text field quoted (RFC 4180 allows it and it needs no per-value test); quotes
-    # inside are doubled. NULL stays an empty, unquoted field.
-    return pgsql.SQL("""COALESCE('"' || replace({}::text, '"', '""') || '"', '')""").format(name)
-
-
-def csv_blocks_query(query: pgsql.Composable, columns: list[str]) -> pgsql.Composable:
-    """Wrap a tidy query so PostgreSQL returns its CSV body in blocks of whole records.
-
-    The query must number its rows in a column ``_n`` (0-based, in export order).
-    Each result row is (text of up to CSV_ROWS_PER_BLOCK CRLF-terminated records, count), in
-    the query's order. Formatting rows in the database and handing them over a few thousand
-    at a time keeps the per-row cost out of Python, which is what makes 500k rows a second's
-    work rather than ten.
-    """
-    line = pgsql.SQL(" || ',' || ").join(_csv_field(c) for c in columns)
-    return pgsql.SQL(
-        "SELECT string_agg(line, '' ORDER BY _n), count(*) FROM ("
-        "SELECT _n, {} || E'\\r\\n' AS line FROM ({}) AS t"
-        ") AS lines GROUP BY _n / {} ORDER BY _n / {}"
-    ).format(line, query, pgsql.Literal(CSV_ROWS_PER_BLOCK), pgsql.Literal(CSV_ROWS_PER_BLOCK))
-
-
 def dataset_query(*, reader_study: ReaderStudy, dataset: str) -> tuple[pgsql.Composable, list[str]]:
-    """The query and columns of one exportable dataset ("ratings" or "spans")."""
+    """The CSV-records query and columns of one exportable dataset ("ratings" or "spans")."""
     if dataset == "ratings":
         return ratings_query(reader_study=reader_study), rating_columns(reader_study)
     if dataset == "spans":
