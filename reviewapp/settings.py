@@ -229,6 +229,11 @@ else:
     }
 CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {"default": {}, "gpu": {}}
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Every task not named here goes to "default". A generation run is sent to its model's queue
+# explicitly (ModelConfig.queue: "gpu" for local models); this route covers a send without one.
+CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
+    "reviewapp.generation.tasks.generation_run_execute_task": {"queue": "gpu"},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
