@@ -197,11 +197,10 @@ def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
     loop.run_until_complete(layer.group_send(group, message))
 
 
-def _send_progress(job: GenerationJob, run_ids: list[int]) -> None:
+def _send_progress(job: GenerationJob, runs: list[GenerationRun]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    runs = GenerationRun.objects.filter(pk__in=run_ids).select_related("study", "report")
     message = {
         "type": "generation.progress",
         "job": str(job.public_id),
@@ -214,9 +213,13 @@ def _send_progress(job: GenerationJob, run_ids: list[int]) -> None:
         logger.warning("Could not publish generation progress for job %s", job.public_id)
 
 
-def _progress_on_commit(job: GenerationJob, run_ids: list[int]) -> None:
-    """After commit, publish the job's counts and these runs' rows as committed."""
-    transaction.on_commit(lambda: _send_progress(job, run_ids))
+def _progress_on_commit(job: GenerationJob, runs: list[GenerationRun]) -> None:
+    """After commit, publish the job's counts and these runs as they were just saved.
+
+    The runs are not read again: they were saved in the transaction that committed (callers
+    select their study with them, which the event names).
+    """
+    transaction.on_commit(lambda: _send_progress(job, runs))
 
 
 # --- jobs ------------------------------------------------------------------------------------
@@ -304,7 +307,8 @@ def generation_job_cancel(*, user: Actor, job: GenerationJob) -> int:
     _require_coordinator(user)
     job = GenerationJob.objects.select_for_update().get(pk=job.pk)
     runs = list(
-        GenerationRun.objects.select_for_update()
+        GenerationRun.objects.select_for_update(of=("self",))
+        .select_related("study", "report")
         .filter(job=job)
         .exclude(status__in=GenerationRun.FINISHED)
     )
@@ -316,7 +320,7 @@ def generation_job_cancel(*, user: Actor, job: GenerationJob) -> int:
     GenerationRun.objects.bulk_update(runs, ["status", "finished_at", "error_message"])
     job.cancelled_at = now
     job.save(update_fields=["cancelled_at", "updated_at"])
-    _progress_on_commit(job, [r.pk for r in runs])
+    _progress_on_commit(job, runs)
     return len(runs)
 
 
@@ -325,7 +329,9 @@ def generation_run_retry(*, user: Actor, run: GenerationRun) -> GenerationRun:
     """Queue a failed or cancelled run again with a fresh attempt budget."""
     _require_coordinator(user)
     run = (
-        GenerationRun.objects.select_for_update().select_related("job__model_config").get(pk=run.pk)
+        GenerationRun.objects.select_for_update(of=("self",))
+        .select_related("job__model_config", "study", "report")
+        .get(pk=run.pk)
     )
     if run.status not in (GenerationRun.Status.FAILED, GenerationRun.Status.CANCELLED):
         raise ApplicationError(
@@ -340,7 +346,7 @@ def generation_run_retry(*, user: Actor, run: GenerationRun) -> GenerationRun:
     run.started_at = run.finished_at = None
     run.save()
     _enqueue_on_commit([run], run.job.model_config)
-    _progress_on_commit(run.job, [run.pk])
+    _progress_on_commit(run.job, [run])
     return run
 
 
@@ -384,7 +390,7 @@ def _claim(run_pk: int) -> GenerationRun | None:
             )
             run.finished_at = timezone.now()
             run.save()
-            _progress_on_commit(run.job, [run.pk])
+            _progress_on_commit(run.job, [run])
             return None
         run.status = GenerationRun.Status.RUNNING
         run.attempts += 1
@@ -392,13 +398,15 @@ def _claim(run_pk: int) -> GenerationRun | None:
         run.finished_at = None
         run.worker = _worker_name()
         run.save()
-        _progress_on_commit(run.job, [run.pk])
+        _progress_on_commit(run.job, [run])
         return run
 
 
 def _locked_run_with_job(run_pk: int) -> GenerationRun:
     return (
-        GenerationRun.objects.select_for_update(of=("self",)).select_related("job").get(pk=run_pk)
+        GenerationRun.objects.select_for_update(of=("self",))
+        .select_related("job", "study")
+        .get(pk=run_pk)
     )
 
 
@@ -414,7 +422,7 @@ def _finish(run_pk: int, *, status: str, error: str = "", **values: Any) -> bool
         for key, value in values.items():
             setattr(run, key, value)
         run.save()
-        _progress_on_commit(run.job, [run.pk])
+        _progress_on_commit(run.job, [run])
         return True
 
 
@@ -432,7 +440,7 @@ def _write_report(run_pk: int, *, findings: str, impression: str, record: dict) 
         run.error_message = ""
         run.finished_at = timezone.now()
         run.save()
-        _progress_on_commit(run.job, [run.pk])
+        _progress_on_commit(run.job, [run])
         return True
 
 
@@ -480,6 +488,7 @@ def generation_run_execute(*, run_pk: int) -> str:
             backend, request = _request_for(run)
             inputs_loaded = time.perf_counter()
             output = backend.generate(request)
+            generated = time.perf_counter()
         except RetryableInferenceError as exc:
             if run.attempts < run.max_attempts:
                 _finish(run_pk, status=GenerationRun.Status.QUEUED, error=str(exc))
@@ -516,6 +525,7 @@ def generation_run_execute(*, run_pk: int) -> str:
         # The pipeline's own steps, beside the backend's: the benchmark reads them.
         record["timings_s"]["pipeline_claim"] = round(started - entered, 4)
         record["timings_s"]["pipeline_inputs"] = round(inputs_loaded - loaded, 4)
+        record["timings_s"]["backend_call"] = round(generated - inputs_loaded, 4)
         record["timings_s"]["total"] = round(time.perf_counter() - started, 4)
         record["attempt"] = run.attempts
         record["worker"] = run.worker
@@ -549,12 +559,12 @@ def generation_runs_reap() -> dict[str, int]:
     """
     requeued: list[GenerationRun] = []
     failed = 0
-    touched: dict[int, tuple[GenerationJob, list[int]]] = {}
+    touched: dict[int, tuple[GenerationJob, list[GenerationRun]]] = {}
     with transaction.atomic():
         candidates = (
             GenerationRun.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(status=GenerationRun.Status.RUNNING)
-            .select_related("job__model_config")
+            .select_related("job__model_config", "study")
         )
         with connection.cursor() as cursor:
             for run in candidates:
@@ -582,12 +592,12 @@ def generation_runs_reap() -> dict[str, int]:
                     run.queued_at = timezone.now()
                     requeued.append(run)
                 run.save()
-                touched.setdefault(run.job_id, (run.job, []))[1].append(run.pk)
+                touched.setdefault(run.job_id, (run.job, []))[1].append(run)
         by_config: dict[int, list[GenerationRun]] = {}
         for run in requeued:
             by_config.setdefault(run.job.model_config.pk, []).append(run)
         for runs in by_config.values():
             _enqueue_on_commit(runs, runs[0].job.model_config)
-        for job, run_ids in touched.values():
-            _progress_on_commit(job, run_ids)
+        for job, touched_runs in touched.values():
+            _progress_on_commit(job, touched_runs)
     return {"requeued": len(requeued), "failed": failed}
