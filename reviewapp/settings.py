@@ -242,6 +242,11 @@ else:
     }
 CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {"default": {}, "gpu": {}}
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Every task not named here goes to "default". A generation run is sent to its model's queue
+# explicitly (ModelConfig.queue: "gpu" for local models); this route covers a send without one.
+CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
+    "reviewapp.generation.tasks.generation_run_execute_task": {"queue": "gpu"},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -249,6 +254,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("RADREVIEW_TASKS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Stops Celery's Django fixup from closing the database connections around every task;
+# reviewapp.core.tasks checks and recycles them instead (the number is only a backstop).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {

@@ -8,7 +8,8 @@ from io import StringIO
 
 import pytest
 import redis
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.core.management import CommandError, call_command
@@ -75,6 +76,36 @@ def test_a_coordinator_watches_runs_finish_live(coordinator, baseline, two_radio
     assert last["runs"][0]["status"] == "succeeded"
     assert last["runs"][0]["study"] == str(two_radiographs[0].public_id)
     assert [e["runs"][0]["status"] for e in events[1:]] == ["running", "succeeded"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_done_on_a_workers_main_thread_is_published_live(
+    coordinator, baseline, two_radiographs
+) -> None:
+    # A worker child runs its task on the main thread, which publishes on its own kept event
+    # loop; a listener elsewhere gets each step in order.
+    layer = get_channel_layer()
+    job = services.generation_job_create(
+        user=coordinator, model_config=baseline, studies=two_radiographs
+    ).job
+    run = job.runs.order_by("id").first()
+    assert run is not None
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(services.job_group_name(job.public_id), channel)
+
+    for _ in range(2):  # the same kept loop serves every run of the process
+        services.generation_run_execute(run_pk=run.pk)
+        run = job.runs.order_by("id").last()
+
+    async def receive(count: int) -> list[dict]:
+        return [await layer.receive(channel) for _ in range(count)]
+
+    events = async_to_sync(receive)(4)
+
+    assert [e["runs"][0]["status"] for e in events] == [
+        "running", "succeeded", "running", "succeeded",
+    ]  # fmt: skip
+    assert events[-1]["counts"]["succeeded"] == 2
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,6 +8,7 @@ import signal
 import time
 
 import pytest
+from django.db import connection
 
 from reviewapp.generation import services
 from reviewapp.generation.models import GenerationRun, ModelConfig
@@ -80,6 +81,9 @@ def test_a_queued_job_is_worked_through_by_a_real_worker(
     start_worker, coordinator, two_radiographs, baseline
 ) -> None:
     config = baseline
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        test_started = cursor.fetchone()[0]
     start_worker("only")
 
     job = services.generation_job_create(
@@ -93,3 +97,18 @@ def test_a_queued_job_is_worked_through_by_a_real_worker(
     )
     assert Report.objects.filter(kind=Report.Kind.AI).count() == 2
     assert set(job.runs.values_list("attempts", flat=True)) == {1}
+    # The worker did both runs on one database connection, kept open (a new connection per
+    # task is slow), and that connection holds no run lock after the runs.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_start >= %s",
+            [test_started],
+        )
+        sessions = cursor.fetchall()
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        advisory_locks = cursor.fetchone()[0]
+    first_started = min(job.runs.values_list("started_at", flat=True))
+    assert len(sessions) == 1
+    assert sessions[0][1] < first_started
+    assert advisory_locks == 0
