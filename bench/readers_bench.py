@@ -554,28 +554,22 @@ def run(
         }
         if postgres_processes is not None:
             groups["postgres"] = postgres_processes
-        print("phase think (2-6 s per case) ...", flush=True)
-        with CpuMeter(groups) as meter:
-            results["think"] = asyncio.run(
-                run_phase(base=base, tokens=tokens, study=study, seconds=args.think,
-                          think=(2, 6), ledger=ledger)
-            )  # fmt: skip
-        results["think"]["cpu_cores"] = meter.result  # type: ignore[index]
-        print("phase saturate (no think time) ...", flush=True)
-        with CpuMeter(groups) as meter:
-            results["saturate"] = asyncio.run(
-                run_phase(base=base, tokens=tokens, study=study, seconds=args.saturate,
-                          think=(0, 0), ledger=ledger)
-            )  # fmt: skip
-        results["saturate"]["cpu_cores"] = meter.result  # type: ignore[index]
         what = "restarted" if args.postgres == "private" else "connections killed"
-        print(f"phase outage (PostgreSQL {what} twice) ...", flush=True)
-        results["outage"] = asyncio.run(
-            run_phase(
-                base=base, tokens=tokens, study=study, seconds=args.outage, think=(0.2, 1),
-                ledger=ledger, outage=(disrupt, [args.outage / 3, 2 * args.outage / 3]),
-            )
-        )  # fmt: skip
+        phases = [
+            ("think", "2-6 s per case", args.think, (2, 6), None),
+            ("saturate", "no think time", args.saturate, (0, 0), None),
+            ("outage", f"PostgreSQL {what} twice", args.outage, (0.2, 1),
+             (disrupt, [args.outage / 3, 2 * args.outage / 3])),
+        ]  # fmt: skip
+        for name, description, seconds, think, outage in phases:
+            print(f"phase {name} ({description}) ...", flush=True)
+            with CpuMeter(groups) as meter:
+                summary = asyncio.run(
+                    run_phase(base=base, tokens=tokens, study=study, seconds=seconds,
+                              think=think, ledger=ledger, outage=outage)
+                )  # fmt: skip
+            summary["cpu_cores"] = meter.result
+            results[name] = summary
         results["integrity"] = verify(ledger)
     finally:
         server.terminate()

@@ -11,7 +11,7 @@ from playwright.sync_api import expect, sync_playwright
 from reviewapp.studies.models import Assignment, Rating, RatingWrite
 from tests.conftest import PASSWORD
 from tests.studies.conftest import build_study, make_case_study
-from tests.studies.live import daphne_server
+from tests.studies.live import browser_login, daphne_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
@@ -86,18 +86,6 @@ def test_reader_rates_two_cases_with_the_keyboard_and_a_reload_keeps_the_draft(
         assert assignment.opened_at <= assignment.first_answer_at <= assignment.submitted_at
 
 
-def _login(page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("Username").focus()  # autofocus may land after the first keystroke
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
-    page.wait_for_load_state()
-    assert "/accounts/login/" not in page.url, page.content()[:3000]
-
-
 def test_error_spans_are_marked_with_the_mouse_and_progress_updates_live(
     coordinator, reader, settings
 ) -> None:
@@ -116,13 +104,13 @@ def test_error_spans_are_marked_with_the_mouse_and_progress_updates_live(
     with daphne_server() as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
         carol = browser.new_context().new_page()
-        _login(carol, base, "carol")
+        browser_login(carol, base, "carol", PASSWORD)
         carol.goto(f"{base}/studies/{study.public_id}/progress/")
         expect(carol.locator("[data-live-state]")).to_have_text("live")
         expect(carol.locator("[data-progress-overall]")).to_have_text("0 / 1")
 
         alice = browser.new_context().new_page()
-        _login(alice, base, "alice")
+        browser_login(alice, base, "alice", PASSWORD)
         alice.goto(f"{base}/studies/read/{assignment.public_id}/")
         alice.keyboard.press("a")  # image quality sufficient: yes
         box = alice.evaluate(
