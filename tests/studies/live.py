@@ -14,6 +14,10 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from playwright.sync_api import Page, sync_playwright
+
+from tests.conftest import PASSWORD
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,3 +93,26 @@ def browser_login(page: Any, base: str, username: str, password: str) -> None:
         page.keyboard.press("Enter")
     page.wait_for_load_state()
     assert "/accounts/login/" not in page.url, page.content()[:3000]
+
+
+def password_login_allow(settings: Any, *users: Any) -> None:
+    """Give ``users`` the test PASSWORD, hashed with a hasher the served app accepts, so that a
+    browser can log them in through the form."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    for user in users:
+        user.password = make_password(PASSWORD)
+        user.save(update_fields=["password"])
+
+
+@contextmanager
+def chromium_page() -> Iterator[tuple[Page, list[str]]]:
+    """A page in headless Chromium, and the list its uncaught script errors are collected in."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            yield page, errors
+        finally:
+            browser.close()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.hashers import make_password
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from reviewapp.reports.models import Report
 from reviewapp.studies import services
@@ -14,7 +13,7 @@ from reviewapp.studies.models import Assignment, Rating
 from reviewapp.studies.rendering import report_render
 from tests.conftest import PASSWORD
 from tests.studies.conftest import build_study, make_case_study
-from tests.studies.live import browser_login, daphne_server
+from tests.studies.live import browser_login, chromium_page, daphne_server, password_login_allow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
@@ -28,18 +27,12 @@ def test_error_span_marked_by_keyboard_stores_the_offsets_of_the_rendered_text(
         imaging=[make_case_study(1)],
         protocol_key="error_correction",
     )
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    reader.password = make_password(PASSWORD)
-    reader.save(update_fields=["password"])
+    password_login_allow(settings, reader)
     assignment = Assignment.objects.get(reader_study=study)
     findings = report_render(assignment.report_a)["findings"]
     assert findings.startswith("The lungs are clear. Cardiac")
 
-    with daphne_server() as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with daphne_server() as base, chromium_page() as (page, errors):
         browser_login(page, base, "alice", PASSWORD)
         page.goto(f"{base}/studies/read/{assignment.public_id}/")
         page.keyboard.press("a")  # image quality sufficient: yes; the error question is next
@@ -75,7 +68,6 @@ def test_error_span_marked_by_keyboard_stores_the_offsets_of_the_rendered_text(
         expect(page.locator("[data-save-state]")).to_have_text("Draft saved")
         page.keyboard.press("Control+Enter")
         page.wait_for_url(re.compile("/studies/reading/$"))
-        browser.close()
     assert errors == []
 
     rating = Rating.objects.get(assignment=assignment)
@@ -122,17 +114,11 @@ def test_the_keyboard_marks_in_the_report_of_the_highlighted_question(
     services.panel_set(reader_study=study, readers=[(reader, "")])
     services.assignments_generate(reader_study=study, seed=7)
     services.reader_study_open(reader_study=study)
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    reader.password = make_password(PASSWORD)
-    reader.save(update_fields=["password"])
+    password_login_allow(settings, reader)
     assignment = Assignment.objects.get(reader_study=study)
     impression_b = report_render(assignment.report_b)["impression"]
 
-    with daphne_server() as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with daphne_server() as base, chromium_page() as (page, errors):
         browser_login(page, base, "alice", PASSWORD)
         page.goto(f"{base}/studies/read/{assignment.public_id}/")
         page.keyboard.press("j")  # from Report A's error question to Report B's
@@ -148,7 +134,6 @@ def test_the_keyboard_marks_in_the_report_of_the_highlighted_question(
         page.keyboard.press("Escape")
         page.keyboard.press("Control+Enter")
         page.wait_for_url(re.compile("/studies/reading/$"))
-        browser.close()
     assert errors == []
 
     span = Rating.objects.get(assignment=assignment).error_spans.get()

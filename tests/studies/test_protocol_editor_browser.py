@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.hashers import make_password
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from reviewapp.studies.models import ReaderStudy
 from tests.conftest import PASSWORD
-from tests.studies.live import browser_login, daphne_server
+from tests.studies.live import browser_login, chromium_page, daphne_server, password_login_allow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
@@ -18,15 +17,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pyte
 def test_a_coordinator_builds_a_protocol_in_the_browser_and_creates_a_study(
     coordinator, settings
 ) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    coordinator.password = make_password(PASSWORD)
-    coordinator.save(update_fields=["password"])
+    password_login_allow(settings, coordinator)
 
-    with daphne_server() as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with daphne_server() as base, chromium_page() as (page, errors):
         browser_login(page, base, "carol", PASSWORD)
         page.goto(f"{base}/studies/new/")
         page.get_by_role("link", name="compose or adapt a protocol").click()
@@ -77,7 +70,6 @@ def test_a_coordinator_builds_a_protocol_in_the_browser_and_creates_a_study(
         page.get_by_role("button", name="Create draft study").click()
         page.wait_for_url(re.compile(r"/studies/[0-9a-f-]{36}/$"))
         expect(page.get_by_text("created as a draft with your protocol")).to_be_visible()
-        browser.close()
     assert errors == []
 
     study = ReaderStudy.objects.get(name="Quality pilot")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.hashers import make_password
 from playwright.sync_api import expect, sync_playwright
 
 from reviewapp.studies.models import Assignment, Rating, RatingWrite
 from tests.conftest import PASSWORD
 from tests.studies.conftest import build_study, make_case_study
-from tests.studies.live import browser_login, daphne_server
+from tests.studies.live import browser_login, chromium_page, daphne_server, password_login_allow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
@@ -24,19 +23,13 @@ def test_reader_rates_two_cases_with_the_keyboard_and_a_reload_keeps_the_draft(
         coordinator=coordinator, readers=[reader], imaging=imaging, ask_ai_guess=True
     )
     # The server process uses the production hashers; store alice's password its way.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    reader.password = make_password(PASSWORD)
-    reader.save(update_fields=["password"])
+    password_login_allow(settings, reader)
     first, second = Assignment.objects.filter(reader_study=study, reader=reader).order_by(
         "position"
     )
     first_uid = first.case.imaging_study.study_instance_uid  # no ORM once the browser runs
 
-    with daphne_server() as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with daphne_server() as base, chromium_page() as (page, errors):
         page.goto(f"{base}/accounts/login/")
         page.get_by_label("Username").focus()
         page.keyboard.type("alice")
@@ -66,7 +59,6 @@ def test_reader_rates_two_cases_with_the_keyboard_and_a_reload_keeps_the_draft(
         page.keyboard.press("Control+Enter")
         page.wait_for_url(re.compile("/studies/reading/$"))
         expect(page.get_by_text("You have rated every case of this study")).to_be_visible()
-        browser.close()
     assert errors == []
 
     ratings = {r.assignment_id: r for r in Rating.objects.filter(assignment__reader=reader)}
@@ -95,10 +87,7 @@ def test_error_spans_are_marked_with_the_mouse_and_progress_updates_live(
         imaging=[make_case_study(1)],
         protocol_key="error_correction",
     )
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    for user in (reader, coordinator):
-        user.password = make_password(PASSWORD)
-        user.save(update_fields=["password"])
+    password_login_allow(settings, reader, coordinator)
     assignment = Assignment.objects.get(reader_study=study)
 
     with daphne_server() as base, sync_playwright() as playwright:
