@@ -9,12 +9,15 @@ from reviewapp.imaging.models import Study
 
 
 def studies_readable_by_reader(*, user: AbstractBaseUser) -> QuerySet[Study]:
-    """Studies a reader may see images of: those in their assignments of open studies."""
-    from reviewapp.studies.models import Assignment, ReaderStudy
+    """Studies a reader may see images of: those of their assignments in every reader study
+    they may see (open, paused or locked), so that a case page a reader can open, even read-only,
+    never shows a viewer that cannot load its images."""
+    from reviewapp.studies.models import Assignment
+    from reviewapp.studies.selectors import READER_VISIBLE
 
     if not user.is_authenticated:
         return Study.objects.none()
     case_studies = Assignment.objects.filter(
-        reader_id=user.pk, reader_study__status=ReaderStudy.Status.OPEN
+        reader_id=user.pk, reader_study__status__in=READER_VISIBLE
     ).values("case__imaging_study_id")
     return Study.objects.filter(id__in=case_studies)

@@ -11,7 +11,7 @@ from reviewapp.reports.models import Report
 from reviewapp.studies import services
 from reviewapp.studies.models import Assignment, ReaderStudy
 from reviewapp.studies.selectors_hooks import studies_readable_by_reader
-from tests.studies.conftest import make_case_study
+from tests.studies.conftest import build_study, make_case_study
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +58,20 @@ def test_a_coordinator_builds_a_medgemini_study_for_two_readers_in_the_pages(
     assert "0 of 8 reads submitted" in page.content.decode()
     # Opening the study lets its readers load those images, and only those.
     assert set(studies_readable_by_reader(user=reader)) == set(studies)
+
+
+def test_a_reader_sees_the_images_of_their_cases_while_the_study_is_paused_or_locked(
+    coordinator, reader, second_reader
+) -> None:
+    imaging = [make_case_study(i) for i in range(2)]
+    study = build_study(coordinator=coordinator, readers=[reader], imaging=imaging, open_it=False)
+    assert set(studies_readable_by_reader(user=reader)) == set()  # a draft shows nothing yet
+    services.reader_study_open(reader_study=study)
+    services.reader_study_pause(reader_study=study)
+    assert set(studies_readable_by_reader(user=reader)) == set(imaging)
+    services.reader_study_lock(reader_study=study)
+    assert set(studies_readable_by_reader(user=reader)) == set(imaging)
+    assert set(studies_readable_by_reader(user=second_reader)) == set()  # not on the panel
 
 
 def test_a_refused_step_says_why_on_the_page(coordinator, reader) -> None:
