@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pghistory
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,6 +24,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from reviewapp.core.errors import ApplicationError, ConflictError
+from reviewapp.core.events import group_send
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
@@ -831,7 +831,7 @@ def _progress_push_on_commit(study: ReaderStudy) -> None:
         if layer is None:
             return
         try:
-            async_to_sync(layer.group_send)(group, {"type": "progress.changed"})
+            group_send(layer, group, {"type": "progress.changed"})
         except Exception:
             # The rating is committed; a lost push only delays the page until the next one.
             logger.warning("progress push failed for reader study %s", study.public_id)
