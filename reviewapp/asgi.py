@@ -1,24 +1,30 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels with the session user and
-an Origin check against ALLOWED_HOSTS (a page on another site cannot open our sockets)."""
+"""ASGI entry point: HTTP through Django on a pool of threads (see core.http_threads), with the
+frames fast path in front; websockets through Channels with the session user and an Origin
+check against ALLOWED_HOSTS (a page on another site cannot open our sockets)."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 
+from reviewapp.core.http_threads import ThreadedWSGI  # noqa: E402
 from reviewapp.imaging.dicomweb.fastpath import FramesFastPath  # noqa: E402
 from reviewapp.routing import websocket_urlpatterns  # noqa: E402
+
+django_http = ThreadedWSGI(WSGIHandler(), threads=settings.WEB_THREADS)
 
 application = ProtocolTypeRouter(
     {
         # Frame requests already authorised moments ago skip the Django stack (see fastpath).
-        "http": FramesFastPath(django_asgi_app),
+        "http": FramesFastPath(django_http),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

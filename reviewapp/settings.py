@@ -104,19 +104,22 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/radreview"),
-        # ASGI runs sync views in a thread pool: persistent connections would pile up per thread.
+        # A persistent connection is kept per thread; the web server pools them instead.
         conn_max_age=env_int("RADREVIEW_DB_CONN_MAX_AGE", 0, minimum=0),
         conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...).")
-# The web server sets RADREVIEW_DB_POOL_MAX (`runner serve`, the Docker image): under ASGI each
-# request runs in a thread of its own, so without a pool every request pays for a new
-# PostgreSQL backend. The pool lends a checked connection per request and caps how many the
-# process holds (back-pressure instead of exhausting max_connections). Celery workers and
-# management commands keep plain connections: a pool must not cross a fork.
+# The web server sets RADREVIEW_DB_POOL_MAX (`runner serve`, the Docker image): without a pool
+# every request pays for a new PostgreSQL backend. The pool lends a checked connection per
+# request and caps how many the process holds (back-pressure instead of exhausting
+# max_connections). Celery workers and management commands keep plain connections: a pool
+# must not cross a fork.
 DB_POOL_MAX = env_int("RADREVIEW_DB_POOL_MAX", 0, minimum=0)
+# Threads per web process that run Django's HTTP requests (reviewapp.core.http_threads); as
+# many as the pool has connections, so a thread never waits for one.
+WEB_THREADS = env_int("RADREVIEW_WEB_THREADS", DB_POOL_MAX or 8, minimum=1)
 if DB_POOL_MAX:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -109,5 +108,4 @@ class StudyExportApi(APIView):
             dataset=dataset,
             fmt=fmt,
             interface=ExportAudit.Interface.API,
-            asynchronous=isinstance(request._request, ASGIRequest),
         )

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.http import Http404, StreamingHttpResponse
@@ -157,27 +156,6 @@ def file_chunks(handle: IO[bytes], *, size: int = 1 << 20) -> Iterator[bytes]:
         handle.close()
 
 
-def async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Serve a synchronous chunk iterator to an ASGI server one chunk at a time.
-
-    Django consumes a synchronous iterator under ASGI by first reading it whole into a list,
-    which would hold a 100k-rating export in memory; pulling each chunk through
-    ``sync_to_async`` keeps it streaming. thread_sensitive keeps every step on the thread
-    that owns the database connection and its COPY.
-    """
-
-    def pull() -> bytes | None:
-        return next(chunks, None)
-
-    step = sync_to_async(pull, thread_sensitive=True)
-
-    async def generate() -> AsyncIterator[bytes]:
-        while (part := await step()) is not None:
-            yield part
-
-    return generate()
-
-
 # --------------------------------------------------------------------------------------------
 # One export, from any interface
 # --------------------------------------------------------------------------------------------
@@ -215,12 +193,8 @@ def export_response(
     dataset: str,
     fmt: str,
     interface: str,
-    asynchronous: bool = False,
 ) -> StreamingHttpResponse:
-    """Audit, then stream one export as a download.
-
-    ``asynchronous``: the request came through ASGI (daphne), so stream via ``async_chunks``.
-    """
+    """Audit, then stream one export as a download (block by block: memory stays flat)."""
     if dataset not in ExportAudit.Dataset.values or fmt not in ExportAudit.Format.values:
         raise Http404("No such export.")
     audit = export_audit_start(
@@ -232,9 +206,7 @@ def export_response(
         fmt=fmt,
         on_done=lambda n: export_audit_finish(audit=audit, row_count=n),
     )
-    response = StreamingHttpResponse(
-        async_chunks(chunks) if asynchronous else chunks, content_type=CONTENT_TYPES[fmt]
-    )
+    response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
     filename = export_filename(reader_study, dataset, fmt)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     # Exports carry the unblinding key: never let a shared cache keep one.

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -70,5 +69,4 @@ def study_export(
         dataset=dataset,
         fmt=fmt,
         interface=ExportAudit.Interface.WEB,
-        asynchronous=isinstance(request, ASGIRequest),
     )

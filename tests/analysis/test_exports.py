@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from asgiref.sync import async_to_sync
 from django.contrib.auth.models import AbstractUser
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -205,28 +204,6 @@ def test_an_export_is_audited_before_its_first_byte_and_completed_only_at_the_en
     audit.refresh_from_db()
     assert audit.row_count == 72
     assert audit.completed_at is not None
-
-
-def test_export_streams_chunk_by_chunk_under_asgi(
-    pairwise: RatedStudy, analyst: AbstractUser
-) -> None:
-    response = export_response(
-        user=analyst,
-        reader_study=pairwise.study,
-        dataset="ratings",
-        fmt="csv",
-        interface="api",
-        asynchronous=True,
-    )
-    assert response.is_async
-
-    async def collect() -> list[bytes]:
-        return [part async for part in response]
-
-    parts = async_to_sync(collect)()
-    rows = list(csv.DictReader(io.StringIO(b"".join(parts).decode())))
-    assert len(rows) == 72
-    assert ExportAudit.objects.get().row_count == 72
 
 
 def test_command_exports_parquet_spans_and_refuses_people_without_access(
