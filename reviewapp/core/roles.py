@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import models
+from django.db.models import OuterRef
 
 
 class Role(models.TextChoices):
@@ -23,6 +27,18 @@ def user_has_role(user: AbstractBaseUser | AnonymousUser, role: Role) -> bool:
         cache = set(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
         user._role_cache = cache  # type: ignore[attr-defined]
     return role.value in cache or Role.ADMIN.value in cache
+
+
+def group_names(user_ref: str = "pk") -> ArraySubquery:
+    """The names of a user's groups as one array column (``user_ref`` names the user's id in
+    the outer query), so that loading a user loads their roles: one query per request, not
+    two."""
+    return ArraySubquery(Group.objects.filter(user=OuterRef(user_ref)).values("name"))
+
+
+def roles_remember(user: AbstractBaseUser, names: Iterable[str]) -> None:
+    """Keep the group names loaded with ``user`` for ``user_has_role``."""
+    user._role_cache = set(names)  # type: ignore[attr-defined]
 
 
 def user_roles(user: AbstractBaseUser | AnonymousUser) -> set[str]:

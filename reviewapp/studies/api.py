@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from reviewapp.core.permissions import IsCoordinator, IsCoordinatorOrAnalyst, IsReader
 from reviewapp.reports.models import Report
 from reviewapp.studies import protocols, selectors, services
-from reviewapp.studies.models import Assignment, Case, Rating, ReaderStudy
+from reviewapp.studies.models import Assignment, Case, ErrorSpan, Rating, ReaderStudy
 
 
 class NoStoreAPIView(APIView):
@@ -169,19 +169,21 @@ ReaderRatingOut = inline_serializer(
 )
 
 
-def _reader_rating(rating: Rating, *, user: Any) -> dict[str, Any]:
+def _reader_rating(
+    rating: Rating, *, user: Any, spans: list[ErrorSpan] | None = None
+) -> dict[str, Any]:
     assignment = rating.assignment
-    following = selectors.next_assignment_for_reader(
+    following = selectors.next_assignment_id_for_reader(
         user=user, study_id=assignment.reader_study.public_id
     )
     return {
         "assignment": str(assignment.public_id),
         "version": rating.version,
         "answers": selectors.answers_for_reader(rating.answers),
-        "spans": selectors.spans_for_reader(rating),
+        "spans": selectors.spans_for_reader(rating, stored=spans),
         "submitted_at": rating.submitted_at,
         "revised_at": rating.revised_at,
-        "next": str(following.public_id) if following else None,
+        "next": str(following) if following else None,
     }
 
 
@@ -543,7 +545,7 @@ class DraftApi(NoStoreAPIView):
         responses=inline_serializer("DraftSaved", {"seq": serializers.IntegerField()}),
     )
     def put(self, request: Request, assignment_id: str) -> Response:
-        assignment = selectors.assignment_get_for_reader(user=request.user, public_id=assignment_id)
+        assignment = selectors.assignment_ref_for_reader(user=request.user, public_id=assignment_id)
         data = self.DraftIn(data=request.data)
         data.is_valid(raise_exception=True)
         saved = services.draft_save(
@@ -580,7 +582,7 @@ class MyRatingApi(NoStoreAPIView):
         responses={201: ReaderRatingOut, 200: ReaderRatingOut},
     )
     def post(self, request: Request, assignment_id: str) -> Response:
-        assignment = selectors.assignment_get_for_reader(user=request.user, public_id=assignment_id)
+        assignment = selectors.assignment_ref_for_reader(user=request.user, public_id=assignment_id)
         data = RatingIn(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.rating_submit(
@@ -592,7 +594,7 @@ class MyRatingApi(NoStoreAPIView):
             active_seconds=data.validated_data.get("active_seconds"),
         )
         return Response(
-            _reader_rating(result.rating, user=request.user),
+            _reader_rating(result.rating, user=request.user, spans=result.spans),
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
@@ -602,7 +604,7 @@ class MyRatingApi(NoStoreAPIView):
         responses=ReaderRatingOut,
     )
     def put(self, request: Request, assignment_id: str) -> Response:
-        assignment = selectors.assignment_get_for_reader(user=request.user, public_id=assignment_id)
+        assignment = selectors.assignment_ref_for_reader(user=request.user, public_id=assignment_id)
         data = ReviseIn(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.rating_revise(
@@ -614,7 +616,7 @@ class MyRatingApi(NoStoreAPIView):
             idempotency_key=data.validated_data["idempotency_key"],
             active_seconds=data.validated_data.get("active_seconds"),
         )
-        return Response(_reader_rating(result.rating, user=request.user))
+        return Response(_reader_rating(result.rating, user=request.user, spans=result.spans))
 
 
 class MyRatingHistoryApi(NoStoreAPIView):

@@ -8,17 +8,19 @@ serializer listing one field too many.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
 from reviewapp.studies import protocols
-from reviewapp.studies.models import Assignment, Case, Rating, ReaderStudy
+from reviewapp.studies.models import Assignment, Case, ErrorSpan, Rating, ReaderStudy
 from reviewapp.studies.rendering import report_render
 
 UserLike = AbstractBaseUser | AnonymousUser
@@ -196,30 +198,42 @@ def rating_history(*, rating: Rating) -> list[dict[str, Any]]:
 
 
 def worklist_for_reader(*, user: UserLike) -> list[dict[str, Any]]:
-    """The reader's studies with progress and the next unrated case."""
+    """The reader's studies with progress and the next unrated case (one query)."""
     if not user_has_role(user, Role.READER):
         return []
-    studies = ReaderStudy.objects.filter(
-        panel__reader_id=user.pk, status__in=READER_VISIBLE
-    ).order_by("name", "id")
-    out = []
-    for study in studies:
-        mine = Assignment.objects.filter(reader_study=study, reader_id=user.pk)
-        counts = mine.aggregate(
-            total=Count("id"), done=Count("id", filter=Q(status=Assignment.Status.SUBMITTED))
+    mine = Assignment.objects.filter(reader_study=OuterRef("pk"), reader_id=user.pk).order_by()
+    studies = (
+        ReaderStudy.objects.filter(panel__reader_id=user.pk, status__in=READER_VISIBLE)
+        .annotate(
+            total=_count_of(mine),
+            done=_count_of(mine.filter(status=Assignment.Status.SUBMITTED)),
+            next_assignment=Subquery(
+                mine.exclude(status=Assignment.Status.SUBMITTED)
+                .order_by("position")
+                .values("public_id")[:1]
+            ),
         )
-        next_one = mine.exclude(status=Assignment.Status.SUBMITTED).order_by("position").first()
-        out.append(
-            {
-                "id": str(study.public_id),
-                "name": study.name,
-                "status": study.status,
-                "total": counts["total"],
-                "done": counts["done"],
-                "next_assignment": str(next_one.public_id) if next_one else None,
-            }
-        )
-    return out
+        .order_by("name", "id")
+        .values("public_id", "name", "status", "total", "done", "next_assignment")
+    )
+    return [
+        {
+            "id": str(study["public_id"]),
+            "name": study["name"],
+            "status": study["status"],
+            "total": study["total"],
+            "done": study["done"],
+            "next_assignment": (
+                str(study["next_assignment"]) if study["next_assignment"] else None
+            ),
+        }
+        for study in studies
+    ]
+
+
+def _count_of(assignments: QuerySet[Assignment]) -> Coalesce:
+    counted = assignments.values("reader_study").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted), 0)
 
 
 def assignment_list_for_reader(*, user: UserLike, study_id: Any = None) -> QuerySet[Assignment]:
@@ -234,7 +248,7 @@ def assignment_get_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
     """The reader's own assignment; anyone else's (or a draft study's) is a 404."""
     try:
         return Assignment.objects.select_related(
-            "reader_study", "report_a", "report_b", "case__imaging_study"
+            "reader_study", "report_a", "report_b", "case__imaging_study", "rating"
         ).get(
             public_id=uuid_or_404(public_id),
             reader_id=user.pk,
@@ -244,11 +258,30 @@ def assignment_get_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
         raise Http404 from None
 
 
-def next_assignment_for_reader(*, user: UserLike, study_id: Any) -> Assignment | None:
+def assignment_ref_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
+    """The reader's own assignment, by the same rule as ``assignment_get_for_reader``, with
+    its ids only: for the write services, which lock the row and load what they need."""
+    try:
+        return Assignment.objects.only("pk", "reader_id").get(
+            public_id=uuid_or_404(public_id),
+            reader_id=user.pk,
+            reader_study__status__in=READER_VISIBLE,
+        )
+    except Assignment.DoesNotExist:
+        raise Http404 from None
+
+
+def next_assignment_id_for_reader(*, user: UserLike, study_id: Any) -> uuid.UUID | None:
+    """The id of the reader's next unrated case in a study they can read, or None."""
     return (
-        assignment_list_for_reader(user=user, study_id=study_id)
+        Assignment.objects.filter(
+            reader_id=user.pk,
+            reader_study__public_id=uuid_or_404(study_id),
+            reader_study__status__in=READER_VISIBLE,
+        )
         .exclude(status=Assignment.Status.SUBMITTED)
         .order_by("position")
+        .values_list("public_id", flat=True)
         .first()
     )
 
@@ -264,7 +297,16 @@ def answers_for_reader(answers: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def spans_for_reader(rating: Rating) -> list[dict[str, Any]]:
+def spans_for_reader(
+    rating: Rating, *, stored: Iterable[ErrorSpan] | None = None
+) -> list[dict[str, Any]]:
+    """The rating's error spans as the reader marked them; ``stored``: the spans a write has
+    just saved (the same rows, without reading them back)."""
+    spans = (
+        sorted(stored, key=lambda s: (s.section, s.start))
+        if stored is not None
+        else rating.error_spans.order_by("section", "start")
+    )
     return [
         {
             "side": s.side,
@@ -275,7 +317,7 @@ def spans_for_reader(rating: Rating) -> list[dict[str, Any]]:
             "significant": s.is_significant,
             "replacement": s.replacement_text,
         }
-        for s in rating.error_spans.order_by("section", "start")
+        for s in spans
     ]
 
 
@@ -303,7 +345,7 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
     after = [pid for pos, pid in order if pos > assignment.position]
     previous_id = before[-1] if before else None
     following_id = after[0] if after else None
-    rating = Rating.objects.filter(assignment=assignment).first()
+    rating = rating_of(assignment)
     can_write = study.status == ReaderStudy.Status.OPEN and (
         rating is None or study.allow_revisions
     )
@@ -337,12 +379,19 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
     }
 
 
-def rating_get_for_reader(*, user: UserLike, assignment_id: Any) -> Rating:
-    assignment = assignment_get_for_reader(user=user, public_id=assignment_id)
+def rating_of(assignment: Assignment) -> Rating | None:
+    """The assignment's rating (loaded with it by the selectors above), or None."""
     try:
-        return Rating.objects.get(assignment=assignment)
+        return assignment.rating
     except Rating.DoesNotExist:
-        raise Http404 from None
+        return None
+
+
+def rating_get_for_reader(*, user: UserLike, assignment_id: Any) -> Rating:
+    rating = rating_of(assignment_get_for_reader(user=user, public_id=assignment_id))
+    if rating is None:
+        raise Http404
+    return rating
 
 
 def rating_history_for_reader(*, rating: Rating) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import pghistory
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -28,7 +28,7 @@ from reviewapp.core.events import group_send
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
-from reviewapp.studies import protocols
+from reviewapp.studies import protocols, selectors
 from reviewapp.studies.models import (
     Assignment,
     Case,
@@ -468,21 +468,30 @@ def _require_open(study: ReaderStudy) -> None:
 
 
 def assignment_open(*, assignment: Assignment) -> Assignment:
-    """Record when the reader first opened the case (server time)."""
-    if assignment.opened_at is not None:
-        return assignment  # revisits change nothing: skip the row lock
-    return _assignment_open(assignment=assignment)
-
-
-@transaction.atomic
-def _assignment_open(*, assignment: Assignment) -> Assignment:
-    locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
-    if locked.opened_at is None and locked.reader_study.status == ReaderStudy.Status.OPEN:
-        locked.opened_at = timezone.now()
-        if locked.status == Assignment.Status.PENDING:
-            locked.status = Assignment.Status.IN_PROGRESS
-        locked.save(update_fields=["opened_at", "status", "updated_at"])
-    return locked
+    """Record when the reader first opened the case (server time), while the study is open."""
+    if (
+        assignment.opened_at is not None
+        or assignment.reader_study.status != ReaderStudy.Status.OPEN
+    ):
+        return assignment  # revisits change nothing
+    now = timezone.now()
+    # One conditional UPDATE, no lock: the row's own WHERE decides, so of two tabs opening
+    # the case at once the first records the time and the second changes nothing.
+    opened = Assignment.objects.filter(pk=assignment.pk, opened_at__isnull=True).update(
+        opened_at=now,
+        status=models.Case(
+            models.When(
+                status=Assignment.Status.PENDING, then=models.Value(Assignment.Status.IN_PROGRESS)
+            ),
+            default=models.F("status"),
+        ),
+        updated_at=now,
+    )
+    if opened:
+        assignment.opened_at = now
+        if assignment.status == Assignment.Status.PENDING:
+            assignment.status = Assignment.Status.IN_PROGRESS
+    return assignment
 
 
 @transaction.atomic
@@ -551,14 +560,16 @@ def _resolve(assignment: Assignment, answers: Any, spans: Any) -> protocols.Reso
 
 def _spans_store(
     *, rating: Rating, assignment: Assignment, resolved: protocols.ResolvedAnswers, is_new: bool
-) -> None:
+) -> list[ErrorSpan]:
     if not is_new:
         rating.error_spans.all().delete()
     shown = {"A": assignment.report_a, "B": assignment.report_b, "": assignment.report_a}
+    stored = []
     for span in resolved.spans:
         report = shown[span["side"]]
         assert report is not None  # answers_resolve only accepts spans on shown reports
-        ErrorSpan.objects.create(rating=rating, report=report, **span)
+        stored.append(ErrorSpan.objects.create(rating=rating, report=report, **span))
+    return stored
 
 
 def _edited_report(
@@ -598,6 +609,7 @@ def _edited_report(
 class RatingResult:
     rating: Rating
     created: bool  # False when the idempotency key replayed an earlier write
+    spans: list[ErrorSpan] | None = None  # the rating's spans when this write stored them
 
 
 def _replay(key: uuid.UUID, digest: str, assignment: Assignment) -> RatingResult | None:
@@ -654,7 +666,7 @@ def _assignment_lock_for_write(
     # The row lock serialises a double click: the second request waits, then replays.
     locked = (
         Assignment.objects.select_for_update(of=("self",))
-        .select_related("reader_study", "report_a", "report_b")
+        .select_related("reader_study", "report_a", "report_b", "rating")
         .get(pk=assignment.pk)
     )
     if locked.reader_id != reader.pk:
@@ -682,7 +694,7 @@ def _rating_submit(
     )
     if replay is not None:
         return replay
-    existing = Rating.objects.filter(assignment=locked).first()
+    existing = selectors.rating_of(locked)
     if existing is not None:
         raise ConflictError(
             "This case already has a submitted rating (version "
@@ -704,7 +716,7 @@ def _rating_submit(
             submitted_at=now,
             active_seconds=seconds,
         )
-        _spans_store(rating=rating, assignment=locked, resolved=resolved, is_new=True)
+        spans = _spans_store(rating=rating, assignment=locked, resolved=resolved, is_new=True)
         edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
         if edited is not None:
             rating.edited_report = edited
@@ -730,7 +742,7 @@ def _rating_submit(
         ]
     )
     _progress_push_on_commit(locked.reader_study)
-    return RatingResult(rating=rating, created=True)
+    return RatingResult(rating=rating, created=True, spans=spans)
 
 
 def rating_revise(
@@ -781,6 +793,8 @@ def _rating_revise(
     if not locked.reader_study.allow_revisions:
         raise ApplicationError("This study does not allow revising ratings.", code="no_revisions")
     rating = Rating.objects.select_for_update().filter(assignment=locked).first()
+    if rating is not None:
+        rating.assignment = locked  # the answer names its study: no second look-up
     if rating is None:
         raise ApplicationError("Nothing to revise yet: submit this case first.", code="no_rating")
     if rating.version != expected_version:
@@ -798,7 +812,7 @@ def _rating_revise(
         rating.revised_at = timezone.now()
         if active_seconds is not None:
             rating.active_seconds = max(rating.active_seconds, float(active_seconds))
-        _spans_store(rating=rating, assignment=locked, resolved=resolved, is_new=False)
+        spans = _spans_store(rating=rating, assignment=locked, resolved=resolved, is_new=False)
         edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
         rating.edited_report = edited or rating.edited_report
         rating.save()
@@ -812,7 +826,7 @@ def _rating_revise(
         payload_sha256=digest,
     )
     _progress_push_on_commit(locked.reader_study)
-    return RatingResult(rating=rating, created=True)
+    return RatingResult(rating=rating, created=True, spans=spans)
 
 
 # --- live progress ------------------------------------------------------------------------

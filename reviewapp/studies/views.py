@@ -70,11 +70,11 @@ def worklist(request: HttpRequest) -> HttpResponse:
 @require_GET
 @role_required(Role.READER)
 def reading_continue(request: HttpRequest, study_id: str) -> HttpResponse:
-    following = selectors.next_assignment_for_reader(user=request.user, study_id=study_id)
+    following = selectors.next_assignment_id_for_reader(user=request.user, study_id=study_id)
     if following is None:
         messages.success(request, "You have rated every case of this study. Thank you.")
         return redirect("studies:worklist")
-    return redirect("studies:read", assignment_id=following.public_id)
+    return redirect("studies:read", assignment_id=following)
 
 
 @require_GET
