@@ -20,12 +20,25 @@ const LATERAL_VIEWS = new Set(["LL", "RL", "LAT", "LATERAL", "RLD", "LLD"]);
 
 export class ViewerLoadError extends Error {}
 
+/** The slice a stack opens on: the middle, where most findings are. */
+export function stackStart(imageIds) {
+  return Math.floor((imageIds.length - 1) / 2);
+}
+
+/** The images drawn first: every radiograph of the layout, or the stack's start slice. */
+export function firstImages(layout) {
+  if (layout.mode === "projection") return layout.images;
+  const { images } = layout.series;
+  return [images[stackStart(images)]];
+}
+
 function value(item, tag, index = 0) {
   const values = item?.[tag]?.Value;
   return values && values.length > index ? values[index] : undefined;
 }
 
-async function getDicomJson(url, signal, what) {
+/** The text of a DICOM JSON answer ("[]" for 204), or a ViewerLoadError saying what failed. */
+export async function getDicomText(url, signal, what) {
   let response;
   try {
     response = await fetch(url, {
@@ -37,7 +50,7 @@ async function getDicomJson(url, signal, what) {
     if (error.name === "AbortError") throw error;
     throw new ViewerLoadError(`Could not reach the image server for ${what}.`);
   }
-  if (response.status === 204) return [];
+  if (response.status === 204) return "[]";
   if (!response.ok) {
     const reason =
       response.status === 403 || response.status === 401
@@ -47,7 +60,11 @@ async function getDicomJson(url, signal, what) {
           : `the server answered ${response.status}`;
     throw new ViewerLoadError(`Could not load ${what}: ${reason}.`);
   }
-  return response.json();
+  return response.text();
+}
+
+export async function getDicomJson(url, signal, what) {
+  return JSON.parse(await getDicomText(url, signal, what));
 }
 
 // Order slices along the normal of their plane, head first for axial stacks, so the wheel
@@ -87,17 +104,19 @@ function viewRank(view) {
 
 /**
  * Fetch the study's series and their metadata, with one wadors: image id per frame. Needs no
- * Cornerstone, so it runs while Cornerstone loads; setup.js registers the headers after init.
+ * Cornerstone nor a DOM, so it runs in the early image's worker while Cornerstone loads;
+ * setup.js registers the headers after init. ``getJson(url, signal, what)`` answers each
+ * request (the page replays the answers the worker fetched).
  */
-export async function studyFetch({ root, studyUid, signal }) {
-  const base = new URL(root, window.location.href).href.replace(/\/+$/, "");
+export async function studyFetch({ root, studyUid, signal, getJson = getDicomJson }) {
+  const base = new URL(root, globalThis.location.href).href.replace(/\/+$/, "");
   const studyUrl = `${base}/studies/${encodeURIComponent(studyUid)}`;
-  const qido = await getDicomJson(`${studyUrl}/series`, signal, "the list of series");
+  const qido = await getJson(`${studyUrl}/series`, signal, "the list of series");
   const series = await Promise.all(
     qido.map(async (row) => {
       const seriesUid = value(row, TAG.seriesUid);
       const seriesUrl = `${studyUrl}/series/${encodeURIComponent(seriesUid)}`;
-      const metadata = await getDicomJson(`${seriesUrl}/metadata`, signal, "the image headers");
+      const metadata = await getJson(`${seriesUrl}/metadata`, signal, "the image headers");
       const instances = sliceOrder(
         metadata
           .filter((meta) => value(meta, TAG.sopUid))

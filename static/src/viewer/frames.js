@@ -9,7 +9,7 @@
 // loader then fetches it as it would have, with its own errors and the viewer's retries.
 
 // What Cornerstone's wadors loader asks for: frames as stored, any transfer syntax.
-const FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
+export const FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 // Chromium opens at most 6 HTTP/1.1 connections per host: more requests would only queue.
 const CONNECTIONS = 6;
 // The part header is a few lines; the closing boundary is the last ~50 bytes of the body.
@@ -59,6 +59,26 @@ export function framePart(contentType, body) {
   const transferSyntaxUid = param(partType, "transfer-syntax") || param(contentType, "transfer-syntax");
   if (!transferSyntaxUid || transferSyntaxUid === "*") return null;
   return { pixelData: bytes.subarray(start, end), transferSyntaxUid };
+}
+
+/**
+ * Fetch one wadors: frame and cut it out of its multipart answer: { pixelData,
+ * transferSyntaxUid }, or null when that failed (the loader then fetches it itself). Needs no
+ * DOM: the early image's worker (early.worker.js) uses it too.
+ */
+export async function frameFetch(imageId, signal) {
+  try {
+    const response = await fetch(imageId.slice("wadors:".length), {
+      credentials: "same-origin",
+      headers: { Accept: FRAME_ACCEPT },
+      signal,
+    });
+    if (!response.ok) return null;
+    const frame = framePart(response.headers.get("Content-Type"), await response.arrayBuffer());
+    return frame && !signal?.aborted ? frame : null;
+  } catch {
+    return null; // aborted, or the network
+  }
 }
 
 /**
@@ -121,21 +141,31 @@ export class FrameFetcher {
     }
   }
 
+  /**
+   * A frame fetched elsewhere (the early image's worker): counted as in flight until
+   * ``frame`` (a promise of { pixelData, transferSyntaxUid } or null) settles, so it is not
+   * fetched twice.
+   */
+  adopt(imageId, frame) {
+    if (this.held.has(imageId) || this.inFlight.has(imageId)) return;
+    const done = frame.then((got) => {
+      this.inFlight.delete(imageId);
+      if (got && !this.signal.aborted) {
+        this.held.set(imageId, got);
+        this.firstHeldAt ??= performance.now();
+      }
+      this.pump();
+      if (!this.signal.aborted) this.onSettled?.(imageId, Boolean(got));
+      return Boolean(got);
+    });
+    this.inFlight.set(imageId, done);
+  }
+
   async fetchOne(imageId) {
-    try {
-      const response = await fetch(imageId.slice("wadors:".length), {
-        credentials: "same-origin",
-        headers: { Accept: FRAME_ACCEPT },
-        signal: this.signal,
-      });
-      if (!response.ok) return false;
-      const frame = framePart(response.headers.get("Content-Type"), await response.arrayBuffer());
-      if (!frame || this.signal.aborted) return false;
-      this.held.set(imageId, frame);
-      this.firstHeldAt ??= performance.now();
-      return true;
-    } catch {
-      return false; // aborted, or the network: the loader tries again itself
-    }
+    const frame = await frameFetch(imageId, this.signal);
+    if (!frame) return false;
+    this.held.set(imageId, frame);
+    this.firstHeldAt ??= performance.now();
+    return true;
   }
 }

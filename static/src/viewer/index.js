@@ -1,7 +1,8 @@
 // mountViewer(element): the DICOM viewer of the reading page and of the standalone study page.
 // This folder is the only code that touches Cornerstone3D.
 import "../../css/viewer.css";
-import { ViewerLoadError, seriesLabel, studyFetch, studyLayout } from "./dicomweb.js";
+import { ViewerLoadError, firstImages, seriesLabel, stackStart, studyFetch, studyLayout } from "./dicomweb.js";
+import { earlyStart } from "./early.js";
 import { FrameFetcher } from "./frames.js";
 import { KEYS, MOUSE, PRESETS, actionFor, keyName } from "./keymap.js";
 
@@ -36,12 +37,8 @@ const PAGE_STEP = 10;
 const PREFETCH_ATTEMPTS = 3;
 const PREFETCH_RETRY_MS = 500;
 const LOADING_OVERLAY_MS = 250;
+const EARLY_WAIT_MAX_MS = 1500;
 let mountCounter = 0;
-
-/** The slice a stack opens on: the middle, where most findings are. */
-function stackStart(imageIds) {
-  return Math.floor((imageIds.length - 1) / 2);
-}
 
 function nearestFirst(imageIds, fromIndex) {
   return imageIds
@@ -106,11 +103,13 @@ export function mountViewer(element) {
     seriesIndex: -1,
     tiles: [],
     activeTile: 0,
-    firstRenderAt: null,
+    firstRenderAt: null, // Cornerstone drew: the viewer is interactive
+    firstImageAt: null, // the first image is on screen (the early image, or Cornerstone's)
     stackLoadedAt: null,
     marks: {},
     stackLoaded: 0,
     errors: [],
+    earlyDrawn: null,
     destroyed: false,
   };
 
@@ -147,6 +146,7 @@ export function mountViewer(element) {
   let cornerstoneStarted = false;
   const fetcher = new FrameFetcher({ signal: abort.signal, onSettled: (imageId) => onFrameSettled(imageId) });
   let toolGroup = null;
+  let early = null; // the early image (early.js) until Cornerstone has drawn every tile
   const viewportOf = (tile) => tile && renderingEngine?.getViewport(tile.viewportId);
 
   function setStatus(text, isError = false) {
@@ -158,6 +158,15 @@ export function mountViewer(element) {
   function fail(message) {
     state.errors.push(message);
     setStatus(message, true);
+    earlyFinish(); // the message must be seen, not an image that cannot be worked with
+  }
+
+  // The early image (early.js) is removed, and its worker ended, once Cornerstone has drawn.
+  function earlyFinish() {
+    if (!early) return;
+    if (early.marks.firstFetched != null) state.marks.firstFetched ??= early.marks.firstFetched;
+    early.finish();
+    early = null;
   }
 
   function activeTile() {
@@ -250,8 +259,11 @@ export function mountViewer(element) {
     if (!tile) return;
     if (state.firstRenderAt === null && viewportOf(tile)?.getCornerstoneImage?.()) {
       state.firstRenderAt = performance.now();
+      state.firstImageAt ??= state.firstRenderAt;
       setStatus("");
     }
+    // Swapped in the frame Cornerstone's canvases were drawn in, so no frame shows neither.
+    if (early && state.tiles.every((t) => viewportOf(t)?.getCornerstoneImage?.())) earlyFinish();
     updateOverlay(tile);
   }
 
@@ -409,15 +421,48 @@ export function mountViewer(element) {
       .catch(() => {}); // reported by onImageLoadFailed once the image is on screen
   }
 
+  function onEarlyDrawn() {
+    if (!early || state.destroyed) return;
+    state.marks.earlyDecoded = early.marks.earlyDecoded;
+    state.marks.earlyDrawn = early.drawnAt;
+    for (const [name, at] of Object.entries(early.marks)) state.marks[name] ??= at;
+    state.earlyDrawn = early.drawn;
+    state.earlyRequests = early.requests;
+    state.firstImageAt ??= early.drawnAt;
+    if (state.errors.length === 0) setStatus("");
+  }
+
   async function start() {
     state.marks.start = performance.now();
-    const cornerstone = cornerstoneLoad().then(() => {
+    early = earlyStart({ root, studyUid, host: tilesBox, signal: abort.signal });
+    // The engine's evaluation holds this thread for about a second, and the early image needs
+    // it to start its worker and present its canvas (early.worker.js): the image first, then
+    // the engine (already fetched and compiled: <link rel=modulepreload>). Bounded, so that a
+    // slow server or a large image never delays the interactive viewer by more than that.
+    const engineAfter = early ? early.settled(EARLY_WAIT_MAX_MS) : Promise.resolve();
+    if (early) early.onDrawn = onEarlyDrawn;
+    const cornerstone = engineAfter.then(cornerstoneLoad).then(() => {
       state.marks.cornerstoneReady = performance.now();
     });
     cornerstone.catch(() => {}); // awaited below; not "unhandled" if the headers fail first
-    const series = await studyFetch({ root, studyUid, signal: abort.signal });
-    state.marks.metadataFetched = performance.now();
+    let series = null;
+    if (early) {
+      try {
+        series = await early.series;
+        state.marks.metadataFetched = early.marks.metadataFetched;
+      } catch (error) {
+        if (error instanceof ViewerLoadError) throw error;
+        earlyFinish(); // the worker broke: the page fetches the headers itself
+      }
+    }
+    if (!series) {
+      series = await studyFetch({ root, studyUid, signal: abort.signal });
+      state.marks.metadataFetched = performance.now();
+    }
+    state.marks.seriesReceived = performance.now();
     const layout = studyLayout(series);
+    // The worker fetches the first images itself; the fetcher waits for its bytes.
+    if (early) for (const image of firstImages(layout)) fetcher.adopt(image.imageId, early.frame(image.imageId));
     // The frames shown first are fetched while Cornerstone is still loading.
     if (layout.mode === "projection") {
       fetcher.queue(layout.images.map((image) => image.imageId));
@@ -622,8 +667,11 @@ export function mountViewer(element) {
         seriesCount: state.series.length,
         activeTile: state.activeTile,
         firstRenderAt: state.firstRenderAt,
+        firstImageAt: state.firstImageAt,
+        earlyDrawn: state.earlyDrawn ?? null,
+        earlyRequests: state.earlyRequests ?? [],
         stackLoadedAt: state.stackLoadedAt,
-        marks: { ...state.marks, firstFetched: fetcher.firstHeldAt },
+        marks: { firstFetched: early?.marks.firstFetched ?? fetcher.firstHeldAt, ...state.marks },
         stackLoaded: state.stackLoaded,
         stackSize: stackIds.size,
         errors: [...state.errors],
@@ -660,6 +708,8 @@ export function mountViewer(element) {
         preScaled: Boolean(image.preScale?.scaled),
         slope: image.slope,
         intercept: image.intercept,
+        // As handed to the loader: the early image's pixels arrive already decoded.
+        transferSyntaxUid: image.transferSyntaxUID ?? null,
         pixels: image.getPixelData(),
       };
     },
@@ -674,6 +724,8 @@ export function mountViewer(element) {
       if (state.destroyed) return;
       state.destroyed = true;
       abort.abort();
+      early?.stop();
+      early = null;
       fetcher.stop();
       imageLoadPoolManager?.clearRequestStack(Enums.RequestType.Prefetch);
       for (const cleanup of cleanups.reverse()) cleanup();
