@@ -49,6 +49,18 @@ def wait_for_http(
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
+def process_group_stop(process: subprocess.Popen) -> None:
+    """Stop a process started with ``start_new_session`` and everything it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @contextlib.contextmanager
 def running(
     command: Sequence[str],
@@ -73,14 +85,7 @@ def running(
         wait_for_http(ready_url, timeout=timeout, process=process)
         yield process
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process_group_stop(process)
         if log_path and log is not subprocess.DEVNULL:
             log.close()  # type: ignore[union-attr]
 

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import os
 import secrets
-import signal
 import socket
 import statistics
 import subprocess
@@ -68,6 +66,9 @@ os.environ.update(
 DATA_DIR = Path(tempfile.mkdtemp(prefix="viewer-bench-"))
 os.environ["RADREVIEW_DATA_DIR"] = str(DATA_DIR / "data")
 sys.path.insert(0, str(REPO))
+
+from bench import common  # noqa: E402
+
 SERVER_LOG = DATA_DIR / "server.log"
 
 
@@ -178,20 +179,8 @@ def server_start(database_url: str, kind: str) -> tuple[subprocess.Popen, str]:
                     return process, base
         except OSError:
             time.sleep(0.3)
-    server_stop(process)
+    common.process_group_stop(process)
     raise SystemExit("the server did not start")
-
-
-def server_stop(process: subprocess.Popen) -> None:
-    """Stop the server and its worker processes (its own process group)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def frames_fetch(base: str, cookie: str, study, parallel: int = 6) -> tuple[float, int]:
@@ -675,7 +664,7 @@ def main() -> int:
         return 0
     finally:
         if server is not None:
-            server_stop(server)
+            common.process_group_stop(server)
         database_drop(bench_db)
 
 

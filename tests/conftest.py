@@ -6,11 +6,15 @@ root administers. Every permission test uses these names so a failure reads like
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AbstractUser
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -74,3 +78,29 @@ def api_client_for() -> Callable[[AbstractUser | None], APIClient]:
         return client
 
     return make
+
+
+@contextmanager
+def uvicorn_serving(tmp_path: Path, **env: str) -> Iterator[str]:
+    """The project's ASGI application under uvicorn on this test's database (a
+    transactional test), production-like; yields the base URL."""
+    from bench.common import free_port, running
+
+    base_url, _, _ = os.environ["DATABASE_URL"].rpartition("/")
+    port = free_port()
+    server_env = {
+        **os.environ,
+        "DATABASE_URL": f"{base_url}/{connection.settings_dict['NAME']}",
+        "RADREVIEW_DATA_DIR": str(tmp_path / "server"),
+        "DJANGO_DEBUG": "0",
+        "RADREVIEW_HTTPS": "0",
+        **env,
+    }
+    command = [
+        sys.executable, "-m", "uvicorn", "reviewapp.asgi:application", "--host", "127.0.0.1",
+        "--port", str(port), "--lifespan", "off", "--no-access-log",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "server.log"
+    with running(command, ready_url=f"{url}/healthz", env=server_env, log_path=log_path):
+        yield url

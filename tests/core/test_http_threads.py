@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,13 +19,12 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from django.db import connection
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from bench.common import free_port, running
 from reviewapp.core.http_threads import ThreadedWSGI
 from reviewapp.studies.models import Assignment, Rating
+from tests.conftest import uvicorn_serving
 from tests.studies.conftest import build_study, make_case_study
 
 
@@ -174,22 +171,7 @@ def test_a_client_gone_before_its_body_arrived_runs_nothing() -> None:
 @pytest.fixture
 def live_app(transactional_db: None, tmp_path: Path) -> Iterator[str]:
     """The project's ASGI application under uvicorn, on this test's database and Redis."""
-    base_url, _, _ = os.environ["DATABASE_URL"].rpartition("/")
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{base_url}/{connection.settings_dict['NAME']}",
-        "RADREVIEW_DATA_DIR": str(tmp_path / "server"),
-        "DJANGO_DEBUG": "0",
-        "RADREVIEW_HTTPS": "0",
-        "RADREVIEW_DB_POOL_MAX": "2",
-    }
-    command = [
-        sys.executable, "-m", "uvicorn", "reviewapp.asgi:application", "--host", "127.0.0.1",
-        "--port", str(port), "--lifespan", "off", "--no-access-log",
-    ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with running(command, ready_url=f"{url}/healthz", env=env, log_path=tmp_path / "server.log"):
+    with uvicorn_serving(tmp_path, RADREVIEW_DB_POOL_MAX="2") as url:
         yield url
 
 

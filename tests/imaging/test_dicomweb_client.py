@@ -8,8 +8,6 @@ sources are matched to stored instances through the STOW answer (references in p
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,15 +18,14 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.db import connection
 from django.test import Client
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from rest_framework.authtoken.models import Token
 
-from bench.common import free_port, running
 from reviewapp.imaging.models import Instance
 from reviewapp.imaging.services import instance_quarantine_approve
+from tests.conftest import uvicorn_serving
 from tests.imaging.conftest import CT_FILES, CXR_J2K, CXR_JPEG
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -39,30 +36,7 @@ OCTET_ANY = 'multipart/related; type="application/octet-stream"; transfer-syntax
 @pytest.fixture
 def live_dicomweb(transactional_db: None, tmp_path: Path) -> Iterator[str]:
     """Base URL of a uvicorn process serving the project against this test's database."""
-    base_url, _, _ = os.environ["DATABASE_URL"].rpartition("/")
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{base_url}/{connection.settings_dict['NAME']}",
-        "RADREVIEW_DATA_DIR": str(tmp_path / "server"),
-        "DJANGO_DEBUG": "0",
-        "RADREVIEW_HTTPS": "0",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "reviewapp.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--lifespan",
-        "off",
-        "--no-access-log",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with running(command, ready_url=f"{url}/healthz", env=env, log_path=tmp_path / "server.log"):
+    with uvicorn_serving(tmp_path) as url:
         yield url
 
 
