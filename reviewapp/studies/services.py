@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pghistory
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,6 +24,7 @@ from django.utils import timezone
 
 from reviewapp.core.errors import ApplicationError, ConflictError
 from reviewapp.core.events import group_send
+from reviewapp.core.history import history_context_set
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
@@ -705,22 +705,22 @@ def _rating_submit(
     resolved = _resolve(locked, answers, spans)
     now = timezone.now()
     seconds = max(float(active_seconds or 0), locked.active_seconds)
-    with pghistory.context(user=reader.pk, action="rating_submit"):
-        rating = Rating.objects.create(
-            assignment=locked,
-            answers=resolved.answers,
-            source_a=locked.report_a.kind,
-            source_b=locked.report_b.kind if locked.report_b else "",
-            ai_guess=resolved.ai_guess,
-            version=1,
-            submitted_at=now,
-            active_seconds=seconds,
-        )
-        spans = _spans_store(rating=rating, assignment=locked, resolved=resolved, is_new=True)
-        edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
-        if edited is not None:
-            rating.edited_report = edited
-            rating.save(update_fields=["edited_report", "updated_at"])
+    history_context_set(user=reader.pk, action="rating_submit")
+    rating = Rating.objects.create(
+        assignment=locked,
+        answers=resolved.answers,
+        source_a=locked.report_a.kind,
+        source_b=locked.report_b.kind if locked.report_b else "",
+        ai_guess=resolved.ai_guess,
+        version=1,
+        submitted_at=now,
+        active_seconds=seconds,
+    )
+    spans = _spans_store(rating=rating, assignment=locked, resolved=resolved, is_new=True)
+    edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
+    if edited is not None:
+        rating.edited_report = edited
+        rating.save(update_fields=["edited_report", "updated_at"])
     RatingWrite.objects.create(
         idempotency_key=idempotency_key, rating=rating, version=1, payload_sha256=digest
     )
@@ -805,17 +805,17 @@ def _rating_revise(
             extra={"version": rating.version},
         )
     resolved = _resolve(locked, answers, spans)
-    with pghistory.context(user=reader.pk, action="rating_revise"):
-        rating.answers = resolved.answers
-        rating.ai_guess = resolved.ai_guess
-        rating.version += 1
-        rating.revised_at = timezone.now()
-        if active_seconds is not None:
-            rating.active_seconds = max(rating.active_seconds, float(active_seconds))
-        spans = _spans_store(rating=rating, assignment=locked, resolved=resolved, is_new=False)
-        edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
-        rating.edited_report = edited or rating.edited_report
-        rating.save()
+    history_context_set(user=reader.pk, action="rating_revise")
+    rating.answers = resolved.answers
+    rating.ai_guess = resolved.ai_guess
+    rating.version += 1
+    rating.revised_at = timezone.now()
+    if active_seconds is not None:
+        rating.active_seconds = max(rating.active_seconds, float(active_seconds))
+    spans = _spans_store(rating=rating, assignment=locked, resolved=resolved, is_new=False)
+    edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
+    rating.edited_report = edited or rating.edited_report
+    rating.save()
     # The autosaved revision-in-progress is now the rating; a reload must not offer it again.
     locked.draft = {}
     locked.save(update_fields=["draft", "updated_at"])
