@@ -8,10 +8,16 @@ from tests.conftest import REPO_ROOT
 
 
 def _import_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    return python_run("import reviewapp.settings", **env)
+
+
+def python_run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter, with none of this process's Django or radreview
+    settings in its environment beyond ``env``."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "RADREVIEW_"))}
     clean.update(env)
     return subprocess.run(
-        [sys.executable, "-c", "import reviewapp.settings"],
+        [sys.executable, "-c", code],
         cwd=REPO_ROOT,
         env=clean,
         capture_output=True,
