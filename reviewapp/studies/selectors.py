@@ -198,7 +198,8 @@ def rating_history(*, rating: Rating) -> list[dict[str, Any]]:
 
 
 def worklist_for_reader(*, user: UserLike) -> list[dict[str, Any]]:
-    """The reader's studies with progress and the next unrated case (one query)."""
+    """The reader's studies with progress, the next unrated case and the first case (from
+    which a reader who has finished pages through their ratings to revise them), one query."""
     if not user_has_role(user, Role.READER):
         return []
     mine = Assignment.objects.filter(reader_study=OuterRef("pk"), reader_id=user.pk).order_by()
@@ -212,9 +213,19 @@ def worklist_for_reader(*, user: UserLike) -> list[dict[str, Any]]:
                 .order_by("position")
                 .values("public_id")[:1]
             ),
+            first_assignment=Subquery(mine.order_by("position").values("public_id")[:1]),
         )
         .order_by("name", "id")
-        .values("public_id", "name", "status", "total", "done", "next_assignment")
+        .values(
+            "public_id",
+            "name",
+            "status",
+            "allow_revisions",
+            "total",
+            "done",
+            "next_assignment",
+            "first_assignment",
+        )
     )
     return [
         {
@@ -226,6 +237,10 @@ def worklist_for_reader(*, user: UserLike) -> list[dict[str, Any]]:
             "next_assignment": (
                 str(study["next_assignment"]) if study["next_assignment"] else None
             ),
+            "first_assignment": (
+                str(study["first_assignment"]) if study["first_assignment"] else None
+            ),
+            "can_revise": study["status"] == ReaderStudy.Status.OPEN and study["allow_revisions"],
         }
         for study in studies
     ]

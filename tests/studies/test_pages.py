@@ -74,6 +74,36 @@ def test_a_reader_sees_the_images_of_their_cases_while_the_study_is_paused_or_lo
     assert set(studies_readable_by_reader(user=second_reader)) == set()  # not on the panel
 
 
+def test_a_reader_who_has_finished_is_offered_a_way_back_only_while_revisions_are_allowed(
+    coordinator, reader
+) -> None:
+    study = build_study(
+        coordinator=coordinator, readers=[reader], imaging=[make_case_study(i) for i in range(2)]
+    )
+    assignments = Assignment.objects.filter(reader_study=study).order_by("position")
+    for assignment in assignments:
+        services.rating_submit(
+            assignment=assignment,
+            reader=reader,
+            answers={"comparison": "c"},
+            idempotency_key=uuid.uuid4(),
+            active_seconds=3.0,
+        )
+    client = Client()
+    client.force_login(reader)
+    text = client.get("/studies/reading/").content.decode()
+    assert "All cases rated" in text
+    assert f'href="/studies/read/{assignments[0].public_id}/">review or revise' in text
+
+    ReaderStudy.objects.filter(pk=study.pk).update(allow_revisions=False)
+    text = client.get("/studies/reading/").content.decode()
+    assert "All cases rated" in text
+    assert "review or revise" not in text
+    ReaderStudy.objects.filter(pk=study.pk).update(allow_revisions=True)
+    services.reader_study_lock(reader_study=study)
+    assert "review or revise" not in client.get("/studies/reading/").content.decode()
+
+
 def test_a_refused_step_says_why_on_the_page(coordinator, reader) -> None:
     client = Client()
     client.force_login(coordinator)
