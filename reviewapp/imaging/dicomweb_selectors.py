@@ -98,10 +98,20 @@ def frame_source_get(
     *, user: User, study_uid: str, series_uid: str, sop_uid: str
 ) -> FrameSource | None:
     """Where the frames of one visible instance lie, in one indexed query; None if not visible."""
-    row = (
+    return frame_sources_get(
+        user=user, study_uid=study_uid, series_uid=series_uid, sop_uids=[sop_uid]
+    ).get(sop_uid)
+
+
+def frame_sources_get(
+    *, user: User, study_uid: str, series_uid: str, sop_uids: list[str]
+) -> dict[str, FrameSource]:
+    """Where the frames of each visible instance of ``sop_uids`` lie, by SOP Instance UID, in
+    one query; the instances not visible (or not in that series) are left out."""
+    rows = (
         _restrict(
             Instance.objects.filter(
-                sop_instance_uid=sop_uid,
+                sop_instance_uid__in=sop_uids,
                 series__series_instance_uid=series_uid,
                 series__study__study_instance_uid=study_uid,
                 status=AVAILABLE,
@@ -110,10 +120,6 @@ def frame_source_get(
             study_path="series__study",
         )
         .order_by()
-        .values_list("file", "transfer_syntax_uid", "frame_ranges")[:1]
+        .values_list("sop_instance_uid", "file", "transfer_syntax_uid", "frame_ranges")
     )
-    found = list(row)
-    if not found:
-        return None
-    file_name, transfer_syntax, ranges = found[0]
-    return FrameSource(file_name, transfer_syntax, ranges)
+    return {sop: FrameSource(name, syntax, ranges) for sop, name, syntax, ranges in rows}

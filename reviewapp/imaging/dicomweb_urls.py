@@ -47,6 +47,7 @@ urlpatterns = [
     path("studies/<uid:study_uid>/series", views.SeriesSearchView.as_view(), name="series_search"),
     path(_SERIES, views.SeriesRetrieveView.as_view(), name="series"),
     path(f"{_SERIES}/metadata", views.SeriesMetadataView.as_view(), name="series_metadata"),
+    path(f"{_SERIES}/first-frames", views.FirstFramesView.as_view(), name="first_frames"),
     path(f"{_SERIES}/instances", views.InstancesSearchView.as_view(), name="instances_search"),
     path(_INSTANCE, views.InstanceRetrieveView.as_view(), name="instance"),
     path(f"{_INSTANCE}/metadata", views.InstanceMetadataView.as_view(), name="instance_metadata"),

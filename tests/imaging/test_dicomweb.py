@@ -396,6 +396,71 @@ def test_frame_numbers_are_checked(
     assert client.get(f"{base}/1,x", HTTP_ACCEPT=OCTET_ANY).status_code == 404  # not a route
 
 
+@pytest.mark.django_db
+def test_first_frames_of_several_slices_come_back_in_one_answer_each_part_named_and_sized(
+    imported_ct_study: Study, coordinator: AbstractUser, api_client_for: ClientFor
+) -> None:
+    client = api_client_for(coordinator)
+    slices = _ct_instances(imported_ct_study)
+    asked = [slices[4], slices[0], slices[7]]
+    series_url = _instance_url(asked[0]).rsplit("/instances/", 1)[0]
+    response = client.get(
+        f"{series_url}/first-frames?instances=" + ",".join(i.sop_instance_uid for i in asked),
+        HTTP_ACCEPT=OCTET_ANY,
+    )
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "private, max-age=31536000, immutable"
+    assert f"transfer-syntax={EXPLICIT_LE}" in response["Content-Type"]
+    parts = _split_multipart(response["Content-Type"], response.content)
+    assert len(parts) == 3
+    for instance, (headers, frame) in zip(asked, parts, strict=True):
+        assert headers["Content-Location"] == f"{_instance_url(instance)}/frames/1"
+        assert int(headers["Content-Length"]) == len(frame)
+        one = client.get(f"{_instance_url(instance)}/frames/1", HTTP_ACCEPT=OCTET_ANY)
+        ((single_headers, single),) = _split_multipart(one["Content-Type"], one.content)
+        assert frame == single
+        assert headers["Content-Type"] == single_headers["Content-Type"]
+
+
+@pytest.mark.django_db
+def test_first_frames_requests_are_checked_and_say_what_is_wrong(
+    imported_ct_study: Study,
+    cxr_studies: list[Study],
+    coordinator: AbstractUser,
+    reader: AbstractUser,
+    api_client_for: ClientFor,
+) -> None:
+    slices = _ct_instances(imported_ct_study)
+    series_url = _instance_url(slices[0]).rsplit("/instances/", 1)[0]
+    uids = [i.sop_instance_uid for i in slices]
+    carol = api_client_for(coordinator)
+
+    def get(client: APIClient, query: str, accept: str = OCTET_ANY):  # type: ignore[no-untyped-def]
+        return client.get(f"{series_url}/first-frames{query}", HTTP_ACCEPT=accept)
+
+    for query, says in (
+        ("", "name the instances"),
+        ("?instances=", "name the instances"),
+        ("?instances=1.2.x", "is not a SOP Instance UID"),
+        (f"?instances={uids[0]},{uids[0]}", "listed twice"),
+        ("?instances=" + ",".join(f"1.2.{n}" for n in range(51)), "at most 50"),
+    ):
+        refused = get(carol, query)
+        assert refused.status_code == 400, query
+        assert says in refused.json()["detail"], query
+    # A slice of another series (the radiograph's) or an unknown UID: 404 naming it.
+    other = Instance.objects.filter(series__study=cxr_studies[0]).get().sop_instance_uid
+    for stray in (other, "1.2.3.4"):
+        missing = get(carol, f"?instances={uids[0]},{stray}")
+        assert missing.status_code == 404
+        assert stray in missing.json()["detail"]
+    # A reader outside the study sees nothing; anonymous is asked to log in; no transcoding.
+    assert get(api_client_for(reader), f"?instances={uids[0]}").status_code == 404
+    assert get(api_client_for(None), f"?instances={uids[0]}").status_code == 401
+    refused = get(carol, f"?instances={uids[0]}", 'multipart/related; type="image/jpeg"')
+    assert refused.status_code == 406
+
+
 # --- WADO-RS instances and WADO-URI -----------------------------------------------------------
 
 

@@ -177,3 +177,42 @@ def test_live_server_refuses_as_django_does_and_caches_frames_forever(
         metadata_url, headers={**as_json, "If-None-Match": metadata.headers["ETag"]}, timeout=10
     )
     assert revalidated.status_code == 304
+
+
+def test_live_server_answers_first_frames_from_the_fast_path_as_django_would(
+    live_dicomweb: str, coordinator: AbstractUser, reader: AbstractUser
+) -> None:
+    stored = _store(_client(live_dicomweb, coordinator), CT_FILES[:3])
+    instances = {
+        i.sop_instance_uid: i
+        for i in Instance.objects.select_related("series__study").filter(
+            sop_instance_uid__in=stored
+        )
+    }
+    first = instances[stored[0]]
+    series_url = _frame_url(live_dicomweb, first).split("/instances/", 1)[0]
+    url = f"{series_url}/first-frames?instances={stored[2]},{stored[0]}"
+    carol = {"Authorization": f"Token {_token(coordinator)}", "Accept": OCTET_ANY}
+    # The first request resolves the slices; the second is served from the fast path's cache.
+    answers = [requests.get(url, headers=carol, timeout=10) for _ in range(2)]
+    for answer in answers:
+        assert answer.status_code == 200
+        # From the event loop, not Django's stack (whose middleware adds X-Frame-Options).
+        assert "X-Frame-Options" not in answer.headers
+        body = answer.content
+        for sop, path in ((stored[2], CT_FILES[2]), (stored[0], CT_FILES[0])):
+            pixels = pydicom.dcmread(path).PixelData
+            location = _frame_url(live_dicomweb, instances[sop]).split("://", 1)[1]
+            location = location[location.index("/") :]
+            head = f"Content-Length: {len(pixels)}\r\nContent-Location: {location}\r\n\r\n"
+            assert head.encode() + pixels in body
+        assert body.index(stored[2].encode()) < body.index(stored[0].encode())
+
+    alice = {"Authorization": f"Token {_token(reader)}", "Accept": OCTET_ANY}
+    assert requests.get(url, headers=alice, timeout=10).status_code == 404
+    assert requests.get(url, headers={"Accept": OCTET_ANY}, timeout=10).status_code == 401
+    twice = f"{series_url}/first-frames?instances={stored[0]},{stored[0]}"
+    refused = requests.get(twice, headers=carol, timeout=10)
+    assert refused.status_code == 400
+    assert refused.headers["X-Frame-Options"] == "DENY"  # Django's answer, with its reason
+    assert "listed twice" in refused.json()["detail"]

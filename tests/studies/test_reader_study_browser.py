@@ -27,6 +27,7 @@ def rate_every_case(page: Page, keys: list[str]) -> list[str]:
     seen = []
     for position, key in enumerate(keys, start=1):
         expect(page.locator(".case-count")).to_have_text(f"Case {position} of {len(keys)}")
+        page.wait_for_load_state()  # the page's keys work once its script has run
         expect(page.locator("[data-submit]")).to_have_text("Submit (Ctrl+Enter)")
         seen.append(page.content())
         page.keyboard.press(key)
@@ -99,6 +100,7 @@ def test_a_coordinator_builds_a_study_two_readers_rate_it_and_the_history_shows_
         alice.get_by_role("link", name="review or revise my ratings").click()
         expect(alice.locator("[data-save-state]")).to_have_text("Submitted (version 1)")
         expect(alice.locator("[data-submit]")).to_have_text("Save revision (Ctrl+Enter)")
+        alice.wait_for_load_state()
         alice.keyboard.press("d")
         alice.keyboard.press("Control+Enter")
         expect(carol.locator("[data-progress-revisions]")).to_have_text("1")

@@ -4,6 +4,7 @@ A viewer scrolling a CT asks for hundreds of frames a second. Each one answered 
 stack (middleware, DRF, three queries, the sync-view thread) costs far more than reading the
 frame. Here a frame request whose credentials and instance were checked moments ago is
 answered straight from the event loop: one dictionary lookup and one ``pread`` per range.
+The same goes for first-frames requests (several slices of a stack at once, see frames.py).
 
 What is cached, and for how long (``FAST_PATH_TTL`` seconds):
 - credential -> user, resolved by Django's own token and session code;
@@ -17,7 +18,6 @@ passed to Django untouched, so there is one implementation of every refusal.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -33,10 +33,9 @@ ASGIApp = Callable[..., Awaitable[None]]
 
 FAST_PATH_TTL = 30.0
 MAX_ENTRIES = 50_000
-_FRAMES_PATH = re.compile(
-    r"^/dicomweb/studies/([0-9.]{1,64})/series/([0-9.]{1,64})/instances/([0-9.]{1,64})"
-    r"/frames/([0-9]+(?:,[0-9]+)*)$"
-)
+_SERIES_PATH = r"^/dicomweb/studies/([0-9.]{1,64})/series/([0-9.]{1,64})"
+_FRAMES_PATH = re.compile(_SERIES_PATH + r"/instances/([0-9.]{1,64})/frames/([0-9]+(?:,[0-9]+)*)$")
+_FIRST_FRAMES_PATH = re.compile(_SERIES_PATH + r"/first-frames$")
 
 
 class _TTLCache:
@@ -117,10 +116,26 @@ def _user_resolve(kind: str, key: str) -> Any:
     return user
 
 
-def _source_resolve(user: Any, study: str, series: str, sop: str) -> Any:
-    from reviewapp.imaging.dicomweb_selectors import frame_source_get
+def _sources_resolve(user: Any, study: str, series: str, sops: list[str]) -> dict[str, Any]:
+    from reviewapp.imaging.dicomweb_selectors import frame_sources_get
 
-    return frame_source_get(user=user, study_uid=study, series_uid=series, sop_uid=sop)
+    return frame_sources_get(user=user, study_uid=study, series_uid=series, sop_uids=sops)
+
+
+def _first_frames_list(scope: Scope) -> list[str] | None:
+    """The instance list of a first-frames query string, or None if it is anything else
+    (Django then answers, with the error)."""
+    from urllib.parse import parse_qs
+
+    from reviewapp.imaging.dicomweb import frames
+
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if list(query) != ["instances"] or len(query["instances"]) != 1:
+        return None
+    try:
+        return frames.instance_list_parse(query["instances"][0])
+    except frames.InstanceListError:
+        return None
 
 
 def _accept(scope: Scope) -> str | None:
@@ -140,88 +155,94 @@ class FramesFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("method") == "GET":
-            match = _FRAMES_PATH.match(scope.get("path", ""))
-            if match is not None and await self._serve(scope, send, match.groups()):
+            path = scope.get("path", "")
+            match = _FRAMES_PATH.match(path)
+            if match is not None and await self._serve_frames(scope, send, match.groups()):
+                return
+            match = _FIRST_FRAMES_PATH.match(path) if match is None else None
+            if match is not None and await self._serve_first_frames(scope, send, match.groups()):
                 return
         await self.app(scope, receive, send)
 
-    async def _serve(self, scope: Scope, send: Send, groups: tuple[str, ...]) -> bool:
-        from reviewapp.imaging.dicomweb import media
-        from reviewapp.imaging.dicomweb.views import FRAME_CACHE_CONTROL
-
-        study, series, sop, frame_list = groups
+    async def _user(self, scope: Scope) -> Any:
         credential = _credential(scope)
         if credential is None:
-            return False
+            return None
         user = self.users.get(credential)
         if user is None:
             user = await _released(_user_resolve)(*credential)
-            if user is None:
-                return False
-            self.users.put(credential, user)
-        source_key = (user.pk, study, series, sop)
-        source = self.sources.get(source_key)
+            if user is not None:
+                self.users.put(credential, user)
+        return user
+
+    async def _sources(self, user: Any, study: str, series: str, sops: list[str]) -> list[Any]:
+        """The frame source of each instance, from the cache or in one query for the rest;
+        None in place of one that is not visible."""
+        found = {sop: self.sources.get((user.pk, study, series, sop)) for sop in sops}
+        unknown = [sop for sop, source in found.items() if source is None]
+        if unknown:
+            resolved = await _released(_sources_resolve)(user, study, series, unknown)
+            for sop, source in resolved.items():
+                self.sources.put((user.pk, study, series, sop), source)
+                found[sop] = source
+        return [found[sop] for sop in sops]
+
+    async def _serve_frames(self, scope: Scope, send: Send, groups: tuple[str, ...]) -> bool:
+        from reviewapp.imaging.dicomweb.frames import FramePart
+
+        study, series, sop, frame_list = groups
+        user = await self._user(scope)
+        if user is None:
+            return False
+        (source,) = await self._sources(user, study, series, [sop])
         if source is None:
-            source = await _released(_source_resolve)(user, study, series, sop)
-            if source is None:
-                return False
-            self.sources.put(source_key, source)
+            return False
         numbers = [int(n) for n in frame_list.split(",")]
         if any(n < 1 or n > len(source.frame_ranges) for n in numbers):
             return False
-        try:
-            part_type, label = media.frame_media_type(
-                _accept(scope), transfer_syntax=source.transfer_syntax_uid
-            )
-        except media.NotAcceptableError:
+        return await _answer(scope, send, [FramePart(source, number) for number in numbers])
+
+    async def _serve_first_frames(self, scope: Scope, send: Send, groups: tuple[str, ...]) -> bool:
+        from reviewapp.imaging.dicomweb.frames import FramePart, first_frame_location
+
+        study, series = groups
+        sops = _first_frames_list(scope)
+        if sops is None:
             return False
-        body = _frames_body(source, numbers, part_type=part_type, label=label)
-        if body is None:
+        user = await self._user(scope)
+        if user is None:
             return False
-        payload, content_type = body
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", content_type.encode("latin-1")),
-                    (b"content-length", str(len(payload)).encode("latin-1")),
-                    (b"cache-control", FRAME_CACHE_CONTROL.encode("latin-1")),
-                    (b"x-content-type-options", b"nosniff"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
-        return True
+        sources = await self._sources(user, study, series, sops)
+        if any(source is None or not source.frame_ranges for source in sources):
+            return False
+        path = scope["path"]
+        parts = [
+            FramePart(source, 1, first_frame_location(path, sop))
+            for sop, source in zip(sops, sources, strict=True)
+        ]
+        return await _answer(scope, send, parts)
 
 
-def _frames_body(
-    source: Any, numbers: list[int], *, part_type: str, label: str
-) -> tuple[bytes, str] | None:
-    from django.core.files.storage import default_storage
-
-    from reviewapp.imaging.dicomweb import media
+async def _answer(scope: Scope, send: Send, parts: list[Any]) -> bool:
+    """Send the frames, or return False (Django then answers) if they cannot be served."""
+    from reviewapp.imaging.dicomweb import frames, media
+    from reviewapp.imaging.dicomweb.views import FRAME_CACHE_CONTROL
 
     try:
-        fd = os.open(default_storage.path(source.file_name), os.O_RDONLY)
-    except OSError:
-        return None
-    boundary = media.multipart_boundary()
-    part_content_type = f"{part_type}; transfer-syntax={label}"
-    pieces: list[bytes] = []
-    try:
-        for index, number in enumerate(numbers):
-            pieces.append(
-                media.multipart_part_head(
-                    boundary=boundary, content_type=part_content_type, first=index == 0
-                )
-            )
-            for offset, length in source.frame_ranges[number - 1]:
-                pieces.append(os.pread(fd, length, offset))
-    finally:
-        os.close(fd)
-    pieces.append(media.multipart_tail(boundary=boundary))
-    content_type = media.multipart_content_type(
-        part_type=part_type, boundary=boundary, transfer_syntax=label
+        payload, content_type = frames.frames_body(parts, accept=_accept(scope))
+    except (media.NotAcceptableError, OSError):
+        return False
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", content_type.encode("latin-1")),
+                (b"content-length", str(len(payload)).encode("latin-1")),
+                (b"cache-control", FRAME_CACHE_CONTROL.encode("latin-1")),
+                (b"x-content-type-options", b"nosniff"),
+            ],
+        }
     )
-    return b"".join(pieces), content_type
+    await send({"type": "http.response.body", "body": payload})
+    return True

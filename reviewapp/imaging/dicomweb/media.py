@@ -151,10 +151,23 @@ def multipart_boundary() -> str:
     return secrets.token_hex(16)
 
 
-def multipart_part_head(*, boundary: str, content_type: str, first: bool) -> bytes:
-    # The part header must be spelled exactly "Content-Type:" (Cornerstone matches it literally).
+def multipart_part_head(
+    *,
+    boundary: str,
+    content_type: str,
+    first: bool,
+    length: int | None = None,
+    location: str | None = None,
+) -> bytes:
+    # The part header must be spelled exactly "Content-Type:" (Cornerstone matches it literally)
+    # and come first.
     lead = b"" if first else b"\r\n"
-    return lead + f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode("ascii")
+    head = f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+    if length is not None:
+        head += f"Content-Length: {length}\r\n"
+    if location is not None:
+        head += f"Content-Location: {location}\r\n"
+    return lead + (head + "\r\n").encode("ascii")
 
 
 def multipart_tail(*, boundary: str) -> bytes:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +28,14 @@ from reviewapp.accounts.authentication import TokenAuthentication
 from reviewapp.core.permissions import IsCoordinator
 from reviewapp.imaging import dicomweb_selectors as selectors
 from reviewapp.imaging.dicomweb import media, qido, stow
+from reviewapp.imaging.dicomweb.frames import (
+    FIRST_FRAMES_MAX,
+    FramePart,
+    InstanceListError,
+    first_frame_location,
+    frames_body,
+    instance_list_parse,
+)
 from reviewapp.imaging.models import Instance
 
 DICOM_JSON = "application/dicom+json"
@@ -350,41 +357,13 @@ def frame_numbers_parse(text: str) -> list[int]:
     return numbers
 
 
-def frames_read(file_name: str, ranges: list[list[list[int]]], numbers: list[int]) -> list[bytes]:
-    """The bytes of each requested frame: one positioned read per range, no parsing."""
-    fd = os.open(_local_path(file_name), os.O_RDONLY)
-    try:
-        frames = []
-        for number in numbers:
-            pieces = [os.pread(fd, length, offset) for offset, length in ranges[number - 1]]
-            frames.append(pieces[0] if len(pieces) == 1 else b"".join(pieces))
-        return frames
-    finally:
-        os.close(fd)
-
-
-def frames_response(
-    *, accept: str | None, transfer_syntax: str, frames: list[bytes]
-) -> HttpResponse:
+def _frames_answer(parts: list[FramePart], *, accept: str | None) -> HttpResponse:
     """The multipart/related answer Cornerstone3D and dicomweb-client both decode."""
-    part_type, label = media.frame_media_type(accept, transfer_syntax=transfer_syntax)
-    boundary = media.multipart_boundary()
-    part_content_type = f"{part_type}; transfer-syntax={label}"
-    body: list[bytes] = []
-    for number, frame in enumerate(frames):
-        body.append(
-            media.multipart_part_head(
-                boundary=boundary, content_type=part_content_type, first=number == 0
-            )
-        )
-        body.append(frame)
-    body.append(media.multipart_tail(boundary=boundary))
-    response = HttpResponse(
-        b"".join(body),
-        content_type=media.multipart_content_type(
-            part_type=part_type, boundary=boundary, transfer_syntax=label
-        ),
-    )
+    try:
+        body, content_type = frames_body(parts, accept=accept)
+    except media.NotAcceptableError as exc:
+        raise _not_acceptable(exc) from exc
+    response = HttpResponse(body, content_type=content_type)
     response["Cache-Control"] = FRAME_CACHE_CONTROL
     return response
 
@@ -419,14 +398,57 @@ class FramesView(_Base):
             raise exceptions.NotFound(
                 detail=f"frame {missing[0]} does not exist: this instance has {count} frame(s)"
             )
-        try:
-            return frames_response(
-                accept=request.META.get("HTTP_ACCEPT"),
-                transfer_syntax=source.transfer_syntax_uid,
-                frames=frames_read(source.file_name, source.frame_ranges, numbers),
+        return _frames_answer(
+            [FramePart(source, number) for number in numbers],
+            accept=request.META.get("HTTP_ACCEPT"),
+        )
+
+
+class FirstFramesView(_Base):
+    @extend_schema(
+        operation_id="dicomweb_first_frames_retrieve",
+        summary="radreview extension: the first frame of each of several instances of a series",
+        description="For stacks of single-frame images (CT, MR): one request for many slices "
+        "instead of one a slice. The frames come back as stored, in the order listed, one part "
+        "each, every part with its Content-Location (the frame's WADO-RS URL) and "
+        f"Content-Length. At most {FIRST_FRAMES_MAX} instances per request. Accept as for "
+        "the frames resource; a listed instance that does not exist or is not visible: 404.",
+        parameters=[
+            OpenApiParameter(
+                "instances",
+                str,
+                required=True,
+                description="SOP Instance UIDs of the series, comma-separated",
             )
-        except media.NotAcceptableError as exc:
-            raise _not_acceptable(exc) from exc
+        ],
+        responses={
+            200: OpenApiResponse(description="multipart/related, one part per instance"),
+            400: None,
+            401: None,
+            404: None,
+            406: None,
+        },
+    )
+    def get(self, request: Request, study_uid: str, series_uid: str) -> HttpResponse:
+        try:
+            sop_uids = instance_list_parse(request.query_params.get("instances"))
+        except InstanceListError as exc:
+            raise exceptions.ValidationError({"detail": str(exc)}) from exc
+        sources = selectors.frame_sources_get(
+            user=request.user, study_uid=study_uid, series_uid=series_uid, sop_uids=sop_uids
+        )
+        missing = [uid for uid in sop_uids if not (uid in sources and sources[uid].frame_ranges)]
+        if missing:
+            raise exceptions.NotFound(
+                detail=f"instance {missing[0]} is not an image of this series visible to you"
+            )
+        return _frames_answer(
+            [
+                FramePart(sources[uid], 1, first_frame_location(request.path, uid))
+                for uid in sop_uids
+            ],
+            accept=request.META.get("HTTP_ACCEPT"),
+        )
 
 
 # --- WADO-URI ------------------------------------------------------------------------------
