@@ -677,6 +677,11 @@ def test_the_api_schema_documents_dicomweb(
     assert set(paths["/dicomweb/studies"]) >= {"get", "post"}
     frames = [p for p in paths if p.endswith("/frames/{frames}")]
     assert frames
+    (first_frames,) = [p for p in paths if p.endswith("/first-frames")]
+    parameters = paths[first_frames]["get"]["parameters"]
+    assert {"name": "instances", "required": True}.items() <= next(
+        q for q in parameters if q["name"] == "instances"
+    ).items()
     assert "/dicomweb/wado" in paths
 
 

@@ -9,6 +9,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from reviewapp.generation.models import ModelConfig
+from reviewapp.generation.services import generation_job_create, generation_run_execute
 from reviewapp.imaging.models import ImportBatch, Instance, Study
 from reviewapp.reports.models import Report
 from tests.conftest import SAMPLES
@@ -53,21 +55,46 @@ def test_seed_demo_is_idempotent_and_prints_stable_logins(archive_dirs: Path, ca
         assert f"{username}" in first
         assert password in first
     assert get_user_model().objects.get(username="reader1").check_password(logins["reader1"])
-    assert Study.objects.count() == 3
-    assert Report.objects.filter(kind=Report.Kind.ORIGINAL).count() == 3
+    assert Study.objects.count() == 4
+    assert Report.objects.filter(kind=Report.Kind.ORIGINAL).count() == 4
     assert sorted(Study.objects.values_list("stratum", flat=True)) == [
+        "abnormal",
         "abnormal",
         "abnormal",
         "normal",
     ]
-    ct = Study.objects.get(modalities="CT")
-    assert "right upper lobe" in Report.objects.get(study=ct).findings.lower()
+    first_ct, second_ct = Study.objects.filter(modalities="CT").order_by("study_date")
+    assert "right upper lobe" in Report.objects.get(study=first_ct).findings.lower()
+    assert "interval decrease" in Report.objects.get(study=second_ct).impression.lower()
+    assert (second_ct.study_date - first_ct.study_date).days == 91
+    for ct in (first_ct, second_ct):
+        assert Instance.objects.filter(series__study=ct).count() == 30
     assert not Instance.objects.filter(status=Instance.Status.QUARANTINED).exists()
 
     call_command("seed_demo")
     second = capsys.readouterr().out
     assert json.loads((archive_dirs / "demo_logins.json").read_text()) == logins
     assert logins["coordinator"] in second
-    assert Study.objects.count() == 3
-    assert Instance.objects.count() == 32
-    assert Report.objects.count() == 3
+    assert Study.objects.count() == 4
+    assert Instance.objects.count() == 62
+    assert Report.objects.count() == 4
+
+
+def test_the_retrieval_baseline_writes_an_ai_report_for_every_demo_study(
+    archive_dirs: Path,
+) -> None:
+    """The demo tour's first step: every demo study, CT included, can be given an AI report."""
+    call_command("seed_demo")
+    coordinator = get_user_model().objects.get(username="coordinator")
+    created = generation_job_create(
+        user=coordinator,
+        model_config=ModelConfig.objects.get(name="retrieval-baseline"),
+        studies=list(Study.objects.all()),
+    )
+
+    outcomes = [generation_run_execute(run_pk=run.pk) for run in created.job.runs.all()]
+
+    assert outcomes == ["succeeded"] * 4
+    first_ct, second_ct = Study.objects.filter(modalities="CT").order_by("study_date")
+    ai_report = Report.objects.get(study=first_ct, kind=Report.Kind.AI)
+    assert ai_report.findings == Report.objects.get(study=second_ct, kind="original").findings

@@ -188,6 +188,53 @@ def test_ct_presets_change_the_displayed_intensities(
     assert_clean_console(viewer)
 
 
+def test_the_mouse_works_as_in_ohif_left_windows_right_zooms_middle_pans_and_keys_zoom(
+    viewer_page_for, coordinator, imported_ct_study
+):
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(imported_ct_study))
+    viewer.wait_for_render()
+    box = viewer.page.locator(".viewer-tile").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+    def drag(button: str, dx: float, dy: float) -> dict:
+        before = viewer.state()["tiles"][0]
+        viewer.page.mouse.move(x, y)
+        viewer.page.mouse.down(button=button)
+        viewer.page.mouse.move(x + dx, y + dy, steps=8)
+        viewer.page.mouse.up(button=button)
+        viewer.page.wait_for_timeout(200)
+        after = viewer.state()["tiles"][0]
+        return {key: (before[key], after[key]) for key in before if before[key] != after[key]}
+
+    windowed = drag("left", 60, 40)
+    assert set(windowed) == {"windowWidth", "windowCenter"}, windowed
+    assert "W {:.0f} L {:.0f}".format(*(v[1] for v in windowed.values())) in (
+        viewer.page.inner_text(".viewer-tiles")
+    )
+    zoomed = drag("right", 0, 80)
+    assert set(zoomed) <= {"zoomPercent", "pan"}, zoomed  # it zooms about the pointer
+    assert zoomed["zoomPercent"][1] > zoomed["zoomPercent"][0] * 1.2
+    panned = drag("middle", 120, 50)
+    assert set(panned) == {"pan"}, panned
+    (before_x, before_y), (after_x, after_y) = panned["pan"]
+    assert after_x > before_x and after_y > before_y  # the image follows the pointer
+    assert drag("right", 0, 0) == {}  # a click without a move changes nothing
+
+    # The keyboard zooms too, a quarter at a time ("=" is "+" without Shift).
+    def zoom_after(key: str) -> float:
+        press_in_viewer(viewer, key)
+        viewer.page.wait_for_timeout(150)
+        return viewer.state()["tiles"][0]["zoomPercent"]
+
+    start = viewer.state()["tiles"][0]["zoomPercent"]
+    assert zoom_after("+") == pytest.approx(start * 1.25)
+    assert zoom_after("=") == pytest.approx(start * 1.25**2)
+    assert zoom_after("-") == pytest.approx(start * 1.25)
+    assert f"Zoom {start * 1.25:.0f}%" in viewer.page.inner_text(".viewer-tiles")
+    assert_clean_console(viewer)
+
+
 def test_ct_pixels_decoded_in_the_browser_equal_pydicom_in_hounsfield_units(
     viewer_page_for, coordinator, imported_ct_study
 ):
@@ -306,7 +353,14 @@ def test_help_panel_lists_the_shortcuts(viewer_page_for, analyst, imported_ct_st
     viewer.page.keyboard.press("?")
     assert help_panel.is_visible()
     text = help_panel.inner_text()
-    for expected in ("Lung window (W 1500 / L -600)", "Invert", "Reset", "Home", "PageDown"):
+    for expected in (
+        "Lung window (W 1500 / L -600)",
+        "Invert",
+        "Reset",
+        "Zoom in",
+        "Home",
+        "PageDown",
+    ):
         assert expected in text
     viewer.screenshot("ct-help")
     viewer.page.keyboard.press("Escape")

@@ -34,6 +34,8 @@ async function cornerstoneLoad() {
   ({ TOOL_NAMES, studyRegister, framesProvide } = engine);
 }
 const PAGE_STEP = 10;
+// Each zoom key press or button: a quarter more or less magnification.
+const ZOOM_STEP = 1.25;
 const PREFETCH_ATTEMPTS = 3;
 const PREFETCH_RETRY_MS = 500;
 const LOADING_OVERLAY_MS = 250;
@@ -128,6 +130,8 @@ export function mountViewer(element) {
     seriesSelect,
     ...presetButtons,
     el("button", { type: "button", dataset: { action: "invert" }, title: "Invert (i)", text: "Invert" }),
+    el("button", { type: "button", dataset: { action: "zoom-out" }, title: "Zoom out (-)", "aria-label": "Zoom out", text: "−" }),
+    el("button", { type: "button", dataset: { action: "zoom-in" }, title: "Zoom in (+)", "aria-label": "Zoom in", text: "+" }),
     el("button", { type: "button", dataset: { action: "actual-size" }, title: "1:1 pixels (z)", text: "1:1" }),
     el("button", { type: "button", dataset: { action: "reset" }, title: "Reset (Space)", text: "Reset" }),
     el("button", { type: "button", dataset: { action: "help" }, title: "Shortcuts (?)", "aria-expanded": "false", text: "?" }),
@@ -552,6 +556,14 @@ export function mountViewer(element) {
           viewport.resetCamera();
         });
         return true;
+      case "zoom-in":
+      case "zoom-out":
+        withViewport((viewport) => {
+          const camera = viewport.getCamera();
+          const factor = action === "zoom-in" ? 1 / ZOOM_STEP : ZOOM_STEP;
+          if (camera?.parallelScale) viewport.setCamera({ parallelScale: camera.parallelScale * factor });
+        });
+        return true;
       case "actual-size":
         withViewport((viewport) => {
           const zoom = zoomPercent(viewport);
@@ -622,7 +634,11 @@ export function mountViewer(element) {
 
   const onPointerDown = (event) => {
     if (event.target.closest?.(".viewer-tiles")) element.focus({ preventScroll: true });
-    if (event.button === 1) event.preventDefault();
+  };
+  // A middle press must not start the browser's autoscroll. Cancelled on mousedown, not on
+  // pointerdown: that would suppress the mouse events Cornerstone's pan tool listens to.
+  const onMouseDown = (event) => {
+    if (event.button === 1 && event.target.closest?.(".viewer-tiles")) event.preventDefault();
   };
   const onContextMenu = (event) => {
     if (event.target.closest?.(".viewer-tiles")) event.preventDefault();
@@ -637,11 +653,13 @@ export function mountViewer(element) {
     showStack(Number(seriesSelect.value)).catch(() => fail("This series could not be shown."));
   };
   element.addEventListener("pointerdown", onPointerDown);
+  element.addEventListener("mousedown", onMouseDown);
   element.addEventListener("contextmenu", onContextMenu);
   toolbar.addEventListener("click", onToolbarClick);
   seriesSelect.addEventListener("change", onSeriesChange);
   cleanups.push(() => {
     element.removeEventListener("pointerdown", onPointerDown);
+    element.removeEventListener("mousedown", onMouseDown);
     element.removeEventListener("contextmenu", onContextMenu);
   });
 
@@ -688,6 +706,7 @@ export function mountViewer(element) {
             windowCenter: wl.windowCenter ?? null,
             invert: viewport ? isInverted(viewport) : false,
             zoomPercent: viewport ? zoomPercent(viewport) : null,
+            pan: viewport?.getPan?.() ?? null,
             label: tile.overlay.label.textContent,
           };
         }),

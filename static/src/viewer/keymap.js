@@ -13,6 +13,8 @@ export const KEYS = [
   ...PRESETS.map((p) => ({ keys: [p.key], action: `preset:${p.key}`, label: `${p.name} window (W ${p.width} / L ${p.center})` })),
   { keys: ["i"], action: "invert", label: "Invert grey scale" },
   { keys: [" "], action: "reset", label: "Reset window, zoom and pan" },
+  { keys: ["+", "="], action: "zoom-in", label: "Zoom in" },
+  { keys: ["-"], action: "zoom-out", label: "Zoom out" },
   { keys: ["z"], action: "actual-size", label: "1:1 pixels (again: fit to window)" },
   { keys: ["ArrowUp", "ArrowLeft"], action: "previous", label: "Previous slice" },
   { keys: ["ArrowDown", "ArrowRight"], action: "next", label: "Next slice" },

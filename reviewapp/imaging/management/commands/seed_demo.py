@@ -1,4 +1,5 @@
-"""``manage.py seed_demo``: demo users, the three sample studies and their original reports.
+"""``manage.py seed_demo``: demo users, the sample studies (two chest radiographs, two chest
+CTs) and their original reports.
 
 Safe to run on every start (``make demo`` does): users, studies and reports are created once
 and left alone afterwards. Passwords are random per installation, kept in
@@ -7,16 +8,20 @@ and left alone afterwards. Passwords are random per installation, kept in
 
 from __future__ import annotations
 
+import datetime
 import json
 import secrets
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pydicom
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from pydicom.uid import generate_uid
 
 from reviewapp.accounts.services import roles_ensure, user_create
 from reviewapp.core.roles import Role
@@ -82,7 +87,31 @@ DEMO_REPORTS: dict[str, dict[str, str]] = {
             "Recommend tissue sampling and staging with PET-CT."
         ),
     },
+    "ct/second-study": {
+        "stratum": "abnormal",
+        "findings": (
+            "Axial CT images of the thorax, compared with the prior examination. The right upper "
+            "lobe mass now measures approximately 3.2 x 2.8 cm, previously 4.1 x 3.5 cm, with "
+            "persistent spiculated margins. The right hilar node has decreased to 0.9 cm in "
+            "short axis; the subcarinal node is no longer enlarged. No new pulmonary nodule. No "
+            "pleural effusion. Stable mild centrilobular emphysema."
+        ),
+        "impression": (
+            "Interval decrease in size of the right upper lobe mass and of the right hilar and "
+            "subcarinal lymph nodes, consistent with treatment response. No new disease."
+        ),
+    },
 }
+
+# The repository holds one CT series, and the retrieval baseline answers a study with the report
+# of another study of its kind. So the demo's second CT is that series again under new,
+# deterministic UIDs, three months later (re-seeding finds it already there); its report above
+# is written as a follow-up. The images are the same: a demo of the workflow, not of reading.
+SECOND_CT = "ct/second-study"
+SECOND_CT_SOURCE = "ct/lung_pet_ct_dx_A0002_thorax"
+SECOND_CT_DAYS_LATER = 91
+_SECOND_CT_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
+_SECOND_CT_DATES = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
 
 
 class Command(BaseCommand):
@@ -127,10 +156,19 @@ class Command(BaseCommand):
         return stored
 
     def _studies(self) -> dict[str, Study]:
+        with tempfile.TemporaryDirectory(prefix="radreview-demo-") as scratch:
+            return self._import(second_ct=Path(scratch))
+
+    def _import(self, *, second_ct: Path) -> dict[str, Study]:
         files: list[IncomingFile] = []
         for key in DEMO_REPORTS:
             source = SAMPLES / key
-            if source.is_dir():
+            if key == SECOND_CT:
+                files.extend(
+                    IncomingFile(name=f"{key}/{path.name}", path=path)
+                    for path in second_ct_write(SAMPLES / SECOND_CT_SOURCE, second_ct)
+                )
+            elif source.is_dir():
                 files.extend(
                     IncomingFile(name=f"{key}/{p.name}", path=p)
                     for p in sorted(source.glob("*.dcm"))
@@ -186,3 +224,25 @@ class Command(BaseCommand):
                 )
                 created += 1
         return created
+
+
+def second_ct_write(source: Path, target: Path) -> list[Path]:
+    """Write the files of the demo's second CT study (see SECOND_CT) into ``target``."""
+    written = []
+    for path in sorted(source.glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        for keyword in _SECOND_CT_UIDS:
+            if keyword in ds:
+                value = str(ds.data_element(keyword).value)
+                setattr(
+                    ds, keyword, generate_uid(entropy_srcs=["radreview demo", SECOND_CT, value])
+                )
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        for keyword in _SECOND_CT_DATES:
+            if ds.get(keyword):
+                day = datetime.datetime.strptime(str(ds.data_element(keyword).value), "%Y%m%d")
+                later = day + datetime.timedelta(days=SECOND_CT_DAYS_LATER)
+                setattr(ds, keyword, later.strftime("%Y%m%d"))
+        written.append(target / path.name)
+        ds.save_as(written[-1])
+    return written
