@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sampledata"
 CT_SLICES = 300
 # Slices per first-frames request, as static/src/viewer/frames.js asks for a stack (BATCH).
-VIEWER_BATCH = 10
+VIEWER_BATCH = 20
 TARGET_FIRST_IMAGE_S = 1.0
 TARGET_STACK_S = 3.0
 # The named baseline every figure is printed against: the same quiet machine the day the
