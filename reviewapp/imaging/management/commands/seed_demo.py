@@ -233,14 +233,14 @@ def second_ct_write(source: Path, target: Path) -> list[Path]:
         ds = pydicom.dcmread(path)
         for keyword in _SECOND_CT_UIDS:
             if keyword in ds:
-                value = str(ds.data_element(keyword).value)
+                value = str(getattr(ds, keyword))
                 setattr(
                     ds, keyword, generate_uid(entropy_srcs=["radreview demo", SECOND_CT, value])
                 )
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         for keyword in _SECOND_CT_DATES:
             if ds.get(keyword):
-                day = datetime.datetime.strptime(str(ds.data_element(keyword).value), "%Y%m%d")
+                day = datetime.datetime.strptime(str(getattr(ds, keyword)), "%Y%m%d")
                 later = day + datetime.timedelta(days=SECOND_CT_DAYS_LATER)
                 setattr(ds, keyword, later.strftime("%Y%m%d"))
         written.append(target / path.name)
