@@ -154,15 +154,22 @@ class FramesFastPath:
         self.sources = _TTLCache(ttl, MAX_ENTRIES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("method") == "GET":
-            path = scope.get("path", "")
-            match = _FRAMES_PATH.match(path)
-            if match is not None and await self._serve_frames(scope, send, match.groups()):
-                return
-            match = _FIRST_FRAMES_PATH.match(path) if match is None else None
-            if match is not None and await self._serve_first_frames(scope, send, match.groups()):
-                return
+        if (
+            scope["type"] == "http"
+            and scope.get("method") == "GET"
+            and await self._serve(scope, send)
+        ):
+            return
         await self.app(scope, receive, send)
+
+    async def _serve(self, scope: Scope, send: Send) -> bool:
+        """Answer a frames or first-frames request, or return False (Django then answers)."""
+        path = scope.get("path", "")
+        if (match := _FRAMES_PATH.match(path)) is not None:
+            return await self._serve_frames(scope, send, match.groups())
+        if (match := _FIRST_FRAMES_PATH.match(path)) is not None:
+            return await self._serve_first_frames(scope, send, match.groups())
+        return False
 
     async def _user(self, scope: Scope) -> Any:
         credential = _credential(scope)

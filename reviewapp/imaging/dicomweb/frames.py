@@ -6,7 +6,7 @@ Two resources answer with frames as stored:
   first frame of each listed instance of one series, in the order listed. A CT or MR stack
   is a few hundred single-frame instances, and a browser pays for every request (its network
   service, browser process and page each handle it): fetching a stack twenty slices a request
-  costs the client about a third less CPU than one request a slice. Each part names the frame
+  costs the client about a fifth less CPU than one request a slice. Each part names the frame
   it holds (``Content-Location``, the standard frame URL) and its length
   (``Content-Length``), so a client cuts the parts out without scanning for the boundary.
 """

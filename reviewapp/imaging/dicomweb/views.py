@@ -264,10 +264,6 @@ class InstanceMetadataView(_Base):
 # --- WADO-RS instances and frames ----------------------------------------------------------
 
 
-def _local_path(file_name: str) -> str:
-    return default_storage.path(file_name)
-
-
 def _stream_instances(instances: list[Instance], boundary: str) -> Iterator[bytes]:
     for number, instance in enumerate(instances):
         yield media.multipart_part_head(

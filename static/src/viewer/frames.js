@@ -4,16 +4,16 @@
 // initialised, and it finds the end of each multipart body by scanning every byte in
 // JavaScript on the main thread (about 5 ms a 512 KB CT frame, most of the client's time per
 // slice). Here the first frames are asked for as soon as the headers are in, in parallel with
-// Cornerstone's start, and the part is cut out by its header and its closing boundary.
-// Needs no Cornerstone. A frame that cannot be fetched or cut out is simply not held: the
-// loader then fetches it as it would have, with its own errors and the viewer's retries.
+// Cornerstone's start, and each part is cut out by the Content-Length of its header (our
+// DICOMweb gives it). Needs no Cornerstone. A frame that cannot be fetched or cut out is simply
+// not held: the loader then fetches it as it would have, with its own errors and the viewer's
+// retries.
 //
 // The slices of a stack are asked for BATCH at a time (our first-frames resource: the first
 // frame of each listed instance of a series): the browser pays for every request in its
-// network service, its browser process and the page: a 300-slice CT cost 4.9-5.3 CPU seconds
-// one request a slice, 5.2-5.9 at ten slices a request and 4.0-4.5 at twenty (2 cores,
-// 2026-12-04; thirty did no better). Reading the answer as a stream, each part copied straight into its
-// own buffer, cost more (main-thread work per network chunk) and was dropped.
+// network service, its browser process and the page, and on 2 cores that CPU bounded the
+// stack. A 300-slice CT took 4.9-5.3 CPU seconds one request a slice, 3.9-4.3 at twenty slices
+// a request (bench/README.md has every variant tried, 2026-12-04).
 
 // What Cornerstone's wadors loader asks for: frames as stored, any transfer syntax.
 export const FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
@@ -24,21 +24,13 @@ const CONNECTIONS = 6;
 const BATCH = 20;
 // A stack slice's image id: the series URL, the instance, and frame 1.
 const FIRST_FRAME_ID = /^wadors:(.+)\/instances\/([^/]+)\/frames\/1$/;
-// The part header is a few lines; the closing boundary is the last ~50 bytes of the body.
+// A part header is a few lines.
 const HEADER_SEARCH_BYTES = 1024;
 const CRLF2 = [13, 10, 13, 10];
 
 function indexOfBytes(bytes, token, from, to) {
   const last = Math.min(to, bytes.length) - token.length;
   outer: for (let i = from; i <= last; i += 1) {
-    for (let j = 0; j < token.length; j += 1) if (bytes[i + j] !== token[j]) continue outer;
-    return i;
-  }
-  return -1;
-}
-
-function lastIndexOfBytes(bytes, token, notBefore) {
-  outer: for (let i = bytes.length - token.length; i >= notBefore; i -= 1) {
     for (let j = 0; j < token.length; j += 1) if (bytes[i + j] !== token[j]) continue outer;
     return i;
   }
@@ -53,33 +45,13 @@ function param(contentType, name) {
 const ascii = (text) => Array.from(text, (c) => c.charCodeAt(0));
 
 /**
- * The one frame of a single-part multipart/related body as { pixelData, transferSyntaxUid },
- * or null when the body is not what the viewer asked for (the loader then fetches it itself).
- */
-export function framePart(contentType, body) {
-  const bytes = new Uint8Array(body);
-  const boundary = param(contentType, "boundary");
-  if (!/^multipart\/related/i.test(contentType || "") || !boundary) return null;
-  const headerEnd = indexOfBytes(bytes, CRLF2, 0, HEADER_SEARCH_BYTES);
-  if (headerEnd < 0) return null;
-  const start = headerEnd + CRLF2.length;
-  // The closing delimiter ("--" after the boundary); one frame's URL answers with one part.
-  const end = lastIndexOfBytes(bytes, ascii(`\r\n--${boundary}--`), start);
-  if (end < 0) return null;
-  const partHeader = String.fromCharCode(...bytes.subarray(0, headerEnd));
-  const partType = /^content-type:(.*)$/im.exec(partHeader)?.[1] ?? "";
-  const transferSyntaxUid = param(partType, "transfer-syntax") || param(contentType, "transfer-syntax");
-  if (!transferSyntaxUid || transferSyntaxUid === "*") return null;
-  return { pixelData: bytes.subarray(start, end), transferSyntaxUid };
-}
-
-/**
  * Every part of a multipart/related answer whose parts give their Content-Length, as
- * [{ location, pixelData, transferSyntaxUid }] in body order (each frame in a buffer of its
- * own, so that handing one to a decode worker detaches nothing else), or null when the body
- * is not framed that way.
+ * [{ location, pixelData, transferSyntaxUid }] in body order, or null when the body is not
+ * framed that way; transferSyntaxUid is null where the part does not name a usable one. With
+ * ``ownBuffers`` each frame is copied into a buffer of its own, so that handing one to a
+ * decode worker (which clones the whole buffer behind a view) carries that frame alone.
  */
-export function frameParts(contentType, body) {
+export function frameParts(contentType, body, { ownBuffers = true } = {}) {
   const bytes = new Uint8Array(body);
   const boundary = param(contentType, "boundary");
   if (!/^multipart\/related/i.test(contentType || "") || !boundary) return null;
@@ -98,15 +70,27 @@ export function frameParts(contentType, body) {
     const start = headerEnd + CRLF2.length;
     if (!Number.isInteger(length) || start + length + 2 > bytes.length) return null;
     const partType = /^content-type:(.*)$/im.exec(header)?.[1] ?? "";
+    const syntax = param(partType, "transfer-syntax") || param(contentType, "transfer-syntax");
     parts.push({
       location: /^content-location:\s*(\S+)\s*$/im.exec(header)?.[1] ?? null,
-      pixelData: bytes.slice(start, start + length),
-      transferSyntaxUid: param(partType, "transfer-syntax") || param(contentType, "transfer-syntax"),
+      pixelData: ownBuffers ? bytes.slice(start, start + length) : bytes.subarray(start, start + length),
+      transferSyntaxUid: syntax && syntax !== "*" ? syntax : null,
     });
     at = start + length;
     if (bytes[at] !== 13 || bytes[at + 1] !== 10) return null;
     at += 2;
   }
+}
+
+/**
+ * The one frame of a single-part multipart/related body as { pixelData, transferSyntaxUid },
+ * or null when the body is not what the viewer asked for (the loader then fetches it itself).
+ */
+export function framePart(contentType, body) {
+  // The body holds this frame alone: no copy needed.
+  const parts = frameParts(contentType, body, { ownBuffers: false });
+  const part = parts?.length === 1 ? parts[0] : null;
+  return part?.transferSyntaxUid ? { pixelData: part.pixelData, transferSyntaxUid: part.transferSyntaxUid } : null;
 }
 
 /**
@@ -129,7 +113,7 @@ export async function firstFramesFetch(seriesUrl, imageIds, signal) {
     parts.forEach((part, index) => {
       const imageId = imageIds[index];
       const named = part.location?.endsWith(`/instances/${sopUids[index]}/frames/1`);
-      if (imageId && named && part.transferSyntaxUid && part.transferSyntaxUid !== "*") {
+      if (imageId && named && part.transferSyntaxUid) {
         held.set(imageId, { pixelData: part.pixelData, transferSyntaxUid: part.transferSyntaxUid });
       }
     });
