@@ -10,7 +10,7 @@ What it does, in order:
    seeds one open Med-Gemini study: ``--cases`` imaging studies with an original and an AI
    report, every reader assigned every case;
 2. starts the app the way ``make serve`` does (``python -m reviewapp.runner serve``) on
-   ``--port``;
+   ``--port``, with ``REDIS_URL`` (required: without Redis the runner serves from one process);
 3. phase "think": readers arrive spread over the first 6 s; each opens the next case, waits
    2-6 s, submits, and now and then revises an earlier rating (version check); p50/p95/p99 of
    "open next case" and "submit";
@@ -440,6 +440,19 @@ def process_tree(pid: int) -> Callable[[], list[psutil.Process]]:
     return find
 
 
+def web_processes(runner_pid: int) -> int:
+    """How many processes serve HTTP: uvicorn's spawned workers, or uvicorn itself alone."""
+    for child in psutil.Process(runner_pid).children():
+        if "uvicorn" in " ".join(child.cmdline()):
+            workers = [
+                worker
+                for worker in child.children()
+                if "spawn_main" in " ".join(worker.cmdline())  # not the resource tracker
+            ]
+            return len(workers) or 1
+    raise SystemExit("no uvicorn process under the server")
+
+
 def postmaster_tree(data_dir: Path) -> Callable[[], list[psutil.Process]]:
     def find() -> list[psutil.Process]:
         try:
@@ -487,6 +500,13 @@ def main() -> int:
         "shared: DATABASE_URL's server, whose connections are terminated instead",
     )
     args = parser.parse_args()
+    if not os.environ.get("REDIS_URL"):
+        # Without Redis `runner serve` falls back to one web process and an in-process channel
+        # layer: half the machine, and not the deployment the target is about.
+        sys.exit(
+            "REDIS_URL must be set (e.g. REDIS_URL=redis://127.0.0.1:6379/2, as `make bench` "
+            "does): without Redis the server runs a single web process."
+        )
     if args.postgres == "private":
         with common.private_postgres() as server:
             return run(
@@ -533,7 +553,6 @@ def run(
         "readers": args.readers,
         "cases": args.cases,
         "postgres": args.postgres,
-        "web_workers": env.get("RADREVIEW_WEB_WORKERS", "2"),
         "db_pool_max_per_worker": env.get("RADREVIEW_DB_POOL_MAX", "8"),
     }
     try:
@@ -547,6 +566,7 @@ def run(
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the server did not start")
             time.sleep(0.5)
+        results["web_processes"] = web_processes(server.pid)
         ledger = Ledger()
         groups = {
             "web_and_worker": process_tree(server.pid),
