@@ -101,8 +101,15 @@ def studies_for_generation(
     if stratum:
         studies = studies.filter(stratum=stratum)
     if without_ai_from is not None:
-        studies = studies.exclude(
-            generation_runs__job__model_config=without_ai_from,
-            generation_runs__status=GenerationRun.Status.SUCCEEDED,
-        )
+        studies = studies_without_ai_from(studies, model_config=without_ai_from)
     return studies.order_by("-created_at")
+
+
+def studies_without_ai_from(
+    studies: QuerySet[Study], *, model_config: ModelConfig
+) -> QuerySet[Study]:
+    """``studies`` less those ``model_config`` has already reported (a run succeeded)."""
+    return studies.exclude(
+        generation_runs__job__model_config=model_config,
+        generation_runs__status=GenerationRun.Status.SUCCEEDED,
+    )

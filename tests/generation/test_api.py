@@ -193,6 +193,32 @@ def test_the_coordinator_page_queues_a_job_and_shows_its_progress(
     assert 'id="generation-job-data"' in page
 
 
+def test_queueing_only_studies_already_reported_says_so_and_queues_nothing(
+    coordinator, finished_run
+) -> None:
+    client = Client()
+    client.force_login(coordinator)
+    model = finished_run.job.model_config
+
+    response = client.post(
+        reverse("generation:job_list"),
+        {"model": str(model.public_id), "studies": [str(finished_run.study.public_id)],
+         "only_missing": "1"},
+        follow=True,
+    )  # fmt: skip
+
+    page = response.content.decode()
+    assert "every chosen study already has a report from retrieval-baseline" in page
+    assert "Choose at least one study" not in page
+    assert GenerationRun.objects.filter(study=finished_run.study).count() == 1
+    response = client.post(  # unticking the box generates it again
+        reverse("generation:job_list"),
+        {"model": str(model.public_id), "studies": [str(finished_run.study.public_id)]},
+    )
+    assert response.status_code == 302
+    assert GenerationRun.objects.filter(study=finished_run.study).count() == 2
+
+
 def test_the_run_page_shows_the_report_and_its_record(coordinator, finished_run) -> None:
     client = Client()
     client.force_login(coordinator)
