@@ -130,7 +130,6 @@ class JobListCreateApi(APIView):
             user=request.user,
             modality=values["modality"],
             stratum=values["stratum"],
-            without_ai_from=config if values["only_missing"] else None,
         )
         if values.get("studies"):
             wanted = set(values["studies"])
@@ -144,6 +143,8 @@ class JobListCreateApi(APIView):
                         ]
                     }
                 )
+        if values["only_missing"]:
+            studies = services.studies_unreported(studies, model_config=config)
         created = services.generation_job_create(
             user=request.user, model_config=config, studies=studies
         )

@@ -88,7 +88,6 @@ def studies_for_generation(
     user: User,
     modality: str = "",
     stratum: str = "",
-    without_ai_from: ModelConfig | None = None,
 ) -> QuerySet[Study]:
     """Studies a coordinator may queue, filtered as on the generation page."""
     if not user_has_role(user, Role.COORDINATOR):
@@ -100,16 +99,4 @@ def studies_for_generation(
         studies = studies.filter(Q(modalities__icontains="CR") | Q(modalities__icontains="DX"))
     if stratum:
         studies = studies.filter(stratum=stratum)
-    if without_ai_from is not None:
-        studies = studies_without_ai_from(studies, model_config=without_ai_from)
     return studies.order_by("-created_at")
-
-
-def studies_without_ai_from(
-    studies: QuerySet[Study], *, model_config: ModelConfig
-) -> QuerySet[Study]:
-    """``studies`` less those ``model_config`` has already reported (a run succeeded)."""
-    return studies.exclude(
-        generation_runs__job__model_config=model_config,
-        generation_runs__status=GenerationRun.Status.SUCCEEDED,
-    )

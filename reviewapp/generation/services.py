@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from inference.backends import BACKEND_KINDS, backend_get
@@ -225,6 +225,22 @@ def _enqueue_on_commit(runs: list[GenerationRun], config: ModelConfig) -> None:
 def _require_coordinator(user: Actor) -> None:
     if user is not None and not user_has_role(user, Role.COORDINATOR):
         raise PermissionDenied("Only coordinators can generate AI reports.")
+
+
+def studies_unreported(studies: QuerySet[Study], *, model_config: ModelConfig) -> QuerySet[Study]:
+    """``studies`` less those ``model_config`` has already reported ("skip studies this model
+    already reported"); an error saying so when that leaves none of them."""
+    unreported = studies.exclude(
+        generation_runs__job__model_config=model_config,
+        generation_runs__status=GenerationRun.Status.SUCCEEDED,
+    )
+    if not unreported.exists() and studies.exists():
+        raise ApplicationError(
+            f"Nothing queued: every chosen study already has a report from {model_config.name} "
+            "(studies this model already reported are skipped).",
+            code="already_reported",
+        )
+    return unreported
 
 
 @transaction.atomic

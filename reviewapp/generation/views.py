@@ -62,25 +62,16 @@ def job_list(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Choose a model.")
             return redirect("generation:job_list")
         config = selectors.model_config_get(user=request.user, public_id=model_id)
-        matching = selectors.studies_for_generation(
+        queued = selectors.studies_for_generation(
             user=request.user,
             modality=request.POST.get("modality", ""),
             stratum=request.POST.get("stratum", ""),
         )
         if chosen := request.POST.getlist("studies"):
-            matching = matching.filter(public_id__in=[c for c in chosen if _is_uuid(c)])
-        queued = matching
-        if request.POST.get("only_missing"):
-            queued = selectors.studies_without_ai_from(matching, model_config=config)
-            if not queued.exists() and matching.exists():
-                messages.info(
-                    request,
-                    f"Nothing queued: every chosen study already has a report from "
-                    f"{config.name}. Untick \u201cSkip studies this model already reported\u201d "
-                    "to generate them again.",
-                )
-                return redirect("generation:job_list")
+            queued = queued.filter(public_id__in=[c for c in chosen if _is_uuid(c)])
         try:
+            if request.POST.get("only_missing"):
+                queued = services.studies_unreported(queued, model_config=config)
             created = services.generation_job_create(
                 user=request.user, model_config=config, studies=queued
             )

@@ -106,6 +106,25 @@ def test_a_coordinator_queues_by_filter_and_sees_the_runs(
     assert body["skipped"] == []
 
 
+def test_queueing_by_filter_when_the_model_reported_every_study_is_a_clear_400(
+    api_client_for, coordinator, finished_run, two_radiographs
+) -> None:
+    model = finished_run.job.model_config
+    client = api_client_for(coordinator)
+    body = {"model": str(model.public_id), "stratum": "normal", "only_missing": True}
+    assert finished_run.study.stratum == "normal"
+
+    response = client.post("/api/v1/generation/jobs/", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "already_reported"
+    assert "already has a report from retrieval-baseline" in response.json()["detail"]
+    del body["stratum"]  # the other study has none yet: it alone is queued
+    response = client.post("/api/v1/generation/jobs/", body, format="json")
+    assert response.status_code == 201, response.json()
+    assert [run["study"] for run in response.json()["runs"]] == [str(two_radiographs[1].public_id)]
+
+
 def test_unknown_studies_are_named(api_client_for, coordinator, two_radiographs) -> None:
     model = ModelConfig.objects.get(name="retrieval-baseline")
     missing = "00000000-0000-0000-0000-000000000001"

@@ -158,3 +158,21 @@ def test_generate_reports_runs_the_named_studies_from_the_shell(baseline, two_ra
 def test_generate_reports_names_the_configured_models_when_one_is_unknown(baseline) -> None:
     with pytest.raises(CommandError, match="No model named 'medgemma'; configured: retrieval"):
         call_command("generate_reports", "--model", "medgemma", "--inline")
+
+
+@pytest.mark.django_db
+def test_generate_reports_only_missing_queues_the_unreported_and_says_when_none_are(
+    baseline, two_radiographs
+) -> None:
+    normal, abnormal = two_radiographs
+    command = ["generate_reports", "--model", "retrieval-baseline", "--only-missing", "--inline"]
+    call_command(*command, "--study", normal.study_instance_uid, stdout=StringIO())
+
+    out = StringIO()
+    call_command(*command, stdout=out)  # every study: only the abnormal one is left to do
+    assert "succeeded 1, failed 0" in out.getvalue()
+    assert Report.objects.get(kind=Report.Kind.AI, study=abnormal)
+
+    with pytest.raises(CommandError, match="every chosen study already has a report from"):
+        call_command(*command, stdout=StringIO())
+    assert GenerationRun.objects.count() == 2

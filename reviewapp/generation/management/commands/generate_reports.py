@@ -54,12 +54,9 @@ class Command(BaseCommand):
             }
             for missing in [w for w in wanted if w not in found]:
                 self.stderr.write(f"Study {missing}: not in the archive, skipped.")
-        if options["only_missing"]:
-            studies = studies.exclude(
-                generation_runs__job__model_config=config,
-                generation_runs__status=GenerationRun.Status.SUCCEEDED,
-            )
         try:
+            if options["only_missing"]:
+                studies = services.studies_unreported(studies, model_config=config)
             created = services.generation_job_create(
                 user=None, model_config=config, studies=studies
             )
