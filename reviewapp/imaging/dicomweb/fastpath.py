@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
@@ -125,8 +126,6 @@ def _sources_resolve(user: Any, study: str, series: str, sops: list[str]) -> dic
 def _first_frames_list(scope: Scope) -> list[str] | None:
     """The instance list of a first-frames query string, or None if it is anything else
     (Django then answers, with the error)."""
-    from urllib.parse import parse_qs
-
     from reviewapp.imaging.dicomweb import frames
 
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
