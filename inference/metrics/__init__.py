@@ -3,7 +3,7 @@ agrees with expert judgement. Plain Python: the Celery job, the benchmark and a 
 the same code; torch and transformers are imported only when a model-based metric loads.
 """
 
-from inference.metrics import chexpert, lexical
+from inference.metrics import bertscore, chexpert, lexical
 from inference.metrics.base import (
     CANDIDATE_MISSING,
     REFERENCE_EMPTY,
@@ -25,6 +25,7 @@ __all__ = [
     "SKIPPED",
     "Metric",
     "MetricError",
+    "bertscore",
     "chexpert",
     "lexical",
     "metric_create",
