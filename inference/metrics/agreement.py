@@ -79,57 +79,69 @@ def _case_index(case_ids: Sequence[Any]) -> tuple[np.ndarray, int]:
     return index, int(index.max()) + 1 if len(index) else 0
 
 
-def _signs(x: np.ndarray) -> np.ndarray:
-    return np.sign(x[:, None] - x[None, :])
+class _Column:
+    """One column (a metric or an outcome) restricted to some reports, with everything a
+    table reuses across its cells: case-block sums of |sign| and their quadratic forms, and the
+    midranks and rank moments of every resample."""
 
-
-def _case_blocks(matrix: np.ndarray, index: np.ndarray, n_cases: int) -> np.ndarray:
-    """Sum an (reports x reports) matrix into (cases x cases) blocks."""
-    member = np.zeros((len(index), n_cases))
-    member[np.arange(len(index)), index] = 1.0
-    return member.T @ matrix @ member
-
-
-def _quadratic(weights: np.ndarray, block: np.ndarray) -> np.ndarray:
-    return np.einsum("bc,bc->b", weights @ block, weights)
-
-
-class _Prepared:
-    """Per-column pieces reused across a table: sign matrices, tie indicators, ranks."""
-
-    def __init__(self, values: np.ndarray) -> None:
+    def __init__(self, values: np.ndarray, grid: _Grid) -> None:
         self.valid = np.isfinite(values)
         filled = np.where(self.valid, values, 0.0)
         mask = np.outer(self.valid, self.valid)
-        self.sign = _signs(filled) * mask
-        self.below = ((filled[None, :] < filled[:, None]) & mask).astype(np.float64)
-        self.tied = ((filled[None, :] == filled[:, None]) & mask).astype(np.float64)
+        self.sign = np.sign(filled[:, None] - filled[None, :]) * mask
+        self.untied = grid.quadratic(grid.blocks(np.abs(self.sign)))
+        below = (filled[None, :] < filled[:, None]) & mask
+        tied = (filled[None, :] == filled[:, None]) & mask
+        # Midrank of report i in a resample: the weight of values below plus half that of ties.
+        per_case = grid.column_blocks(below + 0.5 * tied)  # (reports, cases)
+        weights = grid.report_weights * self.valid
+        self.ranks = grid.weights @ per_case.T  # (resamples, reports)
+        self.total = weights.sum(axis=1)
+        self.sum_r = (weights * self.ranks).sum(axis=1)
+        self.sum_rr = (weights * self.ranks * self.ranks).sum(axis=1)
 
 
-def _tau_b(weights: np.ndarray, x: _Prepared, y: _Prepared, index: np.ndarray, n_cases: int):
-    both = np.outer(x.valid & y.valid, x.valid & y.valid)
-    sx, sy = x.sign * both, y.sign * both
-    concord = _case_blocks(sx * sy, index, n_cases)
-    untied_x = _case_blocks(np.abs(sx), index, n_cases)
-    untied_y = _case_blocks(np.abs(sy), index, n_cases)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return _quadratic(weights, concord) / np.sqrt(
-            _quadratic(weights, untied_x) * _quadratic(weights, untied_y)
+class _Grid:
+    """The reports grouped by case and one shared set of case resamples (row 0: the data)."""
+
+    def __init__(self, case_ids: Sequence[Any], resamples: int, seed: int) -> None:
+        index, self.n_cases = _case_index(case_ids)
+        self.index = index
+        self.order = np.argsort(index, kind="stable")
+        sorted_index = index[self.order]
+        self.starts = np.flatnonzero(np.r_[True, sorted_index[1:] != sorted_index[:-1]])
+        self.weights = np.vstack(
+            [
+                np.ones((1, self.n_cases)),
+                case_resamples(self.n_cases, resamples=resamples, seed=seed),
+            ]
         )
+        self.report_weights = self.weights[:, index]
+
+    def column_blocks(self, matrix: np.ndarray) -> np.ndarray:
+        """Sum the columns of a (reports x reports) matrix within each case."""
+        return np.add.reduceat(matrix[:, self.order], self.starts, axis=1)
+
+    def blocks(self, matrix: np.ndarray) -> np.ndarray:
+        """Sum a (reports x reports) matrix into (cases x cases) blocks."""
+        return np.add.reduceat(self.column_blocks(matrix)[self.order], self.starts, axis=0)
+
+    def quadratic(self, block: np.ndarray) -> np.ndarray:
+        return np.einsum("bc,bc->b", self.weights @ block, self.weights)
 
 
-def _spearman(report_weights: np.ndarray, x: _Prepared, y: _Prepared) -> np.ndarray:
-    """Weighted Pearson of weighted midranks; rows of ``report_weights`` are resamples."""
-    keep = (x.valid & y.valid).astype(np.float64)
-    w = report_weights * keep
-    rank_x = w @ x.below.T + (w @ x.tied.T + 1) / 2
-    rank_y = w @ y.below.T + (w @ y.tied.T + 1) / 2
-    total = w.sum(axis=1, keepdims=True)
+def _cell(x: _Column, y: _Column, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
+    """tau-b and Spearman of every resample for two columns valid on the same reports."""
+    concordant = grid.quadratic(grid.blocks(x.sign * y.sign))
+    weights = grid.report_weights * x.valid
+    sum_xy = (weights * x.ranks * y.ranks).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        dx = rank_x - (w * rank_x).sum(axis=1, keepdims=True) / total
-        dy = rank_y - (w * rank_y).sum(axis=1, keepdims=True) / total
-        cov = (w * dx * dy).sum(axis=1)
-        return cov / np.sqrt((w * dx * dx).sum(axis=1) * (w * dy * dy).sum(axis=1))
+        tau = concordant / np.sqrt(x.untied * y.untied)
+        cov = sum_xy - x.sum_r * y.sum_r / x.total
+        var_x = x.sum_rr - x.sum_r**2 / x.total
+        var_y = y.sum_rr - y.sum_r**2 / y.total
+        rho = cov / np.sqrt(var_x * var_y)
+    return tau, rho
 
 
 def agreement_table(
@@ -145,26 +157,27 @@ def agreement_table(
     Every column has one value per candidate report, in the order of ``case_ids``; NaN marks a
     report without a value (a skipped pair, a report no reader rated), left out of that cell.
     """
-    index, n_cases = _case_index(case_ids)
-    case_weights = case_resamples(n_cases, resamples=resamples, seed=seed)
-    all_weights = np.vstack([np.ones((1, n_cases)), case_weights])  # row 0: the data itself
-    report_weights = all_weights[:, index]
-    prepared_outcomes = {
-        name: _Prepared(np.asarray(values, dtype=float)) for name, values in outcomes.items()
-    }
+    grid = _Grid(case_ids, resamples, seed)
+    raw_outcomes = {name: np.asarray(v, dtype=float) for name, v in outcomes.items()}
+    outcome_columns = {name: _Column(v, grid) for name, v in raw_outcomes.items()}
     rows = []
     for metric_name, metric_values in metrics.items():
-        x = _Prepared(np.asarray(metric_values, dtype=float))
-        for outcome_name, y in prepared_outcomes.items():
+        raw_x = np.asarray(metric_values, dtype=float)
+        x = _Column(raw_x, grid)
+        for outcome_name, y in outcome_columns.items():
             used = x.valid & y.valid
-            tau = _tau_b(all_weights, x, y, index, n_cases)
-            rho = _spearman(report_weights, x, y)
+            if (used == x.valid).all() and (used == y.valid).all():
+                tau, rho = _cell(x, y, grid)
+            else:  # reports missing on one side only: both columns restricted to the rest
+                restricted_x = _Column(np.where(used, raw_x, np.nan), grid)
+                restricted_y = _Column(np.where(used, raw_outcomes[outcome_name], np.nan), grid)
+                tau, rho = _cell(restricted_x, restricted_y, grid)
             rows.append(
                 {
                     "metric": metric_name,
                     "outcome": outcome_name,
                     "n_reports": int(used.sum()),
-                    "n_cases": len(np.unique(index[used])),
+                    "n_cases": len(np.unique(grid.index[used])),
                     "kendall_tau_b": asdict(_estimate(tau[0], tau[1:])),
                     "spearman": asdict(_estimate(rho[0], rho[1:])),
                 }
