@@ -118,7 +118,7 @@ class RougeL(Metric):
     def _score_valid(
         self, candidates: list[str], references: list[str]
     ) -> list[tuple[dict[str, float], dict[str, Any]]]:
-        out = []
+        out: list[tuple[dict[str, float], dict[str, Any]]] = []
         for candidate, reference in zip(candidates, references, strict=True):
             s = self._scorer.score(reference, candidate)["rougeL"]
             values = {
