@@ -69,7 +69,7 @@ def synthesise(n: int, seed: int = 0) -> list[tuple[str, str]]:
     return pairs
 
 
-def timed(label: str, fn):  # type: ignore[no-untyped-def]
+def timed(label: str, fn):
     wall, cpu = time.perf_counter(), time.process_time()
     result = fn()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

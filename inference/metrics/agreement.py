@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+Values = Sequence[float] | np.ndarray  # one per candidate report; NaN where missing
+Ids = Sequence[Any] | np.ndarray
 DEFAULT_RESAMPLES = 2000
 CONFIDENCE = 0.95
 
@@ -74,7 +76,7 @@ def case_resamples(
     return counts.reshape(resamples, n_cases).astype(np.float64)
 
 
-def _case_index(case_ids: Sequence[Any]) -> tuple[np.ndarray, int]:
+def _case_index(case_ids: Ids) -> tuple[np.ndarray, int]:
     _, index = np.unique(np.asarray(list(case_ids), dtype=object).astype(str), return_inverse=True)
     return index, int(index.max()) + 1 if len(index) else 0
 
@@ -104,7 +106,7 @@ class _Column:
 class _Grid:
     """The reports grouped by case and one shared set of case resamples (row 0: the data)."""
 
-    def __init__(self, case_ids: Sequence[Any], resamples: int, seed: int) -> None:
+    def __init__(self, case_ids: Ids, resamples: int, seed: int) -> None:
         index, self.n_cases = _case_index(case_ids)
         self.index = index
         self.order = np.argsort(index, kind="stable")
@@ -145,9 +147,9 @@ def _cell(x: _Column, y: _Column, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
 
 
 def agreement_table(
-    metrics: Mapping[str, Sequence[float]],
-    outcomes: Mapping[str, Sequence[float]],
-    case_ids: Sequence[Any],
+    metrics: Mapping[str, Values],
+    outcomes: Mapping[str, Values],
+    case_ids: Ids,
     *,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
@@ -186,9 +188,9 @@ def agreement_table(
 
 
 def report_agreement(
-    metric_values: Sequence[float],
-    expert_values: Sequence[float],
-    case_ids: Sequence[Any],
+    metric_values: Values,
+    expert_values: Values,
+    case_ids: Ids,
     *,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
@@ -204,10 +206,10 @@ def report_agreement(
 
 
 def source_ranking_agreement(
-    metric_values: Sequence[float],
-    expert_values: Sequence[float],
-    case_ids: Sequence[Any],
-    source_ids: Sequence[Any],
+    metric_values: Values,
+    expert_values: Values,
+    case_ids: Ids,
+    source_ids: Ids,
     *,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
