@@ -28,7 +28,7 @@ from reviewapp.imaging.reader_view import (
 )
 from reviewapp.reports.models import Report
 from reviewapp.studies.models import Assignment
-from tests.imaging.conftest import CXR_J2K, import_files
+from tests.imaging.conftest import CXR_J2K, CXR_JPEG, import_files
 from tests.imaging.test_dicomweb import _split_multipart
 from tests.studies.conftest import build_study
 
@@ -352,3 +352,33 @@ def test_reader_json_filters_at_every_depth() -> None:
         0.5,
     ]
     assert "FrameContentSequence" not in kept.SharedFunctionalGroupsSequence[0]
+
+
+@pytest.mark.parametrize("modality", ["CR", "DX"])
+def test_a_secondary_capture_labelled_a_radiograph_is_quarantined_and_not_served(
+    archive_dirs: Path,
+    tmp_path: Path,
+    coordinator: AbstractUser,
+    reader: AbstractUser,
+    api_client_for: ClientFor,
+    modality: str,
+) -> None:
+    ds = pydicom.dcmread(CXR_JPEG)  # a secondary capture from a public chest collection
+    ds.Modality = modality
+    ds.BurnedInAnnotation = "NO"
+    path = tmp_path / "sc.dcm"
+    ds.save_as(path)
+    _, outcomes = import_files([path])
+    assert [o.status for o in outcomes] == ["quarantined"], outcomes
+    assert outcomes[0].reason.startswith("secondary capture")
+    study = Study.objects.get(study_instance_uid=outcomes[0].study_instance_uid)
+    instance = Instance.objects.get(series__study=study)
+    assert instance.status == Instance.Status.QUARANTINED
+    Report.objects.create(study=study, kind=Report.Kind.ORIGINAL, findings="x", impression="y")
+    Report.objects.create(study=study, kind=Report.Kind.AI, findings="z", impression="w")
+    build_study(coordinator=coordinator, readers=[reader], imaging=[study])
+    client = api_client_for(reader)
+    urls = _urls(study)
+    for name in ("study_metadata", "retrieve_instance", "frames", "first_frames"):
+        assert client.get(urls[name], HTTP_ACCEPT="*/*").status_code == 404, name
+    assert client.get(urls["qido_instances"], HTTP_ACCEPT="application/dicom+json").json() == []
