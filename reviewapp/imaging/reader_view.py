@@ -32,6 +32,7 @@ Decisions:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from typing import Any
@@ -106,6 +107,12 @@ READER_VISIBLE_KEYWORDS = frozenset(
         "WindowWidth",
         "VOILUTFunction",
         "PresentationLUTShape",
+        # Lookup tables some radiographs are displayed through (their explanation, free
+        # text, is not in this list, so it is cut from the items).
+        "VOILUTSequence",
+        "ModalityLUTSequence",
+        "LUTDescriptor",
+        "LUTData",
         # Enhanced multi-frame: the functional groups that carry geometry and windows (their
         # items are filtered by this same list, so frame labels and comments stay out).
         "SharedFunctionalGroupsSequence",
@@ -147,6 +154,10 @@ READER_VISIBLE_TAGS = frozenset(_tag_of(keyword) for keyword in READER_VISIBLE_K
 # DICOM JSON (PS3.18 F.2) names attributes by eight upper-case hex digits.
 READER_VISIBLE_JSON_KEYS = frozenset(f"{tag:08X}" for tag in READER_VISIBLE_TAGS)
 PIXEL_DATA_TAG = 0x7FE00010
+# Names this list in cache validators, so a reader's browser revalidates after it changes.
+READER_VIEW_VERSION = hashlib.sha256(
+    " ".join(sorted(READER_VISIBLE_JSON_KEYS)).encode()
+).hexdigest()[:12]
 
 
 def reader_json(header: dict[str, Any]) -> dict[str, Any]:
@@ -185,9 +196,9 @@ def reader_dataset(ds: Dataset) -> Dataset:
 
 
 @quiet_pydicom()
-def reader_instance_bytes(handle: io.BufferedIOBase | Any) -> bytes:
-    """A stored instance rebuilt for a reader: the allowed attributes plus the pixel data as
-    stored, as a Part 10 file with the same transfer syntax."""
+def reader_instance_bytes(handle: Any) -> bytes:
+    """The stored instance open in ``handle`` rebuilt for a reader: the allowed attributes
+    plus the pixel data as stored, as a Part 10 file with the same transfer syntax."""
     stored = pydicom.dcmread(handle)
     out = reader_dataset(stored)
     if PIXEL_DATA_TAG in stored:

@@ -40,7 +40,7 @@ from reviewapp.imaging.dicomweb.frames import (
     instance_list_parse,
 )
 from reviewapp.imaging.models import Instance
-from reviewapp.imaging.reader_view import reader_instance_bytes
+from reviewapp.imaging.reader_view import READER_VIEW_VERSION, reader_instance_bytes
 
 DICOM_JSON = "application/dicom+json"
 FRAME_CACHE_CONTROL = "private, max-age=31536000, immutable"
@@ -229,7 +229,8 @@ def _metadata(request: Request, **where: str | None) -> HttpResponse:
         raise _not_found()
     # The audience is part of the version: a browser that cached a coordinator's headers
     # must not have them confirmed (304) to a reader who logs in on the same machine.
-    audience = "full" if selectors.dicomweb_header_is_full(user=request.user) else "reader"
+    is_full = selectors.dicomweb_header_is_full(user=request.user)
+    audience = "full" if is_full else f"reader {READER_VIEW_VERSION}"
     stamp = hashlib.sha256(
         "\n".join([audience, *(f"{sop} {updated}" for sop, updated, _ in rows)]).encode()
     )
