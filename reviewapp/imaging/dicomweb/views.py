@@ -17,6 +17,7 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -502,7 +503,7 @@ class WadoUriView(_Base):
             406: None,
         },
     )
-    def get(self, request: Request) -> HttpResponse:
+    def get(self, request: Request) -> HttpResponseBase:
         params = request.query_params
         if params.get("requestType") != "WADO":
             raise exceptions.ValidationError({"requestType": "must be WADO"})
@@ -534,7 +535,7 @@ class WadoUriView(_Base):
                 detail=f"this instance is stored as {instance.transfer_syntax_uid} and is served "
                 "only as stored (no transcoding)"
             )
-        response: HttpResponse
+        response: HttpResponseBase
         if selectors.dicomweb_header_is_full(user=request.user):
             response = FileResponse(
                 default_storage.open(str(instance.file.name), "rb"),
