@@ -31,11 +31,12 @@ How each action is carried out, and the decisions behind it:
   sex neutered are kept. Ethnic group and the free-text clinical fields the option "cleans"
   (allergies, medical alerts, history) are removed: cleaning free text is not reliable.
 * Clean Descriptors: Study, Series, Protocol, Requested and Performed Procedure
-  descriptions are kept only when clean: at most 64 characters from a plain set (letters,
-  digits, space and ``.,:;()+-_/&^%*#'``), no run of five digits or date-like pattern, and no
-  word taken from the original's names or identifiers. Otherwise they are removed. Every
-  other descriptor and all free text (LT, ST, UT) is removed: free text can carry the
-  original report, which would also break blinding.
+  descriptions are cleaned by the rule in ``descriptors.py``: names, dates, times and
+  identifiers (and any word of the original's names and identifiers) are removed, and when
+  in doubt (a word that is not radiology vocabulary, nothing left, odd characters, over 64
+  characters) the descriptor is removed whole. Every other descriptor and all free text
+  (LT, ST, UT) is removed: free text can carry the original report, which would also break
+  blinding. Readers never receive descriptors at all (``reader_view.py``).
 * Stricter than the table: all private elements (and their creators), group lengths,
   trailing padding, whole overlay groups, elements of unknown VR (UN) and the preamble
   are dropped; every person name not otherwise handled is emptied; D and Z actions on
@@ -69,6 +70,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 from pydicom.valuerep import PersonName
 
+from reviewapp.imaging.descriptors import clean_descriptor, is_clean_descriptor
 from reviewapp.imaging.dicom_safety import MAX_SEQUENCE_DEPTH, UnsafeDicomError, quiet_pydicom
 
 STANDARD_EDITION = "dicomfields_2026c"
@@ -145,8 +147,6 @@ DUMMY = "REMOVED"
 
 PATIENT_PSEUDONYM = re.compile(r"^P-[0-9A-F]{16}$")
 ACCESSION_PSEUDONYM = re.compile(r"^A[0-9A-F]{15}$")
-_DESCRIPTOR_CHARS = re.compile(r"^[A-Za-z0-9 .,:;()+\-_/&^%*#']*$")
-_DESCRIPTOR_DIGITS = re.compile(r"\d{5,}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
 _WORD = re.compile(r"[A-Za-z0-9]+")
 # Attributes whose words must not reappear in a kept descriptor.
 _IDENTIFYING_KEYWORDS = (
@@ -164,7 +164,12 @@ _IDENTIFYING_KEYWORDS = (
     "OperatorsName",
     "RequestingPhysician",
     "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
     "StationName",
+    "PatientAddress",
+    "PhysiciansOfRecord",
+    "ScheduledPerformingPhysicianName",
 )
 
 DEIDENTIFICATION_METHOD = [
@@ -276,18 +281,6 @@ def _identifying_words(ds: Dataset) -> frozenset[str]:
         for item in values:
             words.update(w.lower() for w in _WORD.findall(str(item)) if len(w) >= 3)
     return frozenset(words)
-
-
-def is_clean_descriptor(value: object, *, identifying_words: frozenset[str] = frozenset()) -> bool:
-    """Whether a descriptor may be kept under the Clean Descriptors rule of this module."""
-    if value is None:
-        return True
-    text = "\\".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
-    if len(text) > 64 or not _DESCRIPTOR_CHARS.match(text):
-        return False
-    if _DESCRIPTOR_DIGITS.search(text):
-        return False
-    return not any(w.lower() in identifying_words for w in _WORD.findall(text))
 
 
 def _shift_date(value: str, days: int) -> str:
@@ -403,8 +396,11 @@ def _deidentify_element(parent: Dataset, elem: DataElement, ctx: _Context) -> No
     if keyword in RETAINED_PATIENT_CHARACTERISTICS or keyword in _ADDED_BY_US:
         return
     if keyword in CLEANED_DESCRIPTORS:
-        if not is_clean_descriptor(elem.value, identifying_words=ctx.identifying_words):
+        cleaned = clean_descriptor(elem.value, identifying_words=ctx.identifying_words)
+        if cleaned is None:
             del parent[elem.tag]
+        else:
+            elem.value = cleaned
         return
     if keyword in ("PatientID", "PatientName"):
         elem.value = ctx.patient

@@ -19,9 +19,12 @@ Policy decisions (the reasons are clinical or about blinding, see DESIGN.md sect
   break blinding. Secondary capture is refused, except single-frame secondary captures whose
   Modality is a projection radiograph (CR, DX, MG): public chest radiograph collections are
   distributed that way. Those always wait in quarantine for a coordinator's eyes.
-* ``quarantine_reason``: ``BurnedInAnnotation`` = ``NO`` is trusted. ``YES``, any other value,
-  or (for projection radiography, ultrasound, angiography, endoscopy and secondary capture,
-  where text is routinely burned into the pixels) a missing value sends the file to a
+* ``quarantine_reason``: every secondary capture (single- or multi-frame SOP class) waits for
+  a coordinator, whatever its Modality and Burned In Annotation say: a converted image's
+  header was written by a conversion script, not by a modality, so nothing in it vouches
+  for the pixels. For other images ``BurnedInAnnotation`` = ``NO`` is trusted. ``YES``, any
+  other value, or (for projection radiography, ultrasound, angiography and endoscopy, where
+  text is routinely burned into the pixels) a missing value sends the file to a
   coordinator. Cross-sectional reconstructions (CT, MR, PET, NM) with no value are accepted,
   since scanners do not burn identifiers into reconstructed slices; CT/MR ``SCREEN SAVE``
   images are the exception and are quarantined.
@@ -146,6 +149,9 @@ IMAGE_STORAGE_SOP_CLASSES = frozenset(
     }
 )
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+# The multi-frame secondary capture classes (single bit, grayscale byte and word, true colour)
+# sit under the single-frame class's UID.
+_SECONDARY_CAPTURE_FAMILY = SECONDARY_CAPTURE + "."
 # Modalities whose secondary captures are accepted (into quarantine): converted radiographs.
 SECONDARY_CAPTURE_RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "MG"})
 # Modalities where text burned into the pixels is routine, so a missing Burned In Annotation
@@ -603,21 +609,32 @@ def read_untrusted_bytes(data: bytes, *, decode_check: bool = False) -> Dataset:
     return ds
 
 
+def is_secondary_capture(sop_class: str) -> bool:
+    """Whether ``sop_class`` is a secondary capture class, single- or multi-frame."""
+    sop_class = sop_class.strip()
+    return sop_class == SECONDARY_CAPTURE or sop_class.startswith(_SECONDARY_CAPTURE_FAMILY)
+
+
 def quarantine_reason(ds: Dataset) -> str | None:
-    """Why an image must wait for a coordinator (Burned In Annotation not NO), or None."""
+    """Why an image must wait for a coordinator (a secondary capture, or Burned In Annotation
+    not NO), or None."""
     modality = str(ds.get("Modality", "") or "").strip().upper()
     burned = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
-    sop_class = str(ds.get("SOPClassUID", "") or "")
+    meta = getattr(ds, "file_meta", None)
+    classes = [str(ds.get("SOPClassUID", "") or "")]
+    if meta is not None:
+        classes.append(str(meta.get("MediaStorageSOPClassUID", "") or ""))
     image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    if any(is_secondary_capture(uid) for uid in classes):
+        return (
+            "secondary capture: a coordinator must confirm it shows no text, screenshot or"
+            f" identifier, whatever its header says (modality {modality or 'missing'},"
+            f" Burned In Annotation {burned or 'missing'})"
+        )
     if burned == "YES":
         return "Burned In Annotation is YES: the pixels may show patient identifiers"
     if burned and burned != "NO":
         return f"Burned In Annotation is {burned!r}, not NO: the pixels may show identifiers"
-    if sop_class == SECONDARY_CAPTURE and burned != "NO":
-        return (
-            "secondary capture radiograph without Burned In Annotation NO: a coordinator must"
-            " confirm it shows no text or screenshot"
-        )
     if "SCREEN SAVE" in image_type and burned != "NO":
         return "image type SCREEN SAVE: the pixels may show text or identifiers"
     if not burned and modality in BURN_IN_PRONE_MODALITIES:

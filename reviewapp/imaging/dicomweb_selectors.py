@@ -1,7 +1,9 @@
 """Reads behind DICOMweb, each with the permission check built in.
 
 Readers see only the studies of their assignments; a study they may not see is reported as
-missing (404), never as forbidden, so its existence is not revealed.
+missing (404), never as forbidden, so its existence is not revealed. Of a header, readers get
+only the attributes display needs (reader_view.py); coordinators, analysts and admins get the
+full de-identified header.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from django.db.models import Count, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from reviewapp.imaging.models import Instance, Series, Study
-from reviewapp.imaging.selectors import studies_visible_to
+from reviewapp.imaging.reader_view import reader_json_text
+from reviewapp.imaging.selectors import dicom_header_is_full_for, studies_visible_to
 
 AVAILABLE = Instance.Status.AVAILABLE
 User = AbstractBaseUser | AnonymousUser
@@ -30,6 +33,11 @@ def _restrict(queryset: QuerySet, *, user: User, study_path: str) -> QuerySet:
     # One rule for who sees which study, shared with every other interface to the archive.
     visible = studies_visible_to(user=user)
     return queryset.filter(**{f"{study_path}__in": visible.values("pk")})
+
+
+def dicomweb_header_is_full(*, user: User) -> bool:
+    """Whether ``user`` gets full headers (staff) or the reader's view of them."""
+    return dicom_header_is_full_for(user=user)
 
 
 def dicomweb_studies(*, user: User) -> QuerySet[Study]:
@@ -81,9 +89,10 @@ def dicomweb_instances(
 def dicomweb_metadata(
     *, user: User, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
 ) -> list[tuple[str, str, str]]:
-    """(SOP Instance UID, version stamp, DICOM JSON text) of each visible instance.
+    """(SOP Instance UID, version stamp, DICOM JSON text) of each visible instance: the full
+    header for staff, the reader's view (reader_view.py) for everyone else.
 
-    The JSON comes back as the database's text so it is sent without decoding and encoding.
+    Staff get the database's text, sent without decoding and encoding.
     """
     rows = (
         dicomweb_instances(user=user, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid)
@@ -91,7 +100,9 @@ def dicomweb_metadata(
         .annotate(json_text=Cast("dicom_json", TextField()))
         .values_list("sop_instance_uid", "updated_at", "json_text")
     )
-    return [(sop, updated.isoformat(), text) for sop, updated, text in rows]
+    if dicom_header_is_full_for(user=user):
+        return [(sop, updated.isoformat(), text) for sop, updated, text in rows]
+    return [(sop, updated.isoformat(), reader_json_text(text)) for sop, updated, text in rows]
 
 
 def frame_source_get(

@@ -24,6 +24,15 @@ def _sees_whole_archive(user: User) -> bool:
     return any(user_has_role(user, role) for role in (Role.COORDINATOR, Role.ANALYST, Role.ADMIN))
 
 
+def dicom_header_is_full_for(*, user: User) -> bool:
+    """Whether ``user`` receives the full de-identified DICOM header, or the reader's view.
+
+    By role, with the rule that decides who sees the whole archive: a reader who is also a
+    coordinator, analyst or admin gets the full header; everyone else (readers) gets only
+    what display needs (reader_view.py)."""
+    return _sees_whole_archive(user)
+
+
 def studies_visible_to(*, user: User) -> QuerySet[Study]:
     """Studies ``user`` may see at all (images and metadata)."""
     if _sees_whole_archive(user):

@@ -27,6 +27,7 @@ from reviewapp.imaging.deid import dataset_to_bytes, deidentify, residual_phi
 from reviewapp.imaging.dicom_safety import (
     MAX_SEQUENCE_DEPTH,
     UnsafeDicomError,
+    quarantine_reason,
     read_untrusted,
     read_untrusted_bytes,
     scan_structure,
@@ -277,6 +278,36 @@ def test_a_secondary_capture_disguised_by_its_meta_header_is_refused(tmp_path: P
 def test_a_single_frame_secondary_capture_radiograph_is_read() -> None:
     # Public chest radiograph collections ship as SC with modality CR (the SIIM sample).
     assert read_untrusted_bytes(_object(SecondaryCaptureImageStorage, modality="CR")).Rows == 4
+
+
+@pytest.mark.parametrize("modality", ["CR", "DX", "MG"])
+@pytest.mark.parametrize("burned_in", ["NO", "", "YES"])
+def test_a_secondary_capture_always_waits_in_quarantine(modality: str, burned_in: str) -> None:
+    # The header of a converted image was written by the converter: a CR label and Burned In
+    # Annotation NO vouch for nothing about its pixels.
+    ds = read_untrusted_bytes(_object(SecondaryCaptureImageStorage, modality=modality))
+    if burned_in:
+        ds.BurnedInAnnotation = burned_in
+    reason = quarantine_reason(ds) or ""
+    assert reason.startswith("secondary capture"), reason
+    # De-identification keeps the SOP class, so the decision holds for the stored copy too.
+    assert quarantine_reason(deidentify(ds, secret=b"s").dataset) == reason
+
+
+def test_every_secondary_capture_class_is_quarantined_even_behind_another_meta_class() -> None:
+    ds = pydicom.dcmread(CT_FILES[0])
+    ds.BurnedInAnnotation = "NO"
+    assert quarantine_reason(ds) is None
+    for sop_class in (
+        SecondaryCaptureImageStorage,
+        MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
+        "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame True Color SC
+    ):
+        ds.SOPClassUID = sop_class
+        assert "secondary capture" in (quarantine_reason(ds) or ""), sop_class
+    ds.SOPClassUID = pydicom.dcmread(CT_FILES[0]).SOPClassUID
+    ds.file_meta.MediaStorageSOPClassUID = UID(SecondaryCaptureImageStorage)
+    assert "secondary capture" in (quarantine_reason(ds) or "")
 
 
 def test_pixel_data_not_encapsulated_in_a_compressed_syntax_is_refused(tmp_path: Path) -> None:

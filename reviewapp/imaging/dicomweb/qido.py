@@ -1,4 +1,9 @@
-"""QIDO-RS: match keys from the query string, and DICOM JSON results from archive rows."""
+"""QIDO-RS: match keys from the query string, and DICOM JSON results from archive rows.
+
+Readers get results and match keys cut to the reader's allow-list (reader_view.py): a match
+key is an oracle too (``StudyDescription=No*`` answering one study or none would tell the
+descriptor), so the keys readers may not see are ignored for them, with the usual Warning.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from django.db.models import Q, QuerySet
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
 from reviewapp.imaging.models import Instance, Series, Study
+from reviewapp.imaging.reader_view import READER_VISIBLE_JSON_KEYS, READER_VISIBLE_KEYWORDS
 
 MAX_LIMIT = 1000
 CONTROL_PARAMS = frozenset({"limit", "offset", "includefield", "fuzzymatching"})
@@ -116,6 +122,29 @@ INSTANCE_KEYS: dict[str, Matcher] = {
     "SeriesInstanceUID": _exact_or_list("series__series_instance_uid"),
     "StudyInstanceUID": _exact_or_list("series__study__study_instance_uid"),
 }
+
+
+# Attributes of QIDO results that describe the query's answer rather than any header: the
+# retrieve URL, the modalities of a study and the counts of series and instances.
+_QIDO_RESULT_KEYS = frozenset({"00080061", "00081190", "00201206", "00201208", "00201209"})
+
+
+def reader_match_keys(keys: dict[str, Matcher]) -> dict[str, Matcher]:
+    """The match keys a reader may use: those on attributes the reader can see."""
+    return {
+        keyword: matcher
+        for keyword, matcher in keys.items()
+        if keyword in READER_VISIBLE_KEYWORDS or keyword == "ModalitiesInStudy"
+    }
+
+
+def reader_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A QIDO result as a reader receives it: no descriptor, name, id, date or time."""
+    return {
+        key: value
+        for key, value in result.items()
+        if key in READER_VISIBLE_JSON_KEYS or key in _QIDO_RESULT_KEYS
+    }
 
 
 def _keyword(name: str) -> str | None:

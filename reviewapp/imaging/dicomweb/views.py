@@ -3,6 +3,9 @@
 Anonymous requests get 401; a study the user may not see answers 404 exactly like one that
 does not exist. Token authentication comes first so scripts (dicomweb-client) get a 401 with
 a ``WWW-Authenticate`` challenge; the viewer uses its session.
+
+Readers receive headers cut to what display needs (reader_view.py) on every resource:
+metadata, QIDO results and match keys, whole-instance retrieves. Frames carry no header.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -37,6 +41,7 @@ from reviewapp.imaging.dicomweb.frames import (
     instance_list_parse,
 )
 from reviewapp.imaging.models import Instance
+from reviewapp.imaging.reader_view import READER_VIEW_VERSION, reader_instance_bytes
 
 DICOM_JSON = "application/dicom+json"
 FRAME_CACHE_CONTROL = "private, max-age=31536000, immutable"
@@ -92,12 +97,18 @@ def _qido(
         media.json_acceptable(request.META.get("HTTP_ACCEPT"))
     except media.NotAcceptableError as exc:
         raise _not_acceptable(exc) from exc
+    is_full = selectors.dicomweb_header_is_full(user=request.user)
+    if not is_full:
+        keys = qido.reader_match_keys(keys)
     try:
         query = qido.query_parse(dict(request.query_params.lists()), keys)
         rows = qido.query_apply(queryset, query)
     except qido.QueryError as exc:
         raise exceptions.ValidationError({"detail": str(exc)}) from exc
-    response = _dicom_json_response(json.dumps([render(row) for row in rows]))
+    results = [render(row) for row in rows]
+    if not is_full:
+        results = [qido.reader_result(result) for result in results]
+    response = _dicom_json_response(json.dumps(results))
     if query.ignored:
         names = ", ".join(sorted(set(query.ignored)))
         response["Warning"] = (
@@ -217,7 +228,13 @@ def _metadata(request: Request, **where: str | None) -> HttpResponse:
     rows = selectors.dicomweb_metadata(user=request.user, **where)  # type: ignore[arg-type]
     if not rows:
         raise _not_found()
-    stamp = hashlib.sha256("\n".join(f"{sop} {updated}" for sop, updated, _ in rows).encode())
+    # The audience is part of the version: a browser that cached a coordinator's headers
+    # must not have them confirmed (304) to a reader who logs in on the same machine.
+    is_full = selectors.dicomweb_header_is_full(user=request.user)
+    audience = "full" if is_full else f"reader {READER_VIEW_VERSION}"
+    stamp = hashlib.sha256(
+        "\n".join([audience, *(f"{sop} {updated}" for sop, updated, _ in rows)]).encode()
+    )
     etag = f'"{stamp.hexdigest()[:40]}"'
     if etag in [tag.strip() for tag in request.META.get("HTTP_IF_NONE_MATCH", "").split(",")]:
         response = HttpResponse(status=304)
@@ -225,6 +242,7 @@ def _metadata(request: Request, **where: str | None) -> HttpResponse:
         response = _dicom_json_response("[" + ",".join(text for _, _, text in rows) + "]")
     response["ETag"] = etag
     response["Cache-Control"] = METADATA_CACHE_CONTROL
+    response["Vary"] = "Authorization, Cookie"
     return response
 
 
@@ -264,7 +282,9 @@ class InstanceMetadataView(_Base):
 # --- WADO-RS instances and frames ----------------------------------------------------------
 
 
-def _stream_instances(instances: list[Instance], boundary: str) -> Iterator[bytes]:
+def _stream_instances(
+    instances: list[Instance], boundary: str, *, is_full: bool
+) -> Iterator[bytes]:
     for number, instance in enumerate(instances):
         yield media.multipart_part_head(
             boundary=boundary,
@@ -272,6 +292,9 @@ def _stream_instances(instances: list[Instance], boundary: str) -> Iterator[byte
             first=number == 0,
         )
         with default_storage.open(str(instance.file.name), "rb") as handle:
+            if not is_full:
+                yield reader_instance_bytes(handle)
+                continue
             while block := handle.read(FILE_CHUNK):
                 yield block
     yield media.multipart_tail(boundary=boundary)
@@ -292,15 +315,22 @@ def _retrieve(request: Request, **where: str | None) -> StreamingHttpResponse:
         raise _not_acceptable(exc) from exc
     boundary = media.multipart_boundary()
     response = StreamingHttpResponse(
-        _stream_instances(instances, boundary),
+        _stream_instances(
+            instances, boundary, is_full=selectors.dicomweb_header_is_full(user=request.user)
+        ),
         content_type=media.multipart_content_type(
             part_type="application/dicom", boundary=boundary, transfer_syntax=None
         ),
     )
     response["Cache-Control"] = METADATA_CACHE_CONTROL
+    response["Vary"] = "Authorization, Cookie"
     return response
 
 
+_RETRIEVE_DESCRIPTION = (
+    "Coordinators, analysts and admins get the stored files. Readers get each instance "
+    "rebuilt with only the attributes display needs and the pixel data as stored."
+)
 _RETRIEVE_RESPONSES = {
     200: OpenApiResponse(description='multipart/related; type="application/dicom"'),
     401: None,
@@ -313,6 +343,7 @@ class StudyRetrieveView(_Base):
     @extend_schema(
         operation_id="dicomweb_study_retrieve",
         summary="WADO-RS: every instance of a study, as stored",
+        description=_RETRIEVE_DESCRIPTION,
         responses=_RETRIEVE_RESPONSES,
     )
     def get(self, request: Request, study_uid: str) -> StreamingHttpResponse:
@@ -323,6 +354,7 @@ class SeriesRetrieveView(_Base):
     @extend_schema(
         operation_id="dicomweb_series_retrieve",
         summary="WADO-RS: every instance of a series, as stored",
+        description=_RETRIEVE_DESCRIPTION,
         responses=_RETRIEVE_RESPONSES,
     )
     def get(self, request: Request, study_uid: str, series_uid: str) -> StreamingHttpResponse:
@@ -333,6 +365,7 @@ class InstanceRetrieveView(_Base):
     @extend_schema(
         operation_id="dicomweb_instance_retrieve",
         summary="WADO-RS: one instance, as stored",
+        description=_RETRIEVE_DESCRIPTION,
         responses=_RETRIEVE_RESPONSES,
     )
     def get(
@@ -470,7 +503,7 @@ class WadoUriView(_Base):
             406: None,
         },
     )
-    def get(self, request: Request) -> FileResponse:
+    def get(self, request: Request) -> HttpResponseBase:
         params = request.query_params
         if params.get("requestType") != "WADO":
             raise exceptions.ValidationError({"requestType": "must be WADO"})
@@ -502,8 +535,17 @@ class WadoUriView(_Base):
                 detail=f"this instance is stored as {instance.transfer_syntax_uid} and is served "
                 "only as stored (no transcoding)"
             )
-        response = FileResponse(
-            default_storage.open(str(instance.file.name), "rb"), content_type="application/dicom"
-        )
+        response: HttpResponseBase
+        if selectors.dicomweb_header_is_full(user=request.user):
+            response = FileResponse(
+                default_storage.open(str(instance.file.name), "rb"),
+                content_type="application/dicom",
+            )
+        else:
+            with default_storage.open(str(instance.file.name), "rb") as handle:
+                response = HttpResponse(
+                    reader_instance_bytes(handle), content_type="application/dicom"
+                )
         response["Cache-Control"] = METADATA_CACHE_CONTROL
+        response["Vary"] = "Authorization, Cookie"
         return response
