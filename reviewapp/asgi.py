@@ -17,6 +17,7 @@ from django.conf import settings  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
+from reviewapp.core.body_limits import BodyLimitMiddleware  # noqa: E402
 from reviewapp.core.http_threads import ThreadedWSGI  # noqa: E402
 from reviewapp.imaging.dicomweb.fastpath import FramesFastPath  # noqa: E402
 from reviewapp.routing import websocket_urlpatterns  # noqa: E402
@@ -26,7 +27,8 @@ django_http = ThreadedWSGI(WSGIHandler(), threads=settings.WEB_THREADS)
 application = ProtocolTypeRouter(
     {
         # Frame requests already authorised moments ago skip the Django stack (see fastpath).
-        "http": FramesFastPath(django_http),
+        # Body limits first: nothing behind them reads a byte of a body over its limit.
+        "http": BodyLimitMiddleware(FramesFastPath(django_http)),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

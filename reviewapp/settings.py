@@ -158,7 +158,14 @@ AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+# REMOTE_ADDR only: the web server puts the client's address there, taking it from
+# X-Forwarded-For only when the connection comes from one of RADREVIEW_TRUSTED_PROXIES (see
+# runner.web_command). A client must never choose its own lockout key.
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+RADREVIEW_TRUSTED_PROXIES = env_list("RADREVIEW_TRUSTED_PROXIES", [])
+# API tokens expire (a leaked script token is not a key for ever); a new one is issued by
+# the token exchange. A password change or the owner or an admin revokes them at once.
+RADREVIEW_TOKEN_TTL_DAYS = env_int("RADREVIEW_TOKEN_TTL_DAYS", 30, minimum=1)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -195,6 +202,22 @@ RADREVIEW_MAX_FILE_BYTES = env_int("RADREVIEW_MAX_FILE_BYTES", 512 * 1024**2, mi
 RADREVIEW_MAX_ARCHIVE_MEMBERS = env_int("RADREVIEW_MAX_ARCHIVE_MEMBERS", 10_000, minimum=1)
 DICOMWEB_STOW_MAX_BYTES = env_int("RADREVIEW_STOW_MAX_BYTES", 4 * 1024**3, minimum=1024)
 RADREVIEW_MAX_ARCHIVE_BYTES = env_int("RADREVIEW_MAX_ARCHIVE_BYTES", 4 * 1024**3, minimum=1024)
+
+# What a request body may weigh, judged by reviewapp.core.body_limits in front of Django from
+# the headers (Content-Length) or, for a chunked body, as it arrives: a body over its limit is
+# refused with 413 before it is read, so nobody can fill the disk with bodies Django would
+# spool and then refuse. Anonymous requests (the login form, the token exchange) may send a
+# little; a request with valid credentials may send up to its route's limit: the routes below,
+# else RADREVIEW_MAX_BODY_BYTES. The first matching pattern (on the path) wins.
+RADREVIEW_ANONYMOUS_BODY_BYTES = env_int("RADREVIEW_ANONYMOUS_BODY_BYTES", 64 * 1024, minimum=1024)
+RADREVIEW_MAX_BODY_BYTES = env_int("RADREVIEW_MAX_BODY_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE)
+RADREVIEW_BODY_LIMITS: list[tuple[str, int]] = [
+    (r"^/imaging/upload/$", RADREVIEW_MAX_UPLOAD_BYTES),
+    (r"^/api/v1/import-batches$", RADREVIEW_MAX_UPLOAD_BYTES),
+    (r"^/reports/upload/$", RADREVIEW_MAX_UPLOAD_BYTES),
+    (r"^/api/v1/reports/import$", RADREVIEW_MAX_UPLOAD_BYTES),
+    (r"^/dicomweb/studies(/[0-9.]{1,64})?$", DICOMWEB_STOW_MAX_BYTES),  # STOW-RS
+]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
