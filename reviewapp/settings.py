@@ -125,7 +125,7 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, 
 # max_connections). Celery workers and management commands keep plain connections: a pool
 # must not cross a fork.
 DB_POOL_MAX = env_int("RADREVIEW_DB_POOL_MAX", 0, minimum=0)
-# Threads per web process that run Django's HTTP requests (reviewapp.core.http_threads); as
+# Threads per web process that run Django's HTTP requests (a2wsgi, see asgi.py); as
 # many as the pool has connections, so a thread never waits for one.
 WEB_THREADS = env_int("RADREVIEW_WEB_THREADS", DB_POOL_MAX or 8, minimum=1)
 if DB_POOL_MAX:
