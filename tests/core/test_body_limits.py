@@ -20,7 +20,7 @@ from django.test import override_settings
 from rest_framework.authtoken.models import Token
 
 from reviewapp.core.body_limits import route_limit
-from tests.conftest import uvicorn_serving
+from tests.conftest import serving
 
 GIB = 1024**3
 
@@ -30,7 +30,7 @@ def live(transactional_db: None, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The live server, and the folder it writes its temporary files to."""
     scratch = tmp_path / "server-tmp"
     scratch.mkdir()
-    with uvicorn_serving(tmp_path, TMPDIR=str(scratch)) as url:
+    with serving(tmp_path, TMPDIR=str(scratch)) as url:
         yield url, scratch
 
 

@@ -20,14 +20,14 @@ from rest_framework.authtoken.models import Token
 from reviewapp.core.body_limits import BodyLimitMiddleware
 from reviewapp.core.websocket import origin_allowed
 from reviewapp.studies.models import Assignment, Rating
-from tests.conftest import uvicorn_serving
+from tests.conftest import serving
 from tests.studies.conftest import build_study, make_case_study
 
 
 @pytest.fixture
 def live_app(transactional_db: None, tmp_path: Path) -> Iterator[str]:
     """The project served as `make serve` serves it, on this test's database and Redis."""
-    with uvicorn_serving(tmp_path, RADREVIEW_DB_POOL_MAX="2") as url:
+    with serving(tmp_path, RADREVIEW_DB_POOL_MAX="2") as url:
         yield url
 
 

@@ -25,7 +25,7 @@ from rest_framework.authtoken.models import Token
 
 from reviewapp.imaging.models import Instance
 from reviewapp.imaging.services import instance_quarantine_approve
-from tests.conftest import uvicorn_serving
+from tests.conftest import serving
 from tests.imaging.conftest import CT_FILES, CXR_J2K, CXR_JPEG
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -36,7 +36,7 @@ OCTET_ANY = 'multipart/related; type="application/octet-stream"; transfer-syntax
 @pytest.fixture
 def live_dicomweb(transactional_db: None, tmp_path: Path) -> Iterator[str]:
     """Base URL of a uvicorn process serving the project against this test's database."""
-    with uvicorn_serving(tmp_path) as url:
+    with serving(tmp_path) as url:
         yield url
 
 

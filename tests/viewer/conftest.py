@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,15 +12,13 @@ from pathlib import Path
 import pydicom
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-from django.core.wsgi import get_wsgi_application
 from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
 from pydicom.uid import generate_uid
 
 from reviewapp.imaging.models import Instance, Study
 from reviewapp.imaging.services import instance_quarantine_approve
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, serving
 from tests.imaging.conftest import (  # noqa: F401 (fixtures shared with the archive's tests)
     CT_FILES,
     CXR_J2K,
@@ -174,23 +171,14 @@ class ViewerPage:
 
 
 @pytest.fixture(scope="session")
-def app_server(viewer_bundle: Path, django_db_setup: None) -> Iterator[str]:
-    """The project's own WSGI application on a free port: static files come through WhiteNoise
-    exactly as in production (Django's live_server adds its own static and media handlers, and
-    the latter cannot work with MEDIA_URL = None: DICOM files are never served as media)."""
-
-    class QuietHandler(WSGIRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=False)
-    server.set_app(get_wsgi_application())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def app_server(
+    viewer_bundle: Path, django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The application served as `make serve` serves it (tests.conftest.serving), on the test
+    database, for the whole session: static files through WhiteNoise, frames through the same
+    layers as in production."""
+    with serving(tmp_path_factory.mktemp("app-server")) as url:
+        yield url
 
 
 @pytest.fixture
