@@ -8,6 +8,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from reviewapp.accounts.authentication import token_expires_at
@@ -30,6 +31,8 @@ class MeApi(APIView):
 class TokenApi(ObtainAuthToken):
     """POST: exchange a username and password for an API token (locked out like the login
     page; a new token once the old one has expired). DELETE: revoke your own token."""
+
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES  # ours, with their bounds
 
     class OutputSerializer(serializers.Serializer):
         token = serializers.CharField()
