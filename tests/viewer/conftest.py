@@ -23,7 +23,6 @@ from tests.imaging.conftest import (  # noqa: F401 (fixtures shared with the arc
     CT_FILES,
     CXR_J2K,
     CXR_JPEG,
-    archive_dirs,
     import_files,
     imported_ct_study,
 )
@@ -61,7 +60,7 @@ def _newest_mtime(paths: list[Path]) -> float:
 @pytest.fixture
 def cxr_studies(
     db: None,
-    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    archive_dirs: Path,
     coordinator: AbstractBaseUser,
 ) -> list[Study]:
     """The two chest radiographs (JPEG 2000 first, then JPEG baseline), imported; where the
@@ -171,13 +170,34 @@ class ViewerPage:
 
 
 @pytest.fixture(scope="session")
+def served_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data folder of the session's application server (stored DICOM files among them)."""
+    return tmp_path_factory.mktemp("served") / "data"
+
+
+@pytest.fixture
+def archive_dirs(settings, served_data_dir: Path) -> Path:
+    """Store this test's DICOM where the application server reads it: the server is another
+    process, with the data folder it was started with."""
+    served_data_dir.mkdir(exist_ok=True)
+    settings.DATA_DIR = served_data_dir
+    settings.MEDIA_ROOT = served_data_dir / "media"
+    return served_data_dir
+
+
+@pytest.fixture(scope="session")
 def app_server(
-    viewer_bundle: Path, django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+    viewer_bundle: Path,
+    django_db_setup: None,
+    tmp_path_factory: pytest.TempPathFactory,
+    served_data_dir: Path,
 ) -> Iterator[str]:
     """The application served as `make serve` serves it (tests.conftest.serving), on the test
     database, for the whole session: static files through WhiteNoise, frames through the same
     layers as in production."""
-    with serving(tmp_path_factory.mktemp("app-server")) as url:
+    with serving(
+        tmp_path_factory.mktemp("app-server"), RADREVIEW_DATA_DIR=str(served_data_dir)
+    ) as url:
         yield url
 
 
@@ -253,7 +273,7 @@ def _derived_copy(source: Path, target: Path, *, series: str, number: int, **val
 @pytest.fixture
 def cxr_lateral_first_study(
     db: None,
-    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    archive_dirs: Path,
     coordinator: AbstractBaseUser,
     tmp_path: Path,
 ) -> Study:
@@ -273,7 +293,7 @@ def cxr_lateral_first_study(
 @pytest.fixture
 def ct_two_series_study(
     db: None,
-    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    archive_dirs: Path,
     coordinator: AbstractBaseUser,
     tmp_path: Path,
 ) -> Study:
@@ -305,7 +325,7 @@ def _transcoded(source: Path, target: Path, syntax: str) -> Path:
 @pytest.fixture
 def ct_slice_as(
     db: None,
-    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    archive_dirs: Path,
     coordinator: AbstractBaseUser,
     tmp_path: Path,
 ) -> Callable[[str], Study]:
