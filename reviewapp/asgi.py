@@ -30,7 +30,8 @@ from reviewapp.core.websocket import OriginValidator  # noqa: E402
 from reviewapp.imaging.dicomweb.fastpath import FramesFastPath  # noqa: E402
 from reviewapp.routing import websocket_urlpatterns  # noqa: E402
 
-django_http = WSGIMiddleware(WSGIHandler(), workers=settings.WEB_THREADS)
+# A Django response is an iterable of bytes, which its stubs do not say.
+django_http = WSGIMiddleware(WSGIHandler(), workers=settings.WEB_THREADS)  # type: ignore[arg-type]
 # The same pool, with an event loop kept per thread for channel-layer events (core.events):
 # a2wsgi starts its threads lazily, so nothing of the pool it made has run yet.
 django_http.executor = ThreadPoolExecutor(

@@ -92,10 +92,10 @@ def credential_user(*, authorization: str | None, cookie: str | None) -> Abstrac
         return None
     request = HttpRequest()
     request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    user = get_user(request)  # verifies the session's auth hash, as the middleware does
-    if not user.is_authenticated or not user.is_active:
+    session_user = get_user(request)  # verifies the session's auth hash, as the middleware does
+    if not isinstance(session_user, AbstractBaseUser) or not session_user.is_active:
         return None
-    return user  # type: ignore[return-value]
+    return session_user
 
 
 def _cookie_value(header: str, name: str) -> str | None:

@@ -50,18 +50,18 @@ def api_token_issue(*, user: AbstractBaseUser) -> Token:
     """The user's API token; a new one where theirs has expired or there is none."""
     from reviewapp.accounts.authentication import token_is_expired
 
-    token = Token.objects.select_for_update().filter(user=user).first()
+    token = Token.objects.select_for_update().filter(user_id=user.pk).first()
     if token is not None and not token_is_expired(token):
         return token
     if token is not None:
         token.delete()
-    return Token.objects.create(user=user)
+    return Token.objects.create(user_id=user.pk)
 
 
 def api_tokens_revoke(*, user: AbstractBaseUser) -> int:
     """Revoke the user's API token at once (every request with it is refused from now on);
     the number revoked (0 or 1)."""
-    deleted, _ = Token.objects.filter(user=user).delete()
+    deleted, _ = Token.objects.filter(user_id=user.pk).delete()
     return deleted
 
 
