@@ -229,9 +229,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "reviewapp.core.api.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "reviewapp.core.api.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "reviewapp.core.pagination.Pagination",
     "DEFAULT_PARSER_CLASSES": [
-        "reviewapp.core.api.JSONParser",
+        "reviewapp.core.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from reviewapp.accounts.authentication import token_expires_at
 from reviewapp.accounts.services import api_token_issue, api_tokens_revoke, user_get_for_admin
-from reviewapp.core.api import JSONParser
+from reviewapp.core.parsers import JSONParser
 from reviewapp.core.permissions import IsAdmin
 from reviewapp.core.roles import user_roles
 

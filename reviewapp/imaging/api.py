@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reviewapp.core.api import Pagination
+from reviewapp.core.pagination import Pagination
 from reviewapp.core.permissions import IsCoordinator, IsCoordinatorOrAnalyst
 from reviewapp.imaging import selectors, services
 from reviewapp.imaging.models import ImportBatch
