@@ -1,35 +1,48 @@
-"""ASGI entry point: HTTP through Django on a pool of threads (see core.http_threads), with the
-frames fast path in front; websockets through Channels with the session user and an Origin
-check against ALLOWED_HOSTS (a page on another site cannot open our sockets)."""
+"""ASGI entry point, served by uvicorn (``runner.web_command``; tests serve it the same way).
+
+- HTTP: body limits first (core.body_limits), then the frames fast path, then Django's own
+  WSGI handler through a2wsgi, a maintained WSGI-to-ASGI bridge that runs each request start
+  to finish in one thread of a fixed pool and streams the body to Django as Django reads it.
+  Django's ASGI handler was the other choice: it spools the whole body before dispatch and
+  hops between the loop and a thread for every middleware hook (docs/decisions/0001-serving.md).
+- websockets: Channels with the session user and an Origin check on scheme, host and port.
+"""
 
 import gc
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
 django.setup(set_prefix=False)
 
+from a2wsgi import WSGIMiddleware  # noqa: E402
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
-from reviewapp.core.http_threads import ThreadedWSGI  # noqa: E402
+from reviewapp.core.body_limits import BodyLimitMiddleware  # noqa: E402
+from reviewapp.core.events import thread_loop_keep  # noqa: E402
+from reviewapp.core.websocket import OriginValidator  # noqa: E402
 from reviewapp.imaging.dicomweb.fastpath import FramesFastPath  # noqa: E402
 from reviewapp.routing import websocket_urlpatterns  # noqa: E402
 
-django_http = ThreadedWSGI(WSGIHandler(), threads=settings.WEB_THREADS)
+# A Django response is an iterable of bytes, which its stubs do not say.
+django_http = WSGIMiddleware(WSGIHandler(), workers=settings.WEB_THREADS)  # type: ignore[arg-type]
+# The same pool, with an event loop kept per thread for channel-layer events (core.events):
+# a2wsgi starts its threads lazily, so nothing of the pool it made has run yet.
+django_http.executor = ThreadPoolExecutor(
+    max_workers=settings.WEB_THREADS, thread_name_prefix="http", initializer=thread_loop_keep
+)
 
 application = ProtocolTypeRouter(
     {
-        # Frame requests already authorised moments ago skip the Django stack (see fastpath).
-        "http": FramesFastPath(django_http),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # Body limits first: nothing behind them reads a byte of a body over its limit.
+        "http": BodyLimitMiddleware(FramesFastPath(django_http)),
+        "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
 

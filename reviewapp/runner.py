@@ -1,11 +1,11 @@
-"""Run radreview's processes in the foreground: ``python -m reviewapp.runner demo|serve``.
+"""Run radreview's processes in the foreground: ``python -m reviewapp.runner demo|serve|web``.
 
 ``serve`` starts the web server (uvicorn, ASGI) and a Celery worker against the configured
-services (DATABASE_URL, REDIS_URL, PORT). ``demo`` does the same after migrating and seeding
-demo users and studies. Where DATABASE_URL is not set, an embedded PostgreSQL (the ``pgserver``
-wheel) keeps its data in ``var/pgdata``; where REDIS_URL is not set, Celery uses a folder-backed
-broker and Channels an in-process layer. ``check-deploy`` runs Django's deployment checks with
-production settings.
+services (DATABASE_URL, REDIS_URL, PORT); ``web`` runs that web server alone. ``demo`` does
+the same as ``serve`` after migrating and seeding demo users and studies. Where DATABASE_URL
+is not set, an embedded PostgreSQL (the ``pgserver`` wheel) keeps its data in ``var/pgdata``;
+where REDIS_URL is not set, Celery uses a folder-backed broker and Channels an in-process
+layer. ``check-deploy`` runs Django's deployment checks with production settings.
 """
 
 from __future__ import annotations
@@ -78,26 +78,46 @@ def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, check=True)
 
 
-def _run_processes(env: dict[str, str], *, host: str, port: int) -> int:
+def web_command(env: dict[str, str], *, host: str, port: int) -> list[str]:
+    """The web server's command line: `serve`, `demo`, `web`, the Docker image and the test
+    suite all serve the application through this one."""
     # uvicorn with several worker processes uses both cores for frames and ratings; without
     # Redis the in-process channel layer cannot span processes, so one process serves then.
     workers = env.get("RADREVIEW_WEB_WORKERS") or ("2" if env.get("REDIS_URL") else "1")
-    web = [
+    # The client's address comes from X-Forwarded-For (and the scheme from X-Forwarded-Proto)
+    # only when the connection comes from a proxy named here; otherwise anyone could pick the
+    # address the login lockout is keyed on. uvicorn trusts 127.0.0.1 unless told otherwise.
+    proxies = ",".join(
+        p.strip() for p in env.get("RADREVIEW_TRUSTED_PROXIES", "").split(",") if p.strip()
+    )
+    forwarded = (
+        ["--proxy-headers", "--forwarded-allow-ips", proxies] if proxies else ["--no-proxy-headers"]
+    )
+    return [
         sys.executable, "-m", "uvicorn", "reviewapp.asgi:application", "--host", host,
         "--port", str(port), "--workers", workers, "--lifespan", "off", "--no-access-log",
+        *forwarded,
         # Readers pause seconds between requests; uvicorn's 5 s default would make their
         # browsers reconnect for nearly every case.
         "--timeout-keep-alive", "30",
     ]  # fmt: skip
+
+
+def _web_environment(env: dict[str, str]) -> dict[str, str]:
+    web_env = dict(env)
+    web_env.setdefault("RADREVIEW_DB_POOL_MAX", "8")
+    return web_env
+
+
+def _run_processes(env: dict[str, str], *, host: str, port: int) -> int:
+    web = web_command(env, host=host, port=port)
     worker = [
         sys.executable, "-m", "celery", "-A", "reviewapp", "worker", "-B",
         "-Q", "default,gpu", "--concurrency", env.get("RADREVIEW_WORKER_CONCURRENCY", "2"),
         "--loglevel", "INFO", "-s", str(_data_dir() / "celerybeat-schedule"),
     ]  # fmt: skip
-    web_env = dict(env)
-    web_env.setdefault("RADREVIEW_DB_POOL_MAX", "8")
     children = [
-        subprocess.Popen(web, env=web_env, cwd=BASE_DIR),
+        subprocess.Popen(web, env=_web_environment(env), cwd=BASE_DIR),
         subprocess.Popen(worker, env=env, cwd=BASE_DIR),
     ]
 
@@ -137,13 +157,19 @@ def _check_deploy() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reviewapp.runner")
-    parser.add_argument("command", choices=["demo", "serve", "check-deploy"])
+    parser.add_argument("command", choices=["demo", "serve", "web", "check-deploy"])
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args(argv)
     if args.command == "check-deploy":
         _check_deploy()
         return 0
+    if args.command == "web":
+        # The web server alone, in this process's place, on the environment as it is (the
+        # Docker image after its migrations, the test suite on its own database).
+        env = _web_environment(dict(os.environ))
+        command = web_command(env, host=args.host, port=args.port)
+        os.execve(command[0], command, env)  # noqa: S606 (our own argv, no shell)
     demo = args.command == "demo"
     env = _environment(demo=demo)
     _manage(env, "migrate", "--noinput")

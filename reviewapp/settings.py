@@ -69,6 +69,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "reviewapp.core.middleware.QueryStringNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -125,7 +126,7 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, 
 # max_connections). Celery workers and management commands keep plain connections: a pool
 # must not cross a fork.
 DB_POOL_MAX = env_int("RADREVIEW_DB_POOL_MAX", 0, minimum=0)
-# Threads per web process that run Django's HTTP requests (reviewapp.core.http_threads); as
+# Threads per web process that run Django's HTTP requests (a2wsgi, see asgi.py); as
 # many as the pool has connections, so a thread never waits for one.
 WEB_THREADS = env_int("RADREVIEW_WEB_THREADS", DB_POOL_MAX or 8, minimum=1)
 if DB_POOL_MAX:
@@ -142,6 +143,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "reviewapp.accounts.services.PasswordChangeRevokesApiToken"},
 ]
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
@@ -158,7 +160,14 @@ AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+# REMOTE_ADDR only: the web server puts the client's address there, taking it from
+# X-Forwarded-For only when the connection comes from one of RADREVIEW_TRUSTED_PROXIES (see
+# runner.web_command). A client must never choose its own lockout key.
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+RADREVIEW_TRUSTED_PROXIES = env_list("RADREVIEW_TRUSTED_PROXIES", [])
+# API tokens expire (a leaked script token is not a key for ever); a new one is issued by
+# the token exchange. A password change or the owner or an admin revokes them at once.
+RADREVIEW_TOKEN_TTL_DAYS = env_int("RADREVIEW_TOKEN_TTL_DAYS", 30, minimum=1)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -196,6 +205,22 @@ RADREVIEW_MAX_ARCHIVE_MEMBERS = env_int("RADREVIEW_MAX_ARCHIVE_MEMBERS", 10_000,
 DICOMWEB_STOW_MAX_BYTES = env_int("RADREVIEW_STOW_MAX_BYTES", 4 * 1024**3, minimum=1024)
 RADREVIEW_MAX_ARCHIVE_BYTES = env_int("RADREVIEW_MAX_ARCHIVE_BYTES", 4 * 1024**3, minimum=1024)
 
+# What a request body may weigh, judged by reviewapp.core.body_limits in front of Django from
+# the headers (Content-Length) or, for a chunked body, as it arrives: a body over its limit is
+# refused with 413 before it is read, so nobody can fill the disk with bodies Django would
+# spool and then refuse. Anonymous requests (the login form, the token exchange) may send a
+# little; a request with valid credentials may send up to its route's limit: the routes below,
+# else RADREVIEW_MAX_BODY_BYTES. The first matching pattern (on the path) wins.
+RADREVIEW_ANONYMOUS_BODY_BYTES = env_int("RADREVIEW_ANONYMOUS_BODY_BYTES", 64 * 1024, minimum=1024)
+RADREVIEW_MAX_BODY_BYTES = env_int("RADREVIEW_MAX_BODY_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE)
+RADREVIEW_BODY_LIMITS: list[tuple[str, int]] = [
+    (r"^/imaging/upload/$", RADREVIEW_MAX_UPLOAD_BYTES),
+    (r"^/api/v1/import-batches$", RADREVIEW_MAX_UPLOAD_BYTES),
+    (r"^/reports/upload/$", RADREVIEW_MAX_UPLOAD_BYTES),
+    (r"^/api/v1/reports/import$", RADREVIEW_MAX_UPLOAD_BYTES),
+    (r"^/dicomweb/studies(/[0-9.]{1,64})?$", DICOMWEB_STOW_MAX_BYTES),  # STOW-RS
+]
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
@@ -204,7 +229,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "reviewapp.core.api.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "reviewapp.core.pagination.Pagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "reviewapp.core.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {

@@ -81,9 +81,10 @@ def api_client_for() -> Callable[[AbstractUser | None], APIClient]:
 
 
 @contextmanager
-def uvicorn_serving(tmp_path: Path, **env: str) -> Iterator[str]:
-    """The project's ASGI application under uvicorn on this test's database (a
-    transactional test), production-like; yields the base URL."""
+def serving(tmp_path: Path, **env: str) -> Iterator[str]:
+    """The application served as `make serve` serves it (``runner web``: uvicorn, the same
+    command line) on this test session's database; yields the base URL. Rows a test wants
+    the server to see must be committed (a transactional test)."""
     from bench.common import free_port, running
 
     base_url, _, _ = os.environ["DATABASE_URL"].rpartition("/")
@@ -94,11 +95,14 @@ def uvicorn_serving(tmp_path: Path, **env: str) -> Iterator[str]:
         "RADREVIEW_DATA_DIR": str(tmp_path / "server"),
         "DJANGO_DEBUG": "0",
         "RADREVIEW_HTTPS": "0",
+        # One process: the tests share a small machine, and one is what they need.
+        "RADREVIEW_WEB_WORKERS": "1",
+        "RADREVIEW_DB_POOL_MAX": "4",
         **env,
     }
+    server_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by Playwright's fixture, not ours
     command = [
-        sys.executable, "-m", "uvicorn", "reviewapp.asgi:application", "--host", "127.0.0.1",
-        "--port", str(port), "--lifespan", "off", "--no-access-log",
+        sys.executable, "-m", "reviewapp.runner", "web", "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "server.log"

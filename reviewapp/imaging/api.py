@@ -8,12 +8,12 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from reviewapp.core.pagination import Pagination
 from reviewapp.core.permissions import IsCoordinator, IsCoordinatorOrAnalyst
 from reviewapp.imaging import selectors, services
 from reviewapp.imaging.models import ImportBatch
@@ -83,7 +83,7 @@ class StudyListApi(APIView):
             has_ai_report=data["has_ai_report"],
             stratum=data["stratum"],
         )
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(studies, request, view=self)
         return paginator.get_paginated_response(StudyOutputSerializer(page, many=True).data)
 

@@ -25,7 +25,7 @@ from rest_framework.authtoken.models import Token
 
 from reviewapp.imaging.models import Instance
 from reviewapp.imaging.services import instance_quarantine_approve
-from tests.conftest import uvicorn_serving
+from tests.conftest import serving
 from tests.imaging.conftest import CT_FILES, CXR_J2K, CXR_JPEG
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -36,7 +36,7 @@ OCTET_ANY = 'multipart/related; type="application/octet-stream"; transfer-syntax
 @pytest.fixture
 def live_dicomweb(transactional_db: None, tmp_path: Path) -> Iterator[str]:
     """Base URL of a uvicorn process serving the project against this test's database."""
-    with uvicorn_serving(tmp_path) as url:
+    with serving(tmp_path) as url:
         yield url
 
 
@@ -216,3 +216,19 @@ def test_live_server_answers_first_frames_from_the_fast_path_as_django_would(
     assert refused.status_code == 400
     assert refused.headers["X-Frame-Options"] == "DENY"  # Django's answer, with its reason
     assert "listed twice" in refused.json()["detail"]
+
+
+def test_a_revoked_token_stops_frames_at_once(
+    live_dicomweb: str, coordinator: AbstractUser
+) -> None:
+    (stored_uid,) = _store(_client(live_dicomweb, coordinator), [CT_FILES[0]])
+    instance = Instance.objects.select_related("series__study").get(sop_instance_uid=stored_uid)
+    url = _frame_url(live_dicomweb, instance)
+    carol = {"Authorization": f"Token {_token(coordinator)}", "Accept": OCTET_ANY}
+    for _ in range(2):  # the second from the fast path, its frame source cached
+        assert requests.get(url, headers=carol, timeout=10).status_code == 200
+
+    token_only = {"Authorization": carol["Authorization"]}
+    revoked = requests.delete(f"{live_dicomweb}/api/v1/auth/token", headers=token_only, timeout=10)
+    assert revoked.status_code == 204
+    assert requests.get(url, headers=carol, timeout=10).status_code == 401

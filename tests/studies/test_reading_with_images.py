@@ -7,11 +7,13 @@ import pytest
 
 from reviewapp.reports.models import Report
 from reviewapp.studies.models import Assignment
-from tests.imaging.conftest import archive_dirs, imported_ct_study  # noqa: F401
+from tests.imaging.conftest import imported_ct_study  # noqa: F401
 from tests.studies.conftest import build_study
 from tests.viewer.conftest import (  # noqa: F401
     app_server,
+    archive_dirs,
     browser,
+    served_data_dir,
     viewer_bundle,
     viewer_page_for,
 )

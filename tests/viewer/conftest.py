@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,20 +12,17 @@ from pathlib import Path
 import pydicom
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-from django.core.wsgi import get_wsgi_application
 from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
 from pydicom.uid import generate_uid
 
 from reviewapp.imaging.models import Instance, Study
 from reviewapp.imaging.services import instance_quarantine_approve
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, serving
 from tests.imaging.conftest import (  # noqa: F401 (fixtures shared with the archive's tests)
     CT_FILES,
     CXR_J2K,
     CXR_JPEG,
-    archive_dirs,
     import_files,
     imported_ct_study,
 )
@@ -64,7 +60,7 @@ def _newest_mtime(paths: list[Path]) -> float:
 @pytest.fixture
 def cxr_studies(
     db: None,
-    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    archive_dirs: Path,
     coordinator: AbstractBaseUser,
 ) -> list[Study]:
     """The two chest radiographs (JPEG 2000 first, then JPEG baseline), imported; where the
@@ -174,23 +170,35 @@ class ViewerPage:
 
 
 @pytest.fixture(scope="session")
-def app_server(viewer_bundle: Path, django_db_setup: None) -> Iterator[str]:
-    """The project's own WSGI application on a free port: static files come through WhiteNoise
-    exactly as in production (Django's live_server adds its own static and media handlers, and
-    the latter cannot work with MEDIA_URL = None: DICOM files are never served as media)."""
+def served_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data folder of the session's application server (stored DICOM files among them)."""
+    return tmp_path_factory.mktemp("served") / "data"
 
-    class QuietHandler(WSGIRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
 
-    server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=False)
-    server.set_app(get_wsgi_application())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+@pytest.fixture
+def archive_dirs(settings, served_data_dir: Path) -> Path:
+    """Store this test's DICOM where the application server reads it: the server is another
+    process, with the data folder it was started with."""
+    served_data_dir.mkdir(exist_ok=True)
+    settings.DATA_DIR = served_data_dir
+    settings.MEDIA_ROOT = served_data_dir / "media"
+    return served_data_dir
+
+
+@pytest.fixture(scope="session")
+def app_server(
+    viewer_bundle: Path,
+    django_db_setup: None,
+    tmp_path_factory: pytest.TempPathFactory,
+    served_data_dir: Path,
+) -> Iterator[str]:
+    """The application served as `make serve` serves it (tests.conftest.serving), on the test
+    database, for the whole session: static files through WhiteNoise, frames through the same
+    layers as in production."""
+    with serving(
+        tmp_path_factory.mktemp("app-server"), RADREVIEW_DATA_DIR=str(served_data_dir)
+    ) as url:
+        yield url
 
 
 @pytest.fixture
@@ -265,7 +273,7 @@ def _derived_copy(source: Path, target: Path, *, series: str, number: int, **val
 @pytest.fixture
 def cxr_lateral_first_study(
     db: None,
-    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    archive_dirs: Path,
     coordinator: AbstractBaseUser,
     tmp_path: Path,
 ) -> Study:
@@ -285,7 +293,7 @@ def cxr_lateral_first_study(
 @pytest.fixture
 def ct_two_series_study(
     db: None,
-    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    archive_dirs: Path,
     coordinator: AbstractBaseUser,
     tmp_path: Path,
 ) -> Study:
@@ -317,7 +325,7 @@ def _transcoded(source: Path, target: Path, syntax: str) -> Path:
 @pytest.fixture
 def ct_slice_as(
     db: None,
-    archive_dirs: Path,  # noqa: F811 (the fixture imported above)
+    archive_dirs: Path,
     coordinator: AbstractBaseUser,
     tmp_path: Path,
 ) -> Callable[[str], Study]:

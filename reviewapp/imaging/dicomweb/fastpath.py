@@ -6,12 +6,12 @@ frame. Here a frame request whose credentials and instance were checked moments 
 answered straight from the event loop: one dictionary lookup and one ``pread`` per range.
 The same goes for first-frames requests (several slices of a stack at once, see frames.py).
 
-What is cached, and for how long (``FAST_PATH_TTL`` seconds):
-- credential -> user, resolved by Django's own token and session code;
-- (user, study, series, instance) -> where its frames lie, resolved by
-  ``frame_source_get``, the same selector (and permission rule) the Django view uses.
-So a revoked token, ended session or withdrawn assignment stops frames within the TTL;
-the bytes themselves never change. Only successes are cached. Anything else (no or unknown
+The credentials are checked on every request by ``credential_user``, Django's and DRF's own
+code (one indexed query), so a revoked or expired token or an ended session stops at once.
+What is cached, for ``FAST_PATH_TTL`` seconds: (user, study, series, instance) -> where its
+frames lie, resolved by ``frame_sources_get``, the same selector (and permission rule) the
+Django view uses; so a withdrawn assignment stops frames within the TTL. The bytes
+themselves never change. Only successes are cached. Anything else (no or unknown
 credentials, not visible, bad frame numbers, an Accept that needs transcoding, any error) is
 passed to Django untouched, so there is one implementation of every refusal.
 """
@@ -60,25 +60,10 @@ class _TTLCache:
         self.entries[key] = (time.monotonic() + self.ttl, value)
 
 
-def _credential(scope: Scope) -> tuple[str, str] | None:
-    """("token", key) or ("session", key) from the request, or None."""
-    session_cookie = None
+def _header(scope: Scope, wanted: bytes) -> str | None:
     for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            scheme, _, key = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "token" and key.strip():
-                return ("token", key.strip())
-            return None  # another scheme: let Django answer it
-        if name == b"cookie":
-            session_cookie = value.decode("latin-1")
-    if session_cookie:
-        from django.conf import settings
-
-        wanted = settings.SESSION_COOKIE_NAME + "="
-        for part in session_cookie.split(";"):
-            part = part.strip()
-            if part.startswith(wanted):
-                return ("session", part[len(wanted) :])
+        if name == wanted:
+            return str(value.decode("latin-1"))
     return None
 
 
@@ -86,35 +71,13 @@ def _released(function: Any) -> Any:
     """Run ``function`` in an executor thread, then give its database connection back: these
     threads serve no request, so nothing else would return it to the pool (or close it)."""
 
-    def run(*args: Any) -> Any:
+    def run(*args: Any, **kwargs: Any) -> Any:
         try:
-            return function(*args)
+            return function(*args, **kwargs)
         finally:
             close_old_connections()
 
     return sync_to_async(run, thread_sensitive=False)
-
-
-def _user_resolve(kind: str, key: str) -> Any:
-    """The active user behind a credential, by Django's and DRF's own code; None if none."""
-    if kind == "token":
-        from rest_framework.authtoken.models import Token
-
-        token = Token.objects.select_related("user").filter(key=key).first()
-        user = token.user if token is not None else None
-    else:
-        from importlib import import_module
-
-        from django.conf import settings
-        from django.contrib.auth import get_user
-        from django.http import HttpRequest
-
-        request = HttpRequest()
-        request.session = import_module(settings.SESSION_ENGINE).SessionStore(key)
-        user = get_user(request)  # verifies the session's auth hash, as the middleware does
-    if user is None or not user.is_authenticated or not user.is_active:
-        return None
-    return user
 
 
 def _sources_resolve(user: Any, study: str, series: str, sops: list[str]) -> dict[str, Any]:
@@ -137,19 +100,11 @@ def _first_frames_list(scope: Scope) -> list[str] | None:
         return None
 
 
-def _accept(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"accept":
-            return str(value.decode("latin-1"))
-    return None
-
-
 class FramesFastPath:
     """ASGI wrapper: serve checked frame requests itself, hand everything else to ``app``."""
 
     def __init__(self, app: ASGIApp, *, ttl: float = FAST_PATH_TTL) -> None:
         self.app = app
-        self.users = _TTLCache(ttl, MAX_ENTRIES)
         self.sources = _TTLCache(ttl, MAX_ENTRIES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -171,15 +126,15 @@ class FramesFastPath:
         return False
 
     async def _user(self, scope: Scope) -> Any:
-        credential = _credential(scope)
-        if credential is None:
+        from reviewapp.accounts.authentication import credential_user
+
+        authorization = _header(scope, b"authorization")
+        cookie = _header(scope, b"cookie")
+        if not authorization and not cookie:
             return None
-        user = self.users.get(credential)
-        if user is None:
-            user = await _released(_user_resolve)(*credential)
-            if user is not None:
-                self.users.put(credential, user)
-        return user
+        # Checked on every request, by Django's own code: never cached, so a revoked or
+        # expired token or an ended session stops at once.
+        return await _released(credential_user)(authorization=authorization, cookie=cookie)
 
     async def _sources(self, user: Any, study: str, series: str, sops: list[str]) -> list[Any]:
         """The frame source of each instance, from the cache or in one query for the rest;
@@ -235,7 +190,7 @@ async def _answer(scope: Scope, send: Send, parts: list[Any]) -> bool:
     from reviewapp.imaging.dicomweb.views import FRAME_CACHE_CONTROL
 
     try:
-        payload, content_type = frames.frames_body(parts, accept=_accept(scope))
+        payload, content_type = frames.frames_body(parts, accept=_header(scope, b"accept"))
     except (media.NotAcceptableError, OSError):
         return False
     await send(
