@@ -20,7 +20,14 @@ from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
 from reviewapp.studies import protocols
-from reviewapp.studies.models import Assignment, Case, ErrorSpan, Rating, ReaderStudy
+from reviewapp.studies.models import (
+    Assignment,
+    Case,
+    ErrorSpan,
+    Rating,
+    ReaderStudy,
+    RenderedReport,
+)
 from reviewapp.studies.rendering import report_render
 
 UserLike = AbstractBaseUser | AnonymousUser
@@ -32,6 +39,35 @@ def uuid_or_404(value: Any) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise Http404 from None
+
+
+# --- what readers are shown ---------------------------------------------------------------
+
+
+def case_rendering(*, case: Case, report: Report) -> RenderedReport | None:
+    """The rendering ``case`` pinned for ``report`` (one of its two), or None if not pinned."""
+    if report.pk == case.first_report_id:
+        return case.first_rendering
+    if report.pk == case.second_report_id:
+        return case.second_rendering
+    return None
+
+
+def report_sections_shown(
+    *, reader_study: ReaderStudy, case: Case, report: Report
+) -> dict[str, str]:
+    """The findings and impression of ``report`` exactly as this study's readers see them.
+
+    Past draft, the rendering pinned when the study opened: a newer report version or
+    renderer never changes what an opened study shows, nor what its span offsets refer to.
+    A draft study (and a case nobody pinned, which only code outside the services makes)
+    renders live.
+    """
+    if reader_study.status != ReaderStudy.Status.DRAFT:
+        pinned = case_rendering(case=case, report=report)
+        if pinned is not None:
+            return pinned.sections()
+    return report_render(report)
 
 
 # --- coordinators and analysts ------------------------------------------------------------
@@ -263,7 +299,13 @@ def assignment_get_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
     """The reader's own assignment; anyone else's (or a draft study's) is a 404."""
     try:
         return Assignment.objects.select_related(
-            "reader_study", "report_a", "report_b", "case__imaging_study", "rating"
+            "reader_study",
+            "report_a",
+            "report_b",
+            "case__imaging_study",
+            "case__first_rendering",
+            "case__second_rendering",
+            "rating",
         ).get(
             public_id=uuid_or_404(public_id),
             reader_id=user.pk,
@@ -344,9 +386,13 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
     """
     study = assignment.reader_study
     sides = protocols.Sides(candidate_side=assignment.candidate_side)
-    reports = [{"side": "A" if sides.is_pairwise else "", **report_render(assignment.report_a)}]
+
+    def shown(report: Report) -> dict[str, str]:
+        return report_sections_shown(reader_study=study, case=assignment.case, report=report)
+
+    reports = [{"side": "A" if sides.is_pairwise else "", **shown(assignment.report_a)}]
     if sides.is_pairwise and assignment.report_b is not None:
-        reports.append({"side": "B", **report_render(assignment.report_b)})
+        reports.append({"side": "B", **shown(assignment.report_b)})
     for report in reports:
         report["label"] = sides.label(report["side"])
     # One query for the reader's whole list (positions and ids) instead of count + prev + next.
