@@ -80,8 +80,10 @@ class ReportsImportResult:
         """What became of changed reports, in words every interface shows ("" if none)."""
         if not self.versioned:
             return ""
-        reports = "1 report" if self.versioned == 1 else f"{self.versioned} reports"
-        message = f"{reports} changed and were stored as new versions."
+        if self.versioned == 1:
+            message = "1 report changed and was stored as a new version."
+        else:
+            message = f"{self.versioned} reports changed and were stored as new versions."
         kept = [s for s in self.affected_studies if s.status != ReaderStudy.Status.DRAFT]
         drafts = [s for s in self.affected_studies if s.status == ReaderStudy.Status.DRAFT]
         if kept:

@@ -256,6 +256,53 @@ def cases_add_sample(
     )
 
 
+@dataclass
+class CasesRefreshed:
+    moved: list[selectors.ReportMove] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@transaction.atomic
+def cases_refresh_to_latest(*, reader_study: ReaderStudy) -> CasesRefreshed:
+    """Move a draft study's cases (and their assignments) to the latest report versions.
+
+    Refused past draft (code ``not_draft``): an opened study keeps what its readers saw.
+    A case whose move would duplicate another case of the study is named and left as it is.
+    """
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_draft(study, "Moving cases to the latest report versions")
+    result = CasesRefreshed()
+    by_case: dict[int, list[selectors.ReportMove]] = {}
+    for move in selectors.cases_refresh_preview(reader_study=study):
+        by_case.setdefault(move.case.pk, []).append(move)
+    for moves in by_case.values():
+        case = moves[0].case
+        reports = {"first": case.first_report, "second": case.second_report}
+        for move in moves:
+            reports[move.slot] = move.new
+        first, second = reports["first"], reports["second"]
+        assert first is not None
+        if (
+            Case.objects.filter(reader_study=study, first_report=first, second_report=second)
+            .exclude(pk=case.pk)
+            .exists()
+        ):
+            result.problems.append(
+                f"Case {case.public_id}: another case already compares the latest versions; "
+                "remove one of the two."
+            )
+            continue
+        case.first_report, case.second_report = first, second
+        case.save(update_fields=["first_report", "second_report", "updated_at"])
+        # Assignments show the case's reports on the sides drawn for them: the sides stay,
+        # the versions follow the case.
+        for move in moves:
+            Assignment.objects.filter(case=case, report_a=move.old).update(report_a=move.new)
+            Assignment.objects.filter(case=case, report_b=move.old).update(report_b=move.new)
+        result.moved.extend(moves)
+    return result
+
+
 @transaction.atomic
 def cases_remove(*, reader_study: ReaderStudy, cases: Iterable[Case]) -> int:
     """Remove cases from a draft study."""

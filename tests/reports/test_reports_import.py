@@ -70,7 +70,7 @@ def test_reimporting_a_changed_text_stores_a_new_version_and_keeps_the_old_one(
     )
     assert (result.created, result.versioned, result.unchanged) == (0, 1, 0)
     assert result.affected_studies == []
-    assert "1 report changed and were stored as new versions." in result.versioned_message
+    assert "1 report changed and was stored as a new version." in result.versioned_message
     versions = list(Report.objects.filter(study=imported_ct_study).order_by("version"))
     assert [(r.version, r.findings, r.is_latest) for r in versions] == [
         (1, "Old findings.", False),
