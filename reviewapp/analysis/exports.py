@@ -177,10 +177,17 @@ def export_chunks(
     fmt: str,
     on_done: Callable[[int], None],
 ) -> Iterator[bytes]:
-    """The bytes of one export of an (already authorised) study, block by block."""
-    query, columns = dataset_query(reader_study=reader_study, dataset=dataset)
+    """The bytes of one export of an (already authorised) study, block by block.
+
+    CSV neutralises spreadsheet formulas in free-text cells (``FREE_TEXT_COLUMNS``); Parquet
+    is read by code, not spreadsheets, and keeps every value raw.
+    """
     if fmt == ExportAudit.Format.CSV:
+        query, columns = dataset_query(
+            reader_study=reader_study, dataset=dataset, spreadsheet_safe=True
+        )
         return copy_csv(query, columns, on_done=on_done)
+    query, columns = dataset_query(reader_study=reader_study, dataset=dataset)
     handle, count = parquet_temp_file(copy_csv(query, columns), columns=columns)
     on_done(count)
     return file_chunks(handle)

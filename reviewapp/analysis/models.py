@@ -19,6 +19,7 @@ class ExportAudit(TimestampedModel):
     class Dataset(models.TextChoices):
         RATINGS = "ratings", "Ratings (one row per reader x case x question)"
         SPANS = "spans", "Error spans (one row per marked passage)"
+        REPORTS = "reports", "Reports shown (one row per pinned rendering, with its SHA-256)"
 
     class Format(models.TextChoices):
         CSV = "csv", "CSV"

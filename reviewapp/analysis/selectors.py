@@ -146,6 +146,12 @@ RATING_COLUMNS: list[str] = [
     "source_b",
     "candidate_side",
     "candidate_source",
+    "report_a_version_id",
+    "report_a_version",
+    "report_a_sha256",
+    "report_b_version_id",
+    "report_b_version",
+    "report_b_sha256",
     "opened_at",
     "first_answer_at",
     "submitted_at",
@@ -167,6 +173,8 @@ SPAN_COLUMNS: list[str] = [
     "reader",
     "cohort",
     "report_source",
+    "report_version_id",
+    "report_sha256",
     "side",
     "section",
     "start",
@@ -178,10 +186,57 @@ SPAN_COLUMNS: list[str] = [
     "is_significant",
     "replacement_text",
 ]
+# One row per rendering a case of the study pinned: the exact texts readers were shown, so an
+# analyst can recompute each ``*_sha256`` (see studies.models.rendering_sha256).
+REPORT_COLUMNS: list[str] = [
+    "study",
+    "study_name",
+    "report_version_id",
+    "report_source",
+    "report_version",
+    "renderer_version",
+    "rendered_findings",
+    "rendered_impression",
+    "sha256",
+]
 DATETIME_COLUMNS = {"opened_at", "first_answer_at", "submitted_at", "revised_at"}
 FLOAT_COLUMNS = {"active_seconds", "duration_seconds"}
-INT_COLUMNS = {"protocol_version", "revision_count", "start", "end", "sentence_index"}
+INT_COLUMNS = {
+    "protocol_version",
+    "revision_count",
+    "start",
+    "end",
+    "sentence_index",
+    "report_a_version",
+    "report_b_version",
+    "report_version",
+    "renderer_version",
+}
 BOOL_COLUMNS = {"is_significant"}
+# Columns whose text people wrote (names, labels, cohort tags, report and reader texts). In
+# CSV a cell of these that begins with = + - @ tab or carriage return gets a leading ' so a
+# spreadsheet shows it as text instead of running it as a formula (OWASP, "CSV Injection").
+# Ids, codes and protocol values are slugs or UUIDs and numbers stay numbers; Parquet is raw.
+FREE_TEXT_COLUMNS = frozenset(
+    {
+        "study_name",
+        "stratum",
+        "cohort",
+        "answer_label",
+        "answer_text",
+        "category_label",
+        "quoted_text",
+        "replacement_text",
+        "rendered_findings",
+        "rendered_impression",
+    }
+)
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell_neutralise(value: str) -> str:
+    """A free-text cell as the CSV export writes it (the same rule as ``_formula_safe``)."""
+    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
 
 
 def rating_columns(reader_study: ReaderStudy) -> list[str]:
@@ -223,7 +278,7 @@ def _ts(column: str) -> pgsql.Composable:
 def _tables() -> dict[str, pgsql.Identifier]:
     from reviewapp.imaging.models import Study
     from reviewapp.reports.models import Report
-    from reviewapp.studies.models import Assignment, Case
+    from reviewapp.studies.models import Assignment, Case, RenderedReport
 
     return {
         "rating": pgsql.Identifier(Rating._meta.db_table),
@@ -232,6 +287,7 @@ def _tables() -> dict[str, pgsql.Identifier]:
         "study": pgsql.Identifier(Study._meta.db_table),
         "span": pgsql.Identifier(ErrorSpan._meta.db_table),
         "report": pgsql.Identifier(Report._meta.db_table),
+        "rendering": pgsql.Identifier(RenderedReport._meta.db_table),
     }
 
 
@@ -276,7 +332,20 @@ _KEY_COLUMNS = [
         "CASE asg.candidate_side WHEN 'A' THEN r.source_a WHEN 'B' THEN r.source_b"
         " ELSE r.source_a END",
     ),
+    # Which exact report version and rendered text each side showed (see REPORT_COLUMNS).
+    ("report_a_version_id", "ra.public_id::text"),
+    ("report_a_version", "ra.version"),
+    ("report_a_sha256", "pa.sha256"),
+    ("report_b_version_id", "rb.public_id::text"),
+    ("report_b_version", "rb.version"),
+    ("report_b_sha256", "pb.sha256"),
 ]
+
+# The rendering a case pinned for one of its reports (NULL where nothing was pinned).
+_PINNED = (
+    "CASE {report} WHEN c.first_report_id THEN c.first_rendering_id"
+    " WHEN c.second_report_id THEN c.second_rendering_id END"
+)
 
 
 def _timing() -> list[tuple[str, pgsql.Composable]]:
@@ -298,7 +367,11 @@ def _from(reader_study: ReaderStudy) -> pgsql.Composable:
     t = _tables()
     return pgsql.SQL(
         "FROM {rating} r JOIN {assignment} asg ON asg.id = r.assignment_id"
-        " JOIN {case} c ON c.id = asg.case_id JOIN {study} s ON s.id = c.imaging_study_id "
+        " JOIN {case} c ON c.id = asg.case_id JOIN {study} s ON s.id = c.imaging_study_id"
+        " JOIN {report} ra ON ra.id = asg.report_a_id"
+        " LEFT JOIN {report} rb ON rb.id = asg.report_b_id"
+        " LEFT JOIN {rendering} pa ON pa.id = " + _PINNED.format(report="asg.report_a_id") + ""
+        " LEFT JOIN {rendering} pb ON pb.id = " + _PINNED.format(report="asg.report_b_id") + " "
     ).format(**t) + _readers_join(reader_study)
 
 
@@ -308,10 +381,31 @@ def _select(columns: list[tuple[str, pgsql.Composable]]) -> pgsql.Composable:
     )
 
 
-def _csv_field(column: str, expr: pgsql.Composable) -> pgsql.Composable:
-    """One CSV field of ``column`` holding ``expr``: numbers bare, text always quoted."""
+def _formula_safe(column: str, expr: pgsql.Composable) -> pgsql.Composable:
+    """``expr`` with a leading ' before a formula trigger, for the free-text columns only.
+
+    One anchored regexp_replace evaluates the expression once per cell; the class below is
+    exactly FORMULA_TRIGGERS (``csv_cell_neutralise`` is the same rule in Python).
+    """
+    if column not in FREE_TEXT_COLUMNS:
+        return expr
+    return pgsql.SQL("regexp_replace(({})::text, {}, {})").format(
+        expr, pgsql.Literal("^([=+@\t\r-])"), pgsql.Literal("'\\1")
+    )
+
+
+def _csv_field(
+    column: str, expr: pgsql.Composable, *, spreadsheet_safe: bool = False
+) -> pgsql.Composable:
+    """One CSV field of ``column`` holding ``expr``: numbers bare, text always quoted.
+
+    ``spreadsheet_safe``: neutralise formulas in free-text columns (CSV downloads); the
+    analysis page and Parquet read the raw values.
+    """
     if column in INT_COLUMNS or column in FLOAT_COLUMNS or column.startswith("outcome_"):
         return pgsql.SQL("COALESCE(({})::text, '')").format(expr)
+    if spreadsheet_safe:
+        expr = _formula_safe(column, expr)
     # Every text field quoted (RFC 4180 allows it and it needs no per-value test); quotes
     # inside are doubled. NULL stays an empty, unquoted field.
     return pgsql.SQL("""COALESCE('"' || replace(({})::text, '"', '""') || '"', '')""").format(expr)
@@ -348,7 +442,7 @@ def _per_rating(reader_study: ReaderStudy) -> dict[str, pgsql.Composable]:
 
 
 def _rating_rows(
-    reader_study: ReaderStudy, fragments: list[list[str]]
+    reader_study: ReaderStudy, fragments: list[list[str]], *, spreadsheet_safe: bool
 ) -> tuple[pgsql.Composable, list[pgsql.Composable]]:
     """The study's ratings, one row each, as ``FROM (...) rt``; and the formatted fragments.
 
@@ -358,7 +452,12 @@ def _rating_rows(
     """
     per_rating = _per_rating(reader_study)
     columns = [(name, pgsql.SQL(expr)) for name, expr in _RATING_FIELDS] + [
-        (f"_f{i}", _csv_join([_csv_field(c, per_rating[c]) for c in run]))
+        (
+            f"_f{i}",
+            _csv_join(
+                [_csv_field(c, per_rating[c], spreadsheet_safe=spreadsheet_safe) for c in run]
+            ),
+        )
         for i, run in enumerate(fragments)
     ]
     subquery = (
@@ -392,6 +491,8 @@ def _record(
     per_rating: set[str],
     fragments: list[pgsql.Composable],
     per_row: dict[str, pgsql.Composable],
+    *,
+    spreadsheet_safe: bool,
 ) -> pgsql.Composable:
     """The CSV record of one tidy row: per-rating fragments and this row's own fields."""
     fields: list[pgsql.Composable] = []
@@ -402,13 +503,16 @@ def _record(
             if not previous:
                 fields.append(next(left))
         else:
-            fields.append(_csv_field(column, per_row[column]))
+            fields.append(_csv_field(column, per_row[column], spreadsheet_safe=spreadsheet_safe))
         previous = column in per_rating
     return _csv_record(fields)
 
 
 def ratings_query(
-    *, reader_study: ReaderStudy, columns: list[str] | None = None
+    *,
+    reader_study: ReaderStudy,
+    columns: list[str] | None = None,
+    spreadsheet_safe: bool = False,
 ) -> pgsql.Composable:
     """The tidy ratings table (see ``rating_columns``) as CSV records, ordered by case, reader.
 
@@ -426,7 +530,9 @@ def ratings_query(
     spans = span_questions(protocol)
     wanted = columns or rating_columns(reader_study)
     per_rating = set(_per_rating(reader_study))
-    ratings, fragments = _rating_rows(reader_study, _fragments(wanted, per_rating))
+    ratings, fragments = _rating_rows(
+        reader_study, _fragments(wanted, per_rating), spreadsheet_safe=spreadsheet_safe
+    )
     value = pgsql.SQL("COALESCE(ans.value->>'value', '')")
     answer_columns = {
         "question": pgsql.SQL("q.qid"),
@@ -452,7 +558,9 @@ def ratings_query(
         answer_columns[f"outcome_{SIGNIFICANT_ERROR}"] = pgsql.SQL("NULL::int")
     parts = [
         pgsql.SQL("SELECT {} AS line, rt.case_order, rt.reader_order, ans.key AS item ").format(
-            _record(wanted, per_rating, fragments, answer_columns)
+            _record(
+                wanted, per_rating, fragments, answer_columns, spreadsheet_safe=spreadsheet_safe
+            )
         )
         + ratings
         + pgsql.SQL(
@@ -489,7 +597,10 @@ def ratings_query(
         }
         parts.append(
             pgsql.SQL("SELECT {} AS line, rt.case_order, rt.reader_order, {} AS item ").format(
-                _record(wanted, per_rating, fragments, span_columns), item
+                _record(
+                    wanted, per_rating, fragments, span_columns, spreadsheet_safe=spreadsheet_safe
+                ),
+                item,
             )
             + ratings
             + pgsql.SQL(
@@ -506,31 +617,32 @@ def ratings_query(
     ).format(pgsql.SQL(" UNION ALL ").join(parts))
 
 
-def spans_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
-    """The error-span table (one row per marked passage, ``SPAN_COLUMNS``) as CSV records."""
+def spans_query(*, reader_study: ReaderStudy, spreadsheet_safe: bool = False) -> pgsql.Composable:
+    """The error-span table (one row per marked passage, ``SPAN_COLUMNS``) as CSV records.
+
+    The quoted passage and its sentence were stored with the span from the rendered text the
+    offsets refer to (what the reader saw), never re-derived from the stored report text.
+    """
     protocol = reader_study.protocol
     labels = {
         c["value"]: c.get("label", c["value"])
         for q in span_questions(protocol)
         for c in question_options(q)
     }
-    text = "(CASE e.section WHEN 'findings' THEN rep.findings ELSE rep.impression END)"
     columns = [
         *_common(reader_study)[:4],
         ("rating", pgsql.SQL("r.public_id::text")),
         ("span", pgsql.SQL("e.public_id::text")),
         *_common(reader_study)[5:],
         ("report_source", pgsql.SQL("rep.kind")),
+        ("report_version_id", pgsql.SQL("rep.public_id::text")),
+        ("report_sha256", pgsql.SQL("pin.sha256")),
         ("side", pgsql.SQL("e.side")),
         ("section", pgsql.SQL("e.section")),
         ("start", pgsql.SQL("e.start")),
         ("end", pgsql.SQL('e."end"')),
-        # Sentences end at . ! or ? followed by space or the end (as a reader would split).
-        (
-            "sentence_index",
-            pgsql.SQL("regexp_count(left(" + text + ", e.start), '[.!?](\\s+|$)')"),
-        ),
-        ("quoted_text", pgsql.SQL("substr(" + text + ', e.start + 1, e."end" - e.start)')),
+        ("sentence_index", pgsql.SQL("e.sentence_index")),
+        ("quoted_text", pgsql.SQL("e.quoted_text")),
         ("category", pgsql.SQL("e.category")),
         ("category_label", pgsql.SQL("COALESCE(cl.label, e.category)")),
         ("is_significant", pgsql.SQL("CASE WHEN e.is_significant THEN 'true' ELSE 'false' END")),
@@ -539,15 +651,25 @@ def spans_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
     keys = list(labels)
     return (
         pgsql.SQL("SELECT {} AS line FROM {} e JOIN {} rep ON rep.id = e.report_id ").format(
-            _csv_record([_csv_field(name, expr) for name, expr in columns]),
+            _csv_record(
+                [
+                    _csv_field(name, expr, spreadsheet_safe=spreadsheet_safe)
+                    for name, expr in columns
+                ]
+            ),
             _tables()["span"],
             _tables()["report"],
         )
         + pgsql.SQL(
             "JOIN {} r ON r.id = e.rating_id JOIN {} asg ON asg.id = r.assignment_id"
-            " JOIN {} c ON c.id = asg.case_id JOIN {} s ON s.id = c.imaging_study_id "
+            " JOIN {} c ON c.id = asg.case_id JOIN {} s ON s.id = c.imaging_study_id"
+            " LEFT JOIN {} pin ON pin.id = " + _PINNED.format(report="e.report_id") + " "
         ).format(
-            _tables()["rating"], _tables()["assignment"], _tables()["case"], _tables()["study"]
+            _tables()["rating"],
+            _tables()["assignment"],
+            _tables()["case"],
+            _tables()["study"],
+            _tables()["rendering"],
         )
         + _readers_join(reader_study)
         + pgsql.SQL(
@@ -561,10 +683,46 @@ def spans_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
     )
 
 
-def dataset_query(*, reader_study: ReaderStudy, dataset: str) -> tuple[pgsql.Composable, list[str]]:
-    """The CSV-records query and columns of one exportable dataset ("ratings" or "spans")."""
+def reports_query(*, reader_study: ReaderStudy, spreadsheet_safe: bool = False) -> pgsql.Composable:
+    """The renderings the study's cases pinned (``REPORT_COLUMNS``), one row each, as CSV."""
+    t = _tables()
+    columns = [
+        *_common(reader_study)[:2],
+        ("report_version_id", pgsql.SQL("rep.public_id::text")),
+        ("report_source", pgsql.SQL("rep.kind")),
+        ("report_version", pgsql.SQL("rep.version")),
+        ("renderer_version", pgsql.SQL("pin.renderer_version")),
+        ("rendered_findings", pgsql.SQL("pin.findings")),
+        ("rendered_impression", pgsql.SQL("pin.impression")),
+        ("sha256", pgsql.SQL("pin.sha256")),
+    ]
+    record = _csv_record([_csv_field(n, e, spreadsheet_safe=spreadsheet_safe) for n, e in columns])
+    return pgsql.SQL(
+        "SELECT {record} AS line FROM {rendering} pin JOIN {report} rep ON rep.id = pin.report_id"
+        " WHERE pin.id IN (SELECT first_rendering_id FROM {case} WHERE reader_study_id = {pk}"
+        " UNION SELECT second_rendering_id FROM {case} WHERE reader_study_id = {pk})"
+        " ORDER BY rep.public_id, pin.renderer_version"
+    ).format(
+        record=record,
+        rendering=t["rendering"],
+        report=t["report"],
+        case=t["case"],
+        pk=pgsql.Literal(reader_study.pk),
+    )
+
+
+def dataset_query(
+    *, reader_study: ReaderStudy, dataset: str, spreadsheet_safe: bool = False
+) -> tuple[pgsql.Composable, list[str]]:
+    """The CSV-records query and columns of one exportable dataset ("ratings", "spans" or
+    "reports"). ``spreadsheet_safe``: neutralise formulas in free-text cells (CSV files)."""
+    safe = spreadsheet_safe
     if dataset == "ratings":
-        return ratings_query(reader_study=reader_study), rating_columns(reader_study)
+        return ratings_query(reader_study=reader_study, spreadsheet_safe=safe), rating_columns(
+            reader_study
+        )
     if dataset == "spans":
-        return spans_query(reader_study=reader_study), SPAN_COLUMNS
+        return spans_query(reader_study=reader_study, spreadsheet_safe=safe), SPAN_COLUMNS
+    if dataset == "reports":
+        return reports_query(reader_study=reader_study, spreadsheet_safe=safe), REPORT_COLUMNS
     raise ValueError(f"unknown dataset {dataset!r}")

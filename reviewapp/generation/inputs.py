@@ -132,7 +132,7 @@ def retrieval_corpus_build(*, kind: StudyKind) -> tuple[CorpusEntry, ...]:
     Studies whose images cannot be read are left out of the corpus rather than failing the run:
     the baseline answers from whatever else the archive holds.
     """
-    originals = Report.objects.filter(_kind_filter(kind), kind=Report.Kind.ORIGINAL)
+    originals = Report.objects.filter(_kind_filter(kind), kind=Report.Kind.ORIGINAL, is_latest=True)
     state = _archive_state(originals)
     cached = _corpus_cache.get(kind)
     if cached is not None and cached[0] == state:

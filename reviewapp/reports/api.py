@@ -15,22 +15,37 @@ from reviewapp.reports.services import MAX_CSV_BYTES, reports_import_csv
 
 
 class ReportsImportApi(APIView):
-    """Create or update original reports from a CSV keyed by StudyInstanceUID or
-    AccessionNumber (columns findings, impression, optional stratum). Bad rows are listed by
-    row number with the reason; the good rows are imported."""
+    """Create original reports from a CSV keyed by StudyInstanceUID or AccessionNumber
+    (columns findings, impression, optional stratum). A changed text is stored as a new
+    version; reader studies whose cases keep the previous version are listed. Bad rows are
+    listed by row number with the reason; the good rows are imported."""
 
     permission_classes = [IsCoordinator]
     parser_classes = [MultiPartParser, FormParser]
 
     class ReportsImportOutputSerializer(serializers.Serializer):
         created = serializers.IntegerField()
-        updated = serializers.IntegerField()
+        versioned = serializers.IntegerField(
+            help_text="Reports whose text changed, stored as new versions."
+        )
         unchanged = serializers.IntegerField()
         problems = inline_serializer(
             name="ReportsImportProblem",
             fields={"row": serializers.IntegerField(), "reason": serializers.CharField()},
             many=True,
         )
+        affected_studies = inline_serializer(
+            name="ReportsImportAffectedStudy",
+            fields={
+                "id": serializers.UUIDField(),
+                "name": serializers.CharField(),
+                "status": serializers.CharField(),
+                "cases": serializers.IntegerField(),
+            },
+            many=True,
+            help_text="Reader studies whose cases still hold (and keep) a replaced version.",
+        )
+        message = serializers.CharField(help_text="What became of changed reports, in words.")
 
     @extend_schema(
         request={
@@ -56,8 +71,13 @@ class ReportsImportApi(APIView):
             raise ApplicationError(result.error, code="bad_csv")
         payload = {
             "created": result.created,
-            "updated": result.updated,
+            "versioned": result.versioned,
             "unchanged": result.unchanged,
             "problems": [{"row": p.row, "reason": p.reason} for p in result.problems],
+            "affected_studies": [
+                {"id": s.public_id, "name": s.name, "status": s.status, "cases": s.cases}
+                for s in result.affected_studies
+            ],
+            "message": result.versioned_message,
         }
         return Response(self.ReportsImportOutputSerializer(payload).data, status=status.HTTP_200_OK)

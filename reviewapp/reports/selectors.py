@@ -23,11 +23,16 @@ def reports_for_study(*, user: AbstractBaseUser | AnonymousUser, study: Study) -
     """All reports on a study with their kind (coordinators, analysts, admins only)."""
     if not _sees_provenance(user):
         return Report.objects.none()
-    return Report.objects.filter(study=study).order_by("kind", "created_at")
+    return Report.objects.filter(study=study).order_by("kind", "lineage", "version", "created_at")
 
 
 def report_original_for_study(
     *, user: AbstractBaseUser | AnonymousUser, study: Study
 ) -> Report | None:
-    """The original report of a study, or None (coordinators, analysts, admins only)."""
-    return reports_for_study(user=user, study=study).filter(kind=Report.Kind.ORIGINAL).first()
+    """The latest version of a study's original report, or None (coordinators, analysts,
+    admins only)."""
+    return (
+        reports_for_study(user=user, study=study)
+        .filter(kind=Report.Kind.ORIGINAL, is_latest=True)
+        .first()
+    )

@@ -1,8 +1,12 @@
-"""Writes of report texts: original reports from CSV files, one original per study.
+"""Writes of report texts: original reports from CSV files, and new versions of a report.
 
 A CSV row names its study by the StudyInstanceUID or AccessionNumber the hospital knows;
 the archive only holds de-identified ones, so rows are matched through the keyed UID hash and
 the pseudonym map. Report text is never logged or put into messages.
+
+Reports are immutable (see reports.models): a re-import with a different text stores the next
+version of the study's original and leaves the previous one, with every case that pins it,
+exactly as it was. The result names the reader studies whose cases keep the previous version.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import transaction
+from django.db import models, transaction
 
+from reviewapp.core.errors import ApplicationError
+from reviewapp.core.history import history_context_set
 from reviewapp.imaging.deid import pseudonymize_uid
 from reviewapp.imaging.models import PseudonymMapping, Study
 from reviewapp.imaging.services import acting_user
 from reviewapp.reports.models import Report
+from reviewapp.studies.models import Case, ReaderStudy
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +52,52 @@ class RowProblem:
     reason: str
 
 
+@dataclass(frozen=True)
+class AffectedStudy:
+    """A reader study whose cases still hold a version an import replaced (and keep it)."""
+
+    public_id: str
+    name: str
+    status: str
+    cases: int
+
+
 @dataclass
 class ReportsImportResult:
     created: int = 0
-    updated: int = 0
+    versioned: int = 0  # a changed text, stored as the next version of the study's original
     unchanged: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     error: str = ""  # the whole file was refused (e.g. no key column)
+    affected_studies: list[AffectedStudy] = field(default_factory=list)
 
     @property
     def imported(self) -> int:
-        return self.created + self.updated + self.unchanged
+        return self.created + self.versioned + self.unchanged
+
+    @property
+    def versioned_message(self) -> str:
+        """What became of changed reports, in words every interface shows ("" if none)."""
+        if not self.versioned:
+            return ""
+        if self.versioned == 1:
+            message = "1 report changed and was stored as a new version."
+        else:
+            message = f"{self.versioned} reports changed and were stored as new versions."
+        kept = [s for s in self.affected_studies if s.status != ReaderStudy.Status.DRAFT]
+        drafts = [s for s in self.affected_studies if s.status == ReaderStudy.Status.DRAFT]
+        if kept:
+            names = ", ".join(f"'{s.name}' ({s.status})" for s in kept)
+            message += f" Cases in {names} keep the version their readers rated."
+        if drafts:
+            names = ", ".join(f"'{s.name}'" for s in drafts)
+            message += (
+                f" Draft studies ({names}) keep the previous version until a coordinator moves "
+                "them to the new versions from the study's page."
+            )
+        if not self.affected_studies:
+            message += " No reader study uses the previous versions."
+        return message
 
 
 def _normalise(header: str) -> str:
@@ -119,6 +161,7 @@ def reports_import_csv(
 
     secret = str(settings.RADREVIEW_DEID_SECRET).encode()
     seen: dict[int, int] = {}
+    replaced: list[int] = []  # ids of the versions this import superseded
     # Rows are numbered as a spreadsheet shows them (header = 1), not by physical line:
     # findings often hold quoted line breaks.
     row_number = 1
@@ -144,13 +187,15 @@ def reports_import_csv(
             author=author,
             result=result,
             seen=seen,
+            replaced=replaced,
         )
         if problem is not None:
             result.problems.append(RowProblem(row_number, problem))
+    result.affected_studies = _studies_holding(replaced)
     logger.info(
-        "Reports CSV imported: %d created, %d updated, %d unchanged, %d rows refused",
+        "Reports CSV imported: %d created, %d versioned, %d unchanged, %d rows refused",
         result.created,
-        result.updated,
+        result.versioned,
         result.unchanged,
         len(result.problems),
     )
@@ -168,6 +213,7 @@ def _row_import(
     author: AbstractBaseUser | AnonymousUser | None,
     result: ReportsImportResult,
     seen: dict[int, int],
+    replaced: list[int],
 ) -> str | None:
     if len(values) != len(headers):
         return f"has {len(values)} fields where the header has {len(headers)}"
@@ -192,16 +238,42 @@ def _row_import(
     if study.pk in seen:
         return f"names the same study as row {seen[study.pk]}"
     seen[study.pk] = row
-    outcome = report_original_upsert(
+    imported = report_original_upsert(
         study=study,
         findings=findings,
         impression=impression,
         stratum=stratum or None,
         source_note=source_name,
         author=author,
+        change_reason=f"re-imported from {source_name}"[:200],
     )
-    setattr(result, outcome, getattr(result, outcome) + 1)
+    setattr(result, imported.outcome, getattr(result, imported.outcome) + 1)
+    if imported.previous is not None:
+        replaced.append(imported.previous.pk)
     return None
+
+
+def _studies_holding(report_ids: list[int]) -> list[AffectedStudy]:
+    """Reader studies with cases that pin any of these report versions, by name."""
+    if not report_ids:
+        return []
+    cases = Case.objects.filter(
+        models.Q(first_report_id__in=report_ids) | models.Q(second_report_id__in=report_ids)
+    )
+    rows = (
+        cases.values("reader_study__public_id", "reader_study__name", "reader_study__status")
+        .annotate(n=models.Count("id"))
+        .order_by("reader_study__name", "reader_study__public_id")
+    )
+    return [
+        AffectedStudy(
+            public_id=str(row["reader_study__public_id"]),
+            name=row["reader_study__name"],
+            status=row["reader_study__status"],
+            cases=row["n"],
+        )
+        for row in rows
+    ]
 
 
 def study_match(*, study_uid: str, accession: str, secret: bytes) -> tuple[Study | None, str]:
@@ -236,6 +308,13 @@ def study_match(*, study_uid: str, accession: str, secret: bytes) -> tuple[Study
     return matches[0], ""
 
 
+@dataclass(frozen=True)
+class OriginalImported:
+    outcome: str  # "created", "versioned" or "unchanged"
+    report: Report  # the study's latest original after the import
+    previous: Report | None = None  # the version a changed text replaced
+
+
 @transaction.atomic
 def report_original_upsert(
     *,
@@ -245,10 +324,12 @@ def report_original_upsert(
     stratum: str | None = None,
     source_note: str = "",
     author: AbstractBaseUser | AnonymousUser | None = None,
-) -> str:
-    """Create or replace the original report of ``study``; returns created/updated/unchanged.
+    change_reason: str = "",
+) -> OriginalImported:
+    """Create the original report of ``study``, or store a changed text as its next version.
 
-    Locks the study row so two imports of the same study cannot both create an original.
+    An identical text changes nothing. Locks the study row so two imports of the same study
+    cannot both create (or both version) its original.
     """
     if not findings.strip() and not impression.strip():
         raise ValueError("A report needs findings or an impression.")
@@ -256,9 +337,9 @@ def report_original_upsert(
     if stratum is not None and locked.stratum != stratum:
         locked.stratum = stratum
         locked.save(update_fields=["stratum", "updated_at"])
-    report = Report.objects.filter(study=locked, kind=Report.Kind.ORIGINAL).first()
-    if report is None:
-        Report.objects.create(
+    latest = Report.objects.filter(study=locked, kind=Report.Kind.ORIGINAL, is_latest=True).first()
+    if latest is None:
+        report = Report.objects.create(
             study=locked,
             kind=Report.Kind.ORIGINAL,
             findings=findings,
@@ -266,12 +347,61 @@ def report_original_upsert(
             author=acting_user(author),
             source_note=source_note[:256],
         )
-        return "created"
-    if report.findings == findings and report.impression == impression:
-        return "unchanged"
-    report.findings = findings
-    report.impression = impression
-    report.source_note = source_note[:256]
-    report.author = acting_user(author)
-    report.save(update_fields=["findings", "impression", "source_note", "author", "updated_at"])
-    return "updated"
+        return OriginalImported("created", report)
+    if latest.findings == findings and latest.impression == impression:
+        return OriginalImported("unchanged", latest)
+    report = report_version_create(
+        previous=latest,
+        findings=findings,
+        impression=impression,
+        author=author,
+        change_reason=change_reason,
+        source_note=source_note,
+    )
+    return OriginalImported("versioned", report, previous=latest)
+
+
+@transaction.atomic
+def report_version_create(
+    *,
+    previous: Report,
+    findings: str,
+    impression: str,
+    change_reason: str,
+    author: AbstractBaseUser | AnonymousUser | None = None,
+    source_note: str = "",
+) -> Report:
+    """Store a changed text as the next version of ``previous``'s line; return the new row.
+
+    ``previous`` must be the line's latest version (else code ``report_not_latest``); an
+    identical text is refused (``report_unchanged``): callers treat that as a no-op first.
+    The previous version stays as it is, apart from no longer being the latest.
+    """
+    # The row lock serialises two edits of the same line: the second sees it is no longer
+    # the latest instead of failing on the one-latest constraint.
+    locked = Report.objects.select_for_update().get(pk=previous.pk)
+    if not locked.is_latest:
+        raise ApplicationError(
+            "This report has a newer version already; change the latest one.",
+            code="report_not_latest",
+        )
+    if locked.findings == findings and locked.impression == impression:
+        raise ApplicationError("The text is unchanged; nothing to store.", code="report_unchanged")
+    if not findings.strip() and not impression.strip():
+        raise ApplicationError("A report needs findings or an impression.", code="report_empty")
+    history_context_set(user=getattr(acting_user(author), "pk", None), action="report_version")
+    # The flag goes first: only one version of a line may be the latest at any moment.
+    Report.objects.filter(pk=locked.pk).update(is_latest=False)
+    return Report.objects.create(
+        study_id=locked.study_id,
+        kind=locked.kind,
+        findings=findings,
+        impression=impression,
+        author=acting_user(author),
+        derived_from=locked.derived_from,
+        source_note=(source_note or locked.source_note)[:256],
+        lineage=locked.lineage,
+        version=locked.version + 1,
+        supersedes=locked,
+        change_reason=change_reason[:200],
+    )

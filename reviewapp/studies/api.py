@@ -448,6 +448,57 @@ class StudyStatusApi(NoStoreAPIView):
         return Response(ReaderStudyOut(study).data)
 
 
+ReportMoveOut = inline_serializer(
+    "ReportMove",
+    {
+        "case": serializers.UUIDField(),
+        "imaging_study": serializers.UUIDField(),
+        "slot": serializers.ChoiceField(choices=["first", "second"]),
+        "source": serializers.CharField(),
+        "old_version": serializers.IntegerField(),
+        "new_version": serializers.IntegerField(),
+        "old_report": serializers.UUIDField(),
+        "new_report": serializers.UUIDField(),
+        "summary": serializers.CharField(),
+    },
+    many=True,
+)
+
+
+class RefreshReportsApi(NoStoreAPIView):
+    """Move a draft study's cases to the latest report versions: GET shows what would change,
+    POST does it (refused past draft with code ``not_draft``)."""
+
+    permission_classes = [IsCoordinator]
+
+    @extend_schema(
+        summary="Cases whose reports have newer versions (preview)",
+        responses=inline_serializer("ReportMovesPreview", {"moves": ReportMoveOut}),
+    )
+    def get(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        moves = selectors.cases_refresh_preview(reader_study=study)
+        return Response({"moves": [move.as_dict() for move in moves]})
+
+    @extend_schema(
+        summary="Move a draft study's cases to the latest report versions",
+        request=None,
+        responses=inline_serializer(
+            "ReportMovesApplied",
+            {
+                "moved": ReportMoveOut,
+                "problems": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+    )
+    def post(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        result = services.cases_refresh_to_latest(reader_study=study)
+        return Response(
+            {"moved": [move.as_dict() for move in result.moved], "problems": result.problems}
+        )
+
+
 class ProgressApi(NoStoreAPIView):
     permission_classes = [IsCoordinatorOrAnalyst]
 

@@ -19,6 +19,11 @@ urlpatterns = [
         name="reader-study-status",
     ),
     path(
+        "reader-studies/<str:study_id>/refresh-reports",
+        api.RefreshReportsApi.as_view(),
+        name="reader-study-refresh-reports",
+    ),
+    path(
         "reader-studies/<str:study_id>/progress",
         api.ProgressApi.as_view(),
         name="reader-study-progress",

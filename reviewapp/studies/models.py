@@ -13,14 +13,21 @@ Glossary:
   version kept by database triggers in the append-only RatingEvent table.
 - RatingWrite: one accepted submit or revise, keyed by the client's idempotency key, so a retried
   request returns what the first one stored instead of writing twice.
-- ErrorSpan: a passage of one report a reader marked as wrong (error-correction protocols).
+- ErrorSpan: a passage of one report a reader marked as wrong (error-correction protocols),
+  with the passage quoted from the rendered text its offsets refer to, stored when written.
+- RenderedReport: one report version as one renderer version showed it to readers, with the
+  SHA-256 of that text. Cases pin one per side when their study opens, so neither a new report
+  version nor a renderer change can alter what an open, paused or locked study shows (or
+  invalidate the offsets of its error spans). Draft studies render live.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import pghistory
+import pgtrigger
 from django.conf import settings
 from django.db import models
 
@@ -112,6 +119,43 @@ class StudyReader(models.Model):
         return f"{self.reader} on {self.reader_study_id}"
 
 
+def rendering_sha256(*, findings: str, impression: str) -> str:
+    """The SHA-256 (hex) that proves which rendered text a reader saw.
+
+    Definition (stated in the README's export section, so an analyst can recompute it): the
+    SHA-256 of the UTF-8 bytes of ``"FINDINGS\n" + findings + "\n\nIMPRESSION\n" +
+    impression``, where findings and impression are the rendered sections exactly as shown.
+    """
+    text = "FINDINGS\n" + findings + "\n\nIMPRESSION\n" + impression
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class RenderedReport(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="renderings")
+    renderer_version = models.PositiveIntegerField()
+    findings = models.TextField(blank=True)
+    impression = models.TextField(blank=True)
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["report", "renderer_version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["report", "renderer_version"], name="one_rendering_per_renderer_version"
+            )
+        ]
+        # What a reader saw is evidence: never rewritten, never removed while pinned.
+        triggers = [pgtrigger.Protect(name="rendered_report_immutable", operation=pgtrigger.Update)]
+
+    def __str__(self) -> str:
+        return f"Rendering r{self.renderer_version} of report {self.report_id}"
+
+    def sections(self) -> dict[str, str]:
+        return {"findings": self.findings, "impression": self.impression}
+
+
 class Case(TimestampedModel):
     reader_study = models.ForeignKey(ReaderStudy, on_delete=models.CASCADE, related_name="cases")
     imaging_study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="+")
@@ -122,6 +166,13 @@ class Case(TimestampedModel):
         Report, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     stratum = models.CharField(max_length=64, blank=True)
+    # The exact texts readers are shown, pinned when the study opens (see RenderedReport).
+    first_rendering = models.ForeignKey(
+        RenderedReport, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    second_rendering = models.ForeignKey(
+        RenderedReport, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["id"]
@@ -260,6 +311,10 @@ class ErrorSpan(models.Model):
     category = models.CharField(max_length=64)
     is_significant = models.BooleanField()
     replacement_text = models.TextField(blank=True)
+    # Quoted from the rendered text the offsets refer to, when the span is written: the stored
+    # report text differs from it (headings, signatures, casing), so it cannot be re-derived.
+    quoted_text = models.TextField(blank=True)
+    sentence_index = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["rating", "section", "start"]

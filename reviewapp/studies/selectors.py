@@ -7,8 +7,10 @@ serializer listing one field too many.
 
 from __future__ import annotations
 
+import difflib
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -20,7 +22,14 @@ from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
 from reviewapp.studies import protocols
-from reviewapp.studies.models import Assignment, Case, ErrorSpan, Rating, ReaderStudy
+from reviewapp.studies.models import (
+    Assignment,
+    Case,
+    ErrorSpan,
+    Rating,
+    ReaderStudy,
+    RenderedReport,
+)
 from reviewapp.studies.rendering import report_render
 
 UserLike = AbstractBaseUser | AnonymousUser
@@ -32,6 +41,35 @@ def uuid_or_404(value: Any) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise Http404 from None
+
+
+# --- what readers are shown ---------------------------------------------------------------
+
+
+def case_rendering(*, case: Case, report: Report) -> RenderedReport | None:
+    """The rendering ``case`` pinned for ``report`` (one of its two), or None if not pinned."""
+    if report.pk == case.first_report_id:
+        return case.first_rendering
+    if report.pk == case.second_report_id:
+        return case.second_rendering
+    return None
+
+
+def report_sections_shown(
+    *, reader_study: ReaderStudy, case: Case, report: Report
+) -> dict[str, str]:
+    """The findings and impression of ``report`` exactly as this study's readers see them.
+
+    Past draft, the rendering pinned when the study opened: a newer report version or
+    renderer never changes what an opened study shows, nor what its span offsets refer to.
+    A draft study (and a case nobody pinned, which only code outside the services makes)
+    renders live.
+    """
+    if reader_study.status != ReaderStudy.Status.DRAFT:
+        pinned = case_rendering(case=case, report=report)
+        if pinned is not None:
+            return pinned.sections()
+    return report_render(report)
 
 
 # --- coordinators and analysts ------------------------------------------------------------
@@ -117,6 +155,97 @@ def case_list(*, reader_study: ReaderStudy) -> QuerySet[Case]:
     return reader_study.cases.select_related(
         "imaging_study", "first_report", "second_report"
     ).order_by("id")
+
+
+@dataclass(frozen=True)
+class ReportMove:
+    """One case side whose report has a newer version: what moving it to the latest changes."""
+
+    case: Case
+    slot: str  # "first" (the original in pairwise studies) or "second" (the candidate)
+    old: Report
+    new: Report
+    summary: str  # e.g. "findings: 2 words removed, 3 added; impression unchanged"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "case": str(self.case.public_id),
+            "imaging_study": str(self.case.imaging_study.public_id),
+            "slot": self.slot,
+            "source": self.old.kind,
+            "old_version": self.old.version,
+            "new_version": self.new.version,
+            "old_report": str(self.old.public_id),
+            "new_report": str(self.new.public_id),
+            "summary": self.summary,
+        }
+
+
+def _words_changed(old: str, new: str) -> str:
+    matcher = difflib.SequenceMatcher(a=old.split(), b=new.split(), autojunk=False)
+    removed = added = 0
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            removed += i2 - i1
+            added += j2 - j1
+    if not removed and not added:
+        return "unchanged" if old == new else "whitespace or casing only"
+    return f"{removed} word{'s' if removed != 1 else ''} removed, {added} added"
+
+
+def report_change_summary(*, old: Report, new: Report) -> str:
+    """How the rendered text readers would see differs between two versions, in counts only
+    (no report text, so the summary is safe in logs and messages)."""
+    before, after = report_render(old), report_render(new)
+    return "; ".join(
+        f"{section}: {_words_changed(before[section], after[section])}"
+        for section in ("findings", "impression")
+    )
+
+
+def cases_with_newer_versions_count(*, reader_study: ReaderStudy) -> int:
+    """How many of the study's cases compare a report that has a newer version."""
+    return reader_study.cases.filter(
+        Q(first_report__is_latest=False) | Q(second_report__is_latest=False)
+    ).count()
+
+
+def cases_refresh_preview(*, reader_study: ReaderStudy) -> list[ReportMove]:
+    """Each case side whose pinned report is no longer its line's latest version, with the
+    latest one and a short summary of the change (for the study's coordinator)."""
+    cases = list(
+        reader_study.cases.select_related("imaging_study", "first_report", "second_report")
+        .filter(Q(first_report__is_latest=False) | Q(second_report__is_latest=False))
+        .order_by("id")
+    )
+    old_reports = [
+        report
+        for case in cases
+        for report in (case.first_report, case.second_report)
+        if report is not None and not report.is_latest
+    ]
+    latest = {
+        report.lineage: report
+        for report in Report.objects.filter(
+            lineage__in={r.lineage for r in old_reports}, is_latest=True
+        )
+    }
+    moves = []
+    for case in cases:
+        for slot, report in (("first", case.first_report), ("second", case.second_report)):
+            if report is None or report.is_latest or report.lineage not in latest:
+                continue
+            new = latest[report.lineage]
+            moves.append(
+                ReportMove(
+                    case=case,
+                    slot=slot,
+                    old=report,
+                    new=new,
+                    summary=report_change_summary(old=report, new=new),
+                )
+            )
+    return moves
 
 
 def rating_get_for_staff(*, reader_study: ReaderStudy, assignment_id: Any) -> Rating:
@@ -263,7 +392,13 @@ def assignment_get_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
     """The reader's own assignment; anyone else's (or a draft study's) is a 404."""
     try:
         return Assignment.objects.select_related(
-            "reader_study", "report_a", "report_b", "case__imaging_study", "rating"
+            "reader_study",
+            "report_a",
+            "report_b",
+            "case__imaging_study",
+            "case__first_rendering",
+            "case__second_rendering",
+            "rating",
         ).get(
             public_id=uuid_or_404(public_id),
             reader_id=user.pk,
@@ -344,9 +479,13 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
     """
     study = assignment.reader_study
     sides = protocols.Sides(candidate_side=assignment.candidate_side)
-    reports = [{"side": "A" if sides.is_pairwise else "", **report_render(assignment.report_a)}]
+
+    def shown(report: Report) -> dict[str, str]:
+        return report_sections_shown(reader_study=study, case=assignment.case, report=report)
+
+    reports = [{"side": "A" if sides.is_pairwise else "", **shown(assignment.report_a)}]
     if sides.is_pairwise and assignment.report_b is not None:
-        reports.append({"side": "B", **report_render(assignment.report_b)})
+        reports.append({"side": "B", **shown(assignment.report_b)})
     for report in reports:
         report["label"] = sides.label(report["side"])
     # One query for the reader's whole list (positions and ids) instead of count + prev + next.

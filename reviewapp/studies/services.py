@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
@@ -36,9 +37,11 @@ from reviewapp.studies.models import (
     Rating,
     RatingWrite,
     ReaderStudy,
+    RenderedReport,
     StudyReader,
+    rendering_sha256,
 )
-from reviewapp.studies.rendering import report_render
+from reviewapp.studies.rendering import RENDERER_VERSION, report_render
 
 UserLike = AbstractBaseUser | AnonymousUser
 logger = logging.getLogger(__name__)
@@ -162,7 +165,9 @@ def cases_add(
     result = CasesAdded()
     candidates = list(candidate_reports) if candidate_reports is not None else None
     for imaging in imaging_studies:
-        original = Report.objects.filter(study=imaging, kind=Report.Kind.ORIGINAL).first()
+        original = Report.objects.filter(
+            study=imaging, kind=Report.Kind.ORIGINAL, is_latest=True
+        ).first()
         pairs: list[tuple[Report, Report | None]] = []
         if study.is_pairwise:
             if original is None:
@@ -249,6 +254,53 @@ def cases_add_sample(
         candidate_reports=candidate_reports,
         rate_source=rate_source,
     )
+
+
+@dataclass
+class CasesRefreshed:
+    moved: list[selectors.ReportMove] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@transaction.atomic
+def cases_refresh_to_latest(*, reader_study: ReaderStudy) -> CasesRefreshed:
+    """Move a draft study's cases (and their assignments) to the latest report versions.
+
+    Refused past draft (code ``not_draft``): an opened study keeps what its readers saw.
+    A case whose move would duplicate another case of the study is named and left as it is.
+    """
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_draft(study, "Moving cases to the latest report versions")
+    result = CasesRefreshed()
+    by_case: dict[int, list[selectors.ReportMove]] = {}
+    for move in selectors.cases_refresh_preview(reader_study=study):
+        by_case.setdefault(move.case.pk, []).append(move)
+    for moves in by_case.values():
+        case = moves[0].case
+        reports = {"first": case.first_report, "second": case.second_report}
+        for move in moves:
+            reports[move.slot] = move.new
+        first, second = reports["first"], reports["second"]
+        assert first is not None
+        if (
+            Case.objects.filter(reader_study=study, first_report=first, second_report=second)
+            .exclude(pk=case.pk)
+            .exists()
+        ):
+            result.problems.append(
+                f"Case {case.public_id}: another case already compares the latest versions; "
+                "remove one of the two."
+            )
+            continue
+        case.first_report, case.second_report = first, second
+        case.save(update_fields=["first_report", "second_report", "updated_at"])
+        # Assignments show the case's reports on the sides drawn for them: the sides stay,
+        # the versions follow the case.
+        for move in moves:
+            Assignment.objects.filter(case=case, report_a=move.old).update(report_a=move.new)
+            Assignment.objects.filter(case=case, report_b=move.old).update(report_b=move.new)
+        result.moved.extend(moves)
+    return result
 
 
 @transaction.atomic
@@ -402,6 +454,48 @@ def _case_problems(study: ReaderStudy) -> list[str]:
     return problems
 
 
+def rendering_pin(*, report: Report) -> RenderedReport:
+    """The rendering of ``report`` by the current renderer, stored once and never changed."""
+    existing = RenderedReport.objects.filter(
+        report=report, renderer_version=RENDERER_VERSION
+    ).first()
+    if existing is not None:
+        return existing
+    sections = report_render(report)
+    try:
+        # A savepoint: two studies opening at once may both render the same report.
+        with transaction.atomic():
+            return RenderedReport.objects.create(
+                report=report,
+                renderer_version=RENDERER_VERSION,
+                findings=sections["findings"],
+                impression=sections["impression"],
+                sha256=rendering_sha256(**sections),
+            )
+    except IntegrityError:
+        return RenderedReport.objects.get(report=report, renderer_version=RENDERER_VERSION)
+
+
+def _cases_pin(study: ReaderStudy) -> int:
+    """Pin the rendering of each case side not pinned yet; pins already made never change."""
+    pinned = 0
+    cases = study.cases.select_related("first_report", "second_report").filter(
+        models.Q(first_rendering__isnull=True)
+        | models.Q(second_report__isnull=False, second_rendering__isnull=True)
+    )
+    for case in cases:
+        fields = []
+        if case.first_rendering_id is None:
+            case.first_rendering = rendering_pin(report=case.first_report)
+            fields.append("first_rendering")
+        if case.second_report is not None and case.second_rendering_id is None:
+            case.second_rendering = rendering_pin(report=case.second_report)
+            fields.append("second_rendering")
+        case.save(update_fields=[*fields, "updated_at"])
+        pinned += 1
+    return pinned
+
+
 @transaction.atomic
 def reader_study_open(*, reader_study: ReaderStudy) -> None:
     """Open (or resume) a study for reading; refused while any case lacks one of its reports."""
@@ -421,6 +515,8 @@ def reader_study_open(*, reader_study: ReaderStudy) -> None:
         raise ApplicationError(
             "The study cannot open: " + " ".join(problems[:10]), code="case_incomplete"
         )
+    # From here on readers see these exact texts, whatever new versions or renderers come.
+    _cases_pin(study)
     study.status = ReaderStudy.Status.OPEN
     study.opened_at = study.opened_at or timezone.now()
     study.save(update_fields=["status", "opened_at", "updated_at"])
@@ -538,7 +634,26 @@ def _payload_digest(answers: Any, spans: Any) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _resolve(assignment: Assignment, answers: Any, spans: Any) -> protocols.ResolvedAnswers:
+def _texts_shown(assignment: Assignment) -> dict[str, dict[str, str]]:
+    """side -> section -> the text the reader was shown (and span offsets refer to)."""
+    sides = protocols.Sides(candidate_side=assignment.candidate_side)
+    shown = (
+        {"A": assignment.report_a, "B": assignment.report_b}
+        if sides.is_pairwise
+        else {"": assignment.report_a}
+    )
+    return {
+        side: selectors.report_sections_shown(
+            reader_study=assignment.reader_study, case=assignment.case, report=report
+        )
+        for side, report in shown.items()
+        if report is not None
+    }
+
+
+def _resolve(
+    assignment: Assignment, answers: Any, spans: Any, texts: dict[str, dict[str, str]]
+) -> protocols.ResolvedAnswers:
     study = assignment.reader_study
     sides = protocols.Sides(candidate_side=assignment.candidate_side)
     shown = (
@@ -552,14 +667,27 @@ def _resolve(assignment: Assignment, answers: Any, spans: Any) -> protocols.Reso
         raw_answers=answers,
         raw_spans=spans,
         sources={side: report.kind for side, report in shown.items() if report is not None},
-        report_texts={
-            side: report_render(report) for side, report in shown.items() if report is not None
-        },
+        report_texts=texts,
     )
 
 
+# Sentences end at . ! or ? followed by whitespace or the end of the text (as a reader would
+# split them); the span's sentence is the number of such ends before its start.
+_SENTENCE_END = re.compile(r"[.!?](?:\s+|\Z)")
+
+
+def sentence_index(text: str, start: int) -> int:
+    """The 0-based sentence of ``text`` in which offset ``start`` falls."""
+    return len(_SENTENCE_END.findall(text[:start]))
+
+
 def _spans_store(
-    *, rating: Rating, assignment: Assignment, resolved: protocols.ResolvedAnswers, is_new: bool
+    *,
+    rating: Rating,
+    assignment: Assignment,
+    resolved: protocols.ResolvedAnswers,
+    texts: dict[str, dict[str, str]],
+    is_new: bool,
 ) -> list[ErrorSpan]:
     if not is_new:
         rating.error_spans.all().delete()
@@ -568,12 +696,26 @@ def _spans_store(
     for span in resolved.spans:
         report = shown[span["side"]]
         assert report is not None  # answers_resolve only accepts spans on shown reports
-        stored.append(ErrorSpan.objects.create(rating=rating, report=report, **span))
+        # Quoted now, from the text the offsets refer to: the export needs no re-rendering.
+        text = texts[span["side"]][span["section"]]
+        stored.append(
+            ErrorSpan.objects.create(
+                rating=rating,
+                report=report,
+                quoted_text=text[span["start"] : span["end"]],
+                sentence_index=sentence_index(text, span["start"]),
+                **span,
+            )
+        )
     return stored
 
 
 def _edited_report(
-    *, assignment: Assignment, resolved: protocols.ResolvedAnswers, reader: UserLike
+    *,
+    assignment: Assignment,
+    resolved: protocols.ResolvedAnswers,
+    texts: dict[str, dict[str, str]],
+    reader: UserLike,
 ) -> Report | None:
     """The reader's corrected report (kind edited), when they marked passages to replace."""
     if not resolved.spans:
@@ -585,7 +727,7 @@ def _edited_report(
     side = sides.pop()
     source = shown[side]
     assert source is not None
-    rendered = report_render(source)
+    rendered = texts[side]
     edited = {
         section: protocols.text_apply_edits(
             text, [s for s in resolved.spans if s["section"] == section]
@@ -666,7 +808,14 @@ def _assignment_lock_for_write(
     # The row lock serialises a double click: the second request waits, then replays.
     locked = (
         Assignment.objects.select_for_update(of=("self",))
-        .select_related("reader_study", "report_a", "report_b", "rating")
+        .select_related(
+            "reader_study",
+            "report_a",
+            "report_b",
+            "rating",
+            "case__first_rendering",
+            "case__second_rendering",
+        )
         .get(pk=assignment.pk)
     )
     if locked.reader_id != reader.pk:
@@ -702,7 +851,8 @@ def _rating_submit(
             code="already_submitted",
             extra={"version": existing.version},
         )
-    resolved = _resolve(locked, answers, spans)
+    texts = _texts_shown(locked)
+    resolved = _resolve(locked, answers, spans, texts)
     now = timezone.now()
     seconds = max(float(active_seconds or 0), locked.active_seconds)
     history_context_set(user=reader.pk, action="rating_submit")
@@ -716,8 +866,10 @@ def _rating_submit(
         submitted_at=now,
         active_seconds=seconds,
     )
-    spans = _spans_store(rating=rating, assignment=locked, resolved=resolved, is_new=True)
-    edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
+    spans = _spans_store(
+        rating=rating, assignment=locked, resolved=resolved, texts=texts, is_new=True
+    )
+    edited = _edited_report(assignment=locked, resolved=resolved, texts=texts, reader=reader)
     if edited is not None:
         rating.edited_report = edited
         rating.save(update_fields=["edited_report", "updated_at"])
@@ -804,7 +956,8 @@ def _rating_revise(
             code="stale_version",
             extra={"version": rating.version},
         )
-    resolved = _resolve(locked, answers, spans)
+    texts = _texts_shown(locked)
+    resolved = _resolve(locked, answers, spans, texts)
     history_context_set(user=reader.pk, action="rating_revise")
     rating.answers = resolved.answers
     rating.ai_guess = resolved.ai_guess
@@ -812,8 +965,10 @@ def _rating_revise(
     rating.revised_at = timezone.now()
     if active_seconds is not None:
         rating.active_seconds = max(rating.active_seconds, float(active_seconds))
-    spans = _spans_store(rating=rating, assignment=locked, resolved=resolved, is_new=False)
-    edited = _edited_report(assignment=locked, resolved=resolved, reader=reader)
+    spans = _spans_store(
+        rating=rating, assignment=locked, resolved=resolved, texts=texts, is_new=False
+    )
+    edited = _edited_report(assignment=locked, resolved=resolved, texts=texts, reader=reader)
     rating.edited_report = edited or rating.edited_report
     rating.save()
     # The autosaved revision-in-progress is now the rating; a reload must not offer it again.

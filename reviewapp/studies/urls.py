@@ -13,6 +13,11 @@ urlpatterns = [
     path("read/<str:assignment_id>/", views.read, name="read"),
     path("<str:study_id>/", views.study_detail, name="detail"),
     path("<str:study_id>/action/", views.study_action, name="action"),
+    path(
+        "<str:study_id>/refresh-reports/",
+        views.study_refresh_reports,
+        name="refresh_reports",
+    ),
     path("<str:study_id>/progress/", views.study_progress, name="progress"),
     path("<str:study_id>/protocol/", views.study_protocol, name="protocol"),
     path(

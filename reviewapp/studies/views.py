@@ -271,6 +271,7 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
             "cases": selectors.case_list(reader_study=study),
             "readers": [(u, u.pk in seats, seats.get(u.pk, "")) for u in _readers()],
             "progress": selectors.reader_study_progress(reader_study=study),
+            "newer_versions": selectors.cases_with_newer_versions_count(reader_study=study),
             "ratings": ratings,
             "models": (
                 generation_selectors.model_configs_list(user=request.user) if can_manage else []
@@ -320,6 +321,33 @@ def study_action(request: HttpRequest, study_id: str) -> HttpResponse:
     except (ValidationError, ApplicationError, ValueError) as error:
         messages.error(request, _error_text(error))
     return redirect("studies:detail", study_id=study.public_id)
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.COORDINATOR)
+def study_refresh_reports(request: HttpRequest, study_id: str) -> HttpResponse:
+    """Preview (GET) and apply (POST) moving a draft study's cases to the latest versions."""
+    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    if request.method == "POST":
+        try:
+            result = services.cases_refresh_to_latest(reader_study=study)
+        except ApplicationError as error:
+            messages.error(request, _error_text(error))
+            return redirect("studies:detail", study_id=study.public_id)
+        moved = len({move.case.pk for move in result.moved})
+        messages.success(request, f"{moved} case(s) moved to the latest report versions.")
+        for problem in result.problems:
+            messages.error(request, problem)
+        return redirect("studies:detail", study_id=study.public_id)
+    return render(
+        request,
+        "studies/study_refresh_reports.html",
+        {
+            "study": study,
+            "moves": selectors.cases_refresh_preview(reader_study=study),
+            "is_draft": study.status == study.Status.DRAFT,
+        },
+    )
 
 
 def _candidate_reports(request: HttpRequest, model_public_id: str) -> QuerySet[Report]:

@@ -217,6 +217,9 @@ def build_error_study(
                         section="findings",
                         start=start,
                         end=start + len("small left effusion"),
+                        # Stored with the span by the rating service, from the text shown.
+                        quoted_text="small left effusion",
+                        sentence_index=1,
                         category="false_finding",
                         is_significant=True,
                         replacement_text="no effusion",
@@ -228,6 +231,8 @@ def build_error_study(
                         section="findings",
                         start=0,
                         end=len("Heart size"),
+                        quoted_text="Heart size",
+                        sentence_index=0,
                         category="incorrect_location",
                         is_significant=False,
                     )

@@ -243,3 +243,231 @@ def test_unsubmitted_assignments_do_not_appear(pairwise: RatedStudy, analyst: Ab
     Rating.objects.filter(assignment__reader__username="frank").delete()
     _, body = _download(_web_client(analyst), _url(pairwise, "ratings", "csv"))
     assert len(pd.read_csv(io.BytesIO(body))) == 48
+
+
+# --- what readers saw, provably; and files that are safe to open -----------------------------
+
+# Stored texts whose rendering differs from them: a heading, an ALL-CAPS house style and a
+# signature line the renderer removes, so offsets into the rendered text do not fit the stored.
+SHOUTED = (
+    "FINDINGS: HEART SIZE IS NORMAL. THERE IS A SMALL LEFT EFFUSION.\n"
+    "Electronically signed by Dr Ng"
+)
+LISTED = "- Small left effusion.\n- No pneumothorax."
+
+
+def _opened_study(
+    coordinator: AbstractUser,
+    readers: list[AbstractUser],
+    *,
+    protocol_key: str,
+    name: str = "CXR pilot",
+    cohort: str = "US",
+    **cases: object,
+):
+    import uuid as _uuid
+
+    from reviewapp.imaging.models import Study
+    from reviewapp.reports.models import Report
+    from reviewapp.studies import services
+
+    study = services.reader_study_create(user=coordinator, name=name, protocol_key=protocol_key)
+    imaging = []
+    for i in range(2):
+        one = Study.objects.create(
+            study_instance_uid=f"2.25.{_uuid.uuid4().int}",
+            patient_pseudonym=f"H{i:03d}",
+            modalities="CR",
+            stratum="abnormal",
+        )
+        Report.objects.create(
+            study=one, kind="original", findings=SHOUTED, impression="SMALL LEFT EFFUSION."
+        )
+        Report.objects.create(study=one, kind="ai", findings=LISTED, impression="Effusion.")
+        imaging.append(one)
+    services.cases_add(
+        reader_study=study,
+        imaging_studies=imaging,
+        candidate_reports=Report.objects.filter(kind="ai"),
+        **cases,  # type: ignore[arg-type]
+    )
+    services.panel_set(reader_study=study, readers=[(r, cohort) for r in readers])
+    services.assignments_generate(reader_study=study, seed=7)
+    services.reader_study_open(reader_study=study)
+    return study
+
+
+def _study_url(study, dataset: str, fmt: str) -> str:
+    return reverse(
+        "analysis:export", kwargs={"public_id": study.public_id, "dataset": dataset, "fmt": fmt}
+    )
+
+
+def _csv_frame(client: Client, study, dataset: str) -> pd.DataFrame:
+    _, body = _download(client, _study_url(study, dataset, "csv"))
+    return pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
+
+
+def test_export_hashes_equal_the_sha256_of_the_text_the_reader_page_shows(
+    coordinator: AbstractUser, reader: AbstractUser, analyst: AbstractUser
+) -> None:
+    import hashlib
+    import uuid as _uuid
+
+    from reviewapp.reports.services import reports_import_csv
+    from reviewapp.studies import selectors, services
+
+    study = _opened_study(coordinator, [reader], protocol_key="medgemini_cxr")
+    shown: dict[str, dict[str, dict[str, str]]] = {}
+    for assignment in Assignment.objects.filter(reader_study=study):
+        view = selectors.case_view_for_reader(
+            assignment=selectors.assignment_get_for_reader(
+                user=reader, public_id=assignment.public_id
+            )
+        )
+        shown[str(assignment.public_id)] = {r["side"]: r for r in view["reports"]}
+        services.rating_submit(
+            assignment=assignment,
+            reader=reader,
+            answers={"comparison": "c"},
+            idempotency_key=_uuid.uuid4(),
+        )
+    # A corrected original arrives after the ratings: the export still proves what was rated.
+    for assignment in Assignment.objects.filter(reader_study=study).select_related("case"):
+        uid = assignment.case.imaging_study.study_instance_uid
+        reports_import_csv(
+            data=f"StudyInstanceUID,findings,impression\n{uid},Corrected.,None.\n".encode(),
+            source_name="corrected.csv",
+        )
+
+    def sha(section: dict[str, str]) -> str:
+        text = "FINDINGS\n" + section["findings"] + "\n\nIMPRESSION\n" + section["impression"]
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    client = _web_client(analyst)
+    ratings = _csv_frame(client, study, "ratings")
+    reports = _csv_frame(client, study, "reports").set_index("report_version_id")
+    assert len(ratings) == 2
+    by_rating = {
+        str(r.public_id): str(r.assignment.public_id)
+        for r in Rating.objects.select_related("assignment")
+    }
+    for row in ratings.itertuples():
+        sides = shown[by_rating[row.rating]]
+        assert row.report_a_sha256 == sha(sides["A"])
+        assert row.report_b_sha256 == sha(sides["B"])
+        assert {row.report_a_version, row.report_b_version} == {"1"}
+        # The reports export holds the very texts, so the hash can be recomputed from it.
+        for side, version_id in (("A", row.report_a_version_id), ("B", row.report_b_version_id)):
+            pinned = reports.loc[version_id]
+            assert pinned.rendered_findings.lstrip("'") == sides[side]["findings"]
+            assert pinned.rendered_impression == sides[side]["impression"]
+            assert pinned.sha256 == sha(sides[side])
+    assert "Corrected." not in set(reports["rendered_findings"])
+    assert "Heart size is normal. There is a small left effusion." in set(
+        reports["rendered_findings"]
+    )
+
+
+def test_spans_export_quotes_the_passage_marked_in_the_rendered_text(
+    coordinator: AbstractUser, reader: AbstractUser, analyst: AbstractUser
+) -> None:
+    import uuid as _uuid
+
+    from reviewapp.studies import selectors, services
+
+    study = _opened_study(
+        coordinator, [reader], protocol_key="error_correction", rate_source="original"
+    )
+    for assignment in Assignment.objects.filter(reader_study=study):
+        view = selectors.case_view_for_reader(
+            assignment=selectors.assignment_get_for_reader(
+                user=reader, public_id=assignment.public_id
+            )
+        )
+        findings = view["reports"][0]["findings"]
+        assert findings == "Heart size is normal. There is a small left effusion."
+        start = findings.index("small left effusion")
+        services.rating_submit(
+            assignment=assignment,
+            reader=reader,
+            answers={"image_quality": "a"},
+            spans=[
+                {
+                    "side": "",
+                    "section": "findings",
+                    "start": start,
+                    "end": start + len("small left effusion"),
+                    "category": "false_finding",
+                    "significant": True,
+                    "replacement": "no effusion",
+                }
+            ],
+            idempotency_key=_uuid.uuid4(),
+        )
+    spans = _csv_frame(_web_client(analyst), study, "spans")
+    assert len(spans) == 2
+    assert set(spans["quoted_text"]) == {"small left effusion"}
+    assert set(spans["sentence_index"]) == {"1"}
+    assert set(spans["report_source"]) == {"original"}
+    assert all(len(value) == 64 for value in spans["report_sha256"])
+
+
+def test_csv_neutralises_formulas_in_free_text_cells_and_parquet_keeps_them_raw(
+    coordinator: AbstractUser, reader: AbstractUser, analyst: AbstractUser
+) -> None:
+    import uuid as _uuid
+
+    from reviewapp.analysis.selectors import csv_cell_neutralise
+    from reviewapp.studies import services
+
+    name = '=HYPERLINK("http://evil.example","open")'
+    study = _opened_study(
+        coordinator,
+        [reader],
+        protocol_key="error_correction",
+        name=name,
+        cohort="@SUM(1)",
+        rate_source="candidate",
+    )
+    for assignment in Assignment.objects.filter(reader_study=study):
+        services.rating_submit(
+            assignment=assignment,
+            reader=reader,
+            answers={"image_quality": "a"},
+            spans=[
+                {
+                    "side": "",
+                    "section": "findings",
+                    "start": 0,
+                    "end": len("- Small left effusion."),
+                    "category": "false_finding",
+                    "significant": True,
+                    "replacement": "+1 more effusion",
+                }
+            ],
+            idempotency_key=_uuid.uuid4(),
+        )
+    client = _web_client(analyst)
+    spans = _csv_frame(client, study, "spans")
+    assert set(spans["study_name"]) == {"'" + name}
+    assert set(spans["cohort"]) == {"'@SUM(1)"}
+    assert set(spans["quoted_text"]) == {"'- Small left effusion."}
+    assert set(spans["replacement_text"]) == {"'+1 more effusion"}
+    assert set(spans["start"]) == {"0"}  # numbers are never touched
+    reports = _csv_frame(client, study, "reports")
+    assert set(reports["rendered_findings"]) == {"'- Small left effusion. - No pneumothorax."}
+    ratings = _csv_frame(client, study, "ratings")
+    assert set(ratings["study_name"]) == {"'" + name}
+    assert set(ratings["cohort"]) == {"'@SUM(1)"}
+    for fmt_dataset, column, raw in (
+        ("spans", "replacement_text", "+1 more effusion"),
+        ("reports", "rendered_findings", "- Small left effusion. - No pneumothorax."),
+        ("ratings", "study_name", name),
+    ):
+        _, body = _download(client, _study_url(study, fmt_dataset, "parquet"))
+        table = pq.read_table(io.BytesIO(body))
+        assert set(table.column(column).to_pylist()) == {raw}
+    assert csv_cell_neutralise("\tx") == "'\tx"
+    assert csv_cell_neutralise("\rx") == "'\rx"
+    assert csv_cell_neutralise("Effusion = small") == "Effusion = small"

@@ -41,7 +41,7 @@ def test_rows_match_by_original_uid_and_by_accession_and_bad_rows_are_listed(
         ",,No key.,No key.,",
     )
     result = reports_import_csv(data=data, source_name="reports.csv")
-    assert (result.created, result.updated) == (2, 0)
+    assert (result.created, result.versioned) == (2, 0)
     # Row numbers count records as a spreadsheet shows them: the quoted line break in row 2
     # does not shift later rows.
     assert [(p.row, p.reason) for p in result.problems] == [
@@ -57,23 +57,40 @@ def test_rows_match_by_original_uid_and_by_accession_and_bad_rows_are_listed(
     assert Study.objects.get(pk=j2k.pk).stratum == "normal"
 
 
-def test_reimporting_updates_the_one_original_report(imported_ct_study: Study) -> None:
+def test_reimporting_a_changed_text_stores_a_new_version_and_keeps_the_old_one(
+    imported_ct_study: Study, coordinator
+) -> None:
     header = "study_instance_uid,findings,impression"
     reports_import_csv(data=_csv(header, f"{CT_UID},Old findings.,Old."), source_name="a.csv")
+    first = Report.objects.get(study=imported_ct_study)
     result = reports_import_csv(
-        data=_csv(header, f"{CT_UID},New findings.,New."), source_name="b.csv"
+        data=_csv(header, f"{CT_UID},New findings.,New."),
+        source_name="b.csv",
+        author=coordinator,
     )
-    assert (result.created, result.updated) == (0, 1)
-    again = reports_import_csv(
-        data=_csv(header, f"{CT_UID},New findings.,New."), source_name="b.csv"
-    )
-    assert again.unchanged == 1
+    assert (result.created, result.versioned, result.unchanged) == (0, 1, 0)
+    assert result.affected_studies == []
+    assert "1 report changed and was stored as a new version." in result.versioned_message
+    versions = list(Report.objects.filter(study=imported_ct_study).order_by("version"))
+    assert [(r.version, r.findings, r.is_latest) for r in versions] == [
+        (1, "Old findings.", False),
+        (2, "New findings.", True),
+    ]
+    old, new = versions
+    assert old.pk == first.pk
+    assert (old.impression, old.source_note) == ("Old.", "a.csv")
+    assert (new.supersedes_id, new.lineage, new.author) == (old.pk, old.lineage, coordinator)
+    assert (new.source_note, new.change_reason) == ("b.csv", "re-imported from b.csv")
+
+
+def test_reimporting_an_identical_text_changes_nothing(imported_ct_study: Study) -> None:
+    header = "study_instance_uid,findings,impression"
+    reports_import_csv(data=_csv(header, f"{CT_UID},Same.,Same."), source_name="a.csv")
+    again = reports_import_csv(data=_csv(header, f"{CT_UID},Same.,Same."), source_name="b.csv")
+    assert (again.created, again.versioned, again.unchanged) == (0, 0, 1)
+    assert again.versioned_message == ""
     report = Report.objects.get(study=imported_ct_study)
-    assert (report.findings, report.impression, report.source_note) == (
-        "New findings.",
-        "New.",
-        "b.csv",
-    )
+    assert (report.version, report.source_note) == (1, "a.csv")
 
 
 def test_wrong_encoding_and_malformed_rows_are_named_and_good_rows_import(
@@ -140,9 +157,11 @@ def test_the_api_imports_and_answers_with_row_problems(
     assert response.status_code == 200
     assert response.json() == {
         "created": 0,
-        "updated": 0,
+        "versioned": 0,
         "unchanged": 0,
         "problems": [{"row": 2, "reason": "no study in the archive has this AccessionNumber"}],
+        "affected_studies": [],
+        "message": "",
     }
     bad = api_client_for(coordinator).post(
         "/api/v1/reports/import",
@@ -160,7 +179,7 @@ def test_the_command_imports_and_prints_each_bad_row(
     path.write_bytes(_csv("StudyInstanceUID,findings,impression", f"{CT_UID},Mass.,x", ",a,b"))
     call_command("import_reports", str(path))
     out = capsys.readouterr().out
-    assert "reports.csv: 1 created, 0 updated, 0 unchanged, 1 rows not imported." in out
+    assert "reports.csv: 1 created, 0 new versions, 0 unchanged, 1 rows not imported." in out
     assert "row 3: has neither a StudyInstanceUID nor an AccessionNumber" in out
     with pytest.raises(CommandError, match="no such file"):
         call_command("import_reports", str(tmp_path / "missing.csv"))

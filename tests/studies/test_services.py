@@ -13,7 +13,7 @@ from reviewapp.core.errors import ApplicationError, ConflictError
 from reviewapp.reports.models import Report
 from reviewapp.studies import protocols, selectors, services
 from reviewapp.studies.models import Assignment, Rating, RatingWrite, ReaderStudy
-from tests.studies.conftest import build_study, make_case_study
+from tests.studies.conftest import build_study, make_case_study, make_imaging_study
 
 pytestmark = pytest.mark.django_db
 
@@ -135,12 +135,15 @@ def test_studies_missing_a_report_are_named_and_the_rest_still_added(coordinator
 def test_a_study_cannot_open_while_a_case_lacks_readable_report_text(
     coordinator, reader, case_studies
 ) -> None:
+    # Report texts never change in place, so the unreadable report is one written that way.
+    unreadable = make_imaging_study(99)
+    Report.objects.create(study=unreadable, kind="original", findings="Clear lungs.")
+    Report.objects.create(study=unreadable, kind="ai", findings="Dictated by robot")
     study = build_study(
-        coordinator=coordinator, readers=[reader], imaging=case_studies, open_it=False
-    )
-    case = study.cases.first()
-    Report.objects.filter(pk=case.second_report_id).update(
-        findings="Dictated by robot", impression=""
+        coordinator=coordinator,
+        readers=[reader],
+        imaging=[*case_studies, unreadable],
+        open_it=False,
     )
     with pytest.raises(ApplicationError, match="cannot open"):
         services.reader_study_open(reader_study=study)

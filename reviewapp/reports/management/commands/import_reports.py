@@ -1,4 +1,4 @@
-"""``manage.py import_reports FILE.csv``: create or update original reports from a CSV."""
+"""``manage.py import_reports FILE.csv``: create original reports (or new versions) from a CSV."""
 
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ class Command(BaseCommand):
         if result.error:
             raise CommandError(f"{path.name}: {result.error}")
         self.stdout.write(
-            f"{path.name}: {result.created} created, {result.updated} updated, "
+            f"{path.name}: {result.created} created, {result.versioned} new versions, "
             f"{result.unchanged} unchanged, {len(result.problems)} rows not imported."
         )
+        if result.versioned_message:
+            self.stdout.write(result.versioned_message)
         for problem in result.problems:
             self.stdout.write(f"  row {problem.row}: {problem.reason}")
