@@ -14,6 +14,12 @@ urlpatterns = [
     path("<str:study_id>/", views.study_detail, name="detail"),
     path("<str:study_id>/action/", views.study_action, name="action"),
     path("<str:study_id>/progress/", views.study_progress, name="progress"),
+    path("<str:study_id>/blinding/check/", views.study_blinding_check, name="blinding_check"),
+    path(
+        "<str:study_id>/blinding/acknowledge/",
+        views.study_blinding_acknowledge,
+        name="blinding_acknowledge",
+    ),
     path("<str:study_id>/protocol/", views.study_protocol, name="protocol"),
     path(
         "<str:study_id>/ratings/<str:assignment_id>/history/",
