@@ -60,7 +60,7 @@ _MONTH = (
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
 _DATE = (
-    r"(?:(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day,?\s+)?(?:"
+    r"(?<![\w/.\-])(?:(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day,?\s+)?(?:"
     r"\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})(?!\d)"  # 01/02/2020, 1.2.20, 01-02-2020
     r"|\d{4}[/.\-]\d{1,2}[/.\-]\d{1,2}(?!\d)"  # 2020-01-02
     rf"|\d{{1,2}}(?:st|nd|rd|th)?(?:\s+of)?[\s\-]+{_MONTH}\.?,?[\s\-]+\d{{2,4}}(?!\d)"  # 2 Jan 2020
@@ -69,7 +69,7 @@ _DATE = (
     r"))"
 )
 _TIME = (
-    r"(?:\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?\s?m\b\.?)?"  # 10:32, 10:32:05, 10:32 AM
+    r"(?<![\w/.:\-])(?:\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?\s?m\b\.?)?"  # 10:32:05 AM
     r"|\d{1,2}\s*[ap]\.m\.|\d{1,2}\s*[ap]m\b"  # 10 am, 10 a.m.
     r"|\d{4}\s*(?:hours|hrs|h)\b)"  # 1032 hours
     r"(?:\s*\(?(?:gmt|utc|bst|est|edt|cst|cdt|pst|pdt|cet|ist)\b\)?)?"

@@ -81,6 +81,20 @@ def test_plain_prose_as_a_model_writes_it_is_left_alone() -> None:
     assert section_render(text) == text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The 3.5 x 2.1 cm mass at C5-6 narrows the canal by 2/3. Findings may reflect a 10-12 mm "
+        "nodule.",
+        "Stable 4 mm nodule (series 3, image 45). Heart size is normal; no effusion.",
+        "There is a history of prior sternotomy. The patient is status post CABG.",
+        "Lines and tubes: The ET tube terminates 5 cm above the carina.",
+    ],
+)
+def test_measurements_levels_and_clinical_words_are_not_taken_for_tells(text: str) -> None:
+    assert section_render(text) == text
+
+
 def test_a_signature_attestation_and_dictation_line_are_all_removed() -> None:
     findings = (
         "FINDINGS: The lungs are clear. No acute disease. Electronically signed by Jane Okafor, "
