@@ -375,13 +375,13 @@ def _lists_to_prose(text: str) -> str:
     line that stands alone, as one sentence, so both sides read as prose."""
     text = _INLINE_NUMBER.sub(" ", text)
     text = _INLINE_PAREN_NUMBER.sub(". ", text)
-    lines = []
+    lines: list[tuple[str, bool]] = []
     for raw in text.split("\n"):
         line = raw.strip()
         is_item = bool(_LIST_MARKER.match(line))
         line = _LIST_MARKER.sub("", line).strip()
         if line:
-            lines.append([line, is_item])
+            lines.append((line, is_item))
     pieces = []
     for index, (line, is_item) in enumerate(lines):
         following = lines[index + 1][0] if index + 1 < len(lines) else ""
