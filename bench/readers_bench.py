@@ -183,7 +183,7 @@ def seed(*, readers: int, cases: int) -> tuple[list[str], str]:
     )
     services.panel_set(reader_study=reader_study, readers=[(u, "") for u in users])
     services.assignments_generate(reader_study=reader_study, seed=2024)
-    services.reader_study_open(reader_study=reader_study)
+    services.reader_study_open(reader_study=reader_study, acknowledged_by=coordinator)
     tokens = [Token.objects.create(user=u).key for u in users]
     return tokens, str(reader_study.public_id)
 

@@ -24,6 +24,7 @@ from reviewapp.analysis.results import (
 )
 from reviewapp.core.permissions import _HasRole
 from reviewapp.core.roles import Role
+from reviewapp.studies.blinding import blinding_summary
 
 
 class CanAnalyse(_HasRole):
@@ -61,6 +62,10 @@ class StudyAnalysisApi(APIView):
                 "study": str(study.public_id),
                 "name": study.name,
                 "protocol": study.protocol_key,
+                # What the blinding check left in the readers' view, and who accepted it.
+                "blinding": {
+                    k: v for k, v in blinding_summary(reader_study=study).items() if k != "groups"
+                },
                 **data,
             }
         )

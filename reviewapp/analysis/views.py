@@ -19,6 +19,7 @@ from reviewapp.analysis.results import (
     MAX_RESAMPLES,
     analysis_results,
 )
+from reviewapp.studies.blinding import blinding_summary
 
 
 def _int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
@@ -50,6 +51,7 @@ def study_analysis(request: HttpRequest, public_id: str) -> HttpResponse:
     context: dict[str, Any] = {
         "study": study,
         "results": results,
+        "blinding": blinding_summary(reader_study=study),
         "datasets": ExportAudit.Dataset.choices,
         "page_data": {"study": str(study.public_id), "bootstrap": results["bootstrap"]},
     }

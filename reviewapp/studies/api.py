@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from reviewapp.core.permissions import IsCoordinator, IsCoordinatorOrAnalyst, IsReader
 from reviewapp.reports.models import Report
-from reviewapp.studies import protocols, selectors, services
+from reviewapp.studies import blinding, protocols, selectors, services
 from reviewapp.studies.models import Assignment, Case, ErrorSpan, Rating, ReaderStudy
 
 
@@ -497,6 +497,65 @@ class RefreshReportsApi(NoStoreAPIView):
         return Response(
             {"moved": [move.as_dict() for move in result.moved], "problems": result.problems}
         )
+
+
+BlindingOut = inline_serializer(
+    "BlindingCheck",
+    {
+        "checked_at": serializers.DateTimeField(allow_null=True),
+        "is_current": serializers.BooleanField(),
+        "renderer_version": serializers.IntegerField(),
+        "tell_count": serializers.IntegerField(),
+        "case_count": serializers.IntegerField(),
+        "tells": serializers.ListField(child=serializers.DictField()),
+        "acknowledged_by": serializers.CharField(),
+        "acknowledged_at": serializers.DateTimeField(allow_null=True),
+        "is_acknowledged": serializers.BooleanField(),
+    },
+)
+
+
+def _blinding_out(study: ReaderStudy) -> dict[str, Any]:
+    summary = blinding.blinding_summary(reader_study=study)
+    summary.pop("groups")  # page layout; the API gives the flat list
+    return summary
+
+
+class BlindingApi(NoStoreAPIView):
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    @extend_schema(
+        summary="The stored blinding check: tells per case and its acknowledgement",
+        responses=BlindingOut,
+    )
+    def get(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get(user=request.user, public_id=study_id)
+        return Response(_blinding_out(study))
+
+    @extend_schema(
+        summary="Run the blinding check on a draft (an earlier acknowledgement lapses)",
+        request=None,
+        responses=BlindingOut,
+    )
+    def post(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        blinding.blinding_check_record(reader_study=study)
+        study.refresh_from_db()
+        return Response(_blinding_out(study))
+
+
+class BlindingAcknowledgementApi(NoStoreAPIView):
+    permission_classes = [IsCoordinator]
+
+    @extend_schema(
+        summary="Acknowledge the current blinding check's tells, so the draft may open",
+        request=None,
+        responses=BlindingOut,
+    )
+    def post(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        acknowledged = blinding.blinding_acknowledge(reader_study=study, user=request.user)
+        return Response(_blinding_out(acknowledged))
 
 
 class ProgressApi(NoStoreAPIView):

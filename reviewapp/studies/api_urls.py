@@ -24,6 +24,16 @@ urlpatterns = [
         name="reader-study-refresh-reports",
     ),
     path(
+        "reader-studies/<str:study_id>/blinding",
+        api.BlindingApi.as_view(),
+        name="reader-study-blinding",
+    ),
+    path(
+        "reader-studies/<str:study_id>/blinding/acknowledgement",
+        api.BlindingAcknowledgementApi.as_view(),
+        name="reader-study-blinding-acknowledgement",
+    ),
+    path(
         "reader-studies/<str:study_id>/progress",
         api.ProgressApi.as_view(),
         name="reader-study-progress",

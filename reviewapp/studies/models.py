@@ -34,6 +34,7 @@ from django.db import models
 from reviewapp.core.models import TimestampedModel
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
+from reviewapp.studies.blinding_schema import blinding_tells_validate
 
 
 class ReaderStudy(TimestampedModel):
@@ -78,6 +79,22 @@ class ReaderStudy(TimestampedModel):
     )
     opened_at = models.DateTimeField(null=True, blank=True)
     locked_at = models.DateTimeField(null=True, blank=True)
+    # The blinding check (reviewapp.studies.blinding): the tells the renderer could not remove,
+    # the digest of the cases and reports it looked at (a change to them makes it stale), and
+    # who acknowledged it; a draft opens only once the current check is acknowledged.
+    blinding_checked_at = models.DateTimeField(null=True, blank=True)
+    blinding_digest = models.CharField(max_length=64, blank=True)
+    blinding_tells = models.JSONField(
+        default=list, blank=True, validators=[blinding_tells_validate]
+    )
+    blinding_acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    blinding_acknowledged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -29,7 +29,7 @@ from reviewapp.core.history import history_context_set
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
-from reviewapp.studies import protocols, selectors
+from reviewapp.studies import blinding, protocols, selectors
 from reviewapp.studies.models import (
     Assignment,
     Case,
@@ -497,8 +497,17 @@ def _cases_pin(study: ReaderStudy) -> int:
 
 
 @transaction.atomic
-def reader_study_open(*, reader_study: ReaderStudy) -> None:
-    """Open (or resume) a study for reading; refused while any case lacks one of its reports."""
+def reader_study_open(
+    *, reader_study: ReaderStudy, acknowledged_by: UserLike | None = None
+) -> None:
+    """Open (or resume) a study for reading; refused while any case lacks one of its reports
+    or, for a draft, until its current blinding check is acknowledged.
+
+    ``acknowledged_by``: run the blinding check now and record this coordinator's
+    acknowledgement of it (scripts and seeding; pages and the API acknowledge separately)."""
+    if acknowledged_by is not None and reader_study.status == ReaderStudy.Status.DRAFT:
+        blinding.blinding_check_record(reader_study=reader_study)
+        blinding.blinding_acknowledge(reader_study=reader_study, user=acknowledged_by)
     study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
     if study.status == ReaderStudy.Status.LOCKED:
         raise ApplicationError("A locked study cannot be reopened.", code="locked")
@@ -515,6 +524,8 @@ def reader_study_open(*, reader_study: ReaderStudy) -> None:
         raise ApplicationError(
             "The study cannot open: " + " ".join(problems[:10]), code="case_incomplete"
         )
+    if study.status == ReaderStudy.Status.DRAFT:
+        blinding.blinding_gate(reader_study=study)
     # From here on readers see these exact texts, whatever new versions or renderers come.
     _cases_pin(study)
     study.status = ReaderStudy.Status.OPEN

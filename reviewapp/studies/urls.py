@@ -19,6 +19,12 @@ urlpatterns = [
         name="refresh_reports",
     ),
     path("<str:study_id>/progress/", views.study_progress, name="progress"),
+    path("<str:study_id>/blinding/check/", views.study_blinding_check, name="blinding_check"),
+    path(
+        "<str:study_id>/blinding/acknowledge/",
+        views.study_blinding_acknowledge,
+        name="blinding_acknowledge",
+    ),
     path("<str:study_id>/protocol/", views.study_protocol, name="protocol"),
     path(
         "<str:study_id>/ratings/<str:assignment_id>/history/",

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -23,7 +24,7 @@ from reviewapp.core.roles import Role, user_has_role
 from reviewapp.generation import selectors as generation_selectors
 from reviewapp.generation.models import ModelConfig
 from reviewapp.reports.models import Report
-from reviewapp.studies import protocols, selectors, services
+from reviewapp.studies import blinding, protocols, selectors, services
 from reviewapp.studies.models import Rating
 
 
@@ -272,6 +273,7 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
             "readers": [(u, u.pk in seats, seats.get(u.pk, "")) for u in _readers()],
             "progress": selectors.reader_study_progress(reader_study=study),
             "newer_versions": selectors.cases_with_newer_versions_count(reader_study=study),
+            "blinding": blinding.blinding_summary(reader_study=study),
             "ratings": ratings,
             "models": (
                 generation_selectors.model_configs_list(user=request.user) if can_manage else []
@@ -348,6 +350,36 @@ def study_refresh_reports(request: HttpRequest, study_id: str) -> HttpResponse:
             "is_draft": study.status == study.Status.DRAFT,
         },
     )
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def study_blinding_check(request: HttpRequest, study_id: str) -> HttpResponse:
+    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    try:
+        tells = blinding.blinding_check_record(reader_study=study)
+    except ApplicationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        cases = len({t.case for t in tells})
+        messages.success(
+            request,
+            f"Blinding check done: {len(tells)} tell(s) in {cases} case(s). Review them below.",
+        )
+    return redirect(reverse("studies:detail", args=[study.public_id]) + "#blinding")
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def study_blinding_acknowledge(request: HttpRequest, study_id: str) -> HttpResponse:
+    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    try:
+        blinding.blinding_acknowledge(reader_study=study, user=request.user)
+    except ApplicationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(request, "Blinding check acknowledged; the study may open.")
+    return redirect(reverse("studies:detail", args=[study.public_id]) + "#blinding")
 
 
 def _candidate_reports(request: HttpRequest, model_public_id: str) -> QuerySet[Report]:

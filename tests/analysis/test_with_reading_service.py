@@ -55,7 +55,7 @@ def _prepared(
     )
     services.panel_set(reader_study=study, readers=[(r, "") for r in readers])
     services.assignments_generate(reader_study=study, seed=42)
-    services.reader_study_open(reader_study=study)
+    services.reader_study_open(reader_study=study, acknowledged_by=coordinator)
     return study
 
 

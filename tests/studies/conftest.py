@@ -98,7 +98,7 @@ def build_study(
     services.panel_set(reader_study=study, readers=[(r, "US") for r in readers])
     services.assignments_generate(reader_study=study, reads_per_case=reads_per_case, seed=seed)
     if open_it:
-        services.reader_study_open(reader_study=study)
+        services.reader_study_open(reader_study=study, acknowledged_by=coordinator)
     study.refresh_from_db()
     return study
 

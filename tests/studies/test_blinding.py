@@ -71,6 +71,11 @@ def _forbidden(study) -> list[str]:
         "second_report",
         "report_a",
         "report_b",
+        # The blinding check names what gives a report away: for coordinators' eyes only.
+        "blinding",
+        "date-like",
+        "Capitals against lower case",
+        "acknowledged",
     ]
     for report in reports:
         tokens.append(str(report.public_id))
@@ -126,6 +131,8 @@ def _crawl(client: Client, study_ids: list[str]) -> dict[str, Any]:
         for value in seen_ids:
             enqueue(f"/studies/read/{value}/")
             enqueue(f"/studies/reading/{value}/continue/")
+            enqueue(f"/studies/{value}/")  # the study page, where the blinding check is shown
+            enqueue(f"/analysis/{value}/")
         if not queue and len(visited) == before:
             return visited
 
@@ -165,6 +172,23 @@ def test_a_reader_finds_no_source_label_model_name_report_id_or_date(
         assert f"/api/v1/my/assignments/{assignment.public_id}" in ok
     assert f"/api/v1/my/assignments/{first.public_id}/rating/history" in reached
     assert "/api/v1/my/worklist" in ok
+    # The blinding check (stored on the study) is reachable by coordinators and analysts only.
+    study_id = study.public_id
+    assert study.blinding_tells, "the fixtures leave a tell for the crawl to look for"
+    for path in (
+        f"/studies/{study_id}/",
+        f"/analysis/{study_id}/",
+        f"/api/v1/reader-studies/{study_id}/blinding",
+    ):
+        assert path in visited
+        assert visited[path].status_code in (302, 403, 404), path
+    for path in (
+        f"/studies/{study_id}/blinding/check/",
+        f"/studies/{study_id}/blinding/acknowledge/",
+        f"/api/v1/reader-studies/{study_id}/blinding",
+        f"/api/v1/reader-studies/{study_id}/blinding/acknowledgement",
+    ):
+        assert client.post(path).status_code in (302, 403, 404), path
     # ...and never anyone else's.
     for other in Assignment.objects.filter(reader_study=study, reader=second_reader):
         assert f"/studies/read/{other.public_id}/" not in ok

@@ -113,7 +113,7 @@ def test_the_keyboard_marks_in_the_report_of_the_highlighted_question(
     )
     services.panel_set(reader_study=study, readers=[(reader, "")])
     services.assignments_generate(reader_study=study, seed=7)
-    services.reader_study_open(reader_study=study)
+    services.reader_study_open(reader_study=study, acknowledged_by=coordinator)
     password_login_allow(settings, reader)
     assignment = Assignment.objects.get(reader_study=study)
     impression_b = report_render(assignment.report_b)["impression"]

@@ -47,6 +47,10 @@ def test_a_coordinator_builds_a_medgemini_study_for_two_readers_in_the_pages(
     )
     client.post(action, {"action": "generate", "seed": "42"})
     page = client.post(action, {"action": "open"}, follow=True)
+    assert "Run the blinding check and acknowledge its tells" in page.content.decode()
+    client.post(f"/studies/{study.public_id}/blinding/check/")
+    client.post(f"/studies/{study.public_id}/blinding/acknowledge/")
+    page = client.post(action, {"action": "open"}, follow=True)
     study.refresh_from_db()
     assert study.status == "open"
     assert study.assignment_seed == 42
@@ -66,7 +70,7 @@ def test_a_reader_sees_the_images_of_their_cases_while_the_study_is_paused_or_lo
     imaging = [make_case_study(i) for i in range(2)]
     study = build_study(coordinator=coordinator, readers=[reader], imaging=imaging, open_it=False)
     assert set(studies_readable_by_reader(user=reader)) == set()  # a draft shows nothing yet
-    services.reader_study_open(reader_study=study)
+    services.reader_study_open(reader_study=study, acknowledged_by=coordinator)
     services.reader_study_pause(reader_study=study)
     assert set(studies_readable_by_reader(user=reader)) == set(imaging)
     services.reader_study_lock(reader_study=study)

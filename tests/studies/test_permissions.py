@@ -86,6 +86,10 @@ API_MATRIX: list[tuple[str, str, str, dict[str, int]]] = [
     ("generate", "post", S + "/assignments", {"carol": 400, "frank": 404, "dave": 404}),
     ("status", "post", S + "/status", {"carol": 200, "frank": 404}),
     ("progress", "get", S + "/progress", {"carol": 200, "frank": 404, "dave": 200}),
+    ("blinding", "get", S + "/blinding", {"carol": 200, "frank": 404, "dave": 200}),
+    # The study is open: carol may no longer re-run or acknowledge the check (400).
+    ("blinding_run", "post", S + "/blinding", {"carol": 400, "frank": 404, "dave": 404}),
+    ("blinding_ack", "post", S + "/blinding/acknowledgement", {"carol": 400, "frank": 404}),
     (
         "staff_history",
         "get",
@@ -151,6 +155,13 @@ PAGES: list[tuple[str, str, str, dict[str, int]]] = [
     ("detail", "get", "/studies/{study}/", {"carol": 200, "frank": 404, "dave": 200}),
     ("action", "post", "/studies/{study}/action/", {"carol": 302, "frank": 404}),
     ("progress", "get", "/studies/{study}/progress/", {"carol": 200, "frank": 404, "dave": 200}),
+    ("blinding_run", "post", "/studies/{study}/blinding/check/", {"carol": 302, "frank": 404}),
+    (
+        "blinding_ack",
+        "post",
+        "/studies/{study}/blinding/acknowledge/",
+        {"carol": 302, "frank": 404},
+    ),
     ("protocol_new", "get", "/studies/protocol/new/", {"carol": 200, "frank": 200}),
     ("protocol_from", "get", "/studies/protocol/new/?from={study}", {"carol": 200, "frank": 404}),
     ("protocol", "get", "/studies/{study}/protocol/", {"carol": 200, "frank": 404}),

@@ -76,6 +76,11 @@ def test_a_coordinator_builds_a_study_two_readers_rate_it_and_the_history_shows_
         carol.get_by_label("Seed (optional; recorded)", exact=True).fill("20241")
         carol.get_by_role("button", name="Generate reading lists").click()
         expect(carol.get_by_text("assignment seed: 20241")).to_be_visible()
+        # The study opens only once the coordinator has reviewed the blinding check.
+        carol.get_by_role("button", name="Run the blinding check").click()
+        expect(carol.get_by_text(re.compile(r"Blinding check done"))).to_be_visible()
+        carol.get_by_role("button", name="I have reviewed these tells").click()
+        expect(carol.locator("#blinding-acknowledged")).to_contain_text("carol")
         carol.get_by_role("button", name="Open for reading").click()
         expect(carol.get_by_role("heading", name=re.compile(r"\(Open\)"))).to_be_visible()
 
