@@ -254,6 +254,9 @@ SHOUTED = (
     "Electronically signed by Dr Ng"
 )
 LISTED = "- Small left effusion.\n- No pneumothorax."
+# A candidate whose rendered text still opens with a spreadsheet formula character: the
+# renderer turns list bullets into prose, but keeps what could be clinical text.
+FORMULA_LIKE = "=SUM(A1) small left effusion.\n- No pneumothorax."
 
 
 def _opened_study(
@@ -263,6 +266,7 @@ def _opened_study(
     protocol_key: str,
     name: str = "CXR pilot",
     cohort: str = "US",
+    candidate_findings: str = LISTED,
     **cases: object,
 ):
     import uuid as _uuid
@@ -283,7 +287,9 @@ def _opened_study(
         Report.objects.create(
             study=one, kind="original", findings=SHOUTED, impression="SMALL LEFT EFFUSION."
         )
-        Report.objects.create(study=one, kind="ai", findings=LISTED, impression="Effusion.")
+        Report.objects.create(
+            study=one, kind="ai", findings=candidate_findings, impression="Effusion."
+        )
         imaging.append(one)
     services.cases_add(
         reader_study=study,
@@ -293,7 +299,7 @@ def _opened_study(
     )
     services.panel_set(reader_study=study, readers=[(r, cohort) for r in readers])
     services.assignments_generate(reader_study=study, seed=7)
-    services.reader_study_open(reader_study=study)
+    services.reader_study_open(reader_study=study, acknowledged_by=coordinator)
     return study
 
 
@@ -428,6 +434,7 @@ def test_csv_neutralises_formulas_in_free_text_cells_and_parquet_keeps_them_raw(
         protocol_key="error_correction",
         name=name,
         cohort="@SUM(1)",
+        candidate_findings=FORMULA_LIKE,
         rate_source="candidate",
     )
     for assignment in Assignment.objects.filter(reader_study=study):
@@ -440,7 +447,7 @@ def test_csv_neutralises_formulas_in_free_text_cells_and_parquet_keeps_them_raw(
                     "side": "",
                     "section": "findings",
                     "start": 0,
-                    "end": len("- Small left effusion."),
+                    "end": len("=SUM(A1) small left effusion."),
                     "category": "false_finding",
                     "significant": True,
                     "replacement": "+1 more effusion",
@@ -452,17 +459,17 @@ def test_csv_neutralises_formulas_in_free_text_cells_and_parquet_keeps_them_raw(
     spans = _csv_frame(client, study, "spans")
     assert set(spans["study_name"]) == {"'" + name}
     assert set(spans["cohort"]) == {"'@SUM(1)"}
-    assert set(spans["quoted_text"]) == {"'- Small left effusion."}
+    assert set(spans["quoted_text"]) == {"'=SUM(A1) small left effusion."}
     assert set(spans["replacement_text"]) == {"'+1 more effusion"}
     assert set(spans["start"]) == {"0"}  # numbers are never touched
     reports = _csv_frame(client, study, "reports")
-    assert set(reports["rendered_findings"]) == {"'- Small left effusion. - No pneumothorax."}
+    assert set(reports["rendered_findings"]) == {"'=SUM(A1) small left effusion. No pneumothorax."}
     ratings = _csv_frame(client, study, "ratings")
     assert set(ratings["study_name"]) == {"'" + name}
     assert set(ratings["cohort"]) == {"'@SUM(1)"}
     for fmt_dataset, column, raw in (
         ("spans", "replacement_text", "+1 more effusion"),
-        ("reports", "rendered_findings", "- Small left effusion. - No pneumothorax."),
+        ("reports", "rendered_findings", "=SUM(A1) small left effusion. No pneumothorax."),
         ("ratings", "study_name", name),
     ):
         _, body = _download(client, _study_url(study, fmt_dataset, "parquet"))

@@ -220,7 +220,7 @@ def test_draft_refresh_previews_then_moves_cases_and_assignments_to_the_latest_v
         assert {assignment.report_a_id, assignment.report_b_id} == {new.pk, case.second_report_id}
     assert client.get(url).json()["moves"] == []
     # Once open, readers see the new version, pinned.
-    services.reader_study_open(reader_study=study)
+    services.reader_study_open(reader_study=study, acknowledged_by=coordinator)
     assignment = Assignment.objects.get(case=case, reader=reader)
     shown = _reports_shown(api_client_for(reader), assignment)
     side = 0 if assignment.report_a_id == new.pk else 1
