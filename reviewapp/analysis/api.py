@@ -13,14 +13,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reviewapp.analysis import selectors
+from reviewapp.analysis import selectors, stats
 from reviewapp.analysis.exports import export_response
 from reviewapp.analysis.models import ExportAudit
 from reviewapp.analysis.results import (
     DEFAULT_RESAMPLES,
+    DEFAULT_RULE,
     DEFAULT_SEED,
     MAX_RESAMPLES,
     analysis_results,
+    prevalences_from_query,
 )
 from reviewapp.core.permissions import _HasRole
 from reviewapp.core.roles import Role
@@ -39,6 +41,20 @@ class StudyAnalysisApi(APIView):
         )
         seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, default=DEFAULT_SEED)
         plots = serializers.BooleanField(default=False)
+        rule = serializers.ChoiceField(
+            choices=list(stats.CASE_RULES),
+            default=DEFAULT_RULE,
+            help_text="When a report meets an outcome in the paired comparison: any / half / "
+            "all of the readers who read it",
+        )
+        min_reads = serializers.IntegerField(
+            min_value=1, default=1, help_text="Leave out cases read by fewer readers"
+        )
+        min_pair_cases = serializers.IntegerField(
+            min_value=1,
+            default=stats.DEFAULT_MIN_PAIR_CASES,
+            help_text="Fewest shared cases for a reader pair's kappa",
+        )
 
     @extend_schema(
         operation_id="reader_study_analysis",
@@ -55,6 +71,11 @@ class StudyAnalysisApi(APIView):
             n_resamples=params.validated_data["resamples"],
             seed=params.validated_data["seed"],
             with_plots=params.validated_data["plots"],
+            rule=params.validated_data["rule"],
+            min_reads=params.validated_data["min_reads"],
+            min_pair_cases=params.validated_data["min_pair_cases"],
+            # prevalence_<stratum>=<weight>: one parameter per stratum, named by the data.
+            prevalences=prevalences_from_query(request.query_params),
         )
         return Response(
             {

@@ -28,6 +28,8 @@ from reviewapp.studies.models import ReaderStudy
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 20240501
 MAX_RESAMPLES = 20_000
+DEFAULT_RULE: stats.CaseRule = "any"
+FOREST_TITLE = "Rates with 95% CIs (case and reader variance components)"
 NO_STRATUM = "(no stratum)"
 _ANALYST_PLACEHOLDERS = {
     "cand_short": "Candidate",
@@ -96,11 +98,20 @@ def _ordered_options(question: dict[str, Any]) -> list[dict[str, Any]]:
     return options
 
 
-def _is_ordinal(question: dict[str, Any]) -> bool:
-    options = question_options(question)
+def _scale(question: dict[str, Any]) -> tuple[bool, list[str], list[str]]:
+    """(is ordinal, options in scale order, off-scale options) of a question.
+
+    A Likert scale is ordered throughout; a comparative question is ordered by its options'
+    axis, and options without an axis (Med-Gemini's "X: neither correct") sit outside the
+    order. Any other question is nominal, every option a category.
+    """
+    options = _ordered_options(question)
     if question["type"] == "likert":
-        return True
-    return bool(options) and all(o.get("axis") is not None for o in options)
+        return True, [o["value"] for o in options], []
+    axed = [o["value"] for o in options if o.get("axis") is not None]
+    if len(axed) >= 2:
+        return True, axed, [o["value"] for o in options if o.get("axis") is None]
+    return False, [o["value"] for o in options], []
 
 
 def _clean(value: Any) -> Any:
@@ -151,8 +162,18 @@ def results_from_frames(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
     with_plots: bool = True,
+    rule: stats.CaseRule = DEFAULT_RULE,
+    min_reads: int = 1,
+    min_pair_cases: int = stats.DEFAULT_MIN_PAIR_CASES,
+    prevalences: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Every number (and figure) of the analysis page, from the two tidy tables."""
+    """Every number (and figure) of the analysis page, from the two tidy tables.
+
+    ``rule`` decides when a report meets an outcome in the paired comparison (any / half /
+    all of the readers who read it); ``min_reads`` leaves out cases read by fewer readers from
+    every case-level figure; ``min_pair_cases`` is the fewest shared cases a reader pair needs
+    for its kappa; ``prevalences`` (stratum -> weight) adds an overall rate weighted by them.
+    """
     outcome_cols = outcome_columns(protocol)
     columns = [c for c, _ in outcome_cols]
     labels = dict(outcome_cols)
@@ -162,6 +183,14 @@ def results_from_frames(
         "n_cases": int(ratings["case"].nunique()) if len(ratings) else 0,
         "n_readers": int(ratings["reader"].nunique()) if len(ratings) else 0,
         "bootstrap": {"n_resamples": n_resamples, "seed": seed, "level": 0.95},
+        "rules": {
+            "case_rule": rule,
+            "case_rule_label": stats.CASE_RULES[rule],
+            "min_reads": min_reads,
+            "min_pair_cases": min_pair_cases,
+            "prevalences": dict(prevalences or {}),
+            "interval_methods": dict(stats.INTERVAL_METHODS),
+        },
         "headline": [],
         "case_level": [],
         "comparisons": [],
@@ -178,27 +207,14 @@ def results_from_frames(
     strata = sorted(per["stratum"].unique()) if len(per) else []
     use_strata = len(strata) > 1
 
-    def bootstrap(frame: pd.DataFrame, stratum: str | None) -> dict[str, Any]:
-        # Outcomes that apply to the same ratings share one resampling run (same draws,
-        # same design): exactly what a run per outcome would give, at a fraction of the cost.
-        groups: dict[bytes, list[str]] = {}
-        for column in columns:
-            mask = frame[column].notna().to_numpy()
-            if mask.any():
-                groups.setdefault(np.packbits(mask).tobytes(), []).append(column)
-        found: dict[str, Any] = {}
-        for group in groups.values():
-            rows = frame[frame[group[0]].notna()]
-            found.update(
-                stats.bootstrap_rates(
-                    rows, outcomes=group, stratum=stratum, n_resamples=n_resamples, seed=seed
-                )
-            )
-        return found
+    def intervals(frame: pd.DataFrame, stratum: str | None) -> dict[str, Any]:
+        return stats.rate_intervals(
+            frame, outcomes=columns, stratum=stratum, prevalences=prevalences
+        )
 
     by_source = (
         {
-            source: bootstrap(part, "stratum" if use_strata else None)
+            source: intervals(part, "stratum" if use_strata else None)
             for source, part in per.groupby("subject", sort=True)
         }
         if len(per)
@@ -214,7 +230,10 @@ def results_from_frames(
                 continue
             boot = by_source[source][column]
             level = stats.case_level_rates(
-                part, outcome=column, stratum="stratum" if use_strata else None
+                part,
+                outcome=column,
+                stratum="stratum" if use_strata else None,
+                min_reads=min_reads,
             )
             for stratum, rate in boot.items():
                 row = {
@@ -223,7 +242,8 @@ def results_from_frames(
                     "source": source,
                     "stratum": stratum,
                     **rate.as_dict(),
-                    "case_level": {rule: r.as_dict() for rule, r in level[stratum].items()},
+                    "method_label": stats.INTERVAL_METHODS[rate.method],
+                    "case_level": {name: r.as_dict() for name, r in level.get(stratum, {}).items()},
                 }
                 result["headline"].append(row)
                 forest_rows.append(
@@ -242,7 +262,7 @@ def results_from_frames(
                     key = (source, cohort)
                     if key not in by_cohort:
                         everyone = per[(per["subject"] == source) & (per["cohort"] == cohort)]
-                        by_cohort[key] = bootstrap(everyone, None)
+                        by_cohort[key] = intervals(everyone, None)
                     rate = by_cohort[key][column][stats.OVERALL]
                     result["by_cohort"].append(
                         {
@@ -284,6 +304,10 @@ def results_from_frames(
                     source="subject",
                     ai=candidate,
                     original="original",
+                    rule=rule,
+                    min_reads=min_reads,
+                    n_resamples=n_resamples,
+                    seed=seed,
                 )
                 if test.n_pairs:
                     result["comparisons"].append(
@@ -291,6 +315,7 @@ def results_from_frames(
                             "outcome": column.removeprefix("outcome_"),
                             "label": labels[column],
                             "candidate": candidate,
+                            "rule_label": stats.CASE_RULES[test.rule],
                             **test.as_dict(),
                         }
                     )
@@ -342,14 +367,18 @@ def results_from_frames(
         if rows["reader"].nunique() < 2:
             continue
         unit = rows["case"].astype(str) + "|" + rows["source"].fillna("").astype(str)
-        categories = [o["value"] for o in _ordered_options(question)]
+        is_ordinal, categories, off_scale = _scale(question)
         agreement = stats.agreement(
             rows.assign(unit=unit),
             question=question["id"],
             value="answer_value",
             categories=categories,
-            is_ordinal=_is_ordinal(question),
+            off_scale=off_scale,
+            is_ordinal=is_ordinal,
             case="unit",
+            min_pair_cases=min_pair_cases,
+            n_resamples=n_resamples,
+            seed=seed,
         )
         result["agreement"].append({"prompt": question.get("prompt", ""), **agreement.as_dict()})
 
@@ -359,7 +388,8 @@ def results_from_frames(
             if question.get("scope") != "comparative" or all(a is None for a in axes.values()):
                 continue
             rows = ratings.loc[
-                ratings["question"] == question["id"], ["answer_value", "candidate_side"]
+                ratings["question"] == question["id"],
+                ["answer_value", "candidate_side", "reader", "case"],
             ]
             # An option favours the candidate (axis > 0) or the original (axis < 0); which
             # side won follows from where the candidate was shown.
@@ -368,12 +398,11 @@ def results_from_frames(
             shown = np.isin(side, ["A", "B"])
             candidate_won = shown & (axis > 0)
             original_won = shown & (axis < 0)
-            a_wins = int(
-                ((side == "A") & candidate_won).sum() + ((side == "B") & original_won).sum()
-            )
-            b_wins = int((candidate_won | original_won).sum()) - a_wins
+            winners = np.full(len(rows), None, dtype=object)
+            winners[((side == "A") & candidate_won) | ((side == "B") & original_won)] = "A"
+            winners[((side == "B") & candidate_won) | ((side == "A") & original_won)] = "B"
             bias = stats.position_bias(
-                ["A"] * a_wins + ["B"] * b_wins + [None] * (len(rows) - a_wins - b_wins)
+                winners, readers=rows["reader"].tolist(), cases=rows["case"].tolist()
             )
             result["position_bias"].append({"question": question["id"], **bias.as_dict()})
 
@@ -413,8 +442,8 @@ def _plots(
             }
     if forest_rows:
         figures["forest"] = {
-            "title": "Rates with 95% bootstrap CIs",
-            "svg": plots.forest_svg(forest_rows, title="Rates with 95% bootstrap CIs"),
+            "title": FOREST_TITLE,
+            "svg": plots.forest_svg(forest_rows, title=FOREST_TITLE),
         }
     if per_reader:
         first = (per_reader[0]["outcome"], per_reader[0]["source"])
@@ -427,16 +456,46 @@ def _plots(
     return figures
 
 
+PREVALENCE_PREFIX = "prevalence_"
+
+
+def prevalences_from_query(params: Any) -> dict[str, float]:
+    """Stratum prevalences from query parameters ``prevalence_<stratum>=<weight>``.
+
+    Weights need not add up to 1 (they are normalised over the strata rated); blank,
+    unparsable, negative or non-finite values are ignored, so a half-filled form still works.
+    """
+    found: dict[str, float] = {}
+    for key in params:
+        if not key.startswith(PREVALENCE_PREFIX):
+            continue
+        try:
+            weight = float(params.get(key))
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(weight) and weight >= 0:
+            found[key.removeprefix(PREVALENCE_PREFIX)] = weight
+    return found if any(found.values()) else {}
+
+
 def analysis_results(
     *,
     reader_study: ReaderStudy,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
     with_plots: bool = True,
+    rule: stats.CaseRule = DEFAULT_RULE,
+    min_reads: int = 1,
+    min_pair_cases: int = stats.DEFAULT_MIN_PAIR_CASES,
+    prevalences: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The analysis of one study (already authorised through reader_study_get_for_analysis)."""
     if not 1 <= n_resamples <= MAX_RESAMPLES:
         raise ValueError(f"resamples must be between 1 and {MAX_RESAMPLES}")
+    if rule not in stats.CASE_RULES:
+        raise ValueError(f"rule must be one of {', '.join(stats.CASE_RULES)}")
+    if min_reads < 1 or min_pair_cases < 1:
+        raise ValueError("min_reads and min_pair_cases must be at least 1")
     return results_from_frames(
         protocol=reader_study.protocol,
         ratings=ratings_frame(reader_study=reader_study),
@@ -444,4 +503,8 @@ def analysis_results(
         n_resamples=n_resamples,
         seed=seed,
         with_plots=with_plots,
+        rule=rule,
+        min_reads=min_reads,
+        min_pair_cases=min_pair_cases,
+        prevalences=prevalences,
     )

@@ -10,14 +10,17 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from reviewapp.analysis import selectors
+from reviewapp.analysis import selectors, stats
 from reviewapp.analysis.exports import export_response
 from reviewapp.analysis.models import ExportAudit
 from reviewapp.analysis.results import (
     DEFAULT_RESAMPLES,
+    DEFAULT_RULE,
     DEFAULT_SEED,
     MAX_RESAMPLES,
+    PREVALENCE_PREFIX,
     analysis_results,
+    prevalences_from_query,
 )
 
 
@@ -46,10 +49,31 @@ def study_analysis(request: HttpRequest, public_id: str) -> HttpResponse:
     study = selectors.reader_study_get_for_analysis(user=request.user, public_id=public_id)
     n_resamples = _int_param(request, "resamples", DEFAULT_RESAMPLES, 100, MAX_RESAMPLES)
     seed = _int_param(request, "seed", DEFAULT_SEED, 0, 2**32 - 1)
-    results = analysis_results(reader_study=study, n_resamples=n_resamples, seed=seed)
+    rule = request.GET.get("rule", DEFAULT_RULE)
+    if rule not in stats.CASE_RULES:
+        rule = DEFAULT_RULE
+    results = analysis_results(
+        reader_study=study,
+        n_resamples=n_resamples,
+        seed=seed,
+        rule=rule,  # type: ignore[arg-type]
+        min_reads=_int_param(request, "min_reads", 1, 1, 1000),
+        min_pair_cases=_int_param(
+            request, "min_pair_cases", stats.DEFAULT_MIN_PAIR_CASES, 1, 100_000
+        ),
+        prevalences=prevalences_from_query(request.GET),
+    )
+    strata = sorted(
+        {r["stratum"] for r in results["headline"]} - {stats.OVERALL, stats.WEIGHTED_OVERALL}
+    )
     context: dict[str, Any] = {
         "study": study,
         "results": results,
+        "case_rules": list(stats.CASE_RULES.items()),
+        "prevalence_inputs": [
+            (f"{PREVALENCE_PREFIX}{s}", s, results["rules"]["prevalences"].get(s, ""))
+            for s in strata
+        ],
         "datasets": ExportAudit.Dataset.choices,
         "page_data": {"study": str(study.public_id), "bootstrap": results["bootstrap"]},
     }

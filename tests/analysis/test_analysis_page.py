@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,8 @@ from django.contrib.auth.models import AbstractUser
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
+from scipy.special import expit, logit
+from scipy.stats import t as student_t
 from statsmodels.stats.proportion import proportion_confint
 
 from reviewapp.analysis import stats
@@ -117,17 +120,26 @@ def test_page_and_api_numbers_equal_those_recomputed_from_the_csv_with_pandas(
                     f"{pct(k / n)} [{pct(low)}, {pct(high)}] {k}/{n}"
                 )
             checked += 1
-        # The bootstrap CI from the CSV, resampled with the seed and count the page shows.
-        boot = stats.bootstrap_rates(
-            frame,
-            outcomes=[outcome],
-            n_resamples=data["bootstrap"]["n_resamples"],
-            seed=data["bootstrap"]["seed"],
-        )[outcome]
-        for stratum, rate in boot.items():
+        # The interval from the CSV, by hand: two-way cluster-robust variance (cases plus
+        # readers minus ratings), floored at half the case piece, Satterthwaite df, logit scale.
+        for stratum, part in groups:
+            y = part[outcome].astype(float)
+            p = y.mean()
+            psi = (y - p) / len(y)
+            by_case = psi.groupby(part["case"]).sum()
+            by_reader = psi.groupby(part["reader"]).sum()
+            n_c, n_r = len(by_case), len(by_reader)
+            v_case = (by_case**2).sum() * n_c / (n_c - 1)
+            v_reader = (by_reader**2).sum() * n_r / (n_r - 1)
+            variance = max(v_case + v_reader - (psi**2).sum(), v_case / 2)
+            df = variance**2 / (v_case**2 / (n_c - 1) + v_reader**2 / (n_r - 1))
+            half = student_t.ppf(0.975, df) * math.sqrt(variance) / (p * (1 - p))
+            low, high = expit(logit(p) - half), expit(logit(p) + half)
             row = headline[(outcome, "ai", stratum)]
-            assert (row["low"], row["high"]) == (rate.low, rate.high)
-            assert shown[(outcome, "ai", stratum)]["ci"] == f"[{pct(rate.low)}, {pct(rate.high)}]"
+            assert (row["low"], row["high"]) == (pytest.approx(low), pytest.approx(high))
+            assert row["method"] == "variance_components"
+            assert shown[(outcome, "ai", stratum)]["ci"] == f"[{pct(low)}, {pct(high)}]"
+            assert "variance components" in shown[(outcome, "ai", stratum)]["method"]
         by_cohort = frame.groupby("cohort")[outcome].agg(["mean", "count"])
         shown_cohorts = {r["cohort"]: r for r in data["by_cohort"] if r["outcome"] == outcome}
         assert set(shown_cohorts) == {"US", "India"}
@@ -167,13 +179,26 @@ def test_agreement_and_position_bias_in_the_api_match_the_csv(
     data = _api(pairwise, api_client_for(analyst), resamples=200)
     frame = _csv(_client(analyst), pairwise)
     (agreement,) = data["agreement"]
-    scale = [
-        "ai_much_better", "ai_better", "similar", "original_better", "original_much_better",
-        "neither_correct",
-    ]  # fmt: skip
-    counts = stats.category_counts(frame, value="answer_value", categories=scale)
+    # Med-Gemini's scale is ordered from "AI much better" to "original much better"; "X:
+    # neither correct" sits outside the order and is reported apart.
+    scale = ["ai_much_better", "ai_better", "similar", "original_better", "original_much_better"]
+    assert agreement["scale"] == "ordinal"
+    assert agreement["options"] == scale
+    on_scale = frame[frame["answer_value"].isin(scale)]
+    counts = stats.category_counts(on_scale, value="answer_value", categories=scale)
     assert agreement["gwet_ac1"] == pytest.approx(stats.gwet_ac1(counts))
     assert agreement["fleiss_kappa"] == pytest.approx(stats.fleiss_kappa(counts)[0])
+    assert agreement["krippendorff_alpha"] == pytest.approx(
+        stats.krippendorff_alpha(
+            on_scale, value="answer_value", categories=scale, level="ordinal", case="imaging_study"
+        )
+    )
+    for name in ("fleiss", "alpha", "ac1", "fleiss_linear", "fleiss_quadratic"):
+        ci = agreement["ci"][name]
+        assert ci["low"] <= ci["estimate"] <= ci["high"]
+    off = agreement["off_scale"]
+    assert off["options"] == ["neither_correct"]
+    assert off["rate"]["n_events"] == int((frame["answer_value"] == "neither_correct").sum())
     assert agreement["n_readers"] == 3
     assert len(agreement["pairs"]) == 3
     (bias,) = data["position_bias"]
