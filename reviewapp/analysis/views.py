@@ -56,7 +56,7 @@ def study_analysis(request: HttpRequest, public_id: str) -> HttpResponse:
         reader_study=study,
         n_resamples=n_resamples,
         seed=seed,
-        rule=rule,  # type: ignore[arg-type]
+        rule=rule,
         min_reads=_int_param(request, "min_reads", 1, 1, 1000),
         min_pair_cases=_int_param(
             request, "min_pair_cases", stats.DEFAULT_MIN_PAIR_CASES, 1, 100_000
