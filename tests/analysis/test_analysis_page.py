@@ -365,3 +365,26 @@ def test_scripts_may_ask_for_the_file_type_they_want(
     refused = api_client_for(reader).get(url, HTTP_ACCEPT="text/csv")
     assert refused.status_code == 403
     assert b"detail" in refused.content
+
+
+def test_error_study_page_states_the_case_rule_and_gives_the_difference_with_its_ci(
+    error_study: RatedStudy,
+    analyst: AbstractUser,
+    api_client_for: Callable[[AbstractUser | None], APIClient],
+) -> None:
+    url = reverse("analysis:study", args=[error_study.study.public_id])
+    page = _client(analyst).get(url, {"rule": "all", "resamples": 200}).content.decode()
+    assert "all readers</strong> of the readers who read it" in page
+    (comparison,) = _api(error_study, api_client_for(analyst), resamples=200, rule="all")[
+        "comparisons"
+    ]
+    assert comparison["rule"] == "all"
+    # Both readers agree on every report here, so "all" and "any" give the same 7/11 - 3/11.
+    assert comparison["difference"] == pytest.approx(4 / 11)
+    low, high = comparison["difference_low"], comparison["difference_high"]
+    assert low < 4 / 11 < high
+    assert f"{pct(4 / 11)} [{pct(low)}, {pct(high)}]" in html.unescape(page)
+    refused = api_client_for(analyst).get(
+        reverse("api-analysis-study", args=[error_study.study.public_id]), {"rule": "most"}
+    )
+    assert refused.status_code == 400
