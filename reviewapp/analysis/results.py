@@ -114,12 +114,12 @@ def _scale(question: dict[str, Any]) -> tuple[bool, list[str], list[str]]:
     return False, [o["value"] for o in options], []
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: NaN -> None, numpy scalars -> Python."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
@@ -408,7 +408,7 @@ def results_from_frames(
 
     if with_plots:
         result["plots"] = _plots(protocol, ratings, forest_rows, result["per_reader"])
-    return _clean(result)
+    return json_safe(result)
 
 
 def _plots(

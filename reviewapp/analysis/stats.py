@@ -585,19 +585,48 @@ def paired_difference_ci(
     discordant pair the bootstrap has no spread; the interval is then the Wilson score
     interval for "no discordant pair" among the pairs, mirrored around 0, never a point.
     """
-    n = ai_only + original_only + concordant
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    estimate = (ai_only - original_only) / n
-    if ai_only + original_only == 0:
-        bound = wilson(0, n, level=level).high
-        return estimate, -bound, bound
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(n, np.array([ai_only, original_only, concordant]) / n, n_resamples)
-    diffs = (draws[:, 0] - draws[:, 1]) / n
-    alpha = 1 - level
-    low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
-    return estimate, float(low), float(high)
+    estimates, lows, highs = paired_difference_cis(
+        np.array([ai_only]),
+        np.array([original_only]),
+        np.array([concordant]),
+        n_resamples=n_resamples,
+        seed=seed,
+        level=level,
+    )
+    return float(estimates[0]), float(lows[0]), float(highs[0])
+
+
+def paired_difference_cis(
+    ai_only: np.ndarray,
+    original_only: np.ndarray,
+    concordant: np.ndarray,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 20240501,
+    level: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``paired_difference_ci`` for many studies at once (the planner simulates hundreds)."""
+    ai_only = np.asarray(ai_only, dtype=np.int64)
+    original_only = np.asarray(original_only, dtype=np.int64)
+    n = ai_only + np.asarray(concordant, dtype=np.int64) + original_only
+    safe_n = np.maximum(n, 1)
+    estimates = np.where(n > 0, (ai_only - original_only) / safe_n, math.nan)
+    lows = np.full(n.shape, math.nan)
+    highs = np.full(n.shape, math.nan)
+    spread = (ai_only + original_only > 0) & (n > 0)
+    for i in np.flatnonzero((n > 0) & ~spread):
+        bound = wilson(0, int(n[i]), level=level).high
+        lows[i], highs[i] = -bound, bound
+    if spread.any():
+        rng = np.random.default_rng(seed)
+        counts = np.stack([ai_only, original_only, n - ai_only - original_only], axis=-1)[spread]
+        sizes = n[spread]
+        draws = rng.multinomial(sizes, counts / sizes[:, None], size=(n_resamples, sizes.size))
+        diffs = (draws[..., 0] - draws[..., 1]) / sizes
+        alpha = 1 - level
+        low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2], axis=0)
+        lows[spread], highs[spread] = low, high
+    return estimates, lows, highs
 
 
 def mcnemar_paired(

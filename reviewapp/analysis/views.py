@@ -10,7 +10,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from reviewapp.analysis import selectors, stats
+from reviewapp.analysis import planning, selectors, stats
+from reviewapp.analysis.api import PlanInputSerializer
 from reviewapp.analysis.exports import export_response
 from reviewapp.analysis.models import ExportAudit
 from reviewapp.analysis.results import (
@@ -22,6 +23,7 @@ from reviewapp.analysis.results import (
     analysis_results,
     prevalences_from_query,
 )
+from reviewapp.core.errors import ApplicationError
 
 
 def _int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
@@ -94,3 +96,48 @@ def study_export(
         fmt=fmt,
         interface=ExportAudit.Interface.WEB,
     )
+
+
+@login_required
+@require_GET
+def study_plan(request: HttpRequest) -> HttpResponse:
+    """Plan a study: cases x readers -> expected CI half-width or power, by simulation."""
+    if not selectors.user_may_analyse(request.user):
+        raise PermissionDenied
+    # The form posts nothing: a plan is a computation, so it is a GET that can be bookmarked.
+    params = PlanInputSerializer(data=request.GET)
+    asked = "goal" in request.GET
+    plan = None
+    errors: list[str] = []
+    if asked and params.is_valid():
+        try:
+            plan = planning.study_plan(**params.validated_data)
+        except ApplicationError as exc:
+            errors.append(exc.message)
+    elif asked:
+        errors = [f"{name}: {' '.join(map(str, msgs))}" for name, msgs in params.errors.items()]
+    defaults = PlanInputSerializer(data={})
+    defaults.is_valid()
+    shown = {k: "" if v is None else v for k, v in defaults.validated_data.items()}
+    shown.update({k: v for k, v in request.GET.items() if k in defaults.fields})
+    shown["cases"] = request.GET.get("cases", ",".join(map(str, planning.DEFAULT_CASES)))
+    shown["readers"] = request.GET.get("readers", ",".join(map(str, planning.DEFAULT_READERS)))
+    context: dict[str, Any] = {
+        "plan": plan,
+        "errors": errors,
+        "form": shown,
+        "goals": list(planning.GOALS.items()),
+        "case_rules": list(stats.CASE_RULES.items()),
+        "readers_grid": sorted({c.readers for c in plan.cells}) if plan else [],
+        "rows": _plan_rows(plan) if plan else [],
+        "power_target": planning.POWER_TARGET,
+    }
+    return render(request, "analysis/plan.html", context, status=400 if errors else 200)
+
+
+def _plan_rows(plan: planning.Plan) -> list[tuple[int, list[planning.PlanCell]]]:
+    """The plan's cells as a table: one row per number of cases, readers across."""
+    by_cases: dict[int, list[planning.PlanCell]] = {}
+    for cell in sorted(plan.cells, key=lambda c: (c.cases, c.readers)):
+        by_cases.setdefault(cell.cases, []).append(cell)
+    return list(by_cases.items())
