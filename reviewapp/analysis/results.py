@@ -55,6 +55,8 @@ ANALYSIS_COLUMNS = [
     "answer_value",
     "candidate_side",
     "candidate_source",
+    # When the reader opened the case: the order of their readings (learning, fatigue).
+    "opened_at",
 ]
 
 
@@ -135,6 +137,8 @@ def _subject(frame: pd.DataFrame) -> pd.Series:
 def _per_rating(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """One row per rating and subject source with each outcome (NaN where it does not apply)."""
     ids = ["case", "imaging_study", "reader", "cohort", "stratum"]
+    if "opened_at" in frame.columns:
+        ids.append("opened_at")
     frame = frame[["rating", *ids, "source", "candidate_source", *columns]]
     frame = frame.assign(subject=_subject(frame), stratum=frame["stratum"].fillna(""))
     frame["stratum"] = frame["stratum"].where(frame["stratum"] != "", NO_STRATUM)
@@ -199,6 +203,7 @@ def results_from_frames(
         "per_reader": [],
         "by_cohort": [],
         "position_bias": [],
+        "reading_position": [],
         "plots": {},
     }
     if ratings.empty:
@@ -288,6 +293,9 @@ def results_from_frames(
                         "n": int(reader_row.count),
                     }
                 )
+
+    if len(per) and "opened_at" in per.columns:
+        result["reading_position"] = _reading_position(per, columns, labels)
 
     # AI against original on the same imaging studies (single-report protocols).
     if protocol.get("mode") != "pairwise" and len(per):
@@ -409,6 +417,42 @@ def results_from_frames(
     if with_plots:
         result["plots"] = _plots(protocol, ratings, forest_rows, result["per_reader"])
     return json_safe(result)
+
+
+def _reading_position(
+    per: pd.DataFrame, columns: list[str], labels: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Each outcome along the readers' sequences (by quarter, within-reader trend)."""
+    # A reader's sequence is all their ratings in the study, in the order they opened them.
+    readings = per.drop_duplicates("rating")
+    place = pd.Series(
+        stats.relative_positions(readings["opened_at"], readings["reader"]),
+        index=readings["rating"].to_numpy(),
+    )
+    position = place.reindex(per["rating"].to_numpy()).to_numpy()
+    found = []
+    for column in columns:
+        for source in sorted(per["subject"].unique()):
+            mask = (per["subject"] == source).to_numpy() & per[column].notna().to_numpy()
+            if mask.sum() < 4:
+                continue
+            part = per[mask]
+            trend = stats.reading_position(
+                part[column].to_numpy(dtype=float),
+                position[mask],
+                part["reader"].tolist(),
+                part["case"].tolist(),
+            )
+            found.append(
+                {
+                    "outcome": column.removeprefix("outcome_"),
+                    "label": labels[column],
+                    "source": source,
+                    **trend.as_dict(),
+                    "method_label": stats.INTERVAL_METHODS[trend.method],
+                }
+            )
+    return found
 
 
 def _plots(

@@ -1256,3 +1256,125 @@ def position_bias(
         df=df,
         n_readers=n_readers,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading position: learning or fatigue along each reader's sequence (issue 24, item 9)
+# --------------------------------------------------------------------------------------------
+
+POSITION_BINS = ("1st quarter", "2nd quarter", "3rd quarter", "4th quarter")
+
+
+@dataclass(frozen=True)
+class ReadingPosition:
+    """An outcome along the readers' sequences: by quarter, and its within-reader trend."""
+
+    quarters: dict[str, RateInterval]
+    # Change in the rate from a reader's first reading to their last (percentage points as a
+    # share), from the within-reader linear trend; CI and p from the two-way variance.
+    trend: float
+    low: float
+    high: float
+    p_value: float
+    df: float
+    method: IntervalMethod
+    n_ratings: int
+    n_readers: int
+    # reader -> (ratings, rate in the first half of their sequence, in the second half)
+    per_reader: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def relative_positions(order: pd.Series, readers: pd.Series) -> np.ndarray:
+    """Each rating's place in its reader's sequence as 0 (first) .. 1 (last).
+
+    ``order`` sorts a reader's ratings in the order they were read (e.g. when each was
+    opened); ties keep the frame's order. Relative places let readers with different numbers
+    of readings share one axis; a reader with one reading sits at 0.
+    """
+    frame = pd.DataFrame({"order": order.to_numpy(), "reader": readers.to_numpy()})
+    rank = frame.groupby("reader", sort=False)["order"].rank(method="first").to_numpy()
+    count = frame.groupby("reader", sort=False)["order"].transform("size").to_numpy()
+    return np.where(count > 1, (rank - 1) / np.maximum(count - 1, 1), 0.0)
+
+
+def reading_position(
+    y: np.ndarray,
+    position: np.ndarray,
+    readers: Sequence[Any],
+    cases: Sequence[Any],
+    *,
+    level: float = 0.95,
+) -> ReadingPosition:
+    """Does the outcome drift along the readers' sequences (learning, fatigue)?
+
+    ``position`` is each rating's relative place in its reader's sequence (0 first, 1 last;
+    see ``relative_positions``). Two views: the rate in each quarter of the sequences, with
+    the page's rate interval; and the within-reader linear trend, the slope of the outcome on
+    position after removing each reader's own mean (reader fixed effects, so readers who read
+    more or rate higher do not create a trend), read as the change from first to last
+    reading. Its variance is the two-way (case and reader) cluster-robust one with
+    Satterthwaite df, so readers whose own trends differ widen the interval rather than
+    count as evidence; with one or two readers it reflects case variation only.
+    """
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(position, dtype=float)
+    reader_codes = pd.factorize(pd.Series(list(readers)))[0]
+    case_codes = pd.factorize(pd.Series(list(cases)))[0]
+    n_readers = int(np.unique(reader_codes).size) if y.size else 0
+    bins = np.minimum((x * 4).astype(int), 3)
+    quarters = {
+        label: rate_interval(
+            y[bins == i], case_codes[bins == i], reader_codes[bins == i], level=level
+        )
+        for i, label in enumerate(POSITION_BINS)
+    }
+    per_reader: dict[str, tuple[int, float, float]] = {}
+    labels = pd.Series(list(readers))
+    for code in np.unique(reader_codes):
+        mine = reader_codes == code
+        first, second = mine & (x < 0.5), mine & (x >= 0.5)
+        per_reader[str(labels[mine].iloc[0])] = (
+            int(mine.sum()),
+            float(y[first].mean()) if first.any() else math.nan,
+            float(y[second].mean()) if second.any() else math.nan,
+        )
+    sizes = np.bincount(reader_codes, minlength=n_readers).astype(float) if y.size else np.ones(1)
+    x_within = x - (np.bincount(reader_codes, weights=x, minlength=n_readers) / sizes)[reader_codes]
+    y_within = y - (np.bincount(reader_codes, weights=y, minlength=n_readers) / sizes)[reader_codes]
+    sxx = float(x_within @ x_within)
+    nan_result = ReadingPosition(
+        quarters,
+        math.nan,
+        math.nan,
+        math.nan,
+        math.nan,
+        math.nan,
+        "case_only",
+        int(y.size),
+        n_readers,
+        per_reader,
+    )
+    if sxx <= 0 or y.size < 3:
+        return nan_result
+    slope = float(x_within @ y_within) / sxx
+    psi = x_within * (y_within - slope * x_within) / sxx
+    variance, df, method, n_c, _ = _variance_and_df(psi, case_codes, reader_codes)
+    if not variance > 0 or n_c < 2:
+        return replace(nan_result, trend=slope)
+    half = _t_quantile(level, df) * math.sqrt(variance)
+    p_value = float(2 * student_t.sf(abs(slope) / math.sqrt(variance), df))
+    return ReadingPosition(
+        quarters,
+        slope,
+        slope - half,
+        slope + half,
+        p_value,
+        df,
+        method,
+        int(y.size),
+        n_readers,
+        per_reader,
+    )

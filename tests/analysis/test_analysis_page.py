@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import statsmodels.formula.api as smf
 from django.contrib.auth.models import AbstractUser
 from django.test import Client
 from django.urls import reverse
@@ -388,3 +389,36 @@ def test_error_study_page_states_the_case_rule_and_gives_the_difference_with_its
         reverse("api-analysis-study", args=[error_study.study.public_id]), {"rule": "most"}
     )
     assert refused.status_code == 400
+
+
+def test_outcome_by_reading_position_equals_a_pandas_recomputation_and_states_its_method(
+    pairwise: RatedStudy,
+    analyst: AbstractUser,
+    api_client_for: Callable[[AbstractUser | None], APIClient],
+) -> None:
+    client = _client(analyst)
+    page = client.get(reverse("analysis:study", args=[pairwise.study.public_id])).content.decode()
+    assert "Outcome by reading position" in page
+    assert "order they opened the cases" in page
+    rows = {
+        (r["outcome"], r["source"]): r
+        for r in _api(pairwise, api_client_for(analyst), resamples=200)["reading_position"]
+    }
+    frame = _csv(client, pairwise)
+    # Each reader's sequence by when they opened the case, as 0 (first) .. 1 (last).
+    rank = frame.groupby("reader")["opened_at"].rank(method="first")
+    size = frame.groupby("reader")["opened_at"].transform("size")
+    frame["position"] = (rank - 1) / (size - 1)
+    quarter = (frame["position"] * 4).astype(int).clip(upper=3)
+    for outcome in OUTCOMES:
+        row = rows[(outcome, "ai")]
+        y = frame[f"outcome_{outcome}"].astype(float)
+        for i, label in enumerate(stats.POSITION_BINS):
+            assert row["quarters"][label]["estimate"] == pytest.approx(y[quarter == i].mean())
+        fit = smf.ols(
+            "y ~ x + C(reader)",
+            pd.DataFrame({"y": y, "x": frame["position"], "reader": frame["reader"]}),
+        ).fit()
+        assert row["trend"] == pytest.approx(fit.params["x"], abs=1e-9)
+        assert row["low"] < row["trend"] < row["high"]
+        assert f'data-outcome="{outcome}" data-source="ai"' in page

@@ -11,6 +11,7 @@ from xml.etree import ElementTree
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.formula.api as smf
 from scipy.special import expit
 from scipy.stats import binomtest
 from sklearn.metrics import cohen_kappa_score
@@ -574,3 +575,54 @@ def test_plots_are_standalone_svg_that_name_what_they_show() -> None:
 def test_plots_are_byte_identical_for_the_same_numbers() -> None:
     rows = [plots.ForestRow("overall", 0.5, 0.4, 0.6)]
     assert plots.forest_svg(rows, title="t") == plots.forest_svg(rows, title="t")
+
+
+# ---- reading position (learning, fatigue) ---------------------------------------------------
+
+
+def test_relative_positions_place_each_reading_in_its_readers_own_sequence() -> None:
+    order = pd.Series(["09:00", "08:00", "10:00", "07:00", "07:30"])
+    readers = pd.Series(["r1", "r1", "r1", "r2", "r2"])
+    assert stats.relative_positions(order, readers).tolist() == [0.5, 0.0, 1.0, 0.0, 1.0]
+
+
+def test_reading_position_trend_is_the_within_reader_least_squares_slope() -> None:
+    # Known answer: OLS of the outcome on position with a dummy per reader (statsmodels).
+    rng = np.random.default_rng(3)
+    n_readers, n_cases = 6, 80
+    readers = np.repeat(np.arange(n_readers), n_cases)
+    cases = np.tile(np.arange(n_cases), n_readers)
+    position = stats.relative_positions(
+        pd.Series(rng.permutation(readers.size)), pd.Series(readers)
+    )
+    p = 0.5 - 0.2 * (position - 0.5) + 0.05 * (readers - 3)  # tiring readers
+    y = (rng.random(readers.size) < p).astype(float)
+    found = stats.reading_position(y, position, readers, cases)
+    fit = smf.ols("y ~ x + C(reader)", pd.DataFrame({"y": y, "x": position, "reader": readers}))
+    assert found.trend == pytest.approx(fit.fit().params["x"], abs=1e-12)
+    assert found.low < found.trend < found.high
+    assert found.method == "variance_components"
+    quarter = np.minimum((position * 4).astype(int), 3)
+    for i, label in enumerate(stats.POSITION_BINS):
+        assert found.quarters[label].estimate == pytest.approx(y[quarter == i].mean())
+        assert found.quarters[label].n_ratings == int((quarter == i).sum())
+    n, first, second = found.per_reader["0"]
+    mine = readers == 0
+    assert n == n_cases
+    assert first == pytest.approx(y[mine & (position < 0.5)].mean())
+    assert second == pytest.approx(y[mine & (position >= 0.5)].mean())
+
+
+def test_reading_position_finds_fatigue_and_not_a_trend_that_is_not_there() -> None:
+    rng = np.random.default_rng(8)
+    readers = np.repeat(np.arange(5), 200)
+    cases = np.tile(np.arange(200), 5)
+    position = np.tile(np.linspace(0, 1, 200), 5)
+    tired = (rng.random(readers.size) < 0.8 - 0.3 * position).astype(float)
+    steady = (rng.random(readers.size) < 0.65).astype(float)
+    fatigue = stats.reading_position(tired, position, readers, cases)
+    assert fatigue.high < 0
+    assert fatigue.p_value < 0.01
+    assert fatigue.trend == pytest.approx(-0.3, abs=0.1)
+    flat = stats.reading_position(steady, position, readers, cases)
+    assert flat.low < 0 < flat.high
