@@ -7,12 +7,16 @@ analyst who loads the downloaded CSVs into pandas all start from identical data.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.core.cache import cache
+from django.db.models import Count, Max, Sum
 
 from reviewapp.analysis import plots, stats
 from reviewapp.analysis.exports import copy_csv
@@ -23,7 +27,7 @@ from reviewapp.analysis.selectors import (
     ratings_query,
     spans_query,
 )
-from reviewapp.studies.models import ReaderStudy
+from reviewapp.studies.models import Case, Rating, ReaderStudy
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 20240501
@@ -364,20 +368,18 @@ def results_from_frames(
             ],
         }
 
+    # Agreement works on integer codes and categoricals made once for the whole frame:
+    # filtering and factorising the Arrow-backed text columns per question cost seconds.
+    coded = _coded(ratings) if len(ratings) else None
     for question in questions:
-        if question["type"] not in ("single_choice", "likert", "yes_no"):
+        if question["type"] not in ("single_choice", "likert", "yes_no") or coded is None:
             continue
-        # Only the columns used: filtering copies every column it keeps.
-        rows = ratings.loc[
-            (ratings["question"] == question["id"]) & (ratings["answer_value"].fillna("") != ""),
-            ["case", "source", "reader", "answer_value"],
-        ]
+        rows = coded[(coded["question"] == question["id"]).to_numpy() & coded["answered"]]
         if rows["reader"].nunique() < 2:
             continue
-        unit = rows["case"].astype(str) + "|" + rows["source"].fillna("").astype(str)
         is_ordinal, categories, off_scale = _scale(question)
         agreement = stats.agreement(
-            rows.assign(unit=unit),
+            rows,
             question=question["id"],
             value="answer_value",
             categories=categories,
@@ -410,13 +412,32 @@ def results_from_frames(
             winners[((side == "A") & candidate_won) | ((side == "B") & original_won)] = "A"
             winners[((side == "B") & candidate_won) | ((side == "A") & original_won)] = "B"
             bias = stats.position_bias(
-                winners, readers=rows["reader"].tolist(), cases=rows["case"].tolist()
+                winners,
+                readers=rows["reader"].to_numpy(dtype=object),
+                cases=rows["case"].to_numpy(dtype=object),
             )
             result["position_bias"].append({"question": question["id"], **bias.as_dict()})
 
     if with_plots:
         result["plots"] = _plots(protocol, ratings, forest_rows, result["per_reader"])
     return json_safe(result)
+
+
+def _coded(ratings: pd.DataFrame) -> pd.DataFrame:
+    """The ratings' question, answer and reader as categoricals and the unit (case and
+    report) as an integer: cheap to filter per question."""
+    case = pd.factorize(ratings["case"])[0]
+    source = pd.factorize(ratings["source"].fillna(""))[0]
+    answer = ratings["answer_value"].fillna("")
+    return pd.DataFrame(
+        {
+            "question": pd.Categorical(ratings["question"].to_numpy(dtype=object)),
+            "answer_value": pd.Categorical(answer.to_numpy(dtype=object)),
+            "answered": (answer != "").to_numpy(),
+            "reader": pd.Categorical(ratings["reader"].to_numpy(dtype=object)),
+            "unit": case * (source.max(initial=0) + 1) + source,
+        }
+    )
 
 
 def _reading_position(
@@ -430,18 +451,19 @@ def _reading_position(
         index=readings["rating"].to_numpy(),
     )
     position = place.reindex(per["rating"].to_numpy()).to_numpy()
+    # Plain numpy once: slicing Arrow-backed text columns per outcome was most of the cost.
+    readers = per["reader"].to_numpy(dtype=object)
+    cases = pd.factorize(per["case"])[0]
+    values = {column: per[column].to_numpy(dtype=float) for column in columns}
+    subjects = per["subject"].to_numpy(dtype=object)
     found = []
     for column in columns:
         for source in sorted(per["subject"].unique()):
-            mask = (per["subject"] == source).to_numpy() & per[column].notna().to_numpy()
+            mask = (subjects == source) & ~np.isnan(values[column])
             if mask.sum() < 4:
                 continue
-            part = per[mask]
             trend = stats.reading_position(
-                part[column].to_numpy(dtype=float),
-                position[mask],
-                part["reader"].tolist(),
-                part["case"].tolist(),
+                values[column][mask], position[mask], readers[mask], cases[mask]
             )
             found.append(
                 {
@@ -540,7 +562,23 @@ def analysis_results(
         raise ValueError(f"rule must be one of {', '.join(stats.CASE_RULES)}")
     if min_reads < 1 or min_pair_cases < 1:
         raise ValueError("min_reads and min_pair_cases must be at least 1")
-    return results_from_frames(
+    # Cached per study version and parameters: 100k ratings with 2,000 resamples take
+    # seconds to compute, and an analyst who reloads or an API script that polls should not
+    # pay that again while no rating changed.
+    key = _cache_key(
+        reader_study,
+        n_resamples=n_resamples,
+        seed=seed,
+        with_plots=with_plots,
+        rule=rule,
+        min_reads=min_reads,
+        min_pair_cases=min_pair_cases,
+        prevalences=sorted((prevalences or {}).items()),
+    )
+    cached = cache.get(key)
+    if cached is not None:
+        return dict(cached)
+    computed = results_from_frames(
         protocol=reader_study.protocol,
         ratings=ratings_frame(reader_study=reader_study),
         spans=spans_frame(reader_study=reader_study),
@@ -552,3 +590,36 @@ def analysis_results(
         min_pair_cases=min_pair_cases,
         prevalences=prevalences,
     )
+    cache.set(key, computed, timeout=ANALYSIS_CACHE_SECONDS)
+    return computed
+
+
+ANALYSIS_CACHE_SECONDS = 24 * 3600
+
+
+def study_version(reader_study: ReaderStudy) -> dict[str, Any]:
+    """What the analysis of a study depends on besides its parameters, in one query each.
+
+    A submitted, revised or withdrawn rating changes the count, the sum of versions or the
+    latest update; an edited case (stratum) or protocol changes their update times.
+    """
+    ratings = Rating.objects.filter(assignment__reader_study=reader_study).aggregate(
+        n=Count("id"), versions=Sum("version"), updated=Max("updated_at")
+    )
+    cases = Case.objects.filter(reader_study=reader_study).aggregate(
+        n=Count("id"), updated=Max("updated_at")
+    )
+    return {
+        "study": str(reader_study.public_id),
+        "study_updated": reader_study.updated_at.isoformat(),
+        "protocol_version": reader_study.protocol_version,
+        "ratings": [ratings["n"], ratings["versions"], str(ratings["updated"])],
+        "cases": [cases["n"], str(cases["updated"])],
+    }
+
+
+def _cache_key(reader_study: ReaderStudy, **params: Any) -> str:
+    payload = json.dumps(
+        {"version": study_version(reader_study), "params": params}, sort_keys=True, default=str
+    )
+    return "analysis:results:" + hashlib.sha256(payload.encode()).hexdigest()

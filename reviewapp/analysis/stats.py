@@ -319,8 +319,10 @@ def _cluster_variances(
     psi: np.ndarray, case_codes: np.ndarray, reader_codes: np.ndarray
 ) -> tuple[float, float, float, int, int]:
     """Cluster-robust pieces of var(sum psi): by case, by reader, by rating; cluster counts."""
-    cases, case_idx = np.unique(case_codes, return_inverse=True)
-    readers, reader_idx = np.unique(reader_codes, return_inverse=True)
+    # Hashing (factorize) instead of sorting (np.unique): the page calls this dozens of times
+    # on up to 100k ratings. Cluster numbering does not change the sums.
+    case_idx, cases = pd.factorize(np.asarray(case_codes))
+    reader_idx, readers = pd.factorize(np.asarray(reader_codes))
     n_c, n_r = len(cases), len(readers)
     by_case = np.bincount(case_idx, weights=psi, minlength=n_c)
     by_reader = np.bincount(reader_idx, weights=psi, minlength=n_r)
@@ -385,8 +387,8 @@ def rate_interval(
     """
     y = np.asarray(y, dtype=float)
     n = y.size
-    n_cases = int(np.unique(case_codes).size)
-    n_readers = int(np.unique(reader_codes).size)
+    n_cases = len(pd.unique(np.asarray(case_codes)))
+    n_readers = len(pd.unique(np.asarray(reader_codes)))
     events = float(y.sum())
 
     def made(
@@ -1115,7 +1117,8 @@ def agreement(
     """
     everything = [*categories, *off_scale]
     frame = ratings.loc[ratings[value].isin(everything), [case, reader, value]]
-    codes = pd.Categorical(frame[value], categories=everything).codes.astype(np.int64)
+    values = np.asarray(frame[value], dtype=object)
+    codes = pd.Categorical(values, categories=everything).codes.astype(np.int64)
     frame = frame.assign(**{value: codes})
     on_scale = frame[frame[value] < len(categories)]
     positions = list(range(len(categories)))
@@ -1206,8 +1209,8 @@ class PositionBias:
 def position_bias(
     winners: Iterable[str | None],
     *,
-    readers: Sequence[Any] | None = None,
-    cases: Sequence[Any] | None = None,
+    readers: Sequence[Any] | np.ndarray | None = None,
+    cases: Sequence[Any] | np.ndarray | None = None,
     level: float = 0.95,
 ) -> PositionBias:
     """Test whether side A wins more often than side B.
@@ -1233,8 +1236,8 @@ def position_bias(
         return PositionBias(a, b, none, a / (a + b), ci.low, ci.high, float(test.pvalue))
     decisive = np.array([w in ("A", "B") for w in values])
     y = np.array([w == "A" for w in values], dtype=float)[decisive]
-    reader_codes = pd.factorize(pd.Series(list(readers))[decisive])[0]
-    case_codes = pd.factorize(pd.Series(list(cases))[decisive])[0]
+    reader_codes = pd.factorize(np.asarray(readers)[decisive])[0]
+    case_codes = pd.factorize(np.asarray(cases)[decisive])[0]
     share = float(y.mean())
     interval = rate_interval(y, case_codes, reader_codes, level=level)
     variance, df, method, _, n_readers = _variance_and_df(
@@ -1303,8 +1306,8 @@ def relative_positions(order: pd.Series, readers: pd.Series) -> np.ndarray:
 def reading_position(
     y: np.ndarray,
     position: np.ndarray,
-    readers: Sequence[Any],
-    cases: Sequence[Any],
+    readers: Sequence[Any] | np.ndarray,
+    cases: Sequence[Any] | np.ndarray,
     *,
     level: float = 0.95,
 ) -> ReadingPosition:
@@ -1321,9 +1324,9 @@ def reading_position(
     """
     y = np.asarray(y, dtype=float)
     x = np.asarray(position, dtype=float)
-    reader_codes = pd.factorize(pd.Series(list(readers)))[0]
-    case_codes = pd.factorize(pd.Series(list(cases)))[0]
-    n_readers = int(np.unique(reader_codes).size) if y.size else 0
+    reader_codes, reader_labels = pd.factorize(np.asarray(readers))
+    case_codes = pd.factorize(np.asarray(cases))[0]
+    n_readers = len(reader_labels)
     bins = np.minimum((x * 4).astype(int), 3)
     quarters = {
         label: rate_interval(
@@ -1332,11 +1335,10 @@ def reading_position(
         for i, label in enumerate(POSITION_BINS)
     }
     per_reader: dict[str, tuple[int, float, float]] = {}
-    labels = pd.Series(list(readers))
-    for code in np.unique(reader_codes):
+    for code, label in enumerate(reader_labels):
         mine = reader_codes == code
         first, second = mine & (x < 0.5), mine & (x >= 0.5)
-        per_reader[str(labels[mine].iloc[0])] = (
+        per_reader[str(label)] = (
             int(mine.sum()),
             float(y[first].mean()) if first.any() else math.nan,
             float(y[second].mean()) if second.any() else math.nan,

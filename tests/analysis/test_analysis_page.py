@@ -422,3 +422,15 @@ def test_outcome_by_reading_position_equals_a_pandas_recomputation_and_states_it
         assert row["trend"] == pytest.approx(fit.params["x"], abs=1e-9)
         assert row["low"] < row["trend"] < row["high"]
         assert f'data-outcome="{outcome}" data-source="ai"' in page
+
+
+def test_cached_analysis_is_recomputed_when_a_rating_changes(pairwise: RatedStudy) -> None:
+    from reviewapp.analysis.results import analysis_results
+    from reviewapp.studies.models import Rating
+
+    first = analysis_results(reader_study=pairwise.study, n_resamples=100, with_plots=False)
+    again = analysis_results(reader_study=pairwise.study, n_resamples=100, with_plots=False)
+    assert again == first
+    Rating.objects.filter(assignment__reader_study=pairwise.study).first().delete()  # type: ignore[union-attr]
+    after = analysis_results(reader_study=pairwise.study, n_resamples=100, with_plots=False)
+    assert after["n_ratings"] == first["n_ratings"] - 1
