@@ -388,15 +388,29 @@ def child_analysis(study_id: str) -> dict[str, float]:
     user.groups.add(Group.objects.get_or_create(name=Role.ANALYST.value)[0])
     client = Client()
     client.force_login(user)
+    from django.core.cache import cache
+
+    # The page caches its results per study version: time it cold (as after a new rating)
+    # and warm (a reload while nothing changed).
+    cache.clear()
+    url = reverse("analysis:study", args=[study_id])
     started = time.perf_counter()
-    response = client.get(reverse("analysis:study", args=[study_id]), {"resamples": 2000})
+    cpu_page = time.process_time()
+    response = client.get(url, {"resamples": 2000})
     page = time.perf_counter() - started
+    cpu_page = time.process_time() - cpu_page
+    assert response.status_code == 200, response.status_code
+    started = time.perf_counter()
+    response = client.get(url, {"resamples": 2000})
+    cached_page = time.perf_counter() - started
     assert response.status_code == 200, response.status_code
     return {
         "compute_seconds": compute,
         "compute_cpu_seconds": cpu,
         "compute_database_cpu_seconds": database_cpu,
         "page_seconds": page,
+        "page_cpu_seconds": cpu_page,
+        "cached_page_seconds": cached_page,
     }
 
 
@@ -447,7 +461,8 @@ def main() -> None:
             f"  analysis (2,000 resamples): compute {r['compute_seconds']:.2f} s "
             f"(CPU: web process {r['compute_cpu_seconds']:.2f} s, "
             f"PostgreSQL {r['compute_database_cpu_seconds']:.2f} s), "
-            f"whole page {r['page_seconds']:.2f} s (target < 5 s)"
+            f"whole page {r['page_seconds']:.2f} s (CPU {r['page_cpu_seconds']:.2f} s), "
+            f"cached page {r['cached_page_seconds']:.2f} s (target < 5 s)"
         )
 
 

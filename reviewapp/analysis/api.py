@@ -13,15 +13,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reviewapp.analysis import selectors
+from reviewapp.analysis import planning, selectors, stats
 from reviewapp.analysis.exports import export_response
 from reviewapp.analysis.models import ExportAudit
 from reviewapp.analysis.results import (
     DEFAULT_RESAMPLES,
+    DEFAULT_RULE,
     DEFAULT_SEED,
     MAX_RESAMPLES,
     analysis_results,
+    json_safe,
+    prevalences_from_query,
 )
+from reviewapp.core.errors import ApplicationError
 from reviewapp.core.permissions import _HasRole
 from reviewapp.core.roles import Role
 from reviewapp.studies.blinding import blinding_summary
@@ -40,6 +44,20 @@ class StudyAnalysisApi(APIView):
         )
         seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, default=DEFAULT_SEED)
         plots = serializers.BooleanField(default=False)
+        rule = serializers.ChoiceField(
+            choices=list(stats.CASE_RULES),
+            default=DEFAULT_RULE,
+            help_text="When a report meets an outcome in the paired comparison: any / half / "
+            "all of the readers who read it",
+        )
+        min_reads = serializers.IntegerField(
+            min_value=1, default=1, help_text="Leave out cases read by fewer readers"
+        )
+        min_pair_cases = serializers.IntegerField(
+            min_value=1,
+            default=stats.DEFAULT_MIN_PAIR_CASES,
+            help_text="Fewest shared cases for a reader pair's kappa",
+        )
 
     @extend_schema(
         operation_id="reader_study_analysis",
@@ -56,6 +74,11 @@ class StudyAnalysisApi(APIView):
             n_resamples=params.validated_data["resamples"],
             seed=params.validated_data["seed"],
             with_plots=params.validated_data["plots"],
+            rule=params.validated_data["rule"],
+            min_reads=params.validated_data["min_reads"],
+            min_pair_cases=params.validated_data["min_pair_cases"],
+            # prevalence_<stratum>=<weight>: one parameter per stratum, named by the data.
+            prevalences=prevalences_from_query(request.query_params),
         )
         return Response(
             {
@@ -69,6 +92,87 @@ class StudyAnalysisApi(APIView):
                 **data,
             }
         )
+
+
+class PlanInputSerializer(serializers.Serializer):
+    """What a coordinator states to plan a study; the page validates its form with it too."""
+
+    goal = serializers.ChoiceField(choices=list(planning.GOALS), default="precision")
+    rate = serializers.FloatField(
+        min_value=0.001,
+        max_value=0.999,
+        default=0.7,
+        help_text="Expected share of positive ratings (of the original reports, for "
+        "non-inferiority)",
+    )
+    ai_rate = serializers.FloatField(
+        min_value=0.001,
+        max_value=0.999,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Expected rate of the AI reports (non-inferiority); default: the same rate",
+    )
+    reader_sd = serializers.FloatField(
+        min_value=0, max_value=3, default=0.5, help_text="Reader SD on the logit scale"
+    )
+    case_sd = serializers.FloatField(
+        min_value=0, max_value=3, default=1.0, help_text="Case SD on the logit scale"
+    )
+    reads_per_case = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Readers reading each report; default: the whole panel",
+    )
+    cases = serializers.CharField(
+        default=",".join(map(str, planning.DEFAULT_CASES)), help_text="e.g. 30,50,100"
+    )
+    readers = serializers.CharField(
+        default=",".join(map(str, planning.DEFAULT_READERS)), help_text="e.g. 3,4,5"
+    )
+    target_half_width = serializers.FloatField(
+        required=False, allow_null=True, default=0.05, help_text="Precision goal, as a share"
+    )
+    margin = serializers.FloatField(
+        required=False, allow_null=True, default=0.1, help_text="Non-inferiority margin (share)"
+    )
+    rule = serializers.ChoiceField(choices=list(stats.CASE_RULES), default=DEFAULT_RULE)
+    simulations = serializers.IntegerField(
+        min_value=10, max_value=2000, default=planning.DEFAULT_SIMULATIONS
+    )
+    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, default=DEFAULT_SEED)
+
+    def validate_cases(self, value: str) -> tuple[int, ...]:
+        return _sizes(value)
+
+    def validate_readers(self, value: str) -> tuple[int, ...]:
+        return _sizes(value)
+
+
+def _sizes(value: str) -> tuple[int, ...]:
+    try:
+        return planning.parse_sizes(value)
+    except ApplicationError as exc:
+        raise serializers.ValidationError(exc.message, code=exc.code) from exc
+
+
+class StudyPlanApi(APIView):
+    permission_classes = [CanAnalyse]
+
+    @extend_schema(
+        operation_id="reader_study_plan",
+        summary="Plan a study: expected CI half-width or non-inferiority power per cases x "
+        "readers, by simulation with the analysis's own interval procedures",
+        parameters=[PlanInputSerializer],
+        responses={200: OpenApiTypes.OBJECT, 400: None, 403: None},
+    )
+    def get(self, request: Request) -> Response:
+        params = PlanInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        plan = planning.study_plan(**params.validated_data)
+        return Response(json_safe(plan.as_dict()))
 
 
 class DownloadRenderer(BaseRenderer):

@@ -5,6 +5,7 @@ from django.urls import path
 from reviewapp.analysis import api
 
 urlpatterns = [
+    path("analysis/plan/", api.StudyPlanApi.as_view(), name="api-analysis-plan"),
     path(
         "analysis/studies/<uuid:public_id>/",
         api.StudyAnalysisApi.as_view(),

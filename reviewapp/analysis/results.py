@@ -7,12 +7,16 @@ analyst who loads the downloaded CSVs into pandas all start from identical data.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.core.cache import cache
+from django.db.models import Count, Max, Sum
 
 from reviewapp.analysis import plots, stats
 from reviewapp.analysis.exports import copy_csv
@@ -23,11 +27,13 @@ from reviewapp.analysis.selectors import (
     ratings_query,
     spans_query,
 )
-from reviewapp.studies.models import ReaderStudy
+from reviewapp.studies.models import Case, Rating, ReaderStudy
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 20240501
 MAX_RESAMPLES = 20_000
+DEFAULT_RULE: stats.CaseRule = "any"
+FOREST_TITLE = "Rates with 95% CIs (case and reader variance components)"
 NO_STRATUM = "(no stratum)"
 _ANALYST_PLACEHOLDERS = {
     "cand_short": "Candidate",
@@ -53,6 +59,8 @@ ANALYSIS_COLUMNS = [
     "answer_value",
     "candidate_side",
     "candidate_source",
+    # When the reader opened the case: the order of their readings (learning, fatigue).
+    "opened_at",
 ]
 
 
@@ -96,19 +104,28 @@ def _ordered_options(question: dict[str, Any]) -> list[dict[str, Any]]:
     return options
 
 
-def _is_ordinal(question: dict[str, Any]) -> bool:
-    options = question_options(question)
+def _scale(question: dict[str, Any]) -> tuple[bool, list[str], list[str]]:
+    """(is ordinal, options in scale order, off-scale options) of a question.
+
+    A Likert scale is ordered throughout; a comparative question is ordered by its options'
+    axis, and options without an axis (Med-Gemini's "X: neither correct") sit outside the
+    order. Any other question is nominal, every option a category.
+    """
+    options = _ordered_options(question)
     if question["type"] == "likert":
-        return True
-    return bool(options) and all(o.get("axis") is not None for o in options)
+        return True, [o["value"] for o in options], []
+    axed = [o["value"] for o in options if o.get("axis") is not None]
+    if len(axed) >= 2:
+        return True, axed, [o["value"] for o in options if o.get("axis") is None]
+    return False, [o["value"] for o in options], []
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: NaN -> None, numpy scalars -> Python."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
@@ -124,6 +141,8 @@ def _subject(frame: pd.DataFrame) -> pd.Series:
 def _per_rating(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """One row per rating and subject source with each outcome (NaN where it does not apply)."""
     ids = ["case", "imaging_study", "reader", "cohort", "stratum"]
+    if "opened_at" in frame.columns:
+        ids.append("opened_at")
     frame = frame[["rating", *ids, "source", "candidate_source", *columns]]
     frame = frame.assign(subject=_subject(frame), stratum=frame["stratum"].fillna(""))
     frame["stratum"] = frame["stratum"].where(frame["stratum"] != "", NO_STRATUM)
@@ -151,8 +170,18 @@ def results_from_frames(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
     with_plots: bool = True,
+    rule: stats.CaseRule = DEFAULT_RULE,
+    min_reads: int = 1,
+    min_pair_cases: int = stats.DEFAULT_MIN_PAIR_CASES,
+    prevalences: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Every number (and figure) of the analysis page, from the two tidy tables."""
+    """Every number (and figure) of the analysis page, from the two tidy tables.
+
+    ``rule`` decides when a report meets an outcome in the paired comparison (any / half /
+    all of the readers who read it); ``min_reads`` leaves out cases read by fewer readers from
+    every case-level figure; ``min_pair_cases`` is the fewest shared cases a reader pair needs
+    for its kappa; ``prevalences`` (stratum -> weight) adds an overall rate weighted by them.
+    """
     outcome_cols = outcome_columns(protocol)
     columns = [c for c, _ in outcome_cols]
     labels = dict(outcome_cols)
@@ -162,6 +191,14 @@ def results_from_frames(
         "n_cases": int(ratings["case"].nunique()) if len(ratings) else 0,
         "n_readers": int(ratings["reader"].nunique()) if len(ratings) else 0,
         "bootstrap": {"n_resamples": n_resamples, "seed": seed, "level": 0.95},
+        "rules": {
+            "case_rule": rule,
+            "case_rule_label": stats.CASE_RULES[rule],
+            "min_reads": min_reads,
+            "min_pair_cases": min_pair_cases,
+            "prevalences": dict(prevalences or {}),
+            "interval_methods": dict(stats.INTERVAL_METHODS),
+        },
         "headline": [],
         "case_level": [],
         "comparisons": [],
@@ -170,6 +207,7 @@ def results_from_frames(
         "per_reader": [],
         "by_cohort": [],
         "position_bias": [],
+        "reading_position": [],
         "plots": {},
     }
     if ratings.empty:
@@ -178,27 +216,14 @@ def results_from_frames(
     strata = sorted(per["stratum"].unique()) if len(per) else []
     use_strata = len(strata) > 1
 
-    def bootstrap(frame: pd.DataFrame, stratum: str | None) -> dict[str, Any]:
-        # Outcomes that apply to the same ratings share one resampling run (same draws,
-        # same design): exactly what a run per outcome would give, at a fraction of the cost.
-        groups: dict[bytes, list[str]] = {}
-        for column in columns:
-            mask = frame[column].notna().to_numpy()
-            if mask.any():
-                groups.setdefault(np.packbits(mask).tobytes(), []).append(column)
-        found: dict[str, Any] = {}
-        for group in groups.values():
-            rows = frame[frame[group[0]].notna()]
-            found.update(
-                stats.bootstrap_rates(
-                    rows, outcomes=group, stratum=stratum, n_resamples=n_resamples, seed=seed
-                )
-            )
-        return found
+    def intervals(frame: pd.DataFrame, stratum: str | None) -> dict[str, Any]:
+        return stats.rate_intervals(
+            frame, outcomes=columns, stratum=stratum, prevalences=prevalences
+        )
 
     by_source = (
         {
-            source: bootstrap(part, "stratum" if use_strata else None)
+            source: intervals(part, "stratum" if use_strata else None)
             for source, part in per.groupby("subject", sort=True)
         }
         if len(per)
@@ -214,7 +239,10 @@ def results_from_frames(
                 continue
             boot = by_source[source][column]
             level = stats.case_level_rates(
-                part, outcome=column, stratum="stratum" if use_strata else None
+                part,
+                outcome=column,
+                stratum="stratum" if use_strata else None,
+                min_reads=min_reads,
             )
             for stratum, rate in boot.items():
                 row = {
@@ -223,7 +251,8 @@ def results_from_frames(
                     "source": source,
                     "stratum": stratum,
                     **rate.as_dict(),
-                    "case_level": {rule: r.as_dict() for rule, r in level[stratum].items()},
+                    "method_label": stats.INTERVAL_METHODS[rate.method],
+                    "case_level": {name: r.as_dict() for name, r in level.get(stratum, {}).items()},
                 }
                 result["headline"].append(row)
                 forest_rows.append(
@@ -242,7 +271,7 @@ def results_from_frames(
                     key = (source, cohort)
                     if key not in by_cohort:
                         everyone = per[(per["subject"] == source) & (per["cohort"] == cohort)]
-                        by_cohort[key] = bootstrap(everyone, None)
+                        by_cohort[key] = intervals(everyone, None)
                     rate = by_cohort[key][column][stats.OVERALL]
                     result["by_cohort"].append(
                         {
@@ -269,6 +298,9 @@ def results_from_frames(
                     }
                 )
 
+    if len(per) and "opened_at" in per.columns:
+        result["reading_position"] = _reading_position(per, columns, labels)
+
     # AI against original on the same imaging studies (single-report protocols).
     if protocol.get("mode") != "pairwise" and len(per):
         sources = set(per["subject"])
@@ -284,6 +316,10 @@ def results_from_frames(
                     source="subject",
                     ai=candidate,
                     original="original",
+                    rule=rule,
+                    min_reads=min_reads,
+                    n_resamples=n_resamples,
+                    seed=seed,
                 )
                 if test.n_pairs:
                     result["comparisons"].append(
@@ -291,6 +327,7 @@ def results_from_frames(
                             "outcome": column.removeprefix("outcome_"),
                             "label": labels[column],
                             "candidate": candidate,
+                            "rule_label": stats.CASE_RULES[test.rule],
                             **test.as_dict(),
                         }
                     )
@@ -331,25 +368,27 @@ def results_from_frames(
             ],
         }
 
+    # Agreement works on integer codes and categoricals made once for the whole frame:
+    # filtering and factorising the Arrow-backed text columns per question cost seconds.
+    coded = _coded(ratings) if len(ratings) else None
     for question in questions:
-        if question["type"] not in ("single_choice", "likert", "yes_no"):
+        if question["type"] not in ("single_choice", "likert", "yes_no") or coded is None:
             continue
-        # Only the columns used: filtering copies every column it keeps.
-        rows = ratings.loc[
-            (ratings["question"] == question["id"]) & (ratings["answer_value"].fillna("") != ""),
-            ["case", "source", "reader", "answer_value"],
-        ]
+        rows = coded[(coded["question"] == question["id"]).to_numpy() & coded["answered"]]
         if rows["reader"].nunique() < 2:
             continue
-        unit = rows["case"].astype(str) + "|" + rows["source"].fillna("").astype(str)
-        categories = [o["value"] for o in _ordered_options(question)]
+        is_ordinal, categories, off_scale = _scale(question)
         agreement = stats.agreement(
-            rows.assign(unit=unit),
+            rows,
             question=question["id"],
             value="answer_value",
             categories=categories,
-            is_ordinal=_is_ordinal(question),
+            off_scale=off_scale,
+            is_ordinal=is_ordinal,
             case="unit",
+            min_pair_cases=min_pair_cases,
+            n_resamples=n_resamples,
+            seed=seed,
         )
         result["agreement"].append({"prompt": question.get("prompt", ""), **agreement.as_dict()})
 
@@ -359,7 +398,8 @@ def results_from_frames(
             if question.get("scope") != "comparative" or all(a is None for a in axes.values()):
                 continue
             rows = ratings.loc[
-                ratings["question"] == question["id"], ["answer_value", "candidate_side"]
+                ratings["question"] == question["id"],
+                ["answer_value", "candidate_side", "reader", "case"],
             ]
             # An option favours the candidate (axis > 0) or the original (axis < 0); which
             # side won follows from where the candidate was shown.
@@ -368,18 +408,73 @@ def results_from_frames(
             shown = np.isin(side, ["A", "B"])
             candidate_won = shown & (axis > 0)
             original_won = shown & (axis < 0)
-            a_wins = int(
-                ((side == "A") & candidate_won).sum() + ((side == "B") & original_won).sum()
-            )
-            b_wins = int((candidate_won | original_won).sum()) - a_wins
+            winners = np.full(len(rows), None, dtype=object)
+            winners[((side == "A") & candidate_won) | ((side == "B") & original_won)] = "A"
+            winners[((side == "B") & candidate_won) | ((side == "A") & original_won)] = "B"
             bias = stats.position_bias(
-                ["A"] * a_wins + ["B"] * b_wins + [None] * (len(rows) - a_wins - b_wins)
+                winners,
+                readers=rows["reader"].to_numpy(dtype=object),
+                cases=rows["case"].to_numpy(dtype=object),
             )
             result["position_bias"].append({"question": question["id"], **bias.as_dict()})
 
     if with_plots:
         result["plots"] = _plots(protocol, ratings, forest_rows, result["per_reader"])
-    return _clean(result)
+    return json_safe(result)
+
+
+def _coded(ratings: pd.DataFrame) -> pd.DataFrame:
+    """The ratings' question, answer and reader as categoricals and the unit (case and
+    report) as an integer: cheap to filter per question."""
+    case = pd.factorize(ratings["case"])[0]
+    source = pd.factorize(ratings["source"].fillna(""))[0]
+    answer = ratings["answer_value"].fillna("")
+    return pd.DataFrame(
+        {
+            "question": pd.Categorical(ratings["question"].to_numpy(dtype=object)),
+            "answer_value": pd.Categorical(answer.to_numpy(dtype=object)),
+            "answered": (answer != "").to_numpy(),
+            "reader": pd.Categorical(ratings["reader"].to_numpy(dtype=object)),
+            "unit": case * (source.max(initial=0) + 1) + source,
+        }
+    )
+
+
+def _reading_position(
+    per: pd.DataFrame, columns: list[str], labels: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Each outcome along the readers' sequences (by quarter, within-reader trend)."""
+    # A reader's sequence is all their ratings in the study, in the order they opened them.
+    readings = per.drop_duplicates("rating")
+    place = pd.Series(
+        stats.relative_positions(readings["opened_at"], readings["reader"]),
+        index=readings["rating"].to_numpy(),
+    )
+    position = place.reindex(per["rating"].to_numpy()).to_numpy()
+    # Plain numpy once: slicing Arrow-backed text columns per outcome was most of the cost.
+    readers = per["reader"].to_numpy(dtype=object)
+    cases = pd.factorize(per["case"])[0]
+    values = {column: per[column].to_numpy(dtype=float) for column in columns}
+    subjects = per["subject"].to_numpy(dtype=object)
+    found = []
+    for column in columns:
+        for source in sorted(per["subject"].unique()):
+            mask = (subjects == source) & ~np.isnan(values[column])
+            if mask.sum() < 4:
+                continue
+            trend = stats.reading_position(
+                values[column][mask], position[mask], readers[mask], cases[mask]
+            )
+            found.append(
+                {
+                    "outcome": column.removeprefix("outcome_"),
+                    "label": labels[column],
+                    "source": source,
+                    **trend.as_dict(),
+                    "method_label": stats.INTERVAL_METHODS[trend.method],
+                }
+            )
+    return found
 
 
 def _plots(
@@ -413,8 +508,8 @@ def _plots(
             }
     if forest_rows:
         figures["forest"] = {
-            "title": "Rates with 95% bootstrap CIs",
-            "svg": plots.forest_svg(forest_rows, title="Rates with 95% bootstrap CIs"),
+            "title": FOREST_TITLE,
+            "svg": plots.forest_svg(forest_rows, title=FOREST_TITLE),
         }
     if per_reader:
         first = (per_reader[0]["outcome"], per_reader[0]["source"])
@@ -427,21 +522,104 @@ def _plots(
     return figures
 
 
+PREVALENCE_PREFIX = "prevalence_"
+
+
+def prevalences_from_query(params: Any) -> dict[str, float]:
+    """Stratum prevalences from query parameters ``prevalence_<stratum>=<weight>``.
+
+    Weights need not add up to 1 (they are normalised over the strata rated); blank,
+    unparsable, negative or non-finite values are ignored, so a half-filled form still works.
+    """
+    found: dict[str, float] = {}
+    for key in params:
+        if not key.startswith(PREVALENCE_PREFIX):
+            continue
+        try:
+            weight = float(params.get(key))
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(weight) and weight >= 0:
+            found[key.removeprefix(PREVALENCE_PREFIX)] = weight
+    return found if any(found.values()) else {}
+
+
 def analysis_results(
     *,
     reader_study: ReaderStudy,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
     with_plots: bool = True,
+    rule: stats.CaseRule = DEFAULT_RULE,
+    min_reads: int = 1,
+    min_pair_cases: int = stats.DEFAULT_MIN_PAIR_CASES,
+    prevalences: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The analysis of one study (already authorised through reader_study_get_for_analysis)."""
     if not 1 <= n_resamples <= MAX_RESAMPLES:
         raise ValueError(f"resamples must be between 1 and {MAX_RESAMPLES}")
-    return results_from_frames(
+    if rule not in stats.CASE_RULES:
+        raise ValueError(f"rule must be one of {', '.join(stats.CASE_RULES)}")
+    if min_reads < 1 or min_pair_cases < 1:
+        raise ValueError("min_reads and min_pair_cases must be at least 1")
+    # Cached per study version and parameters: 100k ratings with 2,000 resamples take
+    # seconds to compute, and an analyst who reloads or an API script that polls should not
+    # pay that again while no rating changed.
+    key = _cache_key(
+        reader_study,
+        n_resamples=n_resamples,
+        seed=seed,
+        with_plots=with_plots,
+        rule=rule,
+        min_reads=min_reads,
+        min_pair_cases=min_pair_cases,
+        prevalences=sorted((prevalences or {}).items()),
+    )
+    cached = cache.get(key)
+    if cached is not None:
+        return dict(cached)
+    computed = results_from_frames(
         protocol=reader_study.protocol,
         ratings=ratings_frame(reader_study=reader_study),
         spans=spans_frame(reader_study=reader_study),
         n_resamples=n_resamples,
         seed=seed,
         with_plots=with_plots,
+        rule=rule,
+        min_reads=min_reads,
+        min_pair_cases=min_pair_cases,
+        prevalences=prevalences,
     )
+    cache.set(key, computed, timeout=ANALYSIS_CACHE_SECONDS)
+    return computed
+
+
+ANALYSIS_CACHE_SECONDS = 24 * 3600
+
+
+def study_version(reader_study: ReaderStudy) -> dict[str, Any]:
+    """What the analysis of a study depends on besides its parameters, in one query each.
+
+    A submitted, revised or withdrawn rating changes the count, the sum of versions or the
+    latest update; an edited case (stratum) or protocol changes their update times.
+    """
+    ratings = Rating.objects.filter(assignment__reader_study=reader_study).aggregate(
+        n=Count("id"), versions=Sum("version"), updated=Max("updated_at")
+    )
+    cases = Case.objects.filter(reader_study=reader_study).aggregate(
+        n=Count("id"), updated=Max("updated_at")
+    )
+    return {
+        "study": str(reader_study.public_id),
+        "study_updated": reader_study.updated_at.isoformat(),
+        "protocol_version": reader_study.protocol_version,
+        "ratings": [ratings["n"], ratings["versions"], str(ratings["updated"])],
+        "cases": [cases["n"], str(cases["updated"])],
+    }
+
+
+def _cache_key(reader_study: ReaderStudy, **params: Any) -> str:
+    payload = json.dumps(
+        {"version": study_version(reader_study), "params": params}, sort_keys=True, default=str
+    )
+    return "analysis:results:" + hashlib.sha256(payload.encode()).hexdigest()

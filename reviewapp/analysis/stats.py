@@ -17,16 +17,16 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import krippendorff
 import numpy as np
 import pandas as pd
+from scipy.special import expit, logit
 from scipy.stats import binomtest
-from sklearn.metrics import cohen_kappa_score
+from scipy.stats import t as student_t
 from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 from statsmodels.stats.proportion import proportion_confint
 
 OVERALL = "overall"
@@ -275,6 +275,206 @@ def bootstrap_rates(
 
 
 # --------------------------------------------------------------------------------------------
+# Rating level: the interval the page shows (two-way variance components, validated coverage)
+# --------------------------------------------------------------------------------------------
+
+IntervalMethod = Literal["variance_components", "case_only", "wilson_cases"]
+INTERVAL_METHODS: dict[IntervalMethod, str] = {
+    "variance_components": (
+        "case and reader variance components (two-way cluster-robust variance on the logit "
+        "scale, Satterthwaite t)"
+    ),
+    "case_only": (
+        "case variation only (cluster-robust variance over cases on the logit scale, t with "
+        "cases - 1 df): with one or two readers the readers' own spread cannot be estimated"
+    ),
+    "wilson_cases": "Wilson score interval on cases (every rating agrees)",
+}
+# Fewer readers than this and the reader variance is not estimated (item 2 of issue 24):
+# with two readers its estimate has one degree of freedom and the simulated coverage fell
+# to 88%, so the page says the interval reflects case variation only.
+MIN_READERS_FOR_READER_VARIANCE = 3
+
+
+@dataclass(frozen=True)
+class RateInterval:
+    """A rating-level rate with the interval whose coverage the simulation in docs/ shows."""
+
+    estimate: float
+    low: float
+    high: float
+    n_ratings: int
+    n_events: int
+    n_cases: int
+    n_readers: int
+    method: IntervalMethod
+    df: float
+    level: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _cluster_variances(
+    psi: np.ndarray, case_codes: np.ndarray, reader_codes: np.ndarray
+) -> tuple[float, float, float, int, int]:
+    """Cluster-robust pieces of var(sum psi): by case, by reader, by rating; cluster counts."""
+    # Hashing (factorize) instead of sorting (np.unique): the page calls this dozens of times
+    # on up to 100k ratings. Cluster numbering does not change the sums.
+    case_idx, cases = pd.factorize(np.asarray(case_codes))
+    reader_idx, readers = pd.factorize(np.asarray(reader_codes))
+    n_c, n_r = len(cases), len(readers)
+    by_case = np.bincount(case_idx, weights=psi, minlength=n_c)
+    by_reader = np.bincount(reader_idx, weights=psi, minlength=n_r)
+    v_case = float(by_case @ by_case) * (n_c / (n_c - 1) if n_c > 1 else math.inf)
+    v_reader = float(by_reader @ by_reader) * (n_r / (n_r - 1) if n_r > 1 else math.inf)
+    v_rating = float(psi @ psi)
+    return v_case, v_reader, v_rating, n_c, n_r
+
+
+def _t_quantile(level: float, df: float) -> float:
+    return float(student_t.ppf(0.5 + level / 2, df))
+
+
+def _variance_and_df(
+    psi: np.ndarray, case_codes: np.ndarray, reader_codes: np.ndarray
+) -> tuple[float, float, IntervalMethod, int, int]:
+    """Variance of a linear statistic with influence values ``psi``, its df and method.
+
+    Two-way cluster-robust variance (Cameron, Gelbach & Miller 2011): clustering by case plus
+    clustering by reader minus the ratings counted in both. That estimates case variance /
+    cases + reader variance / readers + residual / ratings without assuming a crossed design,
+    so incomplete panels need no special case. Satterthwaite's df from the case and reader
+    pieces gives the t quantile: with few readers and a large reader spread it approaches
+    readers - 1, which is what the percentile bootstrap missed (88% with 2 readers). The
+    moment estimate can come out below the case piece alone by chance; it is floored at half
+    the case piece, the floor the coverage simulation (bench/coverage_sim.py) was run with.
+    """
+    v_case, v_reader, v_rating, n_c, n_r = _cluster_variances(psi, case_codes, reader_codes)
+    if n_r < MIN_READERS_FOR_READER_VARIANCE:
+        return v_case, float(max(n_c - 1, 1)), "case_only", n_c, n_r
+    variance = max(v_case + v_reader - v_rating, v_case / 2)
+    denominator = v_case**2 / (n_c - 1) + v_reader**2 / (n_r - 1)
+    df = variance**2 / denominator if denominator > 0 else math.inf
+    return variance, float(df), "variance_components", n_c, n_r
+
+
+def _logit_interval(
+    estimate: float, variance: float, df: float, level: float
+) -> tuple[float, float]:
+    q = _t_quantile(level, df)
+    half = q * math.sqrt(variance) / (estimate * (1 - estimate))
+    centre = float(logit(estimate))
+    return float(expit(centre - half)), float(expit(centre + half))
+
+
+def rate_interval(
+    y: np.ndarray,
+    case_codes: np.ndarray,
+    reader_codes: np.ndarray,
+    *,
+    stratum_codes: np.ndarray | None = None,
+    stratum_weights: dict[Any, float] | None = None,
+    level: float = 0.95,
+) -> RateInterval:
+    """Rate of the 0/1 ratings ``y`` with its interval (see ``_variance_and_df``).
+
+    With ``stratum_weights`` the estimate is the weighted mean of the stratum rates (weights
+    normalised over the strata present), e.g. prevalences an analyst enters; each rating's
+    influence is then weight x (y - its stratum's rate) / its stratum's ratings.
+    An estimate of 0 or 1 (every rating agrees) has no variance to speak of: the interval is
+    then Wilson's score interval on the number of cases, never a point.
+    """
+    y = np.asarray(y, dtype=float)
+    n = y.size
+    n_cases = len(pd.unique(np.asarray(case_codes)))
+    n_readers = len(pd.unique(np.asarray(reader_codes)))
+    events = float(y.sum())
+
+    def made(
+        estimate: float, low: float, high: float, method: IntervalMethod, df: float
+    ) -> RateInterval:
+        return RateInterval(
+            estimate, low, high, int(n), round(events), n_cases, n_readers, method, df, level
+        )
+
+    if n == 0:
+        return made(math.nan, math.nan, math.nan, "case_only", math.nan)
+    if stratum_weights is not None and stratum_codes is not None:
+        labels, idx = np.unique(stratum_codes, return_inverse=True)
+        raw = np.array([float(stratum_weights.get(label, 0.0)) for label in labels])
+        if raw.sum() <= 0:
+            raise ValueError("stratum weights must give a positive weight to a stratum rated")
+        w = raw / raw.sum()
+        sizes = np.bincount(idx, minlength=len(labels)).astype(float)
+        rates = np.bincount(idx, weights=y, minlength=len(labels)) / sizes
+        estimate = float(w @ rates)
+        psi = w[idx] * (y - rates[idx]) / sizes[idx]
+    else:
+        estimate = events / n
+        psi = (y - estimate) / n
+    variance, df, method, n_c, _ = _variance_and_df(psi, case_codes, reader_codes)
+    if estimate <= 0 or estimate >= 1 or not variance > 0 or n_c < 2:
+        score = wilson(round(estimate * n_cases), n_cases, level=level)
+        return made(estimate, score.low, score.high, "wilson_cases", math.nan)
+    low, high = _logit_interval(estimate, variance, df, level)
+    return made(estimate, low, high, method, df)
+
+
+WEIGHTED_OVERALL = "overall (prevalence-weighted)"
+
+
+def rate_intervals(
+    ratings: pd.DataFrame,
+    *,
+    outcomes: Sequence[str],
+    stratum: str | None = "stratum",
+    case: str = "case",
+    reader: str = "reader",
+    prevalences: dict[str, float] | None = None,
+    level: float = 0.95,
+) -> dict[str, dict[str, RateInterval]]:
+    """Each outcome's rate per stratum, overall (the sample's stratum mix) and, given
+    ``prevalences`` per stratum, overall weighted by them. Ratings where an outcome is NaN do
+    not count for it.
+    """
+    has_strata = stratum is not None and stratum in ratings.columns
+    case_codes = pd.factorize(ratings[case])[0]
+    reader_codes = pd.factorize(ratings[reader])[0]
+    strata = (
+        ratings[stratum].astype(str).to_numpy()
+        if has_strata
+        else np.full(len(ratings), OVERALL, dtype=object)
+    )
+    labels = sorted(set(strata)) if has_strata else [OVERALL]
+    result: dict[str, dict[str, RateInterval]] = {}
+    for name in outcomes:
+        values = ratings[name].to_numpy(dtype=float)
+        applies = ~np.isnan(values)
+        per: dict[str, RateInterval] = {}
+        for label in labels:
+            mask = applies & (strata == label)
+            per[label] = rate_interval(
+                values[mask], case_codes[mask], reader_codes[mask], level=level
+            )
+        if has_strata:
+            per[OVERALL] = rate_interval(
+                values[applies], case_codes[applies], reader_codes[applies], level=level
+            )
+            if prevalences:
+                per[WEIGHTED_OVERALL] = rate_interval(
+                    values[applies],
+                    case_codes[applies],
+                    reader_codes[applies],
+                    stratum_codes=strata[applies],
+                    stratum_weights=prevalences,
+                    level=level,
+                )
+        result[name] = per
+    return result
+
+
+# --------------------------------------------------------------------------------------------
 # Case level: "≥1 reader", "≥ half of the panel", "all" (Flamingo-CXR), Wilson CIs
 # --------------------------------------------------------------------------------------------
 
@@ -288,13 +488,25 @@ def wilson(k: int, n: int, *, level: float = 0.95) -> WilsonRate:
 
 
 def case_outcomes(
-    ratings: pd.DataFrame, *, outcome: str, case: str = "case", stratum: str | None = "stratum"
+    ratings: pd.DataFrame,
+    *,
+    outcome: str,
+    case: str = "case",
+    stratum: str | None = "stratum",
+    min_reads: int = 1,
 ) -> pd.DataFrame:
-    """Collapse ratings to one row per case: readers meeting the outcome, panel size, rules."""
+    """Collapse ratings to one row per case: readers meeting the outcome, panel size, rules.
+
+    The panel of a case is the readers who rated it, not the study's whole panel: a case read
+    once meets "all readers" when that one reader says so. ``min_reads`` leaves out cases
+    read by fewer readers.
+    """
     frame = ratings[~ratings[outcome].isna()]
     keys = [case] + ([stratum] if stratum and stratum in frame.columns else [])
     grouped = frame.groupby(keys, sort=True)[outcome].agg(["sum", "count"]).reset_index()
     grouped = grouped.rename(columns={"sum": "positive", "count": "panel"})
+    if min_reads > 1:
+        grouped = grouped[grouped["panel"] >= min_reads]
     grouped["any"] = grouped["positive"] >= 1
     # "At least half": 1 of 2 counts, 2 of 3 counts (k / n >= 1/2 without float rounding).
     grouped["half"] = 2 * grouped["positive"] >= grouped["panel"]
@@ -309,9 +521,12 @@ def case_level_rates(
     case: str = "case",
     stratum: str | None = "stratum",
     level: float = 0.95,
+    min_reads: int = 1,
 ) -> dict[str, dict[CaseRule, WilsonRate]]:
     """Share of cases meeting the outcome under each panel rule, per stratum and overall."""
-    per_case = case_outcomes(ratings, outcome=outcome, case=case, stratum=stratum)
+    per_case = case_outcomes(
+        ratings, outcome=outcome, case=case, stratum=stratum, min_reads=min_reads
+    )
     groups: list[tuple[str, pd.DataFrame]] = []
     if stratum and stratum in per_case.columns:
         groups = [(str(label), part) for label, part in per_case.groupby(stratum, sort=True)]
@@ -341,9 +556,79 @@ class McNemarResult:
     statistic: float
     p_value: float
     exact: bool
+    rule: CaseRule = "any"
+    min_reads: int = 1
+    # AI rate - original rate on the paired cases, with the percentile CI of the bootstrap
+    # that resamples paired cases (a pair's two reports stay together).
+    difference: float = math.nan
+    difference_low: float = math.nan
+    difference_high: float = math.nan
+    n_resamples: int = 0
+    seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def paired_difference_ci(
+    ai_only: int,
+    original_only: int,
+    concordant: int,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 20240501,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """AI - original rate on paired cases with a percentile CI from resampling the pairs.
+
+    A pair's difference is +1 (AI only), -1 (original only) or 0, so a resample of pairs
+    with replacement is a multinomial draw of those three counts: the same distribution as
+    drawing the pairs one by one, at the cost of three numbers per resample. With no
+    discordant pair the bootstrap has no spread; the interval is then the Wilson score
+    interval for "no discordant pair" among the pairs, mirrored around 0, never a point.
+    """
+    estimates, lows, highs = paired_difference_cis(
+        np.array([ai_only]),
+        np.array([original_only]),
+        np.array([concordant]),
+        n_resamples=n_resamples,
+        seed=seed,
+        level=level,
+    )
+    return float(estimates[0]), float(lows[0]), float(highs[0])
+
+
+def paired_difference_cis(
+    ai_only: np.ndarray,
+    original_only: np.ndarray,
+    concordant: np.ndarray,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 20240501,
+    level: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``paired_difference_ci`` for many studies at once (the planner simulates hundreds)."""
+    ai_only = np.asarray(ai_only, dtype=np.int64)
+    original_only = np.asarray(original_only, dtype=np.int64)
+    n = ai_only + np.asarray(concordant, dtype=np.int64) + original_only
+    safe_n = np.maximum(n, 1)
+    estimates = np.where(n > 0, (ai_only - original_only) / safe_n, math.nan)
+    lows = np.full(n.shape, math.nan)
+    highs = np.full(n.shape, math.nan)
+    spread = (ai_only + original_only > 0) & (n > 0)
+    for i in np.flatnonzero((n > 0) & ~spread):
+        bound = wilson(0, int(n[i]), level=level).high
+        lows[i], highs[i] = -bound, bound
+    if spread.any():
+        rng = np.random.default_rng(seed)
+        counts = np.stack([ai_only, original_only, n - ai_only - original_only], axis=-1)[spread]
+        sizes = n[spread]
+        draws = rng.multinomial(sizes, counts / sizes[:, None], size=(n_resamples, sizes.size))
+        diffs = (draws[..., 0] - draws[..., 1]) / sizes
+        alpha = 1 - level
+        low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2], axis=0)
+        lows[spread], highs[spread] = low, high
+    return estimates, lows, highs
 
 
 def mcnemar_paired(
@@ -354,23 +639,43 @@ def mcnemar_paired(
     source: str = "source",
     ai: str = "ai",
     original: str = "original",
+    rule: CaseRule = "any",
+    min_reads: int = 1,
+    n_resamples: int = 2000,
+    seed: int = 20240501,
 ) -> McNemarResult:
     """Compare AI against original on the cases where both reports were rated (McNemar).
 
-    A report meets the outcome when at least one of its readers found it (e.g. "≥1 clinically
-    significant error"). The exact binomial test is used while there are fewer than 25
+    A report meets the outcome under ``rule`` applied to the readers who rated it: "any"
+    (≥1 reader, e.g. "≥1 clinically significant error"), "half" (≥ half of them) or "all".
+    The choice changes the answer (an audit saw p = 0.039 / 0.092 / 0.344 on one study), so
+    it is a parameter the page states. Reports read by fewer than ``min_reads`` readers and
+    their pairs are left out. The exact binomial test is used while there are fewer than 25
     discordant pairs, the chi-square with continuity correction from then on.
     """
+    if rule not in CASE_RULES:
+        raise ValueError(f"rule must be one of {', '.join(CASE_RULES)}")
     frame = ratings[~ratings[outcome].isna() & ratings[source].isin([ai, original])]
-    per = frame.groupby([case, source])[outcome].max().unstack(source).dropna()
+    grouped = frame.groupby([case, source])[outcome].agg(["sum", "count"])
+    grouped = grouped[grouped["count"] >= max(min_reads, 1)]
+    met = {
+        "any": grouped["sum"] >= 1,
+        "half": 2 * grouped["sum"] >= grouped["count"],
+        "all": grouped["sum"] == grouped["count"],
+    }[rule]
+    per = met.astype(float).unstack(source).dropna()
+    empty = McNemarResult(0, 0, 0, 0, 0, math.nan, math.nan, math.nan, math.nan, True, rule)
     if ai not in per.columns or original not in per.columns or per.empty:
-        return McNemarResult(0, 0, 0, 0, 0, math.nan, math.nan, math.nan, math.nan, True)
+        return replace(empty, min_reads=min_reads)
     a = per[ai].astype(bool)
     o = per[original].astype(bool)
     both, ai_only = int((a & o).sum()), int((a & ~o).sum())
     original_only, neither = int((~a & o).sum()), int((~a & ~o).sum())
     exact = (ai_only + original_only) < 25
     result = mcnemar([[both, ai_only], [original_only, neither]], exact=exact, correction=True)
+    difference, low, high = paired_difference_ci(
+        ai_only, original_only, both + neither, n_resamples=n_resamples, seed=seed
+    )
     return McNemarResult(
         n_pairs=len(per),
         both=both,
@@ -382,6 +687,13 @@ def mcnemar_paired(
         statistic=float(result.statistic),
         p_value=float(result.pvalue),
         exact=exact,
+        rule=rule,
+        min_reads=min_reads,
+        difference=difference,
+        difference_low=low,
+        difference_high=high,
+        n_resamples=n_resamples,
+        seed=seed,
     )
 
 
@@ -391,11 +703,33 @@ def mcnemar_paired(
 
 
 @dataclass(frozen=True)
+class Coefficient:
+    """An agreement coefficient with the percentile CI of the bootstrap over cases."""
+
+    estimate: float
+    low: float = math.nan
+    high: float = math.nan
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class PairKappa:
+    """Cohen's kappa of two readers on the cases both rated (weighted on ordinal scales)."""
+
     reader_a: str
     reader_b: str
     n_cases: int
     kappa: float
+    low: float = math.nan
+    high: float = math.nan
+    # Ordinal scales: the quadratic-weighted kappa beside the linear one in ``kappa``.
+    quadratic: float = math.nan
+    quadratic_low: float = math.nan
+    quadratic_high: float = math.nan
+    # Fewer shared cases than the minimum: no kappa is shown, only that there are too few.
+    too_few_cases: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -419,37 +753,89 @@ def _wide(
     return pd.DataFrame(wide, index=case_ids, columns=reader_ids)
 
 
+Weights = Literal["linear", "quadratic"] | None
+
+
+def _agreement_weights(q: int, weights: Weights) -> np.ndarray:
+    """Agreement weights between scale positions (1 on the diagonal), as irrCAC defines them."""
+    if weights is None or q < 2:
+        return np.eye(q)
+    distance = np.abs(np.subtract.outer(np.arange(q), np.arange(q))) / (q - 1)
+    return 1 - (distance if weights == "linear" else distance**2)
+
+
+def _cohen_from_tables(tables: np.ndarray, weights: Weights) -> np.ndarray:
+    """Cohen's kappa of (..., q, q) confusion tables of counts; NaN where undefined."""
+    q = tables.shape[-1]
+    w = _agreement_weights(q, weights)
+    total = tables.sum(axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = tables / total[..., None, None]
+        observed = (p * w).sum(axis=(-2, -1))
+        rows, cols = p.sum(axis=-1), p.sum(axis=-2)
+        expected = np.einsum("...i,ij,...j->...", rows, w, cols)
+        kappa = (observed - expected) / (1 - expected)
+    return np.where(np.isclose(expected, 1), np.nan, kappa)
+
+
+def _percentile(values: np.ndarray, level: float) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return math.nan, math.nan
+    alpha = 1 - level
+    low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
 def cohen_kappa_pairs(
     ratings: pd.DataFrame,
     *,
     value: str,
     categories: Sequence[Any],
-    weights: Literal["linear", "quadratic"] | None = None,
+    weights: Weights = None,
     case: str = "case",
     reader: str = "reader",
     min_cases: int = 2,
+    n_resamples: int = 0,
+    seed: int = 20240501,
+    level: float = 0.95,
 ) -> list[PairKappa]:
-    """Cohen's kappa (weighted for ordinal scales) for every pair of readers (scikit-learn).
+    """Cohen's kappa (weighted for ordinal scales) for every pair of readers.
 
-    ``categories`` in scale order: weights use the distance between positions in that order.
-    Pairs that share fewer than ``min_cases`` cases are left out.
+    ``categories`` in scale order: weights use the distance between positions in that order
+    (with ``weights`` set, the quadratic-weighted kappa comes too). A pair sharing fewer than
+    ``min_cases`` cases is listed as having too few. With ``n_resamples``, a percentile CI
+    from resampling the pair's shared cases: a resample of cases is a multinomial draw over
+    the pair's confusion table, the same distribution at the cost of q^2 numbers.
     """
     position = {c: i for i, c in enumerate(categories)}
+    q = len(categories)
     coded = ratings.assign(__code=ratings[value].map(position))
     wide = _wide(coded, value="__code", case=case, reader=reader)
+    columns = {name: wide[name].to_numpy() for name in wide.columns}
+    rng = np.random.default_rng(seed)
     pairs: list[PairKappa] = []
     for ra, rb in itertools.combinations(sorted(wide.columns, key=str), 2):
-        both = wide[[ra, rb]].dropna()
-        if len(both) < min_cases:
+        shared = ~(np.isnan(columns[ra]) | np.isnan(columns[rb]))
+        both = np.stack([columns[ra][shared], columns[rb][shared]], axis=1).astype(int)
+        n = len(both)
+        if n < min_cases:
+            pairs.append(PairKappa(str(ra), str(rb), n, math.nan, too_few_cases=True))
             continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            kappa = cohen_kappa_score(
-                both[ra].astype(int),
-                both[rb].astype(int),
-                labels=list(range(len(categories))),
-                weights=weights,
-            )
-        pairs.append(PairKappa(str(ra), str(rb), len(both), float(kappa)))
+        table = np.bincount(both[:, 0] * q + both[:, 1], minlength=q * q).reshape(q, q)
+        kappa = float(_cohen_from_tables(table.astype(float), weights))
+        quadratic = (
+            float(_cohen_from_tables(table.astype(float), "quadratic")) if weights else math.nan
+        )
+        low = high = q_low = q_high = math.nan
+        if n_resamples:
+            draws = rng.multinomial(n, table.ravel() / n, n_resamples).reshape(-1, q, q)
+            low, high = _percentile(_cohen_from_tables(draws.astype(float), weights), level)
+            if weights:
+                q_low, q_high = _percentile(
+                    _cohen_from_tables(draws.astype(float), "quadratic"), level
+                )
+        pairs.append(PairKappa(str(ra), str(rb), n, kappa, low, high, quadratic, q_low, q_high))
     return pairs
 
 
@@ -474,20 +860,150 @@ def category_counts(
     )
 
 
-def fleiss_kappa(counts: np.ndarray) -> tuple[float, int]:
-    """Fleiss' kappa over the cases rated by the full panel (statsmodels); (kappa, cases used).
+# Every coefficient below is a function of sums over cases of per-case statistics of the
+# case's category counts. Cases with the same counts contribute the same, so the bootstrap
+# over cases draws how often each distinct count vector is picked (a multinomial draw over a
+# few hundred kinds of case instead of thousands of cases) and sums the kinds' statistics:
+# the same resampling distribution, cheap enough for 2,000 resamples of 20,000 cases.
 
-    Fleiss' kappa needs the same number of raters on every subject, so cases with fewer
-    ratings than the largest panel are left out, and the number used is reported.
+
+@dataclass(frozen=True)
+class _CaseKinds:
+    counts: np.ndarray  # kinds x q category counts
+    freq: np.ndarray  # how many cases of each kind
+    q: int
+
+
+def _case_kinds(counts: np.ndarray) -> _CaseKinds:
+    counts = np.asarray(counts, dtype=float)
+    q = counts.shape[1] if counts.ndim == 2 else 0
+    if counts.size == 0:
+        return _CaseKinds(np.zeros((0, q)), np.zeros(0), q)
+    # Each count vector as one integer in base (largest count + 1): a 1-D unique is ten times
+    # faster than np.unique(axis=0) on 20,000 cases.
+    base = int(counts.max()) + 1
+    if q * math.log2(base) < 62:
+        keys = counts.astype(np.int64) @ (base ** np.arange(q, dtype=np.int64))
+        _, first, freq = np.unique(keys, return_index=True, return_counts=True)
+        return _CaseKinds(counts[first], freq.astype(float), q)
+    kinds, freq = np.unique(counts, axis=0, return_counts=True)
+    return _CaseKinds(kinds, freq.astype(float), q)
+
+
+def _kind_statistics(counts: np.ndarray, q: int) -> dict[str, np.ndarray]:
+    r = counts.sum(axis=1)
+    two, one = r >= 2, r >= 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pairs = np.where(two, r * (r - 1), np.inf)
+        agree = {
+            w: np.where(two, (counts * (counts @ _agreement_weights(q, w) - 1)).sum(1) / pairs, 0)
+            for w in (None, "linear", "quadratic")
+        }
+        share = np.where(one[:, None], counts / np.where(one, r, 1)[:, None], 0)
+        coincidence = np.where(
+            two[:, None, None],
+            (counts[:, :, None] * counts[:, None, :] - np.eye(q) * counts[:, :, None])
+            / np.where(two, r - 1, 1)[:, None, None],
+            0,
+        )
+    return {
+        "two": two.astype(float),
+        "one": one.astype(float),
+        "agree": np.stack([agree[None], agree["linear"], agree["quadratic"]], axis=1),
+        "share": share,
+        "coincidence": coincidence.reshape(len(counts), q * q),
+    }
+
+
+def _coefficients(sums: dict[str, np.ndarray], q: int, ordinal: bool) -> dict[str, np.ndarray]:
+    """Fleiss (generalised, irrCAC), its weighted forms, AC1 and alpha from summed statistics."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pa = sums["agree"] / sums["two"][:, None]
+        pi = sums["share"] / sums["one"][:, None]
+        out: dict[str, np.ndarray] = {}
+        kinds: tuple[tuple[str, Weights], ...] = (
+            ("fleiss", None),
+            ("fleiss_linear", "linear"),
+            ("fleiss_quadratic", "quadratic"),
+        )
+        for j, (name, w) in enumerate(kinds):
+            pe = np.einsum("ri,ij,rj->r", pi, _agreement_weights(q, w), pi)
+            out[name] = np.where(np.isclose(pe, 1), np.nan, (pa[:, j] - pe) / (1 - pe))
+        pe_ac1 = (pi * (1 - pi)).sum(axis=1) / (q - 1)
+        out["ac1"] = np.where(np.isclose(pe_ac1, 1), np.nan, (pa[:, 0] - pe_ac1) / (1 - pe_ac1))
+        o = sums["coincidence"].reshape(-1, q, q)
+        n_c = o.sum(axis=2)
+        n = n_c.sum(axis=1)
+        if ordinal:
+            # Krippendorff's ordinal metric: (sum of n_g from c to k - (n_c + n_k) / 2)^2.
+            cum = np.cumsum(n_c, axis=1)
+            before = cum - n_c
+            lo, hi = np.minimum.outer(range(q), range(q)), np.maximum.outer(range(q), range(q))
+            between = cum[:, hi] - before[:, lo]
+            delta = (between - (n_c[:, :, None] + n_c[:, None, :]) / 2) ** 2
+        else:
+            delta = np.broadcast_to(1 - np.eye(q), o.shape)
+        observed = (o * delta).sum(axis=(1, 2))
+        expected = (n_c[:, :, None] * n_c[:, None, :] * delta).sum(axis=(1, 2))
+        out["alpha"] = np.where(expected > 0, 1 - (n - 1) * observed / expected, np.nan)
+    return out
+
+
+def agreement_coefficients(
+    counts: np.ndarray,
+    *,
+    ordinal: bool = False,
+    n_resamples: int = 0,
+    seed: int = 20240501,
+    level: float = 0.95,
+) -> dict[str, Coefficient]:
+    """Fleiss' kappa (irrCAC's generalisation to incomplete designs; with weights for ordinal
+    scales), Gwet's AC1 and Krippendorff's alpha from subjects x categories counts, each with
+    a percentile CI from ``n_resamples`` resamples of the cases (none when 0).
+
+    Fleiss as irrCAC computes it with missing ratings: observed agreement over cases with at
+    least two ratings, chance agreement from the mean classification shares of cases with at
+    least one, so every case counts and no full panel is needed (0.76117 on Krippendorff's
+    4-rater example). AC1 as Gwet (2008). Alpha from the coincidence matrix (Krippendorff
+    2011), ordinal metric when ``ordinal``.
     """
+    kinds = _case_kinds(counts)
+    q = kinds.q
+    names = ("fleiss", "fleiss_linear", "fleiss_quadratic", "ac1", "alpha")
+    if q < 2 or kinds.freq.sum() == 0:
+        return {name: Coefficient(math.nan) for name in names}
+    stats_ = _kind_statistics(kinds.counts, q)
+    point = _coefficients({k: kinds.freq[None, :] @ v for k, v in stats_.items()}, q, ordinal)
+    draws: dict[str, np.ndarray] = {}
+    if n_resamples:
+        n = int(kinds.freq.sum())
+        weights = (
+            np.random.default_rng(seed).multinomial(n, kinds.freq / n, n_resamples).astype(float)
+        )
+        draws = _coefficients({k: weights @ v for k, v in stats_.items()}, q, ordinal)
+    result = {}
+    for name in names:
+        estimate = float(point[name][0])
+        low, high = _percentile(draws[name], level) if draws else (math.nan, math.nan)
+        if math.isnan(estimate):
+            low = high = math.nan
+        result[name] = Coefficient(estimate, low, high)
+    return result
+
+
+def fleiss_kappa(counts: np.ndarray) -> tuple[float, int]:
+    """Fleiss' kappa with irrCAC's generalisation to missing ratings; (kappa, cases used).
+
+    Equal to Fleiss (1971) when every case has the same number of ratings; with an
+    incomplete panel it uses every case with at least two ratings, whose number is returned.
+    """
+    counts = np.asarray(counts, dtype=float)
     if counts.size == 0:
         return math.nan, 0
-    raters = counts.sum(axis=1)
-    full = counts[raters == raters.max()]
-    if raters.max() < 2 or len(full) < 2:
-        return math.nan, len(full)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(sm_fleiss(full, method="fleiss")), len(full)
+    used = int((counts.sum(axis=1) >= 2).sum())
+    if used < 2:
+        return math.nan, used
+    return agreement_coefficients(counts)["fleiss"].estimate, used
 
 
 def gwet_ac1(counts: np.ndarray) -> float:
@@ -498,21 +1014,9 @@ def gwet_ac1(counts: np.ndarray) -> float:
     least one, pe = sum_k pi_k (1 - pi_k) / (q - 1) for q categories.
     """
     counts = np.asarray(counts, dtype=float)
-    q = counts.shape[1] if counts.ndim == 2 else 0
-    if q < 2:
+    if counts.ndim != 2 or counts.shape[1] < 2 or not (counts.sum(axis=1) >= 2).any():
         return math.nan
-    r = counts.sum(axis=1)
-    rated = counts[r >= 1]
-    paired = counts[r >= 2]
-    if len(paired) == 0:
-        return math.nan
-    rp = paired.sum(axis=1)
-    pa = float(np.mean((paired * (paired - 1)).sum(axis=1) / (rp * (rp - 1))))
-    pi = (rated / rated.sum(axis=1, keepdims=True)).mean(axis=0)
-    pe = float((pi * (1 - pi)).sum() / (q - 1))
-    if pe == 1:
-        return math.nan
-    return (pa - pe) / (1 - pe)
+    return agreement_coefficients(counts)["ac1"].estimate
 
 
 def krippendorff_alpha(
@@ -541,6 +1045,21 @@ def krippendorff_alpha(
 
 
 @dataclass(frozen=True)
+class OffScale:
+    """Options outside the scale's order (Med-Gemini's "X: neither correct"), reported apart:
+    how often they were chosen, and agreement on choosing them (nominal, chosen or not)."""
+
+    options: list[str]
+    rate: RateInterval
+    fleiss_kappa: Coefficient
+    krippendorff_alpha: Coefficient
+    gwet_ac1: Coefficient
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Agreement:
     """Agreement between readers on one question."""
 
@@ -553,9 +1072,25 @@ class Agreement:
     gwet_ac1: float
     weighting: str
     pairs: list[PairKappa] = field(default_factory=list)
+    # Which options entered the coefficients above, in scale order, and how alpha and the
+    # weighted kappas treat them ("ordinal": by position in that order; "nominal": as labels).
+    scale: str = "nominal"
+    options: list[str] = field(default_factory=list)
+    ci: dict[str, Coefficient] = field(default_factory=dict)
+    fleiss_linear: float = math.nan
+    fleiss_quadratic: float = math.nan
+    # Nominal alpha on every option, off-scale ones included: what the page used to show.
+    nominal_alpha_all_options: float = math.nan
+    off_scale: OffScale | None = None
+    min_pair_cases: int = 10
+    n_resamples: int = 0
+    seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+DEFAULT_MIN_PAIR_CASES = 10
 
 
 def agreement(
@@ -565,43 +1100,83 @@ def agreement(
     value: str,
     categories: Sequence[Any],
     is_ordinal: bool,
+    off_scale: Sequence[Any] = (),
     case: str = "case",
     reader: str = "reader",
+    min_pair_cases: int = DEFAULT_MIN_PAIR_CASES,
+    n_resamples: int = 0,
+    seed: int = 20240501,
+    level: float = 0.95,
 ) -> Agreement:
-    """Every agreement coefficient the analysis page shows for one question."""
-    frame = ratings.loc[ratings[value].isin(categories), [case, reader, value]]
-    # Code the answers by scale position once; each coefficient then maps positions to
-    # themselves (numbers, not strings: mapping text was a third of the cost).
+    """Every agreement coefficient the analysis page shows for one question.
+
+    ``categories`` are the options in scale order; ``off_scale`` the options outside that
+    order. On an ordinal scale the coefficients use the ordered options only (a rating of an
+    off-scale option counts as no rating of the scale) and the off-scale options are reported
+    apart: their rate and nominal agreement on choosing them.
+    """
+    everything = [*categories, *off_scale]
+    frame = ratings.loc[ratings[value].isin(everything), [case, reader, value]]
+    values = np.asarray(frame[value], dtype=object)
+    codes = pd.Categorical(values, categories=everything).codes.astype(np.int64)
+    frame = frame.assign(**{value: codes})
+    on_scale = frame[frame[value] < len(categories)]
     positions = list(range(len(categories)))
-    codes = pd.Categorical(frame[value], categories=list(categories)).codes
-    frame = frame.assign(**{value: codes.astype(np.int64)})
-    categories = positions
-    counts = category_counts(frame, value=value, categories=categories, case=case)
-    kappa, used = fleiss_kappa(counts)
+    counts = category_counts(on_scale, value=value, categories=positions, case=case)
+    coefficients = agreement_coefficients(
+        counts, ordinal=is_ordinal, n_resamples=n_resamples, seed=seed, level=level
+    )
+    all_counts = category_counts(frame, value=value, categories=range(len(everything)), case=case)
+    nominal_all = agreement_coefficients(all_counts)["alpha"].estimate
+    off: OffScale | None = None
+    if off_scale:
+        chosen = (frame[value] >= len(categories)).astype(float).to_numpy()
+        binary = category_counts(
+            frame.assign(__off=chosen.astype(int)), value="__off", categories=[0, 1], case=case
+        )
+        apart = agreement_coefficients(binary, n_resamples=n_resamples, seed=seed, level=level)
+        off = OffScale(
+            options=[str(o) for o in off_scale],
+            rate=rate_interval(
+                chosen, pd.factorize(frame[case])[0], pd.factorize(frame[reader])[0], level=level
+            ),
+            fleiss_kappa=apart["fleiss"],
+            krippendorff_alpha=apart["alpha"],
+            gwet_ac1=apart["ac1"],
+        )
+    used = int((counts.sum(axis=1) >= 2).sum()) if counts.size else 0
+    weights: Weights = "linear" if is_ordinal else None
     return Agreement(
         question=question,
-        n_cases=int(frame[case].nunique()),
-        n_readers=int(frame[reader].nunique()),
-        fleiss_kappa=kappa,
+        n_cases=int(on_scale[case].nunique()),
+        n_readers=int(on_scale[reader].nunique()),
+        fleiss_kappa=coefficients["fleiss"].estimate if used >= 2 else math.nan,
         fleiss_cases=used,
-        krippendorff_alpha=krippendorff_alpha(
-            frame,
-            value=value,
-            categories=categories,
-            level="ordinal" if is_ordinal else "nominal",
-            case=case,
-            reader=reader,
-        ),
-        gwet_ac1=gwet_ac1(counts),
-        weighting="linear" if is_ordinal else "none",
+        krippendorff_alpha=coefficients["alpha"].estimate,
+        gwet_ac1=coefficients["ac1"].estimate,
+        weighting="linear and quadratic" if is_ordinal else "none",
         pairs=cohen_kappa_pairs(
-            frame,
+            on_scale,
             value=value,
-            categories=categories,
-            weights="linear" if is_ordinal else None,
+            categories=positions,
+            weights=weights,
             case=case,
             reader=reader,
+            min_cases=min_pair_cases,
+            n_resamples=n_resamples,
+            seed=seed,
+            level=level,
         ),
+        scale="ordinal" if is_ordinal else "nominal",
+        options=[str(c) for c in categories],
+        ci=coefficients,
+        fleiss_linear=coefficients["fleiss_linear"].estimate if is_ordinal else math.nan,
+        fleiss_quadratic=coefficients["fleiss_quadratic"].estimate if is_ordinal else math.nan,
+        nominal_alpha_all_options=nominal_all,
+        off_scale=off,
+        min_pair_cases=min_pair_cases,
+        n_resamples=n_resamples,
+        seed=seed,
     )
 
 
@@ -621,16 +1196,33 @@ class PositionBias:
     low: float
     high: float
     p_value: float
+    # "readers": the two-way cluster-robust t test (readers and cases); "binomial": the exact
+    # binomial test that treats every rating as independent (only without reader ids).
+    method: str = "binomial"
+    df: float = math.nan
+    n_readers: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def position_bias(winners: Iterable[str | None], *, level: float = 0.95) -> PositionBias:
-    """Test whether side A wins more often than side B (exact binomial test against 1/2).
+def position_bias(
+    winners: Iterable[str | None],
+    *,
+    readers: Sequence[Any] | np.ndarray | None = None,
+    cases: Sequence[Any] | np.ndarray | None = None,
+    level: float = 0.95,
+) -> PositionBias:
+    """Test whether side A wins more often than side B.
 
     ``winners`` holds "A", "B" or None (tie, neither, not a comparison) per rating; ties carry
-    no information about position and are counted but left out of the test.
+    no information about position and are counted but left out of the test. Given each
+    rating's reader and case, the test accounts for readers: individual readers may lean to a
+    side while the panel as a whole does not, and a binomial test over ratings then rejected
+    37% of the time at the 5% level. The share of A wins gets the same two-way variance as
+    the rates (cases and readers), and t = (share - 1/2) / SE with Satterthwaite df; with one
+    or two readers only case variation is accounted for. Without readers: the exact binomial
+    test against 1/2.
     """
     values = list(winners)
     a = sum(1 for w in values if w == "A")
@@ -638,6 +1230,153 @@ def position_bias(winners: Iterable[str | None], *, level: float = 0.95) -> Posi
     none = len(values) - a - b
     if a + b == 0:
         return PositionBias(a, b, none, math.nan, math.nan, math.nan, math.nan)
-    test = binomtest(a, a + b, 0.5)
-    ci = wilson(a, a + b, level=level)
-    return PositionBias(a, b, none, a / (a + b), ci.low, ci.high, float(test.pvalue))
+    if readers is None or cases is None:
+        test = binomtest(a, a + b, 0.5)
+        ci = wilson(a, a + b, level=level)
+        return PositionBias(a, b, none, a / (a + b), ci.low, ci.high, float(test.pvalue))
+    decisive = np.array([w in ("A", "B") for w in values])
+    y = np.array([w == "A" for w in values], dtype=float)[decisive]
+    reader_codes = pd.factorize(np.asarray(readers)[decisive])[0]
+    case_codes = pd.factorize(np.asarray(cases)[decisive])[0]
+    share = float(y.mean())
+    interval = rate_interval(y, case_codes, reader_codes, level=level)
+    variance, df, method, _, n_readers = _variance_and_df(
+        (y - share) / y.size, case_codes, reader_codes
+    )
+    if variance > 0:
+        p_value = float(2 * student_t.sf(abs(share - 0.5) / math.sqrt(variance), df))
+    else:
+        p_value = float(binomtest(a, a + b, 0.5).pvalue)
+    return PositionBias(
+        a,
+        b,
+        none,
+        share,
+        interval.low,
+        interval.high,
+        p_value,
+        method="readers" if method == "variance_components" else "case_only",
+        df=df,
+        n_readers=n_readers,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading position: learning or fatigue along each reader's sequence (issue 24, item 9)
+# --------------------------------------------------------------------------------------------
+
+POSITION_BINS = ("1st quarter", "2nd quarter", "3rd quarter", "4th quarter")
+
+
+@dataclass(frozen=True)
+class ReadingPosition:
+    """An outcome along the readers' sequences: by quarter, and its within-reader trend."""
+
+    quarters: dict[str, RateInterval]
+    # Change in the rate from a reader's first reading to their last (percentage points as a
+    # share), from the within-reader linear trend; CI and p from the two-way variance.
+    trend: float
+    low: float
+    high: float
+    p_value: float
+    df: float
+    method: IntervalMethod
+    n_ratings: int
+    n_readers: int
+    # reader -> (ratings, rate in the first half of their sequence, in the second half)
+    per_reader: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def relative_positions(order: pd.Series, readers: pd.Series) -> np.ndarray:
+    """Each rating's place in its reader's sequence as 0 (first) .. 1 (last).
+
+    ``order`` sorts a reader's ratings in the order they were read (e.g. when each was
+    opened); ties keep the frame's order. Relative places let readers with different numbers
+    of readings share one axis; a reader with one reading sits at 0.
+    """
+    frame = pd.DataFrame({"order": order.to_numpy(), "reader": readers.to_numpy()})
+    rank = frame.groupby("reader", sort=False)["order"].rank(method="first").to_numpy()
+    count = frame.groupby("reader", sort=False)["order"].transform("size").to_numpy()
+    return np.where(count > 1, (rank - 1) / np.maximum(count - 1, 1), 0.0)
+
+
+def reading_position(
+    y: np.ndarray,
+    position: np.ndarray,
+    readers: Sequence[Any] | np.ndarray,
+    cases: Sequence[Any] | np.ndarray,
+    *,
+    level: float = 0.95,
+) -> ReadingPosition:
+    """Does the outcome drift along the readers' sequences (learning, fatigue)?
+
+    ``position`` is each rating's relative place in its reader's sequence (0 first, 1 last;
+    see ``relative_positions``). Two views: the rate in each quarter of the sequences, with
+    the page's rate interval; and the within-reader linear trend, the slope of the outcome on
+    position after removing each reader's own mean (reader fixed effects, so readers who read
+    more or rate higher do not create a trend), read as the change from first to last
+    reading. Its variance is the two-way (case and reader) cluster-robust one with
+    Satterthwaite df, so readers whose own trends differ widen the interval rather than
+    count as evidence; with one or two readers it reflects case variation only.
+    """
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(position, dtype=float)
+    reader_codes, reader_labels = pd.factorize(np.asarray(readers))
+    case_codes = pd.factorize(np.asarray(cases))[0]
+    n_readers = len(reader_labels)
+    bins = np.minimum((x * 4).astype(int), 3)
+    quarters = {
+        label: rate_interval(
+            y[bins == i], case_codes[bins == i], reader_codes[bins == i], level=level
+        )
+        for i, label in enumerate(POSITION_BINS)
+    }
+    per_reader: dict[str, tuple[int, float, float]] = {}
+    for code, label in enumerate(reader_labels):
+        mine = reader_codes == code
+        first, second = mine & (x < 0.5), mine & (x >= 0.5)
+        per_reader[str(label)] = (
+            int(mine.sum()),
+            float(y[first].mean()) if first.any() else math.nan,
+            float(y[second].mean()) if second.any() else math.nan,
+        )
+    sizes = np.bincount(reader_codes, minlength=n_readers).astype(float) if y.size else np.ones(1)
+    x_within = x - (np.bincount(reader_codes, weights=x, minlength=n_readers) / sizes)[reader_codes]
+    y_within = y - (np.bincount(reader_codes, weights=y, minlength=n_readers) / sizes)[reader_codes]
+    sxx = float(x_within @ x_within)
+    nan_result = ReadingPosition(
+        quarters,
+        math.nan,
+        math.nan,
+        math.nan,
+        math.nan,
+        math.nan,
+        "case_only",
+        int(y.size),
+        n_readers,
+        per_reader,
+    )
+    if sxx <= 0 or y.size < 3:
+        return nan_result
+    slope = float(x_within @ y_within) / sxx
+    psi = x_within * (y_within - slope * x_within) / sxx
+    variance, df, method, n_c, _ = _variance_and_df(psi, case_codes, reader_codes)
+    if not variance > 0 or n_c < 2:
+        return replace(nan_result, trend=slope)
+    half = _t_quantile(level, df) * math.sqrt(variance)
+    p_value = float(2 * student_t.sf(abs(slope) / math.sqrt(variance), df))
+    return ReadingPosition(
+        quarters,
+        slope,
+        slope - half,
+        slope + half,
+        p_value,
+        df,
+        method,
+        int(y.size),
+        n_readers,
+        per_reader,
+    )

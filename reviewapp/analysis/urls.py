@@ -8,6 +8,7 @@ app_name = "analysis"
 
 urlpatterns = [
     path("", views.study_list, name="study_list"),
+    path("plan/", views.study_plan, name="plan"),
     path("<uuid:public_id>/", views.study_analysis, name="study"),
     path(
         "<uuid:public_id>/export/<slug:dataset>.<slug:fmt>",

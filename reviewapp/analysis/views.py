@@ -10,15 +10,20 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from reviewapp.analysis import selectors
+from reviewapp.analysis import planning, selectors, stats
+from reviewapp.analysis.api import PlanInputSerializer
 from reviewapp.analysis.exports import export_response
 from reviewapp.analysis.models import ExportAudit
 from reviewapp.analysis.results import (
     DEFAULT_RESAMPLES,
+    DEFAULT_RULE,
     DEFAULT_SEED,
     MAX_RESAMPLES,
+    PREVALENCE_PREFIX,
     analysis_results,
+    prevalences_from_query,
 )
+from reviewapp.core.errors import ApplicationError
 from reviewapp.studies.blinding import blinding_summary
 
 
@@ -47,11 +52,32 @@ def study_analysis(request: HttpRequest, public_id: str) -> HttpResponse:
     study = selectors.reader_study_get_for_analysis(user=request.user, public_id=public_id)
     n_resamples = _int_param(request, "resamples", DEFAULT_RESAMPLES, 100, MAX_RESAMPLES)
     seed = _int_param(request, "seed", DEFAULT_SEED, 0, 2**32 - 1)
-    results = analysis_results(reader_study=study, n_resamples=n_resamples, seed=seed)
+    rule = request.GET.get("rule", DEFAULT_RULE)
+    if rule not in stats.CASE_RULES:
+        rule = DEFAULT_RULE
+    results = analysis_results(
+        reader_study=study,
+        n_resamples=n_resamples,
+        seed=seed,
+        rule=rule,
+        min_reads=_int_param(request, "min_reads", 1, 1, 1000),
+        min_pair_cases=_int_param(
+            request, "min_pair_cases", stats.DEFAULT_MIN_PAIR_CASES, 1, 100_000
+        ),
+        prevalences=prevalences_from_query(request.GET),
+    )
+    strata = sorted(
+        {r["stratum"] for r in results["headline"]} - {stats.OVERALL, stats.WEIGHTED_OVERALL}
+    )
     context: dict[str, Any] = {
         "study": study,
         "results": results,
         "blinding": blinding_summary(reader_study=study),
+        "case_rules": list(stats.CASE_RULES.items()),
+        "prevalence_inputs": [
+            (f"{PREVALENCE_PREFIX}{s}", s, results["rules"]["prevalences"].get(s, ""))
+            for s in strata
+        ],
         "datasets": ExportAudit.Dataset.choices,
         "page_data": {"study": str(study.public_id), "bootstrap": results["bootstrap"]},
     }
@@ -72,3 +98,48 @@ def study_export(
         fmt=fmt,
         interface=ExportAudit.Interface.WEB,
     )
+
+
+@login_required
+@require_GET
+def study_plan(request: HttpRequest) -> HttpResponse:
+    """Plan a study: cases x readers -> expected CI half-width or power, by simulation."""
+    if not selectors.user_may_analyse(request.user):
+        raise PermissionDenied
+    # The form posts nothing: a plan is a computation, so it is a GET that can be bookmarked.
+    params = PlanInputSerializer(data=request.GET)
+    asked = "goal" in request.GET
+    plan = None
+    errors: list[str] = []
+    if asked and params.is_valid():
+        try:
+            plan = planning.study_plan(**params.validated_data)
+        except ApplicationError as exc:
+            errors.append(exc.message)
+    elif asked:
+        errors = [f"{name}: {' '.join(map(str, msgs))}" for name, msgs in params.errors.items()]
+    defaults = PlanInputSerializer(data={})
+    defaults.is_valid()
+    shown = {k: "" if v is None else v for k, v in defaults.validated_data.items()}
+    shown.update({k: v for k, v in request.GET.items() if k in defaults.fields})
+    shown["cases"] = request.GET.get("cases", ",".join(map(str, planning.DEFAULT_CASES)))
+    shown["readers"] = request.GET.get("readers", ",".join(map(str, planning.DEFAULT_READERS)))
+    context: dict[str, Any] = {
+        "plan": plan,
+        "errors": errors,
+        "form": shown,
+        "goals": list(planning.GOALS.items()),
+        "case_rules": list(stats.CASE_RULES.items()),
+        "readers_grid": sorted({c.readers for c in plan.cells}) if plan else [],
+        "rows": _plan_rows(plan) if plan else [],
+        "power_target": planning.POWER_TARGET,
+    }
+    return render(request, "analysis/plan.html", context, status=400 if errors else 200)
+
+
+def _plan_rows(plan: planning.Plan) -> list[tuple[int, list[planning.PlanCell]]]:
+    """The plan's cells as a table: one row per number of cases, readers across."""
+    by_cases: dict[int, list[planning.PlanCell]] = {}
+    for cell in sorted(plan.cells, key=lambda c: (c.cases, c.readers)):
+        by_cases.setdefault(cell.cases, []).append(cell)
+    return list(by_cases.items())

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import re
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import pytest
+import statsmodels.formula.api as smf
 from django.contrib.auth.models import AbstractUser
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
+from scipy.special import expit, logit
+from scipy.stats import t as student_t
 from statsmodels.stats.proportion import proportion_confint
 
 from reviewapp.analysis import stats
@@ -117,17 +121,26 @@ def test_page_and_api_numbers_equal_those_recomputed_from_the_csv_with_pandas(
                     f"{pct(k / n)} [{pct(low)}, {pct(high)}] {k}/{n}"
                 )
             checked += 1
-        # The bootstrap CI from the CSV, resampled with the seed and count the page shows.
-        boot = stats.bootstrap_rates(
-            frame,
-            outcomes=[outcome],
-            n_resamples=data["bootstrap"]["n_resamples"],
-            seed=data["bootstrap"]["seed"],
-        )[outcome]
-        for stratum, rate in boot.items():
+        # The interval from the CSV, by hand: two-way cluster-robust variance (cases plus
+        # readers minus ratings), floored at half the case piece, Satterthwaite df, logit scale.
+        for stratum, part in groups:
+            y = part[outcome].astype(float)
+            p = y.mean()
+            psi = (y - p) / len(y)
+            by_case = psi.groupby(part["case"]).sum()
+            by_reader = psi.groupby(part["reader"]).sum()
+            n_c, n_r = len(by_case), len(by_reader)
+            v_case = (by_case**2).sum() * n_c / (n_c - 1)
+            v_reader = (by_reader**2).sum() * n_r / (n_r - 1)
+            variance = max(v_case + v_reader - (psi**2).sum(), v_case / 2)
+            df = variance**2 / (v_case**2 / (n_c - 1) + v_reader**2 / (n_r - 1))
+            half = student_t.ppf(0.975, df) * math.sqrt(variance) / (p * (1 - p))
+            low, high = expit(logit(p) - half), expit(logit(p) + half)
             row = headline[(outcome, "ai", stratum)]
-            assert (row["low"], row["high"]) == (rate.low, rate.high)
-            assert shown[(outcome, "ai", stratum)]["ci"] == f"[{pct(rate.low)}, {pct(rate.high)}]"
+            assert (row["low"], row["high"]) == (pytest.approx(low), pytest.approx(high))
+            assert row["method"] == "variance_components"
+            assert shown[(outcome, "ai", stratum)]["ci"] == f"[{pct(low)}, {pct(high)}]"
+            assert "variance components" in shown[(outcome, "ai", stratum)]["method"]
         by_cohort = frame.groupby("cohort")[outcome].agg(["mean", "count"])
         shown_cohorts = {r["cohort"]: r for r in data["by_cohort"] if r["outcome"] == outcome}
         assert set(shown_cohorts) == {"US", "India"}
@@ -167,13 +180,26 @@ def test_agreement_and_position_bias_in_the_api_match_the_csv(
     data = _api(pairwise, api_client_for(analyst), resamples=200)
     frame = _csv(_client(analyst), pairwise)
     (agreement,) = data["agreement"]
-    scale = [
-        "ai_much_better", "ai_better", "similar", "original_better", "original_much_better",
-        "neither_correct",
-    ]  # fmt: skip
-    counts = stats.category_counts(frame, value="answer_value", categories=scale)
+    # Med-Gemini's scale is ordered from "AI much better" to "original much better"; "X:
+    # neither correct" sits outside the order and is reported apart.
+    scale = ["ai_much_better", "ai_better", "similar", "original_better", "original_much_better"]
+    assert agreement["scale"] == "ordinal"
+    assert agreement["options"] == scale
+    on_scale = frame[frame["answer_value"].isin(scale)]
+    counts = stats.category_counts(on_scale, value="answer_value", categories=scale)
     assert agreement["gwet_ac1"] == pytest.approx(stats.gwet_ac1(counts))
     assert agreement["fleiss_kappa"] == pytest.approx(stats.fleiss_kappa(counts)[0])
+    assert agreement["krippendorff_alpha"] == pytest.approx(
+        stats.krippendorff_alpha(
+            on_scale, value="answer_value", categories=scale, level="ordinal", case="imaging_study"
+        )
+    )
+    for name in ("fleiss", "alpha", "ac1", "fleiss_linear", "fleiss_quadratic"):
+        ci = agreement["ci"][name]
+        assert ci["low"] <= ci["estimate"] <= ci["high"]
+    off = agreement["off_scale"]
+    assert off["options"] == ["neither_correct"]
+    assert off["rate"]["n_events"] == int((frame["answer_value"] == "neither_correct").sum())
     assert agreement["n_readers"] == 3
     assert len(agreement["pairs"]) == 3
     (bias,) = data["position_bias"]
@@ -340,3 +366,71 @@ def test_scripts_may_ask_for_the_file_type_they_want(
     refused = api_client_for(reader).get(url, HTTP_ACCEPT="text/csv")
     assert refused.status_code == 403
     assert b"detail" in refused.content
+
+
+def test_error_study_page_states_the_case_rule_and_gives_the_difference_with_its_ci(
+    error_study: RatedStudy,
+    analyst: AbstractUser,
+    api_client_for: Callable[[AbstractUser | None], APIClient],
+) -> None:
+    url = reverse("analysis:study", args=[error_study.study.public_id])
+    page = _client(analyst).get(url, {"rule": "all", "resamples": 200}).content.decode()
+    assert "all readers</strong> of the readers who read it" in page
+    (comparison,) = _api(error_study, api_client_for(analyst), resamples=200, rule="all")[
+        "comparisons"
+    ]
+    assert comparison["rule"] == "all"
+    # Both readers agree on every report here, so "all" and "any" give the same 7/11 - 3/11.
+    assert comparison["difference"] == pytest.approx(4 / 11)
+    low, high = comparison["difference_low"], comparison["difference_high"]
+    assert low < 4 / 11 < high
+    assert f"{pct(4 / 11)} [{pct(low)}, {pct(high)}]" in html.unescape(page)
+    refused = api_client_for(analyst).get(
+        reverse("api-analysis-study", args=[error_study.study.public_id]), {"rule": "most"}
+    )
+    assert refused.status_code == 400
+
+
+def test_outcome_by_reading_position_equals_a_pandas_recomputation_and_states_its_method(
+    pairwise: RatedStudy,
+    analyst: AbstractUser,
+    api_client_for: Callable[[AbstractUser | None], APIClient],
+) -> None:
+    client = _client(analyst)
+    page = client.get(reverse("analysis:study", args=[pairwise.study.public_id])).content.decode()
+    assert "Outcome by reading position" in page
+    assert "order they opened the cases" in page
+    rows = {
+        (r["outcome"], r["source"]): r
+        for r in _api(pairwise, api_client_for(analyst), resamples=200)["reading_position"]
+    }
+    frame = _csv(client, pairwise)
+    # Each reader's sequence by when they opened the case, as 0 (first) .. 1 (last).
+    rank = frame.groupby("reader")["opened_at"].rank(method="first")
+    size = frame.groupby("reader")["opened_at"].transform("size")
+    frame["position"] = (rank - 1) / (size - 1)
+    quarter = (frame["position"] * 4).astype(int).clip(upper=3)
+    for outcome in OUTCOMES:
+        row = rows[(outcome, "ai")]
+        y = frame[f"outcome_{outcome}"].astype(float)
+        for i, label in enumerate(stats.POSITION_BINS):
+            assert row["quarters"][label]["estimate"] == pytest.approx(y[quarter == i].mean())
+        fit = smf.ols(
+            "y ~ x + C(reader)",
+            pd.DataFrame({"y": y, "x": frame["position"], "reader": frame["reader"]}),
+        ).fit()
+        assert row["trend"] == pytest.approx(fit.params["x"], abs=1e-9)
+        assert row["low"] < row["trend"] < row["high"]
+        assert f'data-outcome="{outcome}" data-source="ai"' in page
+
+
+def test_cached_analysis_is_recomputed_when_a_rating_changes(pairwise: RatedStudy) -> None:
+    from reviewapp.analysis.results import analysis_results
+    from reviewapp.studies.models import Rating
+
+    first = analysis_results(reader_study=pairwise.study, n_resamples=100, with_plots=False)
+    again = analysis_results(reader_study=pairwise.study, n_resamples=100, with_plots=False)
+    assert again == first
+    Rating.objects.filter(assignment__reader_study=pairwise.study).first().delete()  # type: ignore[union-attr]
+    after = analysis_results(reader_study=pairwise.study, n_resamples=100, with_plots=False)
+    assert after["n_ratings"] == first["n_ratings"] - 1

@@ -11,9 +11,11 @@ from xml.etree import ElementTree
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.formula.api as smf
 from scipy.special import expit
 from scipy.stats import binomtest
 from sklearn.metrics import cohen_kappa_score
+from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
 from reviewapp.analysis import plots, stats
 
@@ -37,6 +39,8 @@ DISTRIB_6RATERS = np.array(
         [0, 2, 0, 3, 1],
     ]
 )
+# irrCAC's cont3x3abstractors: two abstractors' 3-category classification of 100 subjects.
+ABSTRACTORS = [[13, 0, 0], [0, 20, 7], [0, 4, 56]]
 # irrCAC's cac.raw4raters: 12 subjects x 4 raters with missing ratings (None).
 RAW_4RATERS = [
     [1, 1, None, 1],
@@ -144,9 +148,43 @@ def test_bootstrap_variance_of_an_additive_table_is_case_plus_reader_variance() 
 
 
 def test_bootstrap_ci_of_a_unanimous_outcome_is_a_point() -> None:
+    # The percentile bootstrap's known flaw, kept as a record of why the page no longer uses
+    # it for rates: see test_rate_interval_of_a_unanimous_outcome_is_a_score_interval.
     frame = _crossed(np.ones((10, 3)))
     result = stats.bootstrap_rates(frame, outcomes=["y"], n_resamples=100)["y"]["all"]
     assert (result.estimate, result.low, result.high) == (1.0, 1.0, 1.0)
+
+
+def test_rate_interval_of_a_unanimous_outcome_is_a_score_interval_on_cases() -> None:
+    frame = _crossed(np.ones((10, 3)))
+    result = stats.rate_intervals(frame, outcomes=["y"], stratum=None)["y"]["overall"]
+    low, high = _hand_wilson(10, 10)
+    assert (result.estimate, result.method) == (1.0, "wilson_cases")
+    assert (result.low, result.high) == (pytest.approx(low), pytest.approx(high))
+    assert result.low < 1.0
+
+
+def test_rate_interval_with_two_readers_reflects_case_variation_only() -> None:
+    rng = np.random.default_rng(4)
+    two = _crossed(rng.integers(0, 2, size=(40, 2)))
+    assert stats.rate_intervals(two, outcomes=["y"], stratum=None)["y"]["overall"].method == (
+        "case_only"
+    )
+    three = _crossed(rng.integers(0, 2, size=(40, 3)))
+    result = stats.rate_intervals(three, outcomes=["y"], stratum=None)["y"]["overall"]
+    assert result.method == "variance_components"
+    assert result.low < result.estimate < result.high
+
+
+def test_prevalence_weighted_overall_weights_the_stratum_rates() -> None:
+    values = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 1, 1], [0, 1, 1], [1, 1, 0]])
+    frame = _crossed(values, ["normal"] * 3 + ["abnormal"] * 3)
+    result = stats.rate_intervals(frame, outcomes=["y"], prevalences={"normal": 9, "abnormal": 1})[
+        "y"
+    ]
+    assert result["overall"].estimate == pytest.approx(10 / 18)
+    assert result[stats.WEIGHTED_OVERALL].estimate == pytest.approx(0.9 * 3 / 9 + 0.1 * 7 / 9)
+    assert result[stats.WEIGHTED_OVERALL].low < result[stats.WEIGHTED_OVERALL].estimate
 
 
 def test_bootstrap_ignores_ratings_where_the_outcome_does_not_apply() -> None:
@@ -245,6 +283,47 @@ def test_mcnemar_counts_discordant_cases_and_uses_the_exact_test_when_few() -> N
     assert result.ai_rate == pytest.approx(0.8)
 
 
+def test_mcnemar_rule_is_a_choice_and_the_difference_comes_with_a_paired_bootstrap_ci() -> None:
+    # 3 readers per report. Case i: AI flagged by (ai_k) readers, original by (orig_k).
+    # any: AI 4/4, orig 2/4; half: AI 2/4 (2 or 3 of 3), orig 1/4; all: AI 1/4, orig 0/4.
+    pattern = [(3, 1), (2, 0), (1, 2), (1, 0)]
+    rows = []
+    for i, (ai_k, orig_k) in enumerate(pattern):
+        for r in range(3):
+            rows.append({"case": f"c{i}", "reader": f"r{r}", "source": "ai", "y": float(r < ai_k)})
+            rows.append(
+                {"case": f"c{i}", "reader": f"r{r}", "source": "original", "y": float(r < orig_k)}
+            )
+    frame = pd.DataFrame(rows)
+    rates = {
+        rule: stats.mcnemar_paired(frame, outcome="y", rule=rule, n_resamples=500)
+        for rule in ("any", "half", "all")
+    }
+    assert (rates["any"].ai_rate, rates["any"].original_rate) == (1.0, 0.5)
+    assert (rates["half"].ai_rate, rates["half"].original_rate) == (0.5, 0.25)
+    assert (rates["all"].ai_rate, rates["all"].original_rate) == (0.25, 0.0)
+    for rule, result in rates.items():
+        assert result.rule == rule
+        assert result.difference == pytest.approx(result.ai_rate - result.original_rate)
+        assert result.difference_low <= result.difference <= result.difference_high
+    # A case read by fewer readers than asked for leaves with its pair.
+    thin = frame[~((frame["case"] == "c0") & (frame["reader"] == "r2"))]
+    assert stats.mcnemar_paired(thin, outcome="y", min_reads=3).n_pairs == 3
+
+
+def test_paired_difference_ci_is_the_bootstrap_of_pairs_and_never_a_point() -> None:
+    # 30 pairs: 10 AI only, 4 original only, 16 concordant. The resampled difference is
+    # (X - Y) / 30 with (X, Y, Z) ~ Multinomial(30; 1/3, 2/15, 8/15): variance from the
+    # multinomial, var = (p1 + p2 - (p1 - p2)^2) / n.
+    estimate, low, high = stats.paired_difference_ci(10, 4, 16, n_resamples=20000, seed=1)
+    assert estimate == pytest.approx(0.2)
+    sd = math.sqrt((1 / 3 + 2 / 15 - 0.2**2) / 30)
+    assert low == pytest.approx(0.2 - 1.96 * sd, abs=0.02)
+    assert high == pytest.approx(0.2 + 1.96 * sd, abs=0.02)
+    _, low, high = stats.paired_difference_ci(0, 0, 30)
+    assert low < 0 < high
+
+
 # ---- agreement ---------------------------------------------------------------------------
 
 
@@ -288,11 +367,103 @@ def test_fleiss_kappa_matches_irrcac_on_the_six_raters_distribution() -> None:
     assert used == 15
 
 
-def test_fleiss_kappa_uses_only_cases_rated_by_the_full_panel() -> None:
-    counts = np.vstack([DISTRIB_6RATERS, [[0, 0, 1, 0, 0]]]).astype(float)
+def test_fleiss_kappa_uses_incomplete_panels_as_irrcac_does_on_krippendorffs_example() -> None:
+    # irrCAC fleiss.kappa.raw(cac.raw4raters) = 0.7611693: Krippendorff's (2011) 12 units x
+    # 4 observers with missing ratings; every unit with >= 2 ratings counts (11 of 12).
+    frame = _raw_to_frame(RAW_4RATERS)
+    counts = stats.category_counts(frame, value="answer", categories=[1, 2, 3, 4, 5])
     kappa, used = stats.fleiss_kappa(counts)
-    assert used == 15
-    assert kappa == pytest.approx(0.4139265, abs=1e-6)
+    assert kappa == pytest.approx(0.7611693, abs=1e-6)
+    assert used == 11
+    # A complete panel gives Fleiss (1971) itself: statsmodels on the six-raters table.
+    assert stats.fleiss_kappa(DISTRIB_6RATERS)[0] == pytest.approx(
+        sm_fleiss(DISTRIB_6RATERS, method="fleiss")
+    )
+
+
+def test_quadratic_weighted_kappa_matches_irrcac_on_the_abstractors_table() -> None:
+    # irrCAC kappa2.table(cont3x3abstractors, weights = quadratic.weights(1:3)) = 0.8921569.
+    rows = []
+    for n, (i, j) in enumerate(
+        (i, j) for i, row in enumerate(ABSTRACTORS) for j, c in enumerate(row) for _ in range(c)
+    ):
+        rows += [{"case": n, "reader": "r1", "answer": i}, {"case": n, "reader": "r2", "answer": j}]
+    (pair,) = stats.cohen_kappa_pairs(
+        pd.DataFrame(rows), value="answer", categories=[0, 1, 2], weights="linear",
+        n_resamples=500,
+    )  # fmt: skip
+    assert pair.quadratic == pytest.approx(0.8921569, abs=1e-7)
+    assert pair.quadratic_low < pair.quadratic < pair.quadratic_high
+    assert pair.low < pair.kappa < pair.high
+
+
+def test_gwet_ac1_with_missing_ratings_matches_irrcac_with_a_bootstrap_ci_around_it() -> None:
+    # irrCAC gwet.ac1.raw(cac.raw4raters) = 0.7754441 (missing ratings, 4 raters, 5 categories).
+    frame = _raw_to_frame(RAW_4RATERS)
+    counts = stats.category_counts(frame, value="answer", categories=[1, 2, 3, 4, 5])
+    found = stats.agreement_coefficients(counts, n_resamples=2000, seed=3)
+    assert found["ac1"].estimate == pytest.approx(0.7754441, abs=1e-6)
+    assert found["alpha"].estimate == pytest.approx(0.7434211, abs=1e-6)
+    assert found["fleiss"].estimate == pytest.approx(0.7611693, abs=1e-6)
+    for name in ("ac1", "alpha", "fleiss"):
+        assert found[name].low < found[name].estimate < found[name].high <= 1
+
+
+def test_agreement_bootstrap_over_kinds_of_case_equals_resampling_cases_one_by_one() -> None:
+    # Drawing how often each distinct count vector is picked is the same resampling as
+    # drawing cases: the CIs agree with a plain loop over resampled cases to Monte Carlo error.
+    counts = DISTRIB_6RATERS.astype(float)
+    fast = stats.agreement_coefficients(counts, n_resamples=4000, seed=1)["fleiss"]
+    rng = np.random.default_rng(2)
+    slow = [
+        sm_fleiss(counts[rng.integers(0, len(counts), len(counts))], method="fleiss")
+        for _ in range(4000)
+    ]
+    low, high = np.nanquantile(slow, [0.025, 0.975])
+    assert fast.low == pytest.approx(low, abs=0.03)
+    assert fast.high == pytest.approx(high, abs=0.03)
+
+
+def test_ordinal_alpha_matches_the_krippendorff_package_and_sets_off_scale_options_apart() -> None:
+    frame = _raw_to_frame(RAW_4RATERS)
+    counts = stats.category_counts(frame, value="answer", categories=[1, 2, 3, 4, 5])
+    ordinal = stats.krippendorff_alpha(
+        frame, value="answer", categories=[1, 2, 3, 4, 5], level="ordinal"
+    )
+    assert stats.agreement_coefficients(counts, ordinal=True)["alpha"].estimate == (
+        pytest.approx(ordinal)
+    )
+    # Answer 5 ("X") outside the order: the scale coefficients use 1-4 only, and X is
+    # reported as its own rate (3 of 41 ratings) with nominal agreement on choosing it.
+    result = stats.agreement(
+        frame, question="q", value="answer", categories=[1, 2, 3, 4], off_scale=[5],
+        is_ordinal=True, n_resamples=200,
+    )  # fmt: skip
+    on_scale = frame[frame["answer"] != 5]
+    assert result.krippendorff_alpha == pytest.approx(
+        stats.krippendorff_alpha(on_scale, value="answer", categories=[1, 2, 3, 4], level="ordinal")
+    )
+    assert result.scale == "ordinal"
+    assert result.options == ["1", "2", "3", "4"]
+    assert result.off_scale is not None
+    assert (result.off_scale.rate.n_events, result.off_scale.rate.n_ratings) == (3, 41)
+    assert result.off_scale.krippendorff_alpha.estimate == pytest.approx(
+        stats.krippendorff_alpha(
+            frame.assign(x=(frame["answer"] == 5).astype(int)), value="x", categories=[0, 1]
+        )
+    )
+    assert result.nominal_alpha_all_options == pytest.approx(0.7434211, abs=1e-6)
+
+
+def test_pair_kappa_is_withheld_below_the_minimum_of_shared_cases() -> None:
+    frame = _raw_to_frame(RAW_4RATERS)
+    pairs = stats.cohen_kappa_pairs(frame, value="answer", categories=[1, 2, 3, 4, 5], min_cases=10)
+    by_pair = {(p.reader_a, p.reader_b): p for p in pairs}
+    # r0 and r2 share 8 cases, r2 and r3 share 10.
+    assert by_pair[("r0", "r2")].too_few_cases
+    assert math.isnan(by_pair[("r0", "r2")].kappa)
+    assert not by_pair[("r2", "r3")].too_few_cases
+    assert by_pair[("r2", "r3")].n_cases == 10
 
 
 def test_gwet_ac1_matches_irrcac_published_values() -> None:
@@ -347,8 +518,9 @@ def test_agreement_bundle_reports_every_coefficient_and_each_reader_pair() -> No
 def test_agreement_of_identical_readers_is_perfect_and_of_constant_answers_undefined() -> None:
     frame = _raw_to_frame([[1, 1], [2, 2], [3, 3]])
     result = stats.agreement(
-        frame, question="q", value="answer", categories=[1, 2, 3], is_ordinal=True
-    )
+        frame, question="q", value="answer", categories=[1, 2, 3], is_ordinal=True,
+        min_pair_cases=3,
+    )  # fmt: skip
     assert result.fleiss_kappa == pytest.approx(1.0)
     assert result.krippendorff_alpha == pytest.approx(1.0)
     assert result.gwet_ac1 == pytest.approx(1.0)
@@ -403,3 +575,54 @@ def test_plots_are_standalone_svg_that_name_what_they_show() -> None:
 def test_plots_are_byte_identical_for_the_same_numbers() -> None:
     rows = [plots.ForestRow("overall", 0.5, 0.4, 0.6)]
     assert plots.forest_svg(rows, title="t") == plots.forest_svg(rows, title="t")
+
+
+# ---- reading position (learning, fatigue) ---------------------------------------------------
+
+
+def test_relative_positions_place_each_reading_in_its_readers_own_sequence() -> None:
+    order = pd.Series(["09:00", "08:00", "10:00", "07:00", "07:30"])
+    readers = pd.Series(["r1", "r1", "r1", "r2", "r2"])
+    assert stats.relative_positions(order, readers).tolist() == [0.5, 0.0, 1.0, 0.0, 1.0]
+
+
+def test_reading_position_trend_is_the_within_reader_least_squares_slope() -> None:
+    # Known answer: OLS of the outcome on position with a dummy per reader (statsmodels).
+    rng = np.random.default_rng(3)
+    n_readers, n_cases = 6, 80
+    readers = np.repeat(np.arange(n_readers), n_cases)
+    cases = np.tile(np.arange(n_cases), n_readers)
+    position = stats.relative_positions(
+        pd.Series(rng.permutation(readers.size)), pd.Series(readers)
+    )
+    p = 0.5 - 0.2 * (position - 0.5) + 0.05 * (readers - 3)  # tiring readers
+    y = (rng.random(readers.size) < p).astype(float)
+    found = stats.reading_position(y, position, readers, cases)
+    fit = smf.ols("y ~ x + C(reader)", pd.DataFrame({"y": y, "x": position, "reader": readers}))
+    assert found.trend == pytest.approx(fit.fit().params["x"], abs=1e-12)
+    assert found.low < found.trend < found.high
+    assert found.method == "variance_components"
+    quarter = np.minimum((position * 4).astype(int), 3)
+    for i, label in enumerate(stats.POSITION_BINS):
+        assert found.quarters[label].estimate == pytest.approx(y[quarter == i].mean())
+        assert found.quarters[label].n_ratings == int((quarter == i).sum())
+    n, first, second = found.per_reader["0"]
+    mine = readers == 0
+    assert n == n_cases
+    assert first == pytest.approx(y[mine & (position < 0.5)].mean())
+    assert second == pytest.approx(y[mine & (position >= 0.5)].mean())
+
+
+def test_reading_position_finds_fatigue_and_not_a_trend_that_is_not_there() -> None:
+    rng = np.random.default_rng(8)
+    readers = np.repeat(np.arange(5), 200)
+    cases = np.tile(np.arange(200), 5)
+    position = np.tile(np.linspace(0, 1, 200), 5)
+    tired = (rng.random(readers.size) < 0.8 - 0.3 * position).astype(float)
+    steady = (rng.random(readers.size) < 0.65).astype(float)
+    fatigue = stats.reading_position(tired, position, readers, cases)
+    assert fatigue.high < 0
+    assert fatigue.p_value < 0.01
+    assert fatigue.trend == pytest.approx(-0.3, abs=0.1)
+    flat = stats.reading_position(steady, position, readers, cases)
+    assert flat.low < 0 < flat.high
