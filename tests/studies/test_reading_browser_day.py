@@ -222,6 +222,7 @@ def test_tablet_width_stacks_the_viewer_above_the_reports_and_phones_get_a_messa
     viewer.open(f"/studies/read/{assignment.public_id}/")
     viewer.wait_for_render()
     layout = page.evaluate(LAYOUT)
+    assert page.evaluate("() => window.scrollY") == 0  # opens at the images, not the form
     assert layout["scrollWidth"] == 900, layout  # no sideways scroll
     viewer_box = layout["viewer"]
     assert viewer_box["width"] >= 850, layout

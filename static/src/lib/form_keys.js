@@ -26,5 +26,6 @@ export function isFormKey(event) {
   if (event.altKey || event.metaKey) return false;
   if (event.ctrlKey) return event.key === "Enter";
   if (event.key.length !== 1) return false;
-  return LETTERS.has(event.key.toLowerCase()) || (event.key >= "0" && event.key <= "9");
+  // Shift+digit is the viewer's (window presets), on any keyboard layout.
+  return LETTERS.has(event.key.toLowerCase()) || (!event.shiftKey && event.key >= "0" && event.key <= "9");
 }

@@ -81,14 +81,29 @@ function visibleItems() {
   return items.filter((item) => !item.hidden);
 }
 
-function highlight(index, { scroll = true } = {}) {
+function highlight(index, { scroll = true, initial = false } = {}) {
   const visible = visibleItems();
   if (visible.length === 0) return;
   activeIndex = Math.max(0, Math.min(index, visible.length - 1));
   for (const item of items) item.classList.remove("active");
   const current = visible[activeIndex];
   current.classList.add("active");
-  if (scroll) current.scrollIntoView({ block: "nearest" });
+  if (scroll) reveal(current, { pageToo: !initial });
+}
+
+// Bring a question into view inside the questions pane. The page itself scrolls only in the
+// stacked (narrow) layout and only once the reader moves: on opening, the images and the
+// report headings stay at the top.
+function reveal(element, { pageToo }) {
+  const pane = element.closest(".questions");
+  if (pane && pane.scrollHeight > pane.clientHeight) {
+    const box = element.getBoundingClientRect();
+    const view = pane.getBoundingClientRect();
+    if (box.top < view.top) pane.scrollTop -= view.top - box.top;
+    else if (box.bottom > view.bottom) pane.scrollTop += Math.min(box.bottom - view.bottom, box.top - view.top);
+  } else if (pageToo) {
+    element.scrollIntoView({ block: "nearest" });
+  }
 }
 
 function currentItem() {
@@ -603,7 +618,7 @@ window.addEventListener(
     if (event.ctrlKey || event.metaKey || event.altKey || event.key.length !== 1) return;
     const key = event.key.toLowerCase();
     const item = currentItem();
-    if (item && (OPTION_LETTERS.includes(key) || /^[1-9]$/.test(key))) {
+    if (item && (OPTION_LETTERS.includes(key) || (/^[1-9]$/.test(key) && !event.shiftKey))) {
       answerByKey(item, event);
     } else if (key === "j") {
       highlight(activeIndex + 1);
@@ -688,4 +703,4 @@ if (!writable) {
   for (const input of form.querySelectorAll("input, textarea, select, button")) input.disabled = true;
 }
 const firstOpen = visibleItems().findIndex((item) => !item.querySelector("input:checked") && !(item.querySelector("textarea") || {}).value);
-highlight(firstOpen >= 0 ? firstOpen : 0);
+highlight(Math.max(firstOpen, 0), { initial: true });
