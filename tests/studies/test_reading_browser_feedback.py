@@ -140,6 +140,8 @@ def test_a_pause_disables_submit_on_the_open_page_at_once_and_reopening_enables_
 
     with daphne_server() as base, chromium_page() as (page, errors):
         browser_login(page, base, "alice", PASSWORD)
+        sockets: list[str] = []
+        page.on("websocket", lambda socket: sockets.append(socket.url))
         page.goto(f"{base}/studies/read/{assignment.public_id}/")
         submit = page.locator("[data-submit]")
         notice = page.locator("[data-study-notice]")
@@ -157,6 +159,8 @@ def test_a_pause_disables_submit_on_the_open_page_at_once_and_reopening_enables_
         as_coordinator(services.reader_study_open, reader_study=study)
         expect(submit).to_be_enabled(timeout=5000)
         expect(notice).to_be_hidden()
+        # Pushed over the one socket the page opened, not picked up by a reconnection.
+        assert len(sockets) == 1, sockets
         page.keyboard.press("Control+Enter")
         page.wait_for_url(re.compile("/studies/reading/"))
     assert errors == []

@@ -640,13 +640,17 @@ export function mountViewer(element, { sharedKeys = element.hasAttribute("data-v
         return true;
       case "reset":
         withViewport((viewport, tile) => {
-          // resetProperties alone drops Cornerstone's MONOCHROME1 invert: a negative.
-          viewport.resetProperties();
+          // Not resetProperties(): on the GPU path it restores the transfer function recorded
+          // before Cornerstone inverted a MONOCHROME1 image while keeping its invert flag, so
+          // the film turned into a negative that the flag (and the overlay) called positive.
+          // Setting the opening window and invert back keeps flag and picture in step.
           if (tile.initial) {
             viewport.setProperties({
-              invert: tile.initial.invert,
               ...(tile.initial.voiRange ? { voiRange: { ...tile.initial.voiRange } } : {}),
+              invert: tile.initial.invert,
             });
+          } else {
+            viewport.resetProperties();
           }
           viewport.resetCamera();
         });
