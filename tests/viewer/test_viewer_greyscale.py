@@ -17,7 +17,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def tile_state(viewer) -> dict:
-    return viewer.state()["tiles"][0]
+    """The first tile's state, with the text its overlay shows under "overlay"."""
+    tile = viewer.state()["tiles"][0]
+    tile["overlay"] = viewer.page.inner_text(".viewer-tile .viewer-ov-bl")
+    return tile
 
 
 def press(viewer, key: str) -> None:

@@ -807,8 +807,10 @@ export function mountViewer(element, { sharedKeys = element.hasAttribute("data-v
             imageCount: viewport?.getImageIds().length ?? 0,
             windowWidth: wl.windowWidth ?? null,
             windowCenter: wl.windowCenter ?? null,
+            // Inverted from the opening display (what the overlay says), and Cornerstone's own
+            // flag (true for a MONOCHROME1 image as it opens).
             invert: viewport ? isInverted(viewport, tile) : false,
-            overlay: tile.overlay.wl.textContent,
+            invertFlag: Boolean(props.invert),
             zoomPercent: viewport ? zoomPercent(viewport) : null,
             pan: viewport?.getPan?.() ?? null,
             label: tile.overlay.label.textContent,
