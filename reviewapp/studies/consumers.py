@@ -79,7 +79,7 @@ class ReaderStudyProgressConsumer(AsyncJsonWebsocketConsumer):
 
 
 # What an open reading page is told when its study is no longer open for reading.
-STATUS_MESSAGES = {
+STATUS_MESSAGES: dict[str, str] = {
     ReaderStudy.Status.OPEN: "",
     ReaderStudy.Status.PAUSED: (
         "The coordinator has paused this study: your draft is kept, and you can submit once "
