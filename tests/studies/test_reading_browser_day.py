@@ -234,6 +234,20 @@ def test_tablet_width_stacks_the_viewer_above_the_reports_and_phones_get_a_messa
     assert page.locator(".screen-too-small").is_hidden()
     viewer.screenshot("reader-900x1000")
 
+    # ? shows one help for the page: the answer keys first, then the viewer's (presets on
+    # Shift+digit, radiograph presets for a radiograph).
+    page.keyboard.press("?")
+    help_panel = page.locator("[data-viewer-help]")
+    assert help_panel.is_visible()
+    text = help_panel.inner_text()
+    assert "Answer keys always go to the form" in text
+    assert "Ctrl+Enter" in text
+    assert "Shift+1" in text
+    assert "Default" in text
+    assert "Lung" not in text
+    page.keyboard.press("Escape")
+    assert help_panel.is_hidden()
+
     page.set_viewport_size({"width": 600, "height": 900})
     message = page.locator(".screen-too-small")
     assert message.is_visible()
