@@ -47,8 +47,9 @@ AI_FINDINGS = (
 )
 
 
-def radiograph_studies(count: int, user, tmp_path: Path) -> list[Study]:
-    """``count`` imaging studies, each one real radiograph with an original and an AI report."""
+def radiograph_studies(count: int, user, tmp_path: Path, *, paragraphs: int = 1) -> list[Study]:
+    """``count`` imaging studies, each one real radiograph with an original and an AI report
+    (their findings ``paragraphs`` times over)."""
     paths = [
         _derived_copy(
             CXR_JPEG,
@@ -67,13 +68,13 @@ def radiograph_studies(count: int, user, tmp_path: Path) -> list[Study]:
         Report.objects.create(
             study=study,
             kind=Report.Kind.ORIGINAL,
-            findings=ORIGINAL_FINDINGS.format(n=n + 1),
+            findings="\n".join([ORIGINAL_FINDINGS.format(n=n + 1)] * paragraphs),
             impression="No acute cardiopulmonary abnormality.",
         )
         Report.objects.create(
             study=study,
             kind=Report.Kind.AI,
-            findings=AI_FINDINGS.format(n=n + 1),
+            findings="\n".join([AI_FINDINGS.format(n=n + 1)] * paragraphs),
             impression="No acute cardiopulmonary disease.",
         )
         studies.append(study)
@@ -247,6 +248,9 @@ def test_tablet_width_stacks_the_viewer_above_the_reports_and_phones_get_a_messa
     assert "Lung" not in text
     page.keyboard.press("Escape")
     assert help_panel.is_hidden()
+    # Resizing across the layouts (down to the hidden viewer) breaks nothing on the page; the
+    # test server has no websockets, so the status socket's failed attempts are left out.
+    assert [m for m in viewer.console_errors if "WebSocket" not in m] == []
 
     page.set_viewport_size({"width": 600, "height": 900})
     message = page.locator(".screen-too-small")
@@ -256,3 +260,41 @@ def test_tablet_width_stacks_the_viewer_above_the_reports_and_phones_get_a_messa
     layout = page.evaluate(LAYOUT)
     assert layout["scrollWidth"] == 600, layout
     viewer.screenshot("reader-600x900")
+
+
+def test_reports_scroll_in_their_own_panes_and_together_on_request(
+    viewer_page_for,  # noqa: F811
+    coordinator,
+    reader,
+    archive_dirs,  # noqa: F811
+    tmp_path,
+) -> None:
+    imaging = radiograph_studies(1, coordinator, tmp_path, paragraphs=4)
+    study = build_study(coordinator=coordinator, readers=[reader], imaging=imaging)
+    assignment = Assignment.objects.get(reader_study=study, reader=reader)
+    viewer = viewer_page_for(reader)
+    page = viewer.page
+    page.set_viewport_size({"width": 1366, "height": 768})
+    viewer.open(f"/studies/read/{assignment.public_id}/")
+    viewer.wait_for_render()
+    first, second = page.locator("[data-report-body]").all()
+    scroll_tops = "() => [...document.querySelectorAll('[data-report-body]')].map(e => e.scrollTop)"
+
+    def scroll_first() -> None:
+        first.hover()
+        page.mouse.wheel(0, 60)
+        page.wait_for_function(f"() => ({scroll_tops})()[0] > 0")
+
+    scroll_first()
+    assert page.evaluate(scroll_tops)[1] == 0  # each pane on its own
+    assert page.evaluate("() => window.scrollY") == 0
+    first.evaluate("e => { e.scrollTop = 0; }")
+
+    page.get_by_label("Scroll reports together").check()
+    scroll_first()
+    page.wait_for_function(f"() => ({scroll_tops})()[1] > 0")
+    assert page.evaluate("() => window.scrollY") == 0
+    # The choice is remembered for the next case.
+    page.reload()
+    assert page.get_by_label("Scroll reports together").is_checked()
+    assert second.evaluate("e => e.scrollHeight > e.clientHeight")

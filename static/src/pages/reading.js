@@ -669,22 +669,20 @@ if (syncBox && panes.length === 2) {
   syncBox.closest("label").hidden = false;
   syncBox.checked = localStorage.getItem("reading:sync-scroll") === "1";
   syncBox.addEventListener("change", () => localStorage.setItem("reading:sync-scroll", syncBox.checked ? "1" : "0"));
-  let echo = null; // the pane this code scrolled, whose own scroll event must not echo back
+  // The pane the reader scrolls leads until it has been still for a moment: the other pane's
+  // own scroll events (caused by following) never steer back.
+  let leader = null;
+  let leaderTimer = null;
   for (const pane of panes) {
     pane.addEventListener("scroll", () => {
-      if (!syncBox.checked) return;
-      if (echo === pane) {
-        echo = null;
-        return;
-      }
+      if (!syncBox.checked || (leader && leader !== pane)) return;
+      leader = pane;
+      clearTimeout(leaderTimer);
+      leaderTimer = setTimeout(() => { leader = null; }, 150);
       const other = panes.find((p) => p !== pane);
       const room = pane.scrollHeight - pane.clientHeight;
       const fraction = room > 0 ? pane.scrollTop / room : 0;
-      const target = Math.round(fraction * (other.scrollHeight - other.clientHeight));
-      if (other.scrollTop !== target) {
-        echo = other;
-        other.scrollTop = target;
-      }
+      other.scrollTop = Math.round(fraction * (other.scrollHeight - other.clientHeight));
     });
   }
 }
