@@ -4,11 +4,15 @@ from typing import Any
 
 from django.urls import path
 
-from reviewapp.studies.consumers import ReaderStudyProgressConsumer
+from reviewapp.studies.consumers import ReaderStudyProgressConsumer, ReadingStatusConsumer
 
 websocket_urlpatterns: list[Any] = [
     path(
         "ws/studies/<str:study_id>/progress/",
         ReaderStudyProgressConsumer.as_asgi(),
+    ),
+    path(
+        "ws/studies/read/<str:assignment_id>/status/",
+        ReadingStatusConsumer.as_asgi(),
     ),
 ]

@@ -94,7 +94,7 @@ def test_early_image_is_on_screen_before_the_engine_and_swaps_seamlessly(
     (drawn,) = state["earlyDrawn"]
     tile = state["tiles"][0]
     assert drawn["lower"] == pytest.approx(tile["windowCenter"] - tile["windowWidth"] / 2, abs=1)
-    assert drawn["invert"] is tile["invert"]
+    assert drawn["invert"] is tile["invertFlag"]  # Cornerstone's own MONOCHROME1 flag
     assert_clean_console(viewer)
 
 

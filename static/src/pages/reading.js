@@ -1,14 +1,18 @@
 // The reading page: keyboard-complete rating form, server-side draft autosave, idempotent
 // submit with retries, error spans selected in the report text.
 //
-// Keys (see the help panel): a-g answer the highlighted question, j/k move between questions,
-// t types into a text box (Esc leaves it), m marks a passage of the highlighted report (arrows
-// and Shift+arrows choose it, Enter marks, Esc cancels), Ctrl+Enter submits, n/p go to the
-// next/previous case. Viewer keys act only while the viewer has the focus, and these skip events
-// aimed inside it, so one key never does two things.
-import { apiFetch, readJsonScript } from "../lib/http.js";
+// Keys (lib/form_keys.js, shown in the page's ? help): a-g or 1-9 answer the highlighted
+// question, j/k move between questions, t types into a text box (Esc leaves it), m marks a
+// passage of the highlighted report (arrows and Shift+arrows choose it, Enter marks, Esc
+// cancels), Ctrl+Enter submits, n/p go to the next/previous case. These keys reach the form
+// wherever the focus is, the image included; the viewer keeps only keys the form does not use
+// (its map is built without them), so one key never does two things and no click or drag
+// changes what a key does.
+import { OPTION_LETTERS } from "../lib/form_keys.js";
+import { apiFetch, errorText, readJsonScript } from "../lib/http.js";
 import { moveFocus, movePlain, passageUnits, selectionOf } from "../lib/passage_keys.js";
 import { newIdempotencyKey } from "../lib/rating_keys.js";
+import { reconnectingSocket } from "../lib/socket.js";
 
 const data = readJsonScript("case-data");
 const form = document.querySelector("[data-rating-form]");
@@ -17,7 +21,7 @@ const formError = document.querySelector("[data-form-error]");
 const submitButton = document.querySelector("[data-submit]");
 const base = `/api/v1/my/assignments/${data.assignment}`;
 const items = [...form.querySelectorAll("fieldset.item")];
-const OPTION_KEYS = "abcdefg";
+const studyNotice = document.querySelector("[data-study-notice]");
 
 let activeIndex = 0;
 let ratingVersion = data.rating ? data.rating.version : null;
@@ -28,6 +32,10 @@ let seq = Math.max(Date.now(), (data.draft_seq || 0) + 1);
 let activeSeconds = 0;
 let lastActivity = Date.now();
 let submitting = false;
+// Whether this page may write at all (study open, revisions allowed); a pause pushed over the
+// status socket turns it off until the study reopens.
+const writableOnLoad = data.can_write;
+let writable = data.can_write;
 
 // --- state <-> form --------------------------------------------------------------------------
 
@@ -73,14 +81,29 @@ function visibleItems() {
   return items.filter((item) => !item.hidden);
 }
 
-function highlight(index, { scroll = true } = {}) {
+function highlight(index, { scroll = true, initial = false } = {}) {
   const visible = visibleItems();
   if (visible.length === 0) return;
   activeIndex = Math.max(0, Math.min(index, visible.length - 1));
   for (const item of items) item.classList.remove("active");
   const current = visible[activeIndex];
   current.classList.add("active");
-  if (scroll) current.scrollIntoView({ block: "nearest" });
+  if (scroll) reveal(current, { pageToo: !initial });
+}
+
+// Bring a question into view inside the questions pane. The page itself scrolls only in the
+// stacked (narrow) layout and only once the reader moves: on opening, the images and the
+// report headings stay at the top.
+function reveal(element, { pageToo }) {
+  const pane = element.closest(".questions");
+  if (pane && pane.scrollHeight > pane.clientHeight) {
+    const box = element.getBoundingClientRect();
+    const view = pane.getBoundingClientRect();
+    if (box.top < view.top) pane.scrollTop -= view.top - box.top;
+    else if (box.bottom > view.bottom) pane.scrollTop += Math.min(box.bottom - view.bottom, box.top - view.top);
+  } else if (pageToo) {
+    element.scrollIntoView({ block: "nearest" });
+  }
 }
 
 function currentItem() {
@@ -95,7 +118,7 @@ function setState(text, isError = false) {
 }
 
 async function saveDraft({ keepalive = false } = {}) {
-  if (!dirty || !data.can_write) return;
+  if (!dirty || !writable) return;
   dirty = false;
   seq = Math.max(seq + 1, Date.now());
   const body = {
@@ -179,7 +202,31 @@ function categoriesFor(side) {
   return item ? item.categories : [];
 }
 
+// Marked passages are highlighted in the report text through the CSS Custom Highlight API: the
+// report markup is never changed, so offsets stay those of the rendered text and both reports
+// stay identical apart from the reader's own marks.
+function highlightSpans() {
+  if (!window.CSS?.highlights || typeof Highlight === "undefined") return;
+  const ranges = [];
+  for (const span of spans) {
+    const section = document.querySelector(
+      `section.report[data-side="${CSS.escape(span.side)}"] .report-text[data-section="${CSS.escape(span.section)}"]`,
+    );
+    if (!section || span.end > section.textContent.length) continue;
+    const range = document.createRange();
+    range.setStart(...textPosition(section, span.start));
+    range.setEnd(...textPosition(section, span.end));
+    ranges.push(range);
+  }
+  CSS.highlights.set("error-span", new Highlight(...ranges));
+}
+
+function categoryLabel(side, code) {
+  return categoriesFor(side).find((c) => c.code === code)?.label ?? "";
+}
+
 function renderSpans() {
+  highlightSpans();
   for (const list of form.querySelectorAll("[data-spans]")) {
     const side = list.dataset.spans;
     list.replaceChildren();
@@ -188,13 +235,24 @@ function renderSpans() {
       const report = document.querySelector(`section.report[data-side="${CSS.escape(side)}"] .report-text[data-section="${span.section}"]`);
       const quoted = report ? report.textContent.slice(span.start, span.end) : "";
       const row = document.createElement("li");
+      row.dataset.span = String(index);
       const quote = document.createElement("q");
       quote.textContent = quoted;
+      const reason = document.createElement("span");
+      reason.className = "span-reason";
+      reason.textContent = categoryLabel(side, span.category) || "no reason chosen yet";
       const category = document.createElement("select");
       category.append(new Option("Reason…", ""));
       for (const c of categoriesFor(side)) category.append(new Option(c.label, c.code));
       category.value = span.category;
-      category.addEventListener("change", () => { span.category = category.value; changed(); });
+      category.setAttribute("aria-label", "Reason");
+      category.addEventListener("change", () => {
+        span.category = category.value;
+        reason.textContent = categoryLabel(side, span.category) || "no reason chosen yet";
+        row.classList.remove("invalid");
+        row.querySelector(".item-error")?.remove();
+        changed();
+      });
       const significantLabel = document.createElement("label");
       const significant = document.createElement("input");
       significant.type = "checkbox";
@@ -214,7 +272,7 @@ function renderSpans() {
       remove.type = "button";
       remove.textContent = "Remove";
       remove.addEventListener("click", () => { spans.splice(index, 1); renderSpans(); changed(); });
-      row.append(quote, category, significantLabel, replacement, remove);
+      row.append(quote, reason, category, significantLabel, replacement, remove);
       list.append(row);
     });
   }
@@ -270,7 +328,7 @@ function drawMark() {
 
 function markStart() {
   const item = currentItem();
-  if (item?.dataset.type !== "error_spans" || !data.can_write) return false;
+  if (item?.dataset.type !== "error_spans" || !writable) return false;
   const side = item.querySelector("[data-mark-span]").dataset.markSpan;
   const report = document.querySelector(`section.report[data-side="${CSS.escape(side)}"]`);
   const sections = [...report.querySelectorAll(".report-text")]
@@ -344,6 +402,83 @@ function onMarkKey(event) {
 
 document.addEventListener("pointerdown", () => markEnd({ keepSelection: true }));
 
+// --- errors in words, beside what they are about --------------------------------------------
+
+function errorsClear() {
+  formError.textContent = "";
+  for (const node of form.querySelectorAll(".item-error")) node.remove();
+  for (const node of form.querySelectorAll(".invalid")) node.classList.remove("invalid");
+}
+
+function errorAttach(container, message, before = null) {
+  const note = document.createElement("p");
+  note.className = "item-error";
+  note.setAttribute("role", "alert");
+  note.id = `error-${Math.random().toString(36).slice(2)}`;
+  note.textContent = message;
+  container.classList.add("invalid");
+  container.insertBefore(note, before);
+  container.setAttribute("aria-describedby", note.id);
+  return note;
+}
+
+// A span's problem in the reader's words: what is missing, named by the passage's text; the
+// server's wording names reasons by their stored codes, which mean nothing to a reader.
+function spanMessage(span, message) {
+  if (!span.category) return "Choose a reason for this passage.";
+  let text = message;
+  for (const c of categoriesFor(span.side)) text = text.replaceAll(c.code, c.label);
+  return text;
+}
+
+/** Show a refused rating's messages beside their questions; returns whether any was placed. */
+function errorsShow(fields) {
+  errorsClear();
+  let first = null;
+  const general = [];
+  for (const [key, value] of Object.entries(fields || {})) {
+    const message = errorText(Array.isArray(value) ? value : [value]);
+    const answer = /^answers\.(.+)$/.exec(key);
+    const spanAt = /^spans\.(\d+)$/.exec(key);
+    if (answer) {
+      const item = form.querySelector(`fieldset.item[data-item="${CSS.escape(answer[1])}"]`);
+      if (item && !item.hidden) {
+        errorAttach(item, message, item.querySelector("legend")?.nextSibling ?? null);
+        first ??= item;
+        continue;
+      }
+    } else if (spanAt && spans[Number(spanAt[1])]) {
+      const span = spans[Number(spanAt[1])];
+      const row = form.querySelector(`[data-spans="${CSS.escape(span.side)}"] li[data-span="${spanAt[1]}"]`);
+      if (row) {
+        errorAttach(row, spanMessage(span, message));
+        first ??= row;
+        continue;
+      }
+    } else if (key === "spans") {
+      const list = form.querySelector("[data-spans]");
+      const item = list?.closest("fieldset.item");
+      if (item) {
+        errorAttach(item, message, list);
+        first ??= item;
+        continue;
+      }
+    }
+    if (key !== "code") general.push(message);
+  }
+  formError.textContent = general.join(" ");
+  if (first) {
+    const item = first.closest("fieldset.item");
+    if (item) highlight(visibleItems().indexOf(item));
+    // The question itself takes the focus (not one of its options), so the answer keys keep
+    // working and a screen reader reads the message it is described by.
+    const target = first.matches("li") ? first.querySelector("select") : first;
+    if (!target.matches("select")) target.tabIndex = -1;
+    target.focus({ preventScroll: false });
+  }
+  return first !== null || general.length > 0;
+}
+
 // --- submit ----------------------------------------------------------------------------------
 
 function keyStorage() {
@@ -351,10 +486,10 @@ function keyStorage() {
 }
 
 async function submit() {
-  if (submitting || !data.can_write) return;
+  if (submitting || !writable) return;
   submitting = true;
   submitButton.disabled = true;
-  formError.textContent = "";
+  errorsClear();
   clearTimeout(draftTimer);
   const answers = answersFromForm();
   const payload = {
@@ -380,10 +515,14 @@ async function submit() {
       result = await apiFetch(`${base}/rating`, { method: isRevision ? "PUT" : "POST", body });
     } catch (error) {
       if (error.status && error.status < 500) {
-        formError.textContent = error.message;
+        if (error.status === 400 && error.data && typeof error.data.detail !== "string") {
+          errorsShow(error.data);
+        } else {
+          formError.textContent = error.message;
+        }
         setState("Not saved", true);
         submitting = false;
-        submitButton.disabled = false;
+        submitButton.disabled = !writable;
         return;
       }
       setState(`Connection problem, retrying… (${error.message})`, true);
@@ -391,7 +530,7 @@ async function submit() {
     }
   }
   submitting = false;
-  submitButton.disabled = false;
+  submitButton.disabled = !writable;
   if (result === null) {
     formError.textContent = "Could not reach the server. Your draft is kept; press Ctrl+Enter to try again.";
     return;
@@ -410,7 +549,15 @@ form.addEventListener("submit", (event) => {
   event.preventDefault();
   submit();
 });
-form.addEventListener("change", changed);
+form.addEventListener("change", (event) => {
+  // An answered question's message has done its job.
+  const item = event.target.closest?.("fieldset.item");
+  if (item?.classList.contains("invalid")) {
+    item.classList.remove("invalid");
+    item.querySelector(":scope > .item-error")?.remove();
+  }
+  changed();
+});
 form.addEventListener("input", (event) => {
   if (event.target.tagName === "TEXTAREA") changed();
 });
@@ -433,51 +580,112 @@ function navigate(direction) {
   saveDraft().finally(() => window.location.assign(link.href));
 }
 
-document.addEventListener("keydown", (event) => {
-  if (marking && onMarkKey(event)) return;
-  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-    event.preventDefault();
-    submit();
-    return;
-  }
-  if (isTyping(event.target)) {
-    if (event.key === "Escape") {
-      event.target.blur();
-      highlight(activeIndex);
-    }
-    return;
-  }
-  if (event.ctrlKey || event.metaKey || event.altKey) return;
-  // Keys typed while the viewer has focus belong to the viewer.
-  if (event.target.closest && event.target.closest("[data-viewer]")) return;
+function answerByKey(item, event) {
   const key = event.key.toLowerCase();
-  const item = currentItem();
-  if (OPTION_KEYS.includes(key) && key.length === 1 && item) {
-    const radio = item.querySelector(`input[type=radio][value="${key}"]`);
-    if (radio && data.can_write) {
+  const radios = [...item.querySelectorAll("input[type=radio]")];
+  const radio = /^[1-9]$/.test(key)
+    ? radios[Number(key) - 1]
+    : OPTION_LETTERS.includes(key)
+      ? radios.find((r) => r.value === key)
+      : null;
+  if (!radio) return false;
+  event.preventDefault();
+  if (!writable) return true;
+  radio.checked = true;
+  radio.dispatchEvent(new Event("change", { bubbles: true }));
+  highlight(activeIndex + 1);
+  return true;
+}
+
+// Window, capture phase: the form's keys are decided here before anything inside the page
+// (the viewer, or Cornerstone's listeners on its images) can take them.
+window.addEventListener(
+  "keydown",
+  (event) => {
+    if (marking && onMarkKey(event)) return;
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
-      radio.checked = true;
-      changed();
+      submit();
+      return;
+    }
+    if (isTyping(event.target)) {
+      if (event.key === "Escape") {
+        event.target.blur();
+        highlight(activeIndex);
+      }
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey || event.key.length !== 1) return;
+    const key = event.key.toLowerCase();
+    const item = currentItem();
+    if (item && (OPTION_LETTERS.includes(key) || (/^[1-9]$/.test(key) && !event.shiftKey))) {
+      answerByKey(item, event);
+    } else if (key === "j") {
       highlight(activeIndex + 1);
-    }
-  } else if (key === "j") {
-    highlight(activeIndex + 1);
-  } else if (key === "k") {
-    highlight(activeIndex - 1);
-  } else if (key === "t" && item) {
-    const text = item.querySelector("textarea");
-    if (text) {
+    } else if (key === "k") {
+      highlight(activeIndex - 1);
+    } else if (key === "t" && item) {
+      const text = item.querySelector("textarea");
+      if (text) {
+        event.preventDefault();
+        text.focus();
+      }
+    } else if (key === "m") {
+      if (markStart()) event.preventDefault();
+    } else if (key === "n") {
       event.preventDefault();
-      text.focus();
+      navigate("next");
+    } else if (key === "p") {
+      event.preventDefault();
+      navigate("previous");
     }
-  } else if (key === "m") {
-    if (markStart()) event.preventDefault();
-  } else if (key === "n") {
-    navigate("next");
-  } else if (key === "p") {
-    navigate("previous");
+  },
+  true,
+);
+
+// --- study status: a pause reaches the open page at once ---------------------------------------
+
+function writableSet(open, message) {
+  writable = open && writableOnLoad;
+  submitButton.disabled = !writable || submitting;
+  for (const input of form.querySelectorAll("input, textarea, select, button")) {
+    if (input !== submitButton) input.disabled = !writable;
   }
-});
+  studyNotice.hidden = !message;
+  studyNotice.textContent = message;
+}
+
+if (writableOnLoad) {
+  reconnectingSocket(form.dataset.statusSocket, (event) => {
+    if (event.type === "status") writableSet(event.status === "open", event.message);
+  });
+}
+
+// --- reports: each scrolls in its own pane, together if the reader asks --------------------------
+
+const panes = [...document.querySelectorAll("[data-report-body]")];
+const syncBox = document.querySelector("[data-sync-scroll]");
+if (syncBox && panes.length === 2) {
+  syncBox.closest("label").hidden = false;
+  syncBox.checked = localStorage.getItem("reading:sync-scroll") === "1";
+  syncBox.addEventListener("change", () => localStorage.setItem("reading:sync-scroll", syncBox.checked ? "1" : "0"));
+  // The pane the reader scrolls leads until it has been still for a moment: the other pane's
+  // own scroll events (caused by following) never steer back.
+  let leader = null;
+  let leaderTimer = null;
+  for (const pane of panes) {
+    pane.addEventListener("scroll", () => {
+      if (!syncBox.checked || (leader && leader !== pane)) return;
+      leader = pane;
+      clearTimeout(leaderTimer);
+      leaderTimer = setTimeout(() => { leader = null; }, 150);
+      const other = panes.find((p) => p !== pane);
+      const room = pane.scrollHeight - pane.clientHeight;
+      const fraction = room > 0 ? pane.scrollTop / room : 0;
+      other.scrollTop = Math.round(fraction * (other.scrollHeight - other.clientHeight));
+    });
+  }
+}
 
 // --- start -----------------------------------------------------------------------------------
 
@@ -489,8 +697,8 @@ if (data.draft && Object.keys(data.draft).length > 0) {
 } else {
   applyConditions();
 }
-if (!data.can_write) {
+if (!writable) {
   for (const input of form.querySelectorAll("input, textarea, select, button")) input.disabled = true;
 }
 const firstOpen = visibleItems().findIndex((item) => !item.querySelector("input:checked") && !(item.querySelector("textarea") || {}).value);
-highlight(firstOpen >= 0 ? firstOpen : 0);
+highlight(Math.max(firstOpen, 0), { initial: true });

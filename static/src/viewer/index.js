@@ -4,9 +4,10 @@ import "../../css/viewer.css";
 import { ViewerLoadError, firstImages, seriesLabel, stackStart, studyFetch, studyLayout } from "./dicomweb.js";
 import { earlyStart } from "./early.js";
 import { FrameFetcher } from "./frames.js";
-import { KEYS, MOUSE, PRESETS, actionFor, keyName } from "./keymap.js";
+import { FORM_KEYS } from "../lib/form_keys.js";
+import { MOUSE, actionFor, keyName, keysFor, presetsFor } from "./keymap.js";
 
-export { KEYS, MOUSE, PRESETS } from "./keymap.js";
+export { CT_PRESETS, MOUSE, PROJECTION_PRESETS } from "./keymap.js";
 
 // Cornerstone (3.6 MB with its codecs) is imported on first mount, in parallel with the study's
 // metadata and first frames, so the first image does not wait for the bundle before asking for
@@ -65,20 +66,33 @@ function isEditable(node) {
   return node.isContentEditable || ["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(node.tagName);
 }
 
-function buildHelp(container) {
+function keyTable(entries) {
+  return el(
+    "table",
+    {},
+    el("tbody", {}, ...entries.map((k) => el("tr", {}, el("th", { text: k.keys.map(keyName).join(" / ") }), el("td", { text: k.label })))),
+  );
+}
+
+// Shared keyboard (the reading page): one help for the whole page, the form's keys first.
+function buildHelp(container, keys, { shared }) {
+  const parts = shared
+    ? [
+        el("h2", { text: "Keyboard" }),
+        el("p", {
+          text: "Answer keys always go to the form, wherever you clicked or dragged last; the viewer's keys work whenever you are not typing in a box.",
+        }),
+        el("h3", { text: "Answering" }),
+        keyTable(FORM_KEYS),
+        el("h3", { text: "Images" }),
+      ]
+    : [
+        el("h2", { text: "Viewer shortcuts" }),
+        el("p", { text: "Keys act while the viewer has the keyboard: click an image to give it, press Tab to leave." }),
+      ];
   container.replaceChildren(
-    el("h2", { text: "Viewer shortcuts" }),
-    el(
-      "p",
-      {
-        text: "Keys act while the viewer has the keyboard: click an image to give it, press Esc or Tab to give it back to the form.",
-      },
-    ),
-    el(
-      "table",
-      {},
-      el("tbody", {}, ...KEYS.map((k) => el("tr", {}, el("th", { text: k.keys.map(keyName).join(" / ") }), el("td", { text: k.label })))),
-    ),
+    ...parts,
+    keyTable(keys),
     el(
       "table",
       {},
@@ -91,8 +105,11 @@ function buildHelp(container) {
  * Mount the viewer on an element carrying data-dicomweb-root and data-study-uid; returns
  * { destroy() }. Mounting the same element twice returns the first handle.
  */
-export function mountViewer(element) {
+export function mountViewer(element, { sharedKeys = element.hasAttribute("data-viewer-shared-keys") } = {}) {
   if (element.viewerHandle) return element.viewerHandle;
+  const shared = sharedKeys;
+  let presets = presetsFor("stack");
+  let keys = keysFor(presets, { shared });
   mountCounter += 1;
   const id = `radreview-viewer-${mountCounter}`;
   const root = element.dataset.dicomwebRoot || "/dicomweb";
@@ -121,14 +138,13 @@ export function mountViewer(element) {
   element.setAttribute("aria-label", "Image viewer");
 
   const seriesSelect = el("select", { class: "viewer-series", "aria-label": "Series", hidden: "" });
-  const presetButtons = PRESETS.map((p) =>
-    el("button", { type: "button", class: "viewer-preset", title: `${p.name} (key ${p.key})`, dataset: { preset: p.key }, text: p.name }),
-  );
+  // Filled once the study's modality is known: radiographs and CT get different presets.
+  const presetBox = el("span", { class: "viewer-presets" });
   const toolbar = el(
     "div",
     { class: "viewer-toolbar", role: "toolbar", "aria-label": "Viewer tools" },
     seriesSelect,
-    ...presetButtons,
+    presetBox,
     el("button", { type: "button", dataset: { action: "invert" }, title: "Invert (i)", text: "Invert" }),
     el("button", { type: "button", dataset: { action: "zoom-out" }, title: "Zoom out (-)", "aria-label": "Zoom out", text: "−" }),
     el("button", { type: "button", dataset: { action: "zoom-in" }, title: "Zoom in (+)", "aria-label": "Zoom in", text: "+" }),
@@ -142,7 +158,7 @@ export function mountViewer(element) {
   const helpWasServerRendered = Boolean(help);
   if (!help) help = el("aside", { class: "viewer-help", "data-viewer-help": "" });
   help.hidden = true;
-  buildHelp(help);
+  buildHelp(help, keys, { shared });
   element.replaceChildren(toolbar, tilesBox, status, help);
 
   // Created once Cornerstone is initialised (its constructor requires it).
@@ -177,10 +193,60 @@ export function mountViewer(element) {
     return state.tiles[state.activeTile] ?? state.tiles[0];
   }
 
-  // MONOCHROME1 is displayed inverted by default; "inverted" means inverted from that default.
-  function isInverted(viewport) {
-    const image = viewport.getCornerstoneImage();
-    return Boolean(viewport.getProperties()?.invert) !== (image?.photometricInterpretation === "MONOCHROME1");
+  function presetsShow(mode) {
+    presets = presetsFor(mode);
+    keys = keysFor(presets, { shared });
+    presetBox.replaceChildren(
+      ...presets.map((p) => {
+        const key = shared ? `Shift+${p.key}` : p.key;
+        return el("button", { type: "button", class: "viewer-preset", title: `${p.label ?? p.name} (${key})`, dataset: { preset: p.key }, text: p.name });
+      }),
+    );
+    buildHelp(help, keys, { shared });
+  }
+
+  // What a tile showed when its image opened (the file's window, and Cornerstone's own invert
+  // for MONOCHROME1): Reset returns to exactly this, and "inverted" is measured from it.
+  function initialRemember(tile) {
+    const props = viewportOf(tile)?.getProperties() ?? {};
+    tile.initial = { voiRange: props.voiRange ? { ...props.voiRange } : null, invert: Boolean(props.invert) };
+  }
+
+  function isInverted(viewport, tile = state.tiles.find((t) => viewportOf(t) === viewport)) {
+    if (!tile?.initial) return false;
+    return Boolean(viewport.getProperties()?.invert) !== tile.initial.invert;
+  }
+
+  // The grey levels an image spans, in the units its window is given in.
+  function pixelRange(tile, image) {
+    if (tile.range?.imageId === image.imageId) return tile.range;
+    const pixels = image.getPixelData();
+    let min = Infinity;
+    let max = -Infinity;
+    for (let i = 0; i < pixels.length; i += 1) {
+      const v = pixels[i];
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    const scaled = image.preScale?.scaled;
+    const slope = scaled ? 1 : image.slope ?? 1;
+    const intercept = scaled ? 0 : image.intercept ?? 0;
+    tile.range = { imageId: image.imageId, lower: min * slope + intercept, upper: max * slope + intercept };
+    return tile.range;
+  }
+
+  function presetRange(preset, viewport, tile) {
+    if (preset.width) return csUtils.windowLevel.toLowHighRange(preset.width, preset.center);
+    const initial = tile.initial?.voiRange;
+    if (preset.kind === "full") {
+      const { lower, upper } = pixelRange(tile, viewport.getCornerstoneImage());
+      return { lower, upper: Math.max(upper, lower + 1) };
+    }
+    if (!initial) return null;
+    if (preset.kind === "initial") return { ...initial };
+    const centre = (initial.lower + initial.upper) / 2;
+    const half = ((initial.upper - initial.lower) * preset.factor) / 2;
+    return { lower: centre - half, upper: centre + half };
   }
 
   function zoomPercent(viewport) {
@@ -199,7 +265,7 @@ export function mountViewer(element) {
     const lines = tile.overlay;
     if (props?.voiRange) {
       const { windowWidth, windowCenter } = csUtils.windowLevel.toWindowLevel(props.voiRange.lower, props.voiRange.upper);
-      lines.wl.textContent = `W ${Math.round(windowWidth)} L ${Math.round(windowCenter)}${isInverted(viewport) ? " · inverted" : ""}`;
+      lines.wl.textContent = `W ${Math.round(windowWidth)} L ${Math.round(windowCenter)}${isInverted(viewport, tile) ? " · inverted" : ""}`;
     }
     const zoom = zoomPercent(viewport);
     lines.zoom.textContent = zoom ? `Zoom ${zoom >= 10 ? Math.round(zoom) : zoom.toFixed(1)}%` : "";
@@ -246,6 +312,11 @@ export function mountViewer(element) {
         defaultOptions: { background: [0, 0, 0] },
       })),
     );
+    // Cornerstone makes each viewport element focusable (tabindex -1) and cancels every key
+    // pressed on it, Tab included: a click or drag on the image then trapped the keyboard
+    // there. A click now focuses the viewer itself, whose keys are ours (onKeyDown); the tools
+    // read Shift for the magnifier from the mouse event, not from that listener.
+    for (const tile of state.tiles) tile.canvasHost.removeAttribute("tabindex");
     toolGroup = ToolGroupManager.createToolGroup(`${id}-tools`);
     for (const name of Object.values(TOOL_NAMES)) toolGroup.addTool(name);
     toolGroup.setToolActive(TOOL_NAMES.windowLevel, { bindings: [{ mouseButton: MouseBindings.Primary }] });
@@ -409,6 +480,7 @@ export function mountViewer(element) {
     await first;
     state.marks.setStack ??= performance.now();
     await viewport.setStack(imageIds, start);
+    initialRemember(tile);
     viewport.render();
     if (loadedIds.size === imageIds.length) trackLoaded(null);
   }
@@ -495,6 +567,7 @@ export function mountViewer(element) {
     state.series = series;
     state.mode = layout.mode;
     element.dataset.viewerMode = layout.mode;
+    presetsShow(layout.mode);
     if (layout.mode === "projection") {
       stackIds = new Set(layout.images.map((image) => image.imageId));
       const first = decodeFirst(layout.images.map((image) => image.imageId));
@@ -508,6 +581,7 @@ export function mountViewer(element) {
           state.tiles[index].imageIds = [image.imageId];
           state.marks.setStack ??= performance.now();
           await viewport.setStack([image.imageId], 0);
+          initialRemember(state.tiles[index]);
           viewport.render();
         }),
       );
@@ -552,10 +626,12 @@ export function mountViewer(element) {
 
   function run(action) {
     if (action.startsWith("preset:")) {
-      const preset = PRESETS.find((p) => p.key === action.slice(7));
-      withViewport((viewport) =>
-        viewport.setProperties({ voiRange: csUtils.windowLevel.toLowHighRange(preset.width, preset.center) }),
-      );
+      const preset = presets.find((p) => p.key === action.slice(7));
+      if (!preset) return false;
+      withViewport((viewport, tile) => {
+        const voiRange = presetRange(preset, viewport, tile);
+        if (voiRange) viewport.setProperties({ voiRange });
+      });
       return true;
     }
     switch (action) {
@@ -563,8 +639,19 @@ export function mountViewer(element) {
         withViewport((viewport) => viewport.setProperties({ invert: !viewport.getProperties().invert }));
         return true;
       case "reset":
-        withViewport((viewport) => {
-          viewport.resetProperties();
+        withViewport((viewport, tile) => {
+          // Not resetProperties(): on the GPU path it restores the transfer function recorded
+          // before Cornerstone inverted a MONOCHROME1 image while keeping its invert flag, so
+          // the film turned into a negative that the flag (and the overlay) called positive.
+          // Setting the opening window and invert back keeps flag and picture in step.
+          if (tile.initial) {
+            viewport.setProperties({
+              ...(tile.initial.voiRange ? { voiRange: { ...tile.initial.voiRange } } : {}),
+              invert: tile.initial.invert,
+            });
+          } else {
+            viewport.resetProperties();
+          }
           viewport.resetCamera();
         });
         return true;
@@ -628,16 +715,18 @@ export function mountViewer(element) {
     }
   }
 
-  // Keys belong to the viewer only while it has the focus (a click on an image gives it; Esc
-  // or Tab takes it away): the reading page's rating keys work everywhere else, and skip
-  // events aimed inside [data-viewer], so one key never does two things.
+  // Standalone, keys belong to the viewer while it has the focus (a click on an image gives
+  // it). Shared with the reading form, the viewer's keys are the ones the form does not use
+  // (actionFor never returns one of those), and they act wherever the focus is not in a form
+  // control or text box, where arrows, Space and letters keep their usual meaning.
   function viewerOwnsKey() {
     const focused = document.activeElement;
+    if (shared && (!focused || focused === document.body)) return true;
     return element.contains(focused) && (!isEditable(focused) || focused === element);
   }
   const onKeyDown = (event) => {
     if (event.defaultPrevented || !viewerOwnsKey()) return;
-    const action = actionFor(event);
+    const action = actionFor(event, keys, { shared });
     if (action && run(action)) event.preventDefault();
   };
   // Capture phase: Cornerstone's own key listeners on the viewport cancel every key event.
@@ -660,6 +749,8 @@ export function mountViewer(element) {
     if (!button) return;
     if (button.dataset.preset) run(`preset:${button.dataset.preset}`);
     else if (button.dataset.action) run(button.dataset.action);
+    // Focus left on the button would make Space press it again instead of resetting.
+    element.focus({ preventScroll: true });
   };
   const onSeriesChange = () => {
     showStack(Number(seriesSelect.value)).catch(() => fail("This series could not be shown."));
@@ -716,7 +807,10 @@ export function mountViewer(element) {
             imageCount: viewport?.getImageIds().length ?? 0,
             windowWidth: wl.windowWidth ?? null,
             windowCenter: wl.windowCenter ?? null,
-            invert: viewport ? isInverted(viewport) : false,
+            // Inverted from the opening display (what the overlay says), and Cornerstone's own
+            // flag (true for a MONOCHROME1 image as it opens).
+            invert: viewport ? isInverted(viewport, tile) : false,
+            invertFlag: Boolean(props.invert),
             zoomPercent: viewport ? zoomPercent(viewport) : null,
             pan: viewport?.getPan?.() ?? null,
             label: tile.overlay.label.textContent,
