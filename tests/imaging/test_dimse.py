@@ -170,6 +170,9 @@ def test_a_pushed_ct_is_imported_once_into_one_batch_and_a_repush_duplicates_not
     assert page.status_code == 200
     [row] = page.context["page"]
     assert (row.public_id, row.series_count, row.instance_count) == (study.public_id, 1, 30)
+    # And the batch, named by its sender, among the recent imports.
+    imports = client.get(reverse("imaging:upload"))
+    assert f"{PACS} at 127.0.0.1" in imports.content.decode()
 
     again = pushed_to.store(*CT_FILES)
     assert again.returncode == 0, again.stdout[-3000:]
@@ -239,3 +242,12 @@ def test_a_wrong_called_ae_title_is_rejected(pushed_to: Receiver) -> None:
     )
     assert result.returncode != 0
     assert "Called AE Title Not Recognized" in result.stdout
+
+
+def test_serve_starts_the_receiver_unless_its_port_is_0() -> None:
+    from reviewapp.runner import dicom_receiver_command
+
+    command = dicom_receiver_command({})
+    assert command is not None
+    assert command[-1] == "dicom_receiver"
+    assert dicom_receiver_command({"RADREVIEW_DICOM_PORT": "0"}) is None

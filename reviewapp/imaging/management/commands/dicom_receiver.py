@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from typing import Any
@@ -39,12 +40,19 @@ class Command(BaseCommand):
                 "Warning: the DICOM receiver listens beyond loopback and accepts any calling "
                 "AE title; set RADREVIEW_DICOM_ALLOWED_CALLING_AES to the senders you expect."
             )
+        pynetdicom_log = logging.getLogger("pynetdicom")
+        if pynetdicom_log.getEffectiveLevel() < logging.INFO:
+            # pynetdicom's debug log prints the received headers: identifiers, names, dates.
+            pynetdicom_log.setLevel(logging.INFO)
         try:
             ae, _server = receiver_start(
                 host=host, port=port, ae_title=title, allowed_calling_aes=allowed
             )
         except OSError as exc:
-            raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+            raise CommandError(
+                f"Cannot listen on {host}:{port}: {exc.strerror or exc}. Choose another port "
+                "with RADREVIEW_DICOM_PORT (0 turns the receiver off)."
+            ) from exc
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
