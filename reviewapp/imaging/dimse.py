@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -55,7 +54,7 @@ class StoreReceiver:
         self._batches: dict[Association, ImportBatch] = {}
         self._received: dict[Association, int] = {}
 
-    def handlers(self) -> list[tuple[Any, Any]]:
+    def handlers(self) -> list[evt.EventHandlerType]:
         return [
             (evt.EVT_REQUESTED, self.on_requested),
             (evt.EVT_C_ECHO, self.on_echo),
@@ -160,7 +159,8 @@ def receiver_ae(*, ae_title: str, allowed_calling_aes: list[str]) -> tuple[AE, S
     _config.STORE_RECV_CHUNKED_DATASET = True
     ae = AE(ae_title=ae_title)
     for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+        if context.abstract_syntax is not None:
+            ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification)
     ae.require_calling_aet = list(allowed_calling_aes)
     ae.require_called_aet = True
@@ -184,4 +184,6 @@ def receiver_start(
     )
     ae, receiver = receiver_ae(ae_title=title, allowed_calling_aes=allowed)
     server = ae.start_server((host, port), block=False, evt_handlers=receiver.handlers())
+    if server is None:  # only a blocking start returns nothing
+        raise RuntimeError("the DICOM receiver did not start")
     return ae, server
