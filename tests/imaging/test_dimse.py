@@ -23,7 +23,7 @@ from pydicom.uid import generate_uid
 
 from reviewapp.imaging.models import ImportBatch, ImportProblem, Instance, Study
 from tests.conftest import REPO_ROOT
-from tests.imaging.conftest import CT_FILES, database_url
+from tests.imaging.conftest import CT_FILES, CXR_J2K, CXR_JPEG, database_url
 
 pytestmark = [
     pytest.mark.slow,
@@ -53,9 +53,13 @@ class Receiver:
         )
 
     def store(
-        self, *files: Path, calling: str = PACS, halt: bool = True
+        self,
+        *files: Path,
+        calling: str = PACS,
+        halt: bool = True,
+        options: list[str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        options = [] if halt else ["--no-halt"]
+        options = [*(options or []), *([] if halt else ["--no-halt"])]
         # storescu takes the host and port before the files.
         return subprocess.run(
             [
@@ -213,6 +217,23 @@ def test_refused_files_get_a_failure_status_and_their_reasons_in_the_batch(
     # storescu's default (halt on the first failure) exits with an error: a PACS sees it.
     halted = pushed_to.store(Path(report))
     assert halted.returncode != 0
+
+
+def test_compressed_radiographs_are_stored_but_held_in_quarantine_with_a_warning(
+    pushed_to: Receiver,
+) -> None:
+    # Sent as stored, JPEG baseline and JPEG 2000 (storescu proposes those syntaxes only when
+    # told): the receiver accepts compressed transfer syntaxes, not only uncompressed ones.
+    for path, proposal in ((CXR_JPEG, "-xy"), (CXR_J2K, "-xw")):
+        result = pushed_to.store(path, options=[proposal])
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert "Converting transfer syntax: JPEG" in result.stdout
+        assert "Received Store Response (Warning: CoercionOfDataElements)" in result.stdout
+    batches = _batches_done(2)
+    for batch in batches:
+        assert (batch.imported_count, batch.quarantined_count, batch.failed_count) == (0, 1, 0)
+        assert batch.problems.get().kind == ImportProblem.Kind.QUARANTINED  # type: ignore[attr-defined]
+    assert Instance.objects.filter(status=Instance.Status.QUARANTINED).count() == 2
 
 
 def test_a_calling_ae_not_allowed_is_rejected_at_association(pushed_to: Receiver) -> None:
