@@ -1,6 +1,7 @@
 """Run radreview's processes in the foreground: ``python -m reviewapp.runner demo|serve|web``.
 
-``serve`` starts the web server (uvicorn, ASGI) and a Celery worker against the configured
+``serve`` starts the web server (uvicorn, ASGI), a Celery worker and the DICOM receiver
+(C-STORE SCP on RADREVIEW_DICOM_PORT, default 11112, 0 for none) against the configured
 services (DATABASE_URL, REDIS_URL, PORT); ``web`` runs that web server alone. ``demo`` does
 the same as ``serve`` after migrating and seeding demo users and studies. Where DATABASE_URL
 is not set, an embedded PostgreSQL (the ``pgserver`` wheel) keeps its data in ``var/pgdata``;
@@ -103,6 +104,14 @@ def web_command(env: dict[str, str], *, host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def dicom_receiver_command(env: dict[str, str]) -> list[str] | None:
+    """The DICOM receiver's command line (C-STORE SCP), or None where RADREVIEW_DICOM_PORT=0."""
+    if env.get("RADREVIEW_DICOM_PORT", "").strip() == "0":
+        return None
+    # Host, port, AE title and allow-list come from settings, which check them.
+    return [sys.executable, str(BASE_DIR / "manage.py"), "dicom_receiver"]
+
+
 def _web_environment(env: dict[str, str]) -> dict[str, str]:
     web_env = dict(env)
     web_env.setdefault("RADREVIEW_DB_POOL_MAX", "8")
@@ -120,6 +129,9 @@ def _run_processes(env: dict[str, str], *, host: str, port: int) -> int:
         subprocess.Popen(web, env=_web_environment(env), cwd=BASE_DIR),
         subprocess.Popen(worker, env=env, cwd=BASE_DIR),
     ]
+    receiver = dicom_receiver_command(env)
+    if receiver is not None:
+        children.append(subprocess.Popen(receiver, env=env, cwd=BASE_DIR))
 
     def stop(*_: object) -> None:
         for child in children:

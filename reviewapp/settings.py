@@ -340,3 +340,19 @@ RADREVIEW_DEID_SECRET = env_str(
     "RADREVIEW_DEID_SECRET", SECRET_KEY if DEBUG or SECRET_KEY == _INSECURE_DEV_KEY else None
 )
 RADREVIEW_DEID_ENABLED = env_bool("RADREVIEW_DEID_ENABLED", True)
+
+# DICOM receiver (C-STORE SCP, `manage.py dicom_receiver`, started by `runner serve`): PACS and
+# modalities push studies here. Loopback unless told otherwise: anything that can reach the port
+# and passes the calling-AE allow-list can add images to the archive.
+RADREVIEW_DICOM_PORT = env_int("RADREVIEW_DICOM_PORT", 11112, minimum=0)  # 0: no receiver
+RADREVIEW_DICOM_HOST = env_str("RADREVIEW_DICOM_HOST", "127.0.0.1")
+RADREVIEW_DICOM_AE_TITLE = env_str("RADREVIEW_DICOM_AE_TITLE", "RADREVIEW")
+# Calling AE titles allowed to associate (comma-separated); empty: any.
+RADREVIEW_DICOM_ALLOWED_CALLING_AES = env_list("RADREVIEW_DICOM_ALLOWED_CALLING_AES", [])
+for _ae_title in [RADREVIEW_DICOM_AE_TITLE, *RADREVIEW_DICOM_ALLOWED_CALLING_AES]:
+    # PS3.5 AE: at most 16 characters, no backslash or control characters, not all spaces.
+    if not (0 < len(_ae_title.strip()) <= 16 and _ae_title.isprintable() and "\\" not in _ae_title):
+        raise ImproperlyConfigured(
+            f"DICOM AE title {_ae_title!r} is not valid: use 1 to 16 printable characters, "
+            "no backslash (RADREVIEW_DICOM_AE_TITLE, RADREVIEW_DICOM_ALLOWED_CALLING_AES)."
+        )

@@ -98,7 +98,7 @@ _PLAIN_UID = re.compile(r"^[0-9.]{1,64}$")
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _EXPLICIT_BE = "1.2.840.10008.1.2.2"
-_DEFLATED = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1"})
+DEFLATED_TRANSFER_SYNTAXES = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1"})
 
 REQUIRED_KEYWORDS = (
     "SOPClassUID",
@@ -247,7 +247,7 @@ def scan_structure(data: bytes, *, max_depth: int = MAX_SEQUENCE_DEPTH) -> Struc
             )
         raise UnsafeDicomError("not a DICOM file (no DICM preamble)")
     pos, syntax = _meta_end_and_syntax(data)
-    if syntax in _DEFLATED:
+    if syntax in DEFLATED_TRANSFER_SYNTAXES:
         raise UnsafeDicomError(f"deflated transfer syntax {syntax} is not accepted")
     if UID_dictionary.get(syntax, ("", "", ""))[1] != "Transfer Syntax":
         shown = syntax if _PLAIN_UID.match(syntax) else "(not a valid UID)"

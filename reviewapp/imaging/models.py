@@ -5,8 +5,9 @@ Glossary:
 - Series: one acquisition within a study (e.g. the PA view, or one CT reconstruction).
 - Instance: one stored DICOM object (a SOP instance); its file lives in Django storage.
 - Frame: one image inside an instance (a CT slice file has one; multi-frame objects have many).
-- ImportBatch: one import run (upload, command line or STOW-RS) with its counts and per-file
-  problems, so a coordinator sees exactly which files were skipped and why.
+- ImportBatch: one import run (upload, command line, STOW-RS, or one DICOM push association)
+  with its counts and per-file problems, so a coordinator sees exactly which files were
+  skipped and why.
 - PseudonymMapping: original identifier -> pseudonym; admins only (it re-identifies).
 """
 
@@ -108,6 +109,7 @@ class ImportBatch(TimestampedModel):
         UPLOAD = "upload", "Browser upload"
         COMMAND = "command", "Command line"
         STOW = "stow", "STOW-RS"
+        DIMSE = "dimse", "DICOM push (C-STORE)"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -131,6 +133,9 @@ class ImportBatch(TimestampedModel):
     # Where the uploaded files wait for the worker; removed when the batch ends.
     staging_path = models.CharField(max_length=512, blank=True)
     error_message = models.TextField(blank=True)
+    # Who sent a pushed batch (calling AE title and address), so a coordinator can tell which
+    # PACS or modality it came from. Never patient data.
+    origin = models.CharField(max_length=128, blank=True)
 
     class Meta:
         verbose_name_plural = "import batches"

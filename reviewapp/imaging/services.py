@@ -1,8 +1,9 @@
 """Writes to the image archive: import batches, stored instances, quarantine decisions.
 
 Every interface (upload page, API, ``import_dicom``, STOW-RS, the worker) goes through
-``import_batch_create`` and ``import_batch_run``, so one file is judged by the same rules
-whichever way it arrived.
+``import_batch_create`` and ``import_batch_run``, and the DICOM receiver (whose files arrive one
+at a time) through ``import_batch_open``/``import_batch_add``, which take the same steps per
+file; so one file is judged by the same rules whichever way it arrived.
 """
 
 from __future__ import annotations
@@ -195,11 +196,7 @@ def import_batch_run(
             files_total=len(expanded)
         )
         for item in expanded:
-            if isinstance(item, FileOutcome):
-                outcome = item
-            else:
-                outcome = _file_import_guarded(batch=batch, incoming=item)
-            _batch_record(batch=batch, outcome=outcome)
+            outcome = _item_import(batch=batch, item=item)
             outcomes.append(outcome)
             if on_progress is not None:
                 on_progress(outcome)
@@ -208,6 +205,50 @@ def import_batch_run(
     )
     batch.refresh_from_db()
     return outcomes
+
+
+def import_batch_open(
+    *,
+    source: ImportBatch.Source,
+    created_by: AbstractBaseUser | AnonymousUser | None,
+    origin: str = "",
+) -> ImportBatch:
+    """Start a batch whose files arrive one at a time (a DICOM association), running at once.
+
+    Files go in with ``import_batch_add`` and ``import_batch_finish`` closes it.
+    """
+    batch = ImportBatch.objects.create(
+        source=source, created_by=acting_user(created_by), origin=origin[:128]
+    )
+    _batch_start(batch=batch)
+    return batch
+
+
+def import_batch_add(*, batch: ImportBatch, incoming: IncomingFile) -> list[FileOutcome]:
+    """Import one more upload into a running batch; record and return each file's outcome.
+
+    The same steps as ``import_batch_run`` (size limits, zips expanded, safety checks,
+    de-identification, quarantine, idempotency), so a file is judged alike either way. One
+    DICOM object gives one outcome.
+    """
+    if batch.status != ImportBatch.Status.RUNNING:
+        raise ApplicationError("This import has finished; start a new one.")
+    scratch_root = Path(settings.DATA_DIR) / "tmp"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    outcomes: list[FileOutcome] = []
+    with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:
+        for item in _expand_all([incoming], dest=Path(scratch)):
+            ImportBatch.objects.filter(pk=batch.pk).update(files_total=F("files_total") + 1)
+            outcomes.append(_item_import(batch=batch, item=item))
+    return outcomes
+
+
+def import_batch_finish(*, batch: ImportBatch) -> None:
+    """Close a running batch opened with ``import_batch_open`` (a finished one stays as is)."""
+    ImportBatch.objects.filter(pk=batch.pk, status=ImportBatch.Status.RUNNING).update(
+        status=ImportBatch.Status.DONE, finished_at=timezone.now()
+    )
+    batch.refresh_from_db()
 
 
 def import_batch_fail(*, batch: ImportBatch, message: str) -> None:
@@ -277,6 +318,14 @@ def _expand_all(
             yield FileOutcome(
                 name=incoming.name, status="rejected", reason="could not be read as a file or zip"
             )
+
+
+def _item_import(*, batch: ImportBatch, item: IncomingFile | FileOutcome) -> FileOutcome:
+    outcome = (
+        item if isinstance(item, FileOutcome) else _file_import_guarded(batch=batch, incoming=item)
+    )
+    _batch_record(batch=batch, outcome=outcome)
+    return outcome
 
 
 def _file_import_guarded(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcome:

@@ -42,3 +42,6 @@ def test_stack_has_every_process_of_the_design() -> None:
     assert gpu["runtime"] == "nvidia"
     # Queued jobs must survive a Redis restart.
     assert "--appendonly yes" in services["redis"]["command"]
+    # PACS push: the DICOM receiver listens beyond the container's loopback, on its port.
+    assert "dicom_receiver --host 0.0.0.0" in services["dicom"]["command"]
+    assert "11112:11112" in services["dicom"]["ports"]
