@@ -4,21 +4,18 @@ study page and live progress. Thin: parse, authorise, call one service or select
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from reviewapp.core.access import role_required
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.generation import selectors as generation_selectors
@@ -26,23 +23,6 @@ from reviewapp.generation.models import ModelConfig
 from reviewapp.reports.models import Report
 from reviewapp.studies import blinding, protocols, selectors, services
 from reviewapp.studies.models import Rating
-
-
-def role_required(
-    *roles: Role,
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Log in, hold one of ``roles``, and never let a cache keep the page."""
-
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not any(user_has_role(request.user, role) for role in roles):
-                raise PermissionDenied
-            return view(request, *args, **kwargs)
-
-        return login_required(never_cache(wrapped))
-
-    return decorate
 
 
 def _error_text(error: Exception) -> str:
@@ -254,9 +234,7 @@ def _readers() -> list[Any]:
 @role_required(Role.COORDINATOR, Role.ANALYST)
 def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
     study = selectors.reader_study_get(user=request.user, public_id=study_id)
-    can_manage = study.coordinators.filter(id=request.user.pk or 0).exists() or user_has_role(
-        request.user, Role.ADMIN
-    )
+    can_manage = selectors.reader_study_is_managed_by(user=request.user, reader_study=study)
     seats = {s.reader_id: s.cohort for s in study.panel.all()}
     ratings = (
         Rating.objects.filter(assignment__reader_study=study)
