@@ -256,6 +256,61 @@ def cases_add_sample(
     )
 
 
+@transaction.atomic
+def cases_add_from_selection(
+    *,
+    reader_study: ReaderStudy,
+    user: AbstractBaseUser,
+    candidate_reports: QuerySet[Report],
+    modality: str = "",
+    stratum: str = "",
+    study_uids: list[str] | None = None,
+    rate_source: str = "candidate",
+    per_stratum: dict[str, int] | None = None,
+    seed: int | None = None,
+) -> CasesAdded:
+    """Add the cases a coordinator selected: by filters or a list of StudyInstanceUIDs or
+    accession pseudonyms, all of them or a stratified sample (``per_stratum``).
+
+    The one use case behind the study page and the API. A listed id that matches no study
+    with the reports this protocol needs is named in ``problems``.
+    """
+    pool = selectors.case_candidates(
+        user=user,
+        modality=modality,
+        stratum=stratum,
+        candidate_reports=candidate_reports if reader_study.is_pairwise else None,
+        study_uids=study_uids,
+    )
+    problems: list[str] = []
+    if study_uids is not None:
+        found = set(pool.values_list("study_instance_uid", flat=True)) | set(
+            pool.values_list("accession_pseudonym", flat=True)
+        )
+        problems += [
+            f"{uid}: no such study, or it lacks the reports this protocol needs"
+            for uid in study_uids
+            if uid not in found
+        ]
+    if per_stratum:
+        result = cases_add_sample(
+            reader_study=reader_study,
+            pool=list(pool),
+            per_stratum=per_stratum,
+            candidate_reports=candidate_reports,
+            seed=seed,
+            rate_source=rate_source,
+        )
+    else:
+        result = cases_add(
+            reader_study=reader_study,
+            imaging_studies=pool,
+            candidate_reports=candidate_reports,
+            rate_source=rate_source,
+        )
+    return CasesAdded(added=result.added, problems=problems + result.problems)
+
+
 @dataclass
 class CasesRefreshed:
     moved: list[selectors.ReportMove] = field(default_factory=list)

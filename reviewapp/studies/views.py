@@ -374,44 +374,33 @@ def _candidate_reports(request: HttpRequest, model_public_id: str) -> QuerySet[R
     return generation_selectors.ai_reports_latest_for_model(model_config=model_config)
 
 
-def _add_cases(request: HttpRequest, study: Any) -> None:
-    uids = [u.strip() for u in request.POST.get("study_uids", "").split() if u.strip()]
-    candidates = _candidate_reports(request, request.POST.get("model", "").strip())
-    pool = selectors.case_candidates(
-        user=request.user,
-        modality=request.POST.get("modality", "").strip(),
-        stratum=request.POST.get("stratum", "").strip(),
-        candidate_reports=candidates if study.is_pairwise else None,
-        study_uids=uids or None,
-    )
+def _per_stratum(text: str) -> dict[str, int]:
+    """``normal: 20, abnormal: 20`` (or one per line) as counts per stratum."""
     per_stratum: dict[str, int] = {}
-    for line in request.POST.get("sample", "").replace(",", "\n").splitlines():
+    for line in text.replace(",", "\n").splitlines():
         if ":" in line:
             name, count = line.split(":", 1)
             per_stratum[name.strip()] = int(count)
+    return per_stratum
+
+
+def _add_cases(request: HttpRequest, study: Any) -> None:
+    uids = [u.strip() for u in request.POST.get("study_uids", "").split() if u.strip()]
+    candidates = _candidate_reports(request, request.POST.get("model", "").strip())
     seed = request.POST.get("sample_seed", "").strip()
-    if per_stratum:
-        result = services.cases_add_sample(
-            reader_study=study,
-            pool=list(pool),
-            per_stratum=per_stratum,
-            candidate_reports=candidates,
-            seed=int(seed) if seed else None,
-        )
-    else:
-        result = services.cases_add(
-            reader_study=study,
-            imaging_studies=pool,
-            candidate_reports=candidates,
-            rate_source=request.POST.get("rate_source", "candidate"),
-        )
-    found = set(pool.values_list("study_instance_uid", flat=True)) | set(
-        pool.values_list("accession_pseudonym", flat=True)
+    result = services.cases_add_from_selection(
+        reader_study=study,
+        user=request.user,
+        candidate_reports=candidates,
+        modality=request.POST.get("modality", "").strip(),
+        stratum=request.POST.get("stratum", "").strip(),
+        study_uids=uids or None,
+        rate_source=request.POST.get("rate_source", "candidate"),
+        per_stratum=_per_stratum(request.POST.get("sample", "")),
+        seed=int(seed) if seed else None,
     )
-    problems = [f"{u}: not found or lacks a needed report" for u in uids if u not in found]
-    problems += result.problems
     messages.success(request, f"{len(result.added)} case(s) added.")
-    for problem in problems[:50]:
+    for problem in result.problems[:50]:
         messages.warning(request, problem)
 
 
