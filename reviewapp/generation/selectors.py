@@ -86,12 +86,13 @@ def ai_reports_latest_for_model(*, model_config: ModelConfig) -> QuerySet[Report
 
 def studies_for_generation(
     *,
-    user: User,
+    user: User | None,
     modality: str = "",
     stratum: str = "",
 ) -> QuerySet[Study]:
-    """Studies a coordinator may queue, filtered as on the generation page."""
-    if not user_has_role(user, Role.COORDINATOR):
+    """Studies a coordinator may queue, filtered as on the generation page (``user`` None:
+    the shell, which may queue any)."""
+    if user is not None and not user_has_role(user, Role.COORDINATOR):
         raise PermissionDenied("Only coordinators can generate AI reports.")
     studies = Study.objects.all()
     if modality == "CT":

@@ -25,16 +25,18 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from inference.backends import BACKEND_KINDS, backend_get
 from inference.backends.base import Backend
 from inference.text import PROMPT_FIELDS, prompt_fields
 from inference.types import GenerationRequest, InferenceError, RetryableInferenceError
+from reviewapp.core.access import public_id_parse
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.events import group_send
 from reviewapp.core.roles import Role, user_has_role
+from reviewapp.generation import selectors
 from reviewapp.generation.inputs import retrieval_corpus_build, study_input_build, study_kind
 from reviewapp.generation.models import GenerationJob, GenerationRun, ModelConfig
 from reviewapp.imaging.models import Study
@@ -205,6 +207,7 @@ def _progress_on_commit(job: GenerationJob, runs: list[GenerationRun]) -> None:
 class JobCreated:
     job: GenerationJob
     skipped: list[tuple[Study, str]] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # listed ids that matched no study
 
 
 def _enqueue_on_commit(runs: list[GenerationRun], config: ModelConfig) -> None:
@@ -291,6 +294,45 @@ def generation_job_create(
     _enqueue_on_commit(runs, model_config)
     _progress_on_commit(job, [])
     return JobCreated(job=job, skipped=result_skipped)
+
+
+@transaction.atomic
+def generation_job_create_from_selection(
+    *,
+    user: Actor,
+    model_config: ModelConfig,
+    modality: str = "",
+    stratum: str = "",
+    study_refs: list[str] | None = None,
+    only_missing: bool = False,
+    skip_unknown: bool = False,
+) -> JobCreated:
+    """Queue generation for the studies a coordinator selected: the one use case behind the
+    generation page, the API and ``manage.py generate_reports``.
+
+    ``study_refs``: public ids or StudyInstanceUIDs, narrowed by ``modality`` and
+    ``stratum``. A listed id matching no such study refuses the whole request (code
+    ``invalid``, field ``studies``) unless ``skip_unknown``, which queues the rest and names
+    it in ``unknown``. ``user`` None means the shell.
+    """
+    studies = selectors.studies_for_generation(user=user, modality=modality, stratum=stratum)
+    unknown: list[str] = []
+    if study_refs:
+        uuids = [ref for ref in study_refs if public_id_parse(ref) is not None]
+        studies = studies.filter(Q(study_instance_uid__in=study_refs) | Q(public_id__in=uuids))
+        found = set(studies.values_list("study_instance_uid", flat=True)) | {
+            str(key) for key in studies.values_list("public_id", flat=True)
+        }
+        unknown = sorted({ref for ref in study_refs if ref not in found})
+        if unknown and not skip_unknown:
+            raise ValidationError(
+                {"studies": [f"Unknown or excluded study {ref}" for ref in unknown]}
+            )
+    if only_missing:
+        studies = studies_unreported(studies, model_config=model_config)
+    created = generation_job_create(user=user, model_config=model_config, studies=studies)
+    created.unknown = unknown
+    return created
 
 
 @transaction.atomic

@@ -34,21 +34,19 @@ def job_list(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Choose a model.")
             return redirect("generation:job_list")
         config = selectors.model_config_get(user=request.user, public_id=model_id)
-        queued = selectors.studies_for_generation(
-            user=request.user,
-            modality=request.POST.get("modality", ""),
-            stratum=request.POST.get("stratum", ""),
-        )
-        if chosen := request.POST.getlist("studies"):
-            queued = queued.filter(
-                public_id__in=[c for c in chosen if public_id_parse(c) is not None]
-            )
         try:
-            if request.POST.get("only_missing"):
-                queued = services.studies_unreported(queued, model_config=config)
-            created = services.generation_job_create(
-                user=request.user, model_config=config, studies=queued
+            created = services.generation_job_create_from_selection(
+                user=request.user,
+                model_config=config,
+                modality=request.POST.get("modality", ""),
+                stratum=request.POST.get("stratum", ""),
+                study_refs=request.POST.getlist("studies"),
+                only_missing=bool(request.POST.get("only_missing")),
             )
+        except ValidationError as exc:
+            for problem in exc.messages:
+                messages.error(request, problem)
+            return redirect("generation:job_list")
         except ApplicationError as exc:
             messages.error(request, exc.message)
             return redirect("generation:job_list")
