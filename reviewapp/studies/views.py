@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from reviewapp.core.access import role_required
 from reviewapp.core.errors import ApplicationError
-from reviewapp.core.roles import Role, user_has_role
+from reviewapp.core.roles import Role, user_has_role, users_with_role
 from reviewapp.generation import selectors as generation_selectors
 from reviewapp.generation.models import ModelConfig
 from reviewapp.reports.models import Report
@@ -225,9 +225,7 @@ def study_protocol(request: HttpRequest, study_id: str) -> HttpResponse:
 
 
 def _readers() -> list[Any]:
-    return list(
-        get_user_model().objects.filter(groups__name=Role.READER.value).order_by("username")
-    )
+    return list(users_with_role(Role.READER))
 
 
 @require_GET

@@ -14,7 +14,7 @@ from django.test import Client
 
 from reviewapp.analysis.selectors import reader_study_get_for_analysis
 from reviewapp.core.access import public_id_get_or_404, public_id_or_404
-from reviewapp.core.roles import Role
+from reviewapp.core.roles import Role, user_has_role, users_with_role
 from reviewapp.studies import selectors, services
 from reviewapp.studies.models import ReaderStudy
 from tests.studies.conftest import build_study, make_case_study
@@ -82,3 +82,14 @@ def test_a_reader_sees_nothing_of_a_draft_study_anywhere(reader, coordinator):
     from reviewapp.imaging.selectors import studies_visible_to
 
     assert not studies_visible_to(user=reader).exists()
+
+
+def test_who_counts_as_a_reader_is_the_same_on_the_page_and_in_the_services(
+    reader, second_reader, coordinator, analyst, outsider, admin_user
+):
+    # The study page listed only the reader group, while the panel service (and so the API)
+    # also seats administrators: an admin could be seated by the API but not on the page.
+    everyone = [reader, second_reader, coordinator, analyst, outsider, admin_user]
+    expected = {u.username for u in everyone if user_has_role(u, Role.READER)}
+    assert {u.username for u in users_with_role(Role.READER)} == expected
+    assert admin_user.username in expected
