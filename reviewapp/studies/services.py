@@ -609,7 +609,9 @@ def reader_study_lock(*, reader_study: ReaderStudy) -> None:
     if study.status == ReaderStudy.Status.LOCKED:
         return
     if study.status == ReaderStudy.Status.DRAFT:
-        raise ApplicationError("A draft study has nothing to lock; delete it instead.")
+        raise ApplicationError(
+            "A draft study has nothing to lock; delete it instead.", code="draft_not_lockable"
+        )
     study.status = ReaderStudy.Status.LOCKED
     study.locked_at = timezone.now()
     study.save(update_fields=["status", "locked_at", "updated_at"])

@@ -93,3 +93,11 @@ def test_who_counts_as_a_reader_is_the_same_on_the_page_and_in_the_services(
     expected = {u.username for u in everyone if user_has_role(u, Role.READER)}
     assert {u.username for u in users_with_role(Role.READER)} == expected
     assert admin_user.username in expected
+
+
+def test_every_application_error_carries_its_own_code():
+    from reviewapp.core.errors import ApplicationError
+
+    with pytest.raises(TypeError):
+        ApplicationError("No code given.")  # type: ignore[call-arg]
+    assert ApplicationError("Refused.", code="not_draft").code == "not_draft"
