@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -34,7 +33,7 @@ from inference.text import PROMPT_FIELDS, prompt_fields
 from inference.types import GenerationRequest, InferenceError, RetryableInferenceError
 from reviewapp.core.access import public_id_parse
 from reviewapp.core.errors import ApplicationError
-from reviewapp.core.events import group_send
+from reviewapp.core.events import send_on_commit
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.generation import selectors
 from reviewapp.generation.inputs import retrieval_corpus_build, study_input_build, study_kind
@@ -175,29 +174,21 @@ def job_counts(job: GenerationJob) -> dict[str, int]:
     return counts
 
 
-def _send_progress(job: GenerationJob, runs: list[GenerationRun]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    message = {
-        "type": "generation.progress",
-        "job": str(job.public_id),
-        "counts": job_counts(job),
-        "runs": [run_event(run) for run in runs],
-    }
-    try:
-        group_send(layer, job_group_name(job.public_id), message)
-    except Exception:  # progress is best-effort: the page also polls the API
-        logger.warning("Could not publish generation progress for job %s", job.public_id)
-
-
 def _progress_on_commit(job: GenerationJob, runs: list[GenerationRun]) -> None:
     """After commit, publish the job's counts and these runs as they were just saved.
 
     The runs are not read again: they were saved in the transaction that committed (callers
     select their study with them, which the event names).
     """
-    transaction.on_commit(lambda: _send_progress(job, runs))
+    send_on_commit(
+        job_group_name(job.public_id),
+        lambda: {
+            "type": "generation.progress",
+            "job": str(job.public_id),
+            "counts": job_counts(job),
+            "runs": [run_event(run) for run in runs],
+        },
+    )
 
 
 # --- jobs ------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
@@ -24,7 +23,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from reviewapp.core.errors import ApplicationError, ConflictError
-from reviewapp.core.events import group_send
+from reviewapp.core.events import send_on_commit
 from reviewapp.core.history import history_context_set
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
@@ -1061,16 +1060,4 @@ def _progress_push_on_commit(study: ReaderStudy) -> None:
     The event carries no figures: the sockets recompute them (coalescing a burst of ratings
     into one query), so a reader's submission costs one message, not the progress queries,
     and nothing at all is computed while no coordinator is watching."""
-    group = progress_group(study)
-
-    def push() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            group_send(layer, group, {"type": "progress.changed"})
-        except Exception:
-            # The rating is committed; a lost push only delays the page until the next one.
-            logger.warning("progress push failed for reader study %s", study.public_id)
-
-    transaction.on_commit(push)
+    send_on_commit(progress_group(study), {"type": "progress.changed"})
