@@ -259,7 +259,7 @@ def cases_add_sample(
 def cases_add_from_selection(
     *,
     reader_study: ReaderStudy,
-    user: AbstractBaseUser,
+    user: AbstractBaseUser | AnonymousUser,
     candidate_reports: QuerySet[Report],
     modality: str = "",
     stratum: str = "",
