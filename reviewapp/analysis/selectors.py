@@ -11,19 +11,19 @@ recomputes from a download equals what the page shows.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
-from django.http import Http404
+from django.db.models import QuerySet
 from psycopg import sql as pgsql
 
+from reviewapp.core.access import public_id_get_or_404
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.studies.models import ErrorSpan, Rating, ReaderStudy, StudyReader
 from reviewapp.studies.protocols import outcome_values
+from reviewapp.studies.selectors import reader_study_list
 
 SIGNIFICANT_ERROR = "significant_error"
 SIGNIFICANT_ERROR_LABEL = "≥1 clinically significant error"
@@ -43,12 +43,9 @@ def user_may_analyse(user: AbstractBaseUser | AnonymousUser) -> bool:
 def reader_study_list_for_analysis(
     *, user: AbstractBaseUser | AnonymousUser
 ) -> QuerySet[ReaderStudy]:
-    """Studies the user may analyse and export: all for analysts and admins, else coordinated."""
-    if user_has_role(user, Role.ANALYST) or user_has_role(user, Role.ADMIN):
-        return ReaderStudy.objects.all()
-    if user_has_role(user, Role.COORDINATOR):
-        return ReaderStudy.objects.filter(Q(coordinators=user) | Q(created_by=user)).distinct()
-    return ReaderStudy.objects.none()
+    """Studies the user may analyse and export: the studies app's rule for who sees which
+    study (all for analysts and admins, else those the coordinator coordinates)."""
+    return reader_study_list(user=user)
 
 
 def reader_study_get_for_analysis(
@@ -57,14 +54,9 @@ def reader_study_get_for_analysis(
     """Return a study the user may analyse; 403 without an analysing role, 404 if not theirs."""
     if not user_may_analyse(user):
         raise PermissionDenied("Only analysts, coordinators of the study and admins may do this.")
-    try:
-        key = public_id if isinstance(public_id, uuid.UUID) else uuid.UUID(str(public_id))
-    except ValueError:
-        raise Http404("No such reader study.") from None
-    study = reader_study_list_for_analysis(user=user).filter(public_id=key).first()
-    if study is None:
-        raise Http404("No such reader study.")
-    return study
+    return public_id_get_or_404(
+        reader_study_list_for_analysis(user=user), public_id, what="reader study"
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 
 class ApplicationError(Exception):
-    """A domain rule refused the request; ``message`` is safe to show to the user."""
+    """A domain rule refused the request; ``message`` is safe to show to the user, ``code``
+    (required) is what a client branches on."""
 
-    def __init__(self, message: str, *, code: str = "error", extra: dict | None = None) -> None:
+    def __init__(self, message: str, *, code: str, extra: dict | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code

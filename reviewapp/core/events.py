@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
 
 # The main thread's event loop, kept for the life of the process (a forked child makes its own).
 _kept_loop: dict[str, Any] = {"loop": None, "pid": None}
@@ -38,3 +44,24 @@ def group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
         async_to_sync(layer.group_send)(group, message)
         return
     loop.run_until_complete(layer.group_send(group, message))
+
+
+def send_on_commit(group: str, message: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+    """After the current transaction commits, send ``message`` to ``group`` on the channel
+    layer; a callable is called then, so figures in the event are read after the commit.
+
+    The one way services push websocket events. Best-effort: the change is committed and
+    every page re-reads it, so a lost event is logged (by group, never by payload) and the
+    caller goes on.
+    """
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            group_send(layer, group, message() if callable(message) else message)
+        except Exception:
+            logger.warning("Could not send an event to channel group %s", group)
+
+    transaction.on_commit(send)

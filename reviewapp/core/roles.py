@@ -29,6 +29,21 @@ def user_has_role(user: AbstractBaseUser | AnonymousUser, role: Role) -> bool:
     return role.value in cache or Role.ADMIN.value in cache
 
 
+def users_with_role(role: Role) -> models.QuerySet[AbstractBaseUser]:
+    """Users who hold ``role`` by the rule of ``user_has_role`` (admins and superusers
+    hold every role): who counts as a reader on the study page, the API and the services."""
+    from django.contrib.auth import get_user_model
+
+    return (
+        get_user_model()
+        .objects.filter(
+            models.Q(groups__name__in=[role.value, Role.ADMIN.value]) | models.Q(is_superuser=True)
+        )
+        .distinct()
+        .order_by("username")
+    )
+
+
 def group_names(user_ref: str = "pk") -> ArraySubquery:
     """The names of a user's groups as one array column (``user_ref`` names the user's id in
     the outer query), so that loading a user loads their roles: one query per request, not

@@ -126,27 +126,13 @@ class JobListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         config = selectors.model_config_get(user=request.user, public_id=values["model"])
-        studies = selectors.studies_for_generation(
+        created = services.generation_job_create_from_selection(
             user=request.user,
+            model_config=config,
             modality=values["modality"],
             stratum=values["stratum"],
-        )
-        if values.get("studies"):
-            wanted = set(values["studies"])
-            studies = studies.filter(public_id__in=wanted)
-            missing = wanted - set(studies.values_list("public_id", flat=True))
-            if missing:
-                raise serializers.ValidationError(
-                    {
-                        "studies": [
-                            f"Unknown or excluded study {m}" for m in sorted(map(str, missing))
-                        ]
-                    }
-                )
-        if values["only_missing"]:
-            studies = services.studies_unreported(studies, model_config=config)
-        created = services.generation_job_create(
-            user=request.user, model_config=config, studies=studies
+            study_refs=[str(ref) for ref in values.get("studies") or []],
+            only_missing=values["only_missing"],
         )
         body = _job_detail(request, created.job)
         body["skipped"] = [{"study": str(s.public_id), "reason": why} for s, why in created.skipped]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.shortcuts import get_object_or_404
 
+from reviewapp.core.access import public_id_get_or_404
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.generation.models import GenerationJob, GenerationRun, ModelConfig
 from reviewapp.imaging.models import Study
@@ -30,7 +30,7 @@ def model_configs_list(*, user: User, active_only: bool = False) -> QuerySet[Mod
 
 def model_config_get(*, user: User, public_id: object) -> ModelConfig:
     _require_staff_view(user)
-    return get_object_or_404(ModelConfig, public_id=public_id)
+    return public_id_get_or_404(ModelConfig.objects.all(), public_id, what="model")
 
 
 def jobs_list(*, user: User) -> QuerySet[GenerationJob]:
@@ -41,8 +41,8 @@ def jobs_list(*, user: User) -> QuerySet[GenerationJob]:
 
 def job_get(*, user: User, public_id: object) -> GenerationJob:
     _require_staff_view(user)
-    return get_object_or_404(
-        GenerationJob.objects.select_related("model_config", "created_by"), public_id=public_id
+    return public_id_get_or_404(
+        GenerationJob.objects.select_related("model_config", "created_by"), public_id, what="job"
     )
 
 
@@ -54,9 +54,10 @@ def job_runs(*, user: User, job: GenerationJob) -> QuerySet[GenerationRun]:
 def run_get(*, user: User, public_id: object) -> GenerationRun:
     """One run with its report and reproducibility record."""
     _require_staff_view(user)
-    return get_object_or_404(
+    return public_id_get_or_404(
         GenerationRun.objects.select_related("study", "report", "job__model_config"),
-        public_id=public_id,
+        public_id,
+        what="run",
     )
 
 
@@ -85,12 +86,13 @@ def ai_reports_latest_for_model(*, model_config: ModelConfig) -> QuerySet[Report
 
 def studies_for_generation(
     *,
-    user: User,
+    user: User | None,
     modality: str = "",
     stratum: str = "",
 ) -> QuerySet[Study]:
-    """Studies a coordinator may queue, filtered as on the generation page."""
-    if not user_has_role(user, Role.COORDINATOR):
+    """Studies a coordinator may queue, filtered as on the generation page (``user`` None:
+    the shell, which may queue any)."""
+    if user is not None and not user_has_role(user, Role.COORDINATOR):
         raise PermissionDenied("Only coordinators can generate AI reports.")
     studies = Study.objects.all()
     if modality == "CT":

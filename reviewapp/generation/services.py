@@ -20,21 +20,22 @@ from datetime import timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from inference.backends import BACKEND_KINDS, backend_get
 from inference.backends.base import Backend
 from inference.text import PROMPT_FIELDS, prompt_fields
 from inference.types import GenerationRequest, InferenceError, RetryableInferenceError
+from reviewapp.core.access import public_id_parse
 from reviewapp.core.errors import ApplicationError
-from reviewapp.core.events import group_send
+from reviewapp.core.events import send_on_commit
 from reviewapp.core.roles import Role, user_has_role
+from reviewapp.generation import selectors
 from reviewapp.generation.inputs import retrieval_corpus_build, study_input_build, study_kind
 from reviewapp.generation.models import GenerationJob, GenerationRun, ModelConfig
 from reviewapp.imaging.models import Study
@@ -173,29 +174,21 @@ def job_counts(job: GenerationJob) -> dict[str, int]:
     return counts
 
 
-def _send_progress(job: GenerationJob, runs: list[GenerationRun]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    message = {
-        "type": "generation.progress",
-        "job": str(job.public_id),
-        "counts": job_counts(job),
-        "runs": [run_event(run) for run in runs],
-    }
-    try:
-        group_send(layer, job_group_name(job.public_id), message)
-    except Exception:  # progress is best-effort: the page also polls the API
-        logger.warning("Could not publish generation progress for job %s", job.public_id)
-
-
 def _progress_on_commit(job: GenerationJob, runs: list[GenerationRun]) -> None:
     """After commit, publish the job's counts and these runs as they were just saved.
 
     The runs are not read again: they were saved in the transaction that committed (callers
     select their study with them, which the event names).
     """
-    transaction.on_commit(lambda: _send_progress(job, runs))
+    send_on_commit(
+        job_group_name(job.public_id),
+        lambda: {
+            "type": "generation.progress",
+            "job": str(job.public_id),
+            "counts": job_counts(job),
+            "runs": [run_event(run) for run in runs],
+        },
+    )
 
 
 # --- jobs ------------------------------------------------------------------------------------
@@ -205,6 +198,7 @@ def _progress_on_commit(job: GenerationJob, runs: list[GenerationRun]) -> None:
 class JobCreated:
     job: GenerationJob
     skipped: list[tuple[Study, str]] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # listed ids that matched no study
 
 
 def _enqueue_on_commit(runs: list[GenerationRun], config: ModelConfig) -> None:
@@ -291,6 +285,45 @@ def generation_job_create(
     _enqueue_on_commit(runs, model_config)
     _progress_on_commit(job, [])
     return JobCreated(job=job, skipped=result_skipped)
+
+
+@transaction.atomic
+def generation_job_create_from_selection(
+    *,
+    user: Actor,
+    model_config: ModelConfig,
+    modality: str = "",
+    stratum: str = "",
+    study_refs: list[str] | None = None,
+    only_missing: bool = False,
+    skip_unknown: bool = False,
+) -> JobCreated:
+    """Queue generation for the studies a coordinator selected: the one use case behind the
+    generation page, the API and ``manage.py generate_reports``.
+
+    ``study_refs``: public ids or StudyInstanceUIDs, narrowed by ``modality`` and
+    ``stratum``. A listed id matching no such study refuses the whole request (code
+    ``invalid``, field ``studies``) unless ``skip_unknown``, which queues the rest and names
+    it in ``unknown``. ``user`` None means the shell.
+    """
+    studies = selectors.studies_for_generation(user=user, modality=modality, stratum=stratum)
+    unknown: list[str] = []
+    if study_refs:
+        uuids = [ref for ref in study_refs if public_id_parse(ref) is not None]
+        studies = studies.filter(Q(study_instance_uid__in=study_refs) | Q(public_id__in=uuids))
+        found = set(studies.values_list("study_instance_uid", flat=True)) | {
+            str(key) for key in studies.values_list("public_id", flat=True)
+        }
+        unknown = sorted({ref for ref in study_refs if ref not in found})
+        if unknown and not skip_unknown:
+            raise ValidationError(
+                {"studies": [f"Unknown or excluded study {ref}" for ref in unknown]}
+            )
+    if only_missing:
+        studies = studies_unreported(studies, model_config=model_config)
+    created = generation_job_create(user=user, model_config=model_config, studies=studies)
+    created.unknown = unknown
+    return created
 
 
 @transaction.atomic

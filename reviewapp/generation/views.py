@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
-
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from reviewapp.core.access import public_id_parse, role_required
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.generation import selectors, services
@@ -25,29 +20,7 @@ from reviewapp.imaging.models import Study
 STUDY_PAGE = 500
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _roles(*roles: Role) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @login_required
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not any(user_has_role(request.user, role) for role in roles):
-                raise PermissionDenied
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorate
-
-
-@_roles(Role.COORDINATOR, Role.ANALYST)
+@role_required(Role.COORDINATOR, Role.ANALYST)
 @require_http_methods(["GET", "POST"])
 def job_list(request: HttpRequest) -> HttpResponse:
     is_coordinator = user_has_role(request.user, Role.COORDINATOR)
@@ -56,25 +29,24 @@ def job_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not is_coordinator:
             raise PermissionDenied
-        try:
-            model_id = uuid.UUID(request.POST.get("model", ""))
-        except ValueError:
+        model_id = public_id_parse(request.POST.get("model", ""))
+        if model_id is None:
             messages.error(request, "Choose a model.")
             return redirect("generation:job_list")
         config = selectors.model_config_get(user=request.user, public_id=model_id)
-        queued = selectors.studies_for_generation(
-            user=request.user,
-            modality=request.POST.get("modality", ""),
-            stratum=request.POST.get("stratum", ""),
-        )
-        if chosen := request.POST.getlist("studies"):
-            queued = queued.filter(public_id__in=[c for c in chosen if _is_uuid(c)])
         try:
-            if request.POST.get("only_missing"):
-                queued = services.studies_unreported(queued, model_config=config)
-            created = services.generation_job_create(
-                user=request.user, model_config=config, studies=queued
+            created = services.generation_job_create_from_selection(
+                user=request.user,
+                model_config=config,
+                modality=request.POST.get("modality", ""),
+                stratum=request.POST.get("stratum", ""),
+                study_refs=request.POST.getlist("studies"),
+                only_missing=bool(request.POST.get("only_missing")),
             )
+        except ValidationError as exc:
+            for problem in exc.messages:
+                messages.error(request, problem)
+            return redirect("generation:job_list")
         except ApplicationError as exc:
             messages.error(request, exc.message)
             return redirect("generation:job_list")
@@ -102,7 +74,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@_roles(Role.COORDINATOR, Role.ANALYST)
+@role_required(Role.COORDINATOR, Role.ANALYST)
 def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     job = selectors.job_get(user=request.user, public_id=job_id)
     runs = selectors.job_runs(user=request.user, job=job)
@@ -126,7 +98,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     )
 
 
-@_roles(Role.COORDINATOR)
+@role_required(Role.COORDINATOR)
 @require_POST
 def job_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
     job = selectors.job_get(user=request.user, public_id=job_id)
@@ -135,7 +107,7 @@ def job_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
     return redirect("generation:job_detail", job_id=job.public_id)
 
 
-@_roles(Role.COORDINATOR)
+@role_required(Role.COORDINATOR)
 @require_POST
 def run_retry(request: HttpRequest, run_id: str) -> HttpResponse:
     run = selectors.run_get(user=request.user, public_id=run_id)
@@ -146,7 +118,7 @@ def run_retry(request: HttpRequest, run_id: str) -> HttpResponse:
     return redirect("generation:job_detail", job_id=run.job.public_id)
 
 
-@_roles(Role.COORDINATOR, Role.ANALYST)
+@role_required(Role.COORDINATOR, Role.ANALYST)
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     run = selectors.run_get(user=request.user, public_id=run_id)
     return render(request, "generation/run_detail.html", {"run": run})
@@ -165,7 +137,7 @@ class ModelConfigForm(forms.Form):
     is_active = forms.BooleanField(required=False, initial=True)
 
 
-@_roles(Role.COORDINATOR, Role.ANALYST)
+@role_required(Role.COORDINATOR, Role.ANALYST)
 def model_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -177,7 +149,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@_roles(Role.COORDINATOR)
+@role_required(Role.COORDINATOR)
 @require_http_methods(["GET", "POST"])
 def model_edit(request: HttpRequest, model_id: str | None = None) -> HttpResponse:
     config = selectors.model_config_get(user=request.user, public_id=model_id) if model_id else None

@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
+from reviewapp.core.access import public_id_get_or_404
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import ImportBatch, Instance, Series, Study
 from reviewapp.reports.models import Report
@@ -56,13 +57,8 @@ def study_get_for_user(
         raise ValueError("Give exactly one of public_id or study_instance_uid.")
     visible = studies_visible_to(user=user)
     if public_id is not None:
-        try:
-            key = uuid.UUID(str(public_id))
-        except ValueError:
-            raise Http404("No such study.") from None
-        found = visible.filter(public_id=key).first()
-    else:
-        found = visible.filter(study_instance_uid=study_instance_uid).first()
+        return public_id_get_or_404(visible, public_id, what="study")
+    found = visible.filter(study_instance_uid=study_instance_uid).first()
     if found is None:
         raise Http404("No such study.")
     return found
@@ -165,14 +161,7 @@ def import_batches_visible_to(*, user: User) -> QuerySet[ImportBatch]:
 
 def import_batch_get_for_user(*, user: User, public_id: uuid.UUID | str) -> ImportBatch:
     """One import batch or Http404."""
-    try:
-        key = uuid.UUID(str(public_id))
-    except ValueError:
-        raise Http404("No such import.") from None
-    found = import_batches_visible_to(user=user).filter(public_id=key).first()
-    if found is None:
-        raise Http404("No such import.")
-    return found
+    return public_id_get_or_404(import_batches_visible_to(user=user), public_id, what="import")
 
 
 def instances_quarantined_for_user(*, user: User) -> QuerySet[Instance]:
@@ -188,11 +177,4 @@ def instances_quarantined_for_user(*, user: User) -> QuerySet[Instance]:
 
 def instance_quarantined_get_for_user(*, user: User, public_id: uuid.UUID | str) -> Instance:
     """One quarantined instance the user may decide on, or Http404."""
-    try:
-        key = uuid.UUID(str(public_id))
-    except ValueError:
-        raise Http404("No such image.") from None
-    found = instances_quarantined_for_user(user=user).filter(public_id=key).first()
-    if found is None:
-        raise Http404("No such image.")
-    return found
+    return public_id_get_or_404(instances_quarantined_for_user(user=user), public_id, what="image")

@@ -82,7 +82,9 @@ def import_batch_stage(
     counter and the names people know them by go into a manifest, shown in messages only.
     """
     if batch.status != ImportBatch.Status.PENDING:
-        raise ApplicationError("This import has already started; start a new one.")
+        raise ApplicationError(
+            "This import has already started; start a new one.", code="import_started"
+        )
     folder = _staging_root() / str(batch.public_id)
     folder.mkdir(parents=True, exist_ok=True)
     # Django keeps only the base name of an upload; the browser's folder-relative path comes
@@ -508,7 +510,8 @@ def _rows_create(
     )
     if series.study_id != study.pk:
         raise ApplicationError(
-            "its SeriesInstanceUID already belongs to another study in the archive"
+            "its SeriesInstanceUID already belongs to another study in the archive",
+            code="series_of_another_study",
         )
     if series_created:
         _study_modalities_refresh(study=study)
@@ -641,7 +644,7 @@ def instance_quarantine_approve(
     (``reviewed_by`` None: a trusted seed script, e.g. the demo's known-clean samples)."""
     locked = Instance.objects.select_for_update().get(pk=instance.pk)
     if locked.status != Instance.Status.QUARANTINED:
-        raise ApplicationError("This image is not waiting for review.")
+        raise ApplicationError("This image is not waiting for review.", code="not_quarantined")
     locked.status = Instance.Status.AVAILABLE
     locked.quarantine_reviewed_by = acting_user(reviewed_by)
     locked.quarantine_reviewed_at = timezone.now()
@@ -658,7 +661,7 @@ def instance_quarantine_reject(
     with transaction.atomic():
         locked = Instance.objects.select_for_update().select_related("series").get(pk=instance.pk)
         if locked.status != Instance.Status.QUARANTINED:
-            raise ApplicationError("This image is not waiting for review.")
+            raise ApplicationError("This image is not waiting for review.", code="not_quarantined")
         name = locked.file.name or ""
         series = locked.series
         locked.delete()

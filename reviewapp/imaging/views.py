@@ -3,14 +3,10 @@ the quarantine review. Each view authorises, calls one service or selector, rend
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -18,8 +14,9 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
+from reviewapp.core.access import role_required
 from reviewapp.core.errors import ApplicationError
-from reviewapp.core.roles import Role, user_has_role
+from reviewapp.core.roles import Role
 from reviewapp.imaging import selectors, services
 from reviewapp.imaging.upload_limits import (
     declared_length,
@@ -30,25 +27,6 @@ from reviewapp.imaging.upload_limits import (
     upload_too_large,
 )
 from reviewapp.reports.selectors import reports_for_study
-
-View = Callable[..., HttpResponse]
-
-
-def role_required(*roles: Role) -> Callable[[View], View]:
-    """Deny by default: anonymous visitors go to the login page, others without a role get 403."""
-
-    def decorate(view: View) -> View:
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
-            if not any(user_has_role(request.user, role) for role in roles):
-                raise PermissionDenied
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorate
 
 
 def _parse_date(raw: str) -> date | None:

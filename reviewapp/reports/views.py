@@ -6,8 +6,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from reviewapp.core.access import role_required
 from reviewapp.core.roles import Role
-from reviewapp.imaging.views import role_required
 from reviewapp.reports.services import MAX_CSV_BYTES, reports_import_csv
 
 

@@ -306,43 +306,21 @@ class CasesApi(NoStoreAPIView):
             candidates = candidates.filter(public_id__in=values["candidate_report_ids"])
         else:
             candidates = candidates.filter(kind=Report.Kind.AI)
-        pool = selectors.case_candidates(
+        result = services.cases_add_from_selection(
+            reader_study=study,
             user=request.user,
+            candidate_reports=candidates,
             modality=values["modality"],
             stratum=values["stratum"],
-            candidate_reports=candidates if study.is_pairwise else None,
             study_uids=values.get("study_uids"),
+            rate_source=values["rate_source"],
+            per_stratum=values.get("per_stratum"),
+            seed=values.get("seed"),
         )
-        problems: list[str] = []
-        if "study_uids" in values:
-            found = set(pool.values_list("study_instance_uid", flat=True)) | set(
-                pool.values_list("accession_pseudonym", flat=True)
-            )
-            problems += [
-                f"{uid}: no such study, or it lacks the reports this protocol needs"
-                for uid in values["study_uids"]
-                if uid not in found
-            ]
-        if values.get("per_stratum"):
-            result = services.cases_add_sample(
-                reader_study=study,
-                pool=list(pool),
-                per_stratum=values["per_stratum"],
-                candidate_reports=candidates,
-                seed=values.get("seed"),
-                rate_source=values["rate_source"],
-            )
-        else:
-            result = services.cases_add(
-                reader_study=study,
-                imaging_studies=pool,
-                candidate_reports=candidates,
-                rate_source=values["rate_source"],
-            )
         return Response(
             {
                 "added": CaseOut(result.added, many=True).data,
-                "problems": problems + result.problems,
+                "problems": result.problems,
             },
             status=status.HTTP_201_CREATED,
         )

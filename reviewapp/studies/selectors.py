@@ -18,6 +18,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from reviewapp.core.access import public_id_get_or_404, public_id_or_404
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
@@ -33,14 +34,19 @@ from reviewapp.studies.models import (
 from reviewapp.studies.rendering import report_render
 
 UserLike = AbstractBaseUser | AnonymousUser
+# Readers never see a draft: its cases, sides and protocol may still change.
 READER_VISIBLE = (ReaderStudy.Status.OPEN, ReaderStudy.Status.PAUSED, ReaderStudy.Status.LOCKED)
 
 
-def uuid_or_404(value: Any) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise Http404 from None
+def reader_studies_visible_to_reader(*, user: UserLike) -> QuerySet[ReaderStudy]:
+    """Reader studies on whose panel ``user`` sits that readers may see (never a draft)."""
+    return ReaderStudy.objects.filter(panel__reader_id=user.pk, status__in=READER_VISIBLE)
+
+
+def assignments_visible_to_reader(*, user: UserLike) -> QuerySet[Assignment]:
+    """``user``'s own assignments in studies readers may see: the one reader-visibility
+    filter that every reader-facing read (pages, API, images, websocket) starts from."""
+    return Assignment.objects.filter(reader_id=user.pk, reader_study__status__in=READER_VISIBLE)
 
 
 # --- what readers are shown ---------------------------------------------------------------
@@ -75,36 +81,38 @@ def report_sections_shown(
 # --- coordinators and analysts ------------------------------------------------------------
 
 
-def reader_study_list(*, user: UserLike) -> QuerySet[ReaderStudy]:
-    """Studies a coordinator coordinates; analysts and admins see all (read-only)."""
-    if user_has_role(user, Role.ADMIN) or user_has_role(user, Role.ANALYST):
+def reader_studies_managed_by(*, user: UserLike) -> QuerySet[ReaderStudy]:
+    """Reader studies ``user`` coordinates (admins: all): the one rule for which studies a
+    coordinator may see, change, analyse and export."""
+    if user_has_role(user, Role.ADMIN):
         return ReaderStudy.objects.all()
     if user_has_role(user, Role.COORDINATOR):
         return ReaderStudy.objects.filter(coordinators__id=user.pk or 0)
     return ReaderStudy.objects.none()
 
 
+def reader_study_list(*, user: UserLike) -> QuerySet[ReaderStudy]:
+    """Studies a coordinator coordinates; analysts and admins see all (read-only)."""
+    if user_has_role(user, Role.ANALYST):
+        return ReaderStudy.objects.all()
+    return reader_studies_managed_by(user=user)
+
+
+def reader_study_is_managed_by(*, user: UserLike, reader_study: ReaderStudy) -> bool:
+    """Whether ``user`` may change ``reader_study`` (by ``reader_studies_managed_by``)."""
+    return reader_studies_managed_by(user=user).filter(pk=reader_study.pk).exists()
+
+
 def reader_study_get(*, user: UserLike, public_id: Any) -> ReaderStudy:
     """A study the user may look at as coordinator or analyst, else 404."""
-    try:
-        return reader_study_list(user=user).get(public_id=uuid_or_404(public_id))
-    except ReaderStudy.DoesNotExist:
-        raise Http404 from None
+    return public_id_get_or_404(reader_study_list(user=user), public_id, what="reader study")
 
 
 def reader_study_get_to_manage(*, user: UserLike, public_id: Any) -> ReaderStudy:
     """A study the user coordinates (admins too), else 404; analysts may not change studies."""
-    queryset = (
-        ReaderStudy.objects.all()
-        if user_has_role(user, Role.ADMIN)
-        else ReaderStudy.objects.filter(coordinators__id=user.pk or 0)
-        if user_has_role(user, Role.COORDINATOR)
-        else ReaderStudy.objects.none()
+    return public_id_get_or_404(
+        reader_studies_managed_by(user=user), public_id, what="reader study"
     )
-    try:
-        return queryset.get(public_id=uuid_or_404(public_id))
-    except ReaderStudy.DoesNotExist:
-        raise Http404 from None
 
 
 def reader_study_protocol_frozen_reason(*, reader_study: ReaderStudy) -> str:
@@ -254,7 +262,7 @@ def rating_get_for_staff(*, reader_study: ReaderStudy, assignment_id: Any) -> Ra
         Rating.objects.select_related("assignment__reader")
         .filter(
             assignment__reader_study=reader_study,
-            assignment__public_id=uuid_or_404(assignment_id),
+            assignment__public_id=public_id_or_404(assignment_id),
         )
         .first()
     )
@@ -331,9 +339,9 @@ def worklist_for_reader(*, user: UserLike) -> list[dict[str, Any]]:
     which a reader who has finished pages through their ratings to revise them), one query."""
     if not user_has_role(user, Role.READER):
         return []
-    mine = Assignment.objects.filter(reader_study=OuterRef("pk"), reader_id=user.pk).order_by()
+    mine = assignments_visible_to_reader(user=user).filter(reader_study=OuterRef("pk")).order_by()
     studies = (
-        ReaderStudy.objects.filter(panel__reader_id=user.pk, status__in=READER_VISIBLE)
+        reader_studies_visible_to_reader(user=user)
         .annotate(
             total=_count_of(mine),
             done=_count_of(mine.filter(status=Assignment.Status.SUBMITTED)),
@@ -382,16 +390,16 @@ def _count_of(assignments: QuerySet[Assignment]) -> Coalesce:
 
 def assignment_list_for_reader(*, user: UserLike, study_id: Any = None) -> QuerySet[Assignment]:
     """The reader's own assignments in studies they can read (never a draft study)."""
-    mine = Assignment.objects.filter(reader_id=user.pk, reader_study__status__in=READER_VISIBLE)
+    mine = assignments_visible_to_reader(user=user)
     if study_id is not None:
-        mine = mine.filter(reader_study__public_id=uuid_or_404(study_id))
+        mine = mine.filter(reader_study__public_id=public_id_or_404(study_id))
     return mine.select_related("reader_study").order_by("reader_study_id", "position")
 
 
 def assignment_get_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
     """The reader's own assignment; anyone else's (or a draft study's) is a 404."""
-    try:
-        return Assignment.objects.select_related(
+    return public_id_get_or_404(
+        assignments_visible_to_reader(user=user).select_related(
             "reader_study",
             "report_a",
             "report_b",
@@ -399,36 +407,25 @@ def assignment_get_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
             "case__first_rendering",
             "case__second_rendering",
             "rating",
-        ).get(
-            public_id=uuid_or_404(public_id),
-            reader_id=user.pk,
-            reader_study__status__in=READER_VISIBLE,
-        )
-    except Assignment.DoesNotExist:
-        raise Http404 from None
+        ),
+        public_id,
+        what="case",
+    )
 
 
 def assignment_ref_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
     """The reader's own assignment, by the same rule as ``assignment_get_for_reader``, with
     its ids only: for the write services, which lock the row and load what they need."""
-    try:
-        return Assignment.objects.only("pk", "reader_id").get(
-            public_id=uuid_or_404(public_id),
-            reader_id=user.pk,
-            reader_study__status__in=READER_VISIBLE,
-        )
-    except Assignment.DoesNotExist:
-        raise Http404 from None
+    return public_id_get_or_404(
+        assignments_visible_to_reader(user=user).only("pk", "reader_id"), public_id, what="case"
+    )
 
 
 def next_assignment_id_for_reader(*, user: UserLike, study_id: Any) -> uuid.UUID | None:
     """The id of the reader's next unrated case in a study they can read, or None."""
     return (
-        Assignment.objects.filter(
-            reader_id=user.pk,
-            reader_study__public_id=uuid_or_404(study_id),
-            reader_study__status__in=READER_VISIBLE,
-        )
+        assignments_visible_to_reader(user=user)
+        .filter(reader_study__public_id=public_id_or_404(study_id, what="reader study"))
         .exclude(status=Assignment.Status.SUBMITTED)
         .order_by("position")
         .values_list("public_id", flat=True)

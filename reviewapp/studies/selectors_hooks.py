@@ -12,12 +12,9 @@ def studies_readable_by_reader(*, user: AbstractBaseUser) -> QuerySet[Study]:
     """Studies a reader may see images of: those of their assignments in every reader study
     they may see (open, paused or locked), so that a case page a reader can open, even read-only,
     never shows a viewer that cannot load its images."""
-    from reviewapp.studies.models import Assignment
-    from reviewapp.studies.selectors import READER_VISIBLE
+    from reviewapp.studies.selectors import assignments_visible_to_reader
 
     if not user.is_authenticated:
         return Study.objects.none()
-    case_studies = Assignment.objects.filter(
-        reader_id=user.pk, reader_study__status__in=READER_VISIBLE
-    ).values("case__imaging_study_id")
+    case_studies = assignments_visible_to_reader(user=user).values("case__imaging_study_id")
     return Study.objects.filter(id__in=case_studies)

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
@@ -24,7 +23,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from reviewapp.core.errors import ApplicationError, ConflictError
-from reviewapp.core.events import group_send
+from reviewapp.core.events import send_on_commit
 from reviewapp.core.history import history_context_set
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
@@ -254,6 +253,61 @@ def cases_add_sample(
         candidate_reports=candidate_reports,
         rate_source=rate_source,
     )
+
+
+@transaction.atomic
+def cases_add_from_selection(
+    *,
+    reader_study: ReaderStudy,
+    user: AbstractBaseUser | AnonymousUser,
+    candidate_reports: QuerySet[Report],
+    modality: str = "",
+    stratum: str = "",
+    study_uids: list[str] | None = None,
+    rate_source: str = "candidate",
+    per_stratum: dict[str, int] | None = None,
+    seed: int | None = None,
+) -> CasesAdded:
+    """Add the cases a coordinator selected: by filters or a list of StudyInstanceUIDs or
+    accession pseudonyms, all of them or a stratified sample (``per_stratum``).
+
+    The one use case behind the study page and the API. A listed id that matches no study
+    with the reports this protocol needs is named in ``problems``.
+    """
+    pool = selectors.case_candidates(
+        user=user,
+        modality=modality,
+        stratum=stratum,
+        candidate_reports=candidate_reports if reader_study.is_pairwise else None,
+        study_uids=study_uids,
+    )
+    problems: list[str] = []
+    if study_uids is not None:
+        found = set(pool.values_list("study_instance_uid", flat=True)) | set(
+            pool.values_list("accession_pseudonym", flat=True)
+        )
+        problems += [
+            f"{uid}: no such study, or it lacks the reports this protocol needs"
+            for uid in study_uids
+            if uid not in found
+        ]
+    if per_stratum:
+        result = cases_add_sample(
+            reader_study=reader_study,
+            pool=list(pool),
+            per_stratum=per_stratum,
+            candidate_reports=candidate_reports,
+            seed=seed,
+            rate_source=rate_source,
+        )
+    else:
+        result = cases_add(
+            reader_study=reader_study,
+            imaging_studies=pool,
+            candidate_reports=candidate_reports,
+            rate_source=rate_source,
+        )
+    return CasesAdded(added=result.added, problems=problems + result.problems)
 
 
 @dataclass
@@ -554,7 +608,9 @@ def reader_study_lock(*, reader_study: ReaderStudy) -> None:
     if study.status == ReaderStudy.Status.LOCKED:
         return
     if study.status == ReaderStudy.Status.DRAFT:
-        raise ApplicationError("A draft study has nothing to lock; delete it instead.")
+        raise ApplicationError(
+            "A draft study has nothing to lock; delete it instead.", code="draft_not_lockable"
+        )
     study.status = ReaderStudy.Status.LOCKED
     study.locked_at = timezone.now()
     study.save(update_fields=["status", "locked_at", "updated_at"])
@@ -1004,16 +1060,4 @@ def _progress_push_on_commit(study: ReaderStudy) -> None:
     The event carries no figures: the sockets recompute them (coalescing a burst of ratings
     into one query), so a reader's submission costs one message, not the progress queries,
     and nothing at all is computed while no coordinator is watching."""
-    group = progress_group(study)
-
-    def push() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            group_send(layer, group, {"type": "progress.changed"})
-        except Exception:
-            # The rating is committed; a lost push only delays the page until the next one.
-            logger.warning("progress push failed for reader study %s", study.public_id)
-
-    transaction.on_commit(push)
+    send_on_commit(progress_group(study), {"type": "progress.changed"})

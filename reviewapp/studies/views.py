@@ -4,45 +4,25 @@ study page and live progress. Thin: parse, authorise, call one service or select
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from reviewapp.core.access import role_required
 from reviewapp.core.errors import ApplicationError
-from reviewapp.core.roles import Role, user_has_role
+from reviewapp.core.roles import Role, user_has_role, users_with_role
 from reviewapp.generation import selectors as generation_selectors
 from reviewapp.generation.models import ModelConfig
 from reviewapp.reports.models import Report
 from reviewapp.studies import blinding, protocols, selectors, services
 from reviewapp.studies.models import Rating
-
-
-def role_required(
-    *roles: Role,
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Log in, hold one of ``roles``, and never let a cache keep the page."""
-
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not any(user_has_role(request.user, role) for role in roles):
-                raise PermissionDenied
-            return view(request, *args, **kwargs)
-
-        return login_required(never_cache(wrapped))
-
-    return decorate
 
 
 def _error_text(error: Exception) -> str:
@@ -245,18 +225,14 @@ def study_protocol(request: HttpRequest, study_id: str) -> HttpResponse:
 
 
 def _readers() -> list[Any]:
-    return list(
-        get_user_model().objects.filter(groups__name=Role.READER.value).order_by("username")
-    )
+    return list(users_with_role(Role.READER))
 
 
 @require_GET
 @role_required(Role.COORDINATOR, Role.ANALYST)
 def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
     study = selectors.reader_study_get(user=request.user, public_id=study_id)
-    can_manage = study.coordinators.filter(id=request.user.pk or 0).exists() or user_has_role(
-        request.user, Role.ADMIN
-    )
+    can_manage = selectors.reader_study_is_managed_by(user=request.user, reader_study=study)
     seats = {s.reader_id: s.cohort for s in study.panel.all()}
     ratings = (
         Rating.objects.filter(assignment__reader_study=study)
@@ -396,44 +372,33 @@ def _candidate_reports(request: HttpRequest, model_public_id: str) -> QuerySet[R
     return generation_selectors.ai_reports_latest_for_model(model_config=model_config)
 
 
-def _add_cases(request: HttpRequest, study: Any) -> None:
-    uids = [u.strip() for u in request.POST.get("study_uids", "").split() if u.strip()]
-    candidates = _candidate_reports(request, request.POST.get("model", "").strip())
-    pool = selectors.case_candidates(
-        user=request.user,
-        modality=request.POST.get("modality", "").strip(),
-        stratum=request.POST.get("stratum", "").strip(),
-        candidate_reports=candidates if study.is_pairwise else None,
-        study_uids=uids or None,
-    )
+def _per_stratum(text: str) -> dict[str, int]:
+    """``normal: 20, abnormal: 20`` (or one per line) as counts per stratum."""
     per_stratum: dict[str, int] = {}
-    for line in request.POST.get("sample", "").replace(",", "\n").splitlines():
+    for line in text.replace(",", "\n").splitlines():
         if ":" in line:
             name, count = line.split(":", 1)
             per_stratum[name.strip()] = int(count)
+    return per_stratum
+
+
+def _add_cases(request: HttpRequest, study: Any) -> None:
+    uids = [u.strip() for u in request.POST.get("study_uids", "").split() if u.strip()]
+    candidates = _candidate_reports(request, request.POST.get("model", "").strip())
     seed = request.POST.get("sample_seed", "").strip()
-    if per_stratum:
-        result = services.cases_add_sample(
-            reader_study=study,
-            pool=list(pool),
-            per_stratum=per_stratum,
-            candidate_reports=candidates,
-            seed=int(seed) if seed else None,
-        )
-    else:
-        result = services.cases_add(
-            reader_study=study,
-            imaging_studies=pool,
-            candidate_reports=candidates,
-            rate_source=request.POST.get("rate_source", "candidate"),
-        )
-    found = set(pool.values_list("study_instance_uid", flat=True)) | set(
-        pool.values_list("accession_pseudonym", flat=True)
+    result = services.cases_add_from_selection(
+        reader_study=study,
+        user=request.user,
+        candidate_reports=candidates,
+        modality=request.POST.get("modality", "").strip(),
+        stratum=request.POST.get("stratum", "").strip(),
+        study_uids=uids or None,
+        rate_source=request.POST.get("rate_source", "candidate"),
+        per_stratum=_per_stratum(request.POST.get("sample", "")),
+        seed=int(seed) if seed else None,
     )
-    problems = [f"{u}: not found or lacks a needed report" for u in uids if u not in found]
-    problems += result.problems
     messages.success(request, f"{len(result.added)} case(s) added.")
-    for problem in problems[:50]:
+    for problem in result.problems[:50]:
         messages.warning(request, problem)
 
 

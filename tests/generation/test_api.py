@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from reviewapp.generation import services
-from reviewapp.generation.models import GenerationRun, ModelConfig
+from reviewapp.generation.models import GenerationJob, GenerationRun, ModelConfig
 
 pytestmark = pytest.mark.django_db
 
@@ -135,6 +135,23 @@ def test_unknown_studies_are_named(api_client_for, coordinator, two_radiographs)
     )
     assert response.status_code == 400
     assert response.json() == {"studies": [f"Unknown or excluded study {missing}"]}
+
+
+def test_the_page_names_an_unknown_study_and_queues_nothing_as_the_api_does(
+    coordinator, two_radiographs
+) -> None:
+    # The page once dropped the ids it did not know and queued the rest without a word.
+    client = Client()
+    client.force_login(coordinator)
+    model = ModelConfig.objects.get(name="retrieval-baseline")
+    missing = "00000000-0000-0000-0000-000000000001"
+    response = client.post(
+        reverse("generation:job_list"),
+        {"model": str(model.public_id), "studies": [missing, str(two_radiographs[0].public_id)]},
+        follow=True,
+    )
+    assert f"Unknown or excluded study {missing}" in response.content.decode()
+    assert not GenerationJob.objects.exists()
 
 
 def test_rerunning_a_run_that_succeeded_is_a_clear_400(

@@ -16,6 +16,29 @@ from tests.studies.conftest import build_study, make_case_study
 pytestmark = pytest.mark.django_db
 
 
+def test_sampling_on_the_page_keeps_the_report_to_rate(coordinator) -> None:
+    # The page once dropped "Report to rate" when a sample was asked for, so an
+    # error-correction study sampled to rate the originals rated the AI reports instead.
+    for i in range(4):
+        make_case_study(i, stratum="normal")
+    study = services.reader_study_create(
+        user=coordinator, name="Originals", protocol_key="error_correction"
+    )
+    client = Client()
+    client.force_login(coordinator)
+    client.post(
+        f"/studies/{study.public_id}/action/",
+        {
+            "action": "add_cases",
+            "sample": "normal: 2",
+            "sample_seed": "5",
+            "rate_source": "original",
+        },
+    )
+    kinds = list(study.cases.values_list("first_report__kind", flat=True))
+    assert kinds == [Report.Kind.ORIGINAL, Report.Kind.ORIGINAL]
+
+
 def test_a_coordinator_builds_a_medgemini_study_for_two_readers_in_the_pages(
     coordinator, reader, second_reader
 ) -> None:
@@ -35,7 +58,10 @@ def test_a_coordinator_builds_a_medgemini_study_for_two_readers_in_the_pages(
     page = client.post(action, {"action": "add_cases", "study_uids": uids}, follow=True)
     text = page.content.decode()
     assert "4 case(s) added." in text
-    assert f"{missing.study_instance_uid}: not found or lacks a needed report" in text
+    assert (
+        f"{missing.study_instance_uid}: no such study, or it lacks the reports this protocol needs"
+        in text
+    )
     client.post(
         action,
         {

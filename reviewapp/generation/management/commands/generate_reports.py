@@ -7,13 +7,11 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Q
 from tqdm import tqdm
 
 from reviewapp.core.errors import ApplicationError
 from reviewapp.generation import services
 from reviewapp.generation.models import GenerationRun, ModelConfig
-from reviewapp.imaging.models import Study
 
 
 class Command(BaseCommand):
@@ -44,24 +42,18 @@ class Command(BaseCommand):
             raise CommandError(
                 f"No model named {options['model']!r}; configured: {names}."
             ) from None
-        studies = Study.objects.all()
-        if options["study"]:
-            wanted = options["study"]
-            uuids = [w for w in wanted if _is_uuid(w)]
-            studies = studies.filter(Q(study_instance_uid__in=wanted) | Q(public_id__in=uuids))
-            found = set(studies.values_list("study_instance_uid", flat=True)) | {
-                str(u) for u in studies.values_list("public_id", flat=True)
-            }
-            for missing in [w for w in wanted if w not in found]:
-                self.stderr.write(f"Study {missing}: not in the archive, skipped.")
         try:
-            if options["only_missing"]:
-                studies = services.studies_unreported(studies, model_config=config)
-            created = services.generation_job_create(
-                user=None, model_config=config, studies=studies
+            created = services.generation_job_create_from_selection(
+                user=None,
+                model_config=config,
+                study_refs=options["study"],
+                only_missing=options["only_missing"],
+                skip_unknown=True,
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+        for missing in created.unknown:
+            self.stderr.write(f"Study {missing}: not in the archive, skipped.")
         for study, why in created.skipped:
             self.stderr.write(f"Study {study.public_id}: skipped, {why}.")
         job = created.job
@@ -95,13 +87,3 @@ class Command(BaseCommand):
                     self.stderr.write("Stopped waiting; the job goes on in the workers.")
                     return
                 time.sleep(1)
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
