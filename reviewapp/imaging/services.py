@@ -234,7 +234,7 @@ def import_batch_add(*, batch: ImportBatch, incoming: IncomingFile) -> list[File
     DICOM object gives one outcome.
     """
     if batch.status != ImportBatch.Status.RUNNING:
-        raise ApplicationError("This import has finished; start a new one.")
+        raise ApplicationError("This import has finished; start a new one.", code="import_finished")
     scratch_root = Path(settings.DATA_DIR) / "tmp"
     scratch_root.mkdir(parents=True, exist_ok=True)
     outcomes: list[FileOutcome] = []
