@@ -41,7 +41,9 @@ django_http.executor = ThreadPoolExecutor(
 application = ProtocolTypeRouter(
     {
         # Body limits first: nothing behind them reads a byte of a body over its limit.
-        "http": BodyLimitMiddleware(FramesFastPath(django_http)),
+        "http": BodyLimitMiddleware(
+            FramesFastPath(django_http) if settings.RADREVIEW_FRAMES_FASTPATH else django_http
+        ),
         "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
