@@ -25,13 +25,18 @@ from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 from reviewapp.core.body_limits import BodyLimitMiddleware  # noqa: E402
+from reviewapp.core.disconnect import DisconnectWatch, StopWhenClientGone  # noqa: E402
 from reviewapp.core.events import thread_loop_keep  # noqa: E402
 from reviewapp.core.websocket import OriginValidator  # noqa: E402
 from reviewapp.imaging.dicomweb.fastpath import FramesFastPath  # noqa: E402
 from reviewapp.routing import websocket_urlpatterns  # noqa: E402
 
 # A Django response is an iterable of bytes, which its stubs do not say.
-django_http = WSGIMiddleware(WSGIHandler(), workers=settings.WEB_THREADS)  # type: ignore[arg-type]
+# A streamed response stops when its client goes away (core/disconnect.py).
+django_http = WSGIMiddleware(
+    StopWhenClientGone(WSGIHandler()),  # type: ignore[arg-type]
+    workers=settings.WEB_THREADS,
+)
 # The same pool, with an event loop kept per thread for channel-layer events (core.events):
 # a2wsgi starts its threads lazily, so nothing of the pool it made has run yet.
 django_http.executor = ThreadPoolExecutor(
@@ -42,7 +47,9 @@ application = ProtocolTypeRouter(
     {
         # Body limits first: nothing behind them reads a byte of a body over its limit.
         "http": BodyLimitMiddleware(
-            FramesFastPath(django_http) if settings.RADREVIEW_FRAMES_FASTPATH else django_http
+            FramesFastPath(DisconnectWatch(django_http))
+            if settings.RADREVIEW_FRAMES_FASTPATH
+            else DisconnectWatch(django_http)
         ),
         "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
