@@ -41,7 +41,6 @@ SESSION_COOKIE_AGE = env_int("RADREVIEW_SESSION_SECONDS", 12 * 3600, minimum=300
 X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -319,7 +318,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("RADREVIEW_LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 CONTENT_SECURITY_POLICY = {
