@@ -13,7 +13,6 @@ server, browser and decode workers share them.
 
     python bench/viewer_bench.py [--runs 5] [--only cxr|ct] [--no-build] [--profile]
 
-RADREVIEW_FRAMES_FASTPATH=0 serves the frames through Django alone (the fast path off).
 
 Runs in a throwaway database (<DATABASE_URL name>_viewer_bench) and a temporary data folder.
 """

@@ -205,10 +205,6 @@ RADREVIEW_MAX_ARCHIVE_MEMBERS = env_int("RADREVIEW_MAX_ARCHIVE_MEMBERS", 10_000,
 DICOMWEB_STOW_MAX_BYTES = env_int("RADREVIEW_STOW_MAX_BYTES", 4 * 1024**3, minimum=1024)
 RADREVIEW_MAX_ARCHIVE_BYTES = env_int("RADREVIEW_MAX_ARCHIVE_BYTES", 4 * 1024**3, minimum=1024)
 
-# Frames of stored instances answered ahead of Django (imaging/dicomweb/fastpath.py); off only
-# to measure what it buys (bench/viewer_bench.py, bench/dicomweb_bench.py).
-RADREVIEW_FRAMES_FASTPATH = env_bool("RADREVIEW_FRAMES_FASTPATH", True)
-
 # What a request body may weigh, judged by reviewapp.core.body_limits in front of Django from
 # the headers (Content-Length) or, for a chunked body, as it arrives: a body over its limit is
 # refused with 413 before it is read, so nobody can fill the disk with bodies Django would

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from reviewapp.core.body_limits import ASGIApp, Message, Receive, Scope, Send
+from reviewapp.core.body_limits import Message, Receive, Scope, Send
+
+# Loose on purpose: a2wsgi types its ASGI signature with its own TypedDicts.
+ASGIApp = Callable[..., Awaitable[None]]
 
 _client_gone: ContextVar[threading.Event | None] = ContextVar("client_gone", default=None)
 
