@@ -11,8 +11,8 @@ as Chromium uses per host), Cornerstone's decode times are summed, and the CPU t
 process spent during the load is read from /proc (Linux), since on a 2-core machine the
 server, browser and decode workers share them.
 
-    python bench/viewer_bench.py [--runs 5] [--only cxr|ct] [--server uvicorn|daphne]
-                                 [--no-build] [--profile]
+    python bench/viewer_bench.py [--runs 5] [--only cxr|ct] [--no-build] [--profile]
+
 
 Runs in a throwaway database (<DATABASE_URL name>_viewer_bench) and a temporary data folder.
 """
@@ -143,29 +143,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# The server as the product runs it (`make serve`, `python -m reviewapp.runner serve`): uvicorn
-# with 2 worker processes and a connection pool per worker. Mirrors runner._run_processes.
-WEB_WORKERS = os.environ.get("RADREVIEW_WEB_WORKERS", "2")
+def server_start(database_url: str) -> tuple[subprocess.Popen, str]:
+    """The server as the product runs it (`make serve`: runner.web_command, uvicorn with
+    RADREVIEW_WEB_WORKERS processes, 2 by default, and a connection pool per worker)."""
+    from reviewapp.runner import web_command
 
-
-def server_command(kind: str, port: int) -> list[str]:
-    if kind == "daphne":
-        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                "reviewapp.asgi:application"]  # fmt: skip
-    return [
-        sys.executable, "-m", "uvicorn", "reviewapp.asgi:application", "--host", "127.0.0.1",
-        "--port", str(port), "--workers", WEB_WORKERS, "--lifespan", "off", "--no-access-log",
-        "--timeout-keep-alive", "30",
-    ]  # fmt: skip
-
-
-def server_start(database_url: str, kind: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url}
-    if kind == "uvicorn":
-        env.setdefault("RADREVIEW_DB_POOL_MAX", "8")
+    env.setdefault("RADREVIEW_WEB_WORKERS", "2")
+    env.setdefault("RADREVIEW_DB_POOL_MAX", "8")
     process = subprocess.Popen(
-        server_command(kind, port),
+        web_command(env, host="127.0.0.1", port=port),
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -549,12 +537,6 @@ def main() -> int:
     parser.add_argument(
         "--profile", action="store_true", help="also profile one cold load's main thread"
     )
-    parser.add_argument(
-        "--server",
-        choices=["uvicorn", "daphne"],
-        default="uvicorn",
-        help="uvicorn, 2 workers, as `make serve` runs it (default), or daphne (the earlier bench)",
-    )
     args = parser.parse_args()
     import django
 
@@ -588,7 +570,7 @@ def main() -> int:
         cookie = (
             f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
         )
-        server, base = server_start(bench_url, args.server)
+        server, base = server_start(bench_url)
 
         from playwright.sync_api import sync_playwright
 

@@ -1,10 +1,11 @@
 """ASGI entry point, served by uvicorn (``runner.web_command``; tests serve it the same way).
 
-- HTTP: body limits first (core.body_limits), then the frames fast path, then Django's own
-  WSGI handler through a2wsgi, a maintained WSGI-to-ASGI bridge that runs each request start
-  to finish in one thread of a fixed pool and streams the body to Django as Django reads it.
-  Django's ASGI handler was the other choice: it spools the whole body before dispatch and
-  hops between the loop and a thread for every middleware hook (docs/decisions/0001-serving.md).
+- HTTP: body limits first (core.body_limits), then a stop for streams whose client went away
+  (core.disconnect), then Django's own WSGI handler through a2wsgi, a maintained
+  WSGI-to-ASGI bridge that runs each request start to finish in one thread of a fixed pool
+  and streams the body to Django as Django reads it. Django's ASGI handler was the other
+  choice: it spools the whole body before dispatch and hops between the loop and a thread
+  for every middleware hook (docs/decisions/0001-serving.md).
 - websockets: Channels with the session user and an Origin check on scheme, host and port.
 """
 
@@ -25,13 +26,17 @@ from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 from reviewapp.core.body_limits import BodyLimitMiddleware  # noqa: E402
+from reviewapp.core.disconnect import DisconnectWatch, StopWhenClientGone  # noqa: E402
 from reviewapp.core.events import thread_loop_keep  # noqa: E402
 from reviewapp.core.websocket import OriginValidator  # noqa: E402
-from reviewapp.imaging.dicomweb.fastpath import FramesFastPath  # noqa: E402
 from reviewapp.routing import websocket_urlpatterns  # noqa: E402
 
 # A Django response is an iterable of bytes, which its stubs do not say.
-django_http = WSGIMiddleware(WSGIHandler(), workers=settings.WEB_THREADS)  # type: ignore[arg-type]
+# A streamed response stops when its client goes away (core/disconnect.py).
+django_http = WSGIMiddleware(
+    StopWhenClientGone(WSGIHandler()),  # type: ignore[arg-type]
+    workers=settings.WEB_THREADS,
+)
 # The same pool, with an event loop kept per thread for channel-layer events (core.events):
 # a2wsgi starts its threads lazily, so nothing of the pool it made has run yet.
 django_http.executor = ThreadPoolExecutor(
@@ -41,7 +46,7 @@ django_http.executor = ThreadPoolExecutor(
 application = ProtocolTypeRouter(
     {
         # Body limits first: nothing behind them reads a byte of a body over its limit.
-        "http": BodyLimitMiddleware(FramesFastPath(django_http)),
+        "http": BodyLimitMiddleware(DisconnectWatch(django_http)),
         "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

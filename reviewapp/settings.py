@@ -41,7 +41,6 @@ SESSION_COOKIE_AGE = env_int("RADREVIEW_SESSION_SECONDS", 12 * 3600, minimum=300
 X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -201,6 +200,7 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env_int("RADREVIEW_MAX_UPLOAD_FILES", 2000, minim
 FILE_UPLOAD_TEMP_DIR = None
 RADREVIEW_MAX_UPLOAD_BYTES = env_int("RADREVIEW_MAX_UPLOAD_BYTES", 1024**3, minimum=1024)
 RADREVIEW_MAX_FILE_BYTES = env_int("RADREVIEW_MAX_FILE_BYTES", 512 * 1024**2, minimum=1024)
+# Archive members and expanded bytes are counted over the whole upload (every zip of it).
 RADREVIEW_MAX_ARCHIVE_MEMBERS = env_int("RADREVIEW_MAX_ARCHIVE_MEMBERS", 10_000, minimum=1)
 DICOMWEB_STOW_MAX_BYTES = env_int("RADREVIEW_STOW_MAX_BYTES", 4 * 1024**3, minimum=1024)
 RADREVIEW_MAX_ARCHIVE_BYTES = env_int("RADREVIEW_MAX_ARCHIVE_BYTES", 4 * 1024**3, minimum=1024)
@@ -314,7 +314,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("RADREVIEW_LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 CONTENT_SECURITY_POLICY = {

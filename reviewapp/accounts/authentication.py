@@ -1,8 +1,8 @@
 """How requests prove who they are: Django's sessions and DRF's tokens, each loading the user
 and the user's roles in one query (every API call checks a role).
 
-``credential_user`` is the same check for code that runs in front of Django (the body limits
-and the frames fast path): it calls the code below and Django's session code, so there is one
+``credential_user`` is the same check for code that runs in front of Django (the body
+limits): it calls the code below and Django's session code, so there is one
 rule for what a valid credential is, and a revoked token or ended session stops there at once.
 """
 

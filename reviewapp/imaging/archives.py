@@ -7,8 +7,17 @@ headers. Members are written under generated names inside ``dest`` (never the na
 archive), created exclusively with ``mkstemp``, so no path in the archive can reach outside
 ``dest`` or follow a planted link; the name a person knows the file by travels separately in
 ``IncomingFile.name``. A member that breaks a rule is rejected by name and the rest of the
-archive is still imported; a limit on the whole archive (member count, total size) rejects
-the archive. Nested archives are refused rather than expanded: the limits would have to
+archive is still imported.
+
+The limits on counts and sizes hold for the whole upload, not each archive: every zip of one
+upload draws on one ``UploadBudget``, so two zips each under the limits cannot add up to
+more than one may hold. An archive that would overdraw the budget is rejected whole. The
+compression ratio is held for every member, whatever its size: many small members of
+1000:1 add up as surely as one large one.
+
+Members are inflated lazily, one per step of the iterator, so a caller that imports each
+file before asking for the next and removes it then never has more than one expanded member
+on disk. Nested archives are refused rather than expanded: the limits would have to
 compound, and no imaging device writes them. The caller owns ``dest`` and removes it when
 the import is done.
 """
@@ -21,7 +30,8 @@ import struct
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
@@ -31,10 +41,10 @@ from reviewapp.imaging.types import FileOutcome, IncomingFile
 DEFAULT_MAX_MEMBERS = 10_000
 DEFAULT_MAX_TOTAL_BYTES = 4 * 1024**3
 DEFAULT_MAX_MEMBER_BYTES = 512 * 1024**2
-# Deflate tops out near 1030:1. DICOM rarely compresses past 20:1, but an image of mostly
-# air or padding can, so only members large enough to hurt are held to the ratio.
+# Deflate tops out near 1030:1 and DICOM rarely compresses past 20:1. An image of mostly air
+# or padding can go further, but every member is held to the ratio: exempting small ones
+# lets an upload of many small members expand a thousandfold.
 MAX_RATIO = 200
-RATIO_APPLIES_ABOVE = 1024**2
 _CHUNK = 1024**2
 # A central directory entry is 46 bytes plus its name and extra fields; allow long paths.
 MAX_DIRECTORY_BYTES_PER_MEMBER = 46 + 1024
@@ -66,6 +76,45 @@ _JUNK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 _ALLOWED_COMPRESSION = frozenset(
     {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 )
+
+
+@dataclass
+class UploadBudget:
+    """What the archives of one upload may still expand to, all of them together."""
+
+    max_members: int
+    max_bytes: int
+    members: int = 0
+    expanded_bytes: int = 0
+
+    @classmethod
+    def from_settings(cls) -> UploadBudget:
+        return cls(
+            max_members=_limit("RADREVIEW_MAX_ARCHIVE_MEMBERS", DEFAULT_MAX_MEMBERS),
+            max_bytes=_limit("RADREVIEW_MAX_ARCHIVE_BYTES", DEFAULT_MAX_TOTAL_BYTES),
+        )
+
+    def refusal(self, *, members: int, expanded_bytes: int) -> str:
+        """Why an archive of this size cannot be taken now, or "" if it can."""
+        earlier = " with the archives before it in this upload" if self.members else ""
+        if self.members + members > self.max_members:
+            if not earlier:
+                return f"archive has {members:,} members; the limit is {self.max_members:,}"
+            return (
+                f"archive has {members:,} members, {self.members + members:,}{earlier};"
+                f" the limit is {self.max_members:,} (split it into smaller uploads)"
+            )
+        if self.expanded_bytes + expanded_bytes > self.max_bytes:
+            total = self.expanded_bytes + expanded_bytes
+            return (
+                f"archive expands to {total:,} bytes{earlier}; the limit is"
+                f" {self.max_bytes:,} (split it into smaller uploads)"
+            )
+        return ""
+
+    def charge(self, *, members: int, expanded_bytes: int) -> None:
+        self.members += members
+        self.expanded_bytes += expanded_bytes
 
 
 class _MemberRejected(Exception):
@@ -119,12 +168,11 @@ def _check_member(info: zipfile.ZipInfo, *, max_member: int) -> None:
         raise _MemberRejected(f"unsupported compression method {info.compress_type}")
     if info.file_size > max_member:
         raise _MemberRejected(f"{info.file_size:,} bytes uncompressed; the limit is {max_member:,}")
-    if info.file_size > RATIO_APPLIES_ABOVE:
-        ratio = info.file_size / max(info.compress_size, 1)
-        if ratio > MAX_RATIO:
-            raise _MemberRejected(
-                f"compression ratio {ratio:,.0f}:1 exceeds {MAX_RATIO}:1 (a zip bomb?)"
-            )
+    ratio = info.file_size / max(info.compress_size, 1)
+    if ratio > MAX_RATIO:
+        raise _MemberRejected(
+            f"compression ratio {ratio:,.0f}:1 exceeds {MAX_RATIO}:1 (a zip bomb?)"
+        )
 
 
 def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, index: int) -> Path:
@@ -186,20 +234,21 @@ def _directory_claims(path: Path) -> tuple[int, int] | None:
         return int(count), int(directory_size)
 
 
-def _expand_zip(incoming: IncomingFile, dest: Path) -> Iterator[IncomingFile | FileOutcome]:
-    max_members = _limit("RADREVIEW_MAX_ARCHIVE_MEMBERS", DEFAULT_MAX_MEMBERS)
-    max_total = _limit("RADREVIEW_MAX_ARCHIVE_BYTES", DEFAULT_MAX_TOTAL_BYTES)
+def _expand_zip(
+    incoming: IncomingFile,
+    dest: Path,
+    budget: UploadBudget,
+    on_open: Callable[[int], None] | None,
+) -> Iterator[IncomingFile | FileOutcome]:
     max_member = _limit("RADREVIEW_MAX_FILE_BYTES", DEFAULT_MAX_MEMBER_BYTES)
     claims = _directory_claims(incoming.path)
     if claims is not None:
         count, directory_size = claims
-        reason = ""
-        if count > max_members:
-            reason = f"archive has {count:,} members; the limit is {max_members:,}"
-        elif directory_size > max_members * MAX_DIRECTORY_BYTES_PER_MEMBER:
+        reason = budget.refusal(members=count, expanded_bytes=0)
+        if not reason and directory_size > budget.max_members * MAX_DIRECTORY_BYTES_PER_MEMBER:
             reason = (
                 f"archive directory is {directory_size:,} bytes, too large for the limit of"
-                f" {max_members:,} members"
+                f" {budget.max_members:,} members"
             )
         if reason:
             yield FileOutcome(name=incoming.name, status="rejected", reason=reason)
@@ -215,26 +264,15 @@ def _expand_zip(incoming: IncomingFile, dest: Path) -> Iterator[IncomingFile | F
         return
     with archive:
         infos = archive.infolist()
-        if len(infos) > max_members:
-            yield FileOutcome(
-                name=incoming.name,
-                status="rejected",
-                reason=f"archive has {len(infos):,} members; the limit is {max_members:,}",
-            )
-            return
+        # Declared sizes bound the real ones: _extract refuses a member that inflates past
+        # its declared size. So charging the declared totals up front bounds the upload.
         declared = sum(info.file_size for info in infos)
-        if declared > max_total:
-            yield FileOutcome(
-                name=incoming.name,
-                status="rejected",
-                reason=(
-                    f"archive expands to {declared:,} bytes; the limit is {max_total:,}"
-                    " (split it into smaller uploads)"
-                ),
-            )
+        reason = budget.refusal(members=len(infos), expanded_bytes=declared)
+        if reason:
+            yield FileOutcome(name=incoming.name, status="rejected", reason=reason)
             return
-        dest.mkdir(parents=True, exist_ok=True)
-        yielded = 0
+        budget.charge(members=len(infos), expanded_bytes=declared)
+        members: list[tuple[int, zipfile.ZipInfo, str]] = []
         for index, info in enumerate(infos):
             if info.is_dir() or info.filename.endswith(("/", "\\")):
                 continue
@@ -242,7 +280,16 @@ def _expand_zip(incoming: IncomingFile, dest: Path) -> Iterator[IncomingFile | F
             if not parts or _is_junk(parts):
                 continue
             shown_name = f"{incoming.name}/{_shown('/'.join(p for p in parts if p != '.'))}"
-            yielded += 1
+            members.append((index, info, shown_name))
+        if on_open is not None:
+            on_open(max(len(members), 1))
+        if not members:
+            yield FileOutcome(
+                name=incoming.name, status="rejected", reason="archive contains no files"
+            )
+            return
+        dest.mkdir(parents=True, exist_ok=True)
+        for index, info, shown_name in members:
             try:
                 _check_member(info, max_member=max_member)
                 target = _extract(archive, info, dest, index)
@@ -250,15 +297,23 @@ def _expand_zip(incoming: IncomingFile, dest: Path) -> Iterator[IncomingFile | F
                 yield FileOutcome(name=shown_name, status="rejected", reason=exc.reason)
                 continue
             yield IncomingFile(name=shown_name, path=target)
-        if not yielded:
-            yield FileOutcome(
-                name=incoming.name, status="rejected", reason="archive contains no files"
-            )
 
 
-def expand_upload(incoming: IncomingFile, *, dest: Path) -> Iterator[IncomingFile | FileOutcome]:
+def expand_upload(
+    incoming: IncomingFile,
+    *,
+    dest: Path,
+    budget: UploadBudget | None = None,
+    on_open: Callable[[int], None] | None = None,
+) -> Iterator[IncomingFile | FileOutcome]:
     """Yield the files of an upload (a zip is unpacked into ``dest`` with limits); a member
-    that cannot be taken comes out as a rejected FileOutcome naming it and why."""
+    that cannot be taken comes out as a rejected FileOutcome naming it and why.
+
+    ``budget`` is shared by all the files of one upload (a new one per call if not given).
+    Each member is inflated only when the iterator is asked for it. ``on_open(n)`` is called
+    when an archive is accepted: it will yield ``n`` items in place of itself.
+    """
+    budget = budget if budget is not None else UploadBudget.from_settings()
     max_upload = _limit("RADREVIEW_MAX_UPLOAD_BYTES", 1024**3)
     try:
         size = incoming.path.stat().st_size
@@ -282,7 +337,7 @@ def expand_upload(incoming: IncomingFile, *, dest: Path) -> Iterator[IncomingFil
         )
         return
     if _is_zip(incoming, head):
-        yield from _expand_zip(incoming, dest)
+        yield from _expand_zip(incoming, dest, budget, on_open)
         return
     if PurePosixPath(incoming.name.lower()).suffix in ARCHIVE_SUFFIXES or head.startswith(
         _ARCHIVE_MAGIC

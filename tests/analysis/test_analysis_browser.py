@@ -3,21 +3,18 @@ downloads both CSVs, and finds the page's numbers in the data."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from django.contrib.auth.models import AbstractUser
-from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-from django.core.wsgi import get_wsgi_application
 from django.db import connections
 from playwright.sync_api import Page, sync_playwright
 
 from reviewapp.analysis.templatetags.analysis_format import pct
 from tests.analysis.conftest import RatedStudy
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, serving
 
 pytestmark = [
     pytest.mark.browser,
@@ -29,21 +26,10 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
-def server(transactional_db: None) -> Iterator[str]:
-    """The project's WSGI application (WhiteNoise serving the built bundle) on a free port."""
-    httpd = ThreadedWSGIServer(("127.0.0.1", 0), WSGIRequestHandler, allow_reuse_address=False)
-    # Request threads are joined on shutdown, so none holds a connection to the test database
-    # when it is flushed.
-    httpd.daemon_threads = False
-    httpd.set_app(get_wsgi_application())
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+def server(transactional_db: None, tmp_path: Path) -> Iterator[str]:
+    """The application served as `make serve` serves it, on the test database."""
+    with serving(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ baseline, watch the progress bar fill live, open the AI report and its provenanc
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +11,8 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from reviewapp.generation.models import ModelConfig
-from tests.conftest import PASSWORD, REPO_ROOT
-from tests.generation.conftest import child_env, wait_for
+from tests.conftest import PASSWORD, serving
+from tests.generation.conftest import wait_for
 
 pytestmark = [
     pytest.mark.browser,
@@ -25,47 +22,11 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def web_server(tmp_path: Path) -> Iterator[str]:
-    """daphne (HTTP and websockets) on the test database."""
-    port = _free_port()
-    env = child_env()
-    env["RADREVIEW_STATIC_FROM_SOURCE"] = "1"
-    log = (tmp_path / "daphne.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "reviewapp.asgi:application",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-    def up() -> bool:
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        wait_for(up, timeout=60, what="daphne to listen")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        sys.stderr.write((tmp_path / "daphne.log").read_text()[-3000:])
+    """The app served as `make serve` serves it (HTTP and websockets) on the test database."""
+    with serving(tmp_path) as url:
+        yield url
 
 
 def test_a_coordinator_queues_the_baseline_and_watches_the_bar_fill(

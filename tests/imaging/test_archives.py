@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pytest_django.fixtures import Settings
 
-from reviewapp.imaging.archives import expand_upload
+from reviewapp.imaging.archives import UploadBudget, expand_upload
 from reviewapp.imaging.types import FileOutcome, IncomingFile
 from tests.imaging.deid_builders import CT_FILES, CXR_JPEG
 
@@ -279,3 +279,57 @@ def test_a_zip64_archive_is_counted_too(
     assert _rejected(_expand(upload, dest)) == {
         "big.zip": "archive has 9,000,000 members; the limit is 1,000"
     }
+
+
+def test_a_small_member_with_a_huge_ratio_is_refused(tmp_path: Path, dest: Path) -> None:
+    # Well under a megabyte, but 500:1 or more: ten thousand of these would be 5 GB.
+    upload = _zip(tmp_path / "small.zip", {"air.dcm": b"\x00" * (512 * 1024), "ok.dcm": b"1"})
+    results = _expand(upload, dest)
+    reason = _rejected(results)["small.zip/air.dcm"]
+    assert reason.startswith("compression ratio ")
+    assert reason.endswith(":1 exceeds 200:1 (a zip bomb?)")
+    assert list(_files(results)) == ["small.zip/ok.dcm"]
+
+
+def test_zips_of_one_upload_share_its_limits(
+    tmp_path: Path, dest: Path, settings: Settings
+) -> None:
+
+    first = _zip(tmp_path / "a.zip", {f"{i}.dcm": bytes(range(256)) * 4 for i in range(3)})
+    second = _zip(tmp_path / "b.zip", {f"{i}.dcm": bytes(range(256)) * 4 for i in range(3)})
+    settings.RADREVIEW_MAX_ARCHIVE_BYTES = 5 * 1024
+    # Each alone is within the limit...
+    assert _rejected(_expand(first, dest)) == {}
+    assert _rejected(_expand(second, dest)) == {}
+    # ...but not together in one upload: the second is refused whole, nothing of it expanded.
+    budget = UploadBudget.from_settings()
+    results = [
+        *expand_upload(IncomingFile(name="a.zip", path=first), dest=tmp_path / "1", budget=budget),
+        *expand_upload(IncomingFile(name="b.zip", path=second), dest=tmp_path / "2", budget=budget),
+    ]
+    assert len(_files(results)) == 3
+    assert _rejected(results) == {
+        "b.zip": "archive expands to 6,144 bytes with the archives before it in this upload;"
+        " the limit is 5,120 (split it into smaller uploads)"
+    }
+    assert not (tmp_path / "2").exists()
+
+    settings.RADREVIEW_MAX_ARCHIVE_BYTES = 1024**2
+    settings.RADREVIEW_MAX_ARCHIVE_MEMBERS = 5
+    budget = UploadBudget.from_settings()
+    results = [
+        *expand_upload(IncomingFile(name="a.zip", path=first), dest=tmp_path / "3", budget=budget),
+        *expand_upload(IncomingFile(name="b.zip", path=second), dest=tmp_path / "4", budget=budget),
+    ]
+    assert _rejected(results) == {
+        "b.zip": "archive has 3 members, 6 with the archives before it in this upload;"
+        " the limit is 5 (split it into smaller uploads)"
+    }
+
+
+def test_members_are_inflated_only_when_asked_for(tmp_path: Path, dest: Path) -> None:
+    upload = _zip(tmp_path / "lazy.zip", {f"{i}.dcm": bytes(range(256)) * 40 for i in range(5)})
+    members = expand_upload(IncomingFile(name="lazy.zip", path=upload), dest=dest)
+    first = next(members)
+    assert isinstance(first, IncomingFile)
+    assert list(dest.iterdir()) == [first.path]

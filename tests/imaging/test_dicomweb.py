@@ -1,7 +1,7 @@
 """DICOMweb through Django's stack: who may see what, QIDO matching, WADO formats, STOW answers.
 
 Studies are imported through the real pipeline. The live-server suite driving python
-``dicomweb-client`` (and the ASGI fast path for frames) is in test_dicomweb_client.py.
+``dicomweb-client`` against the live server is in test_dicomweb_client.py.
 """
 
 from __future__ import annotations

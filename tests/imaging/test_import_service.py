@@ -18,7 +18,7 @@ from reviewapp.imaging.models import (
     Study,
 )
 from reviewapp.imaging.services import import_batch_create, import_batch_run, slice_position
-from reviewapp.imaging.types import IncomingFile
+from reviewapp.imaging.types import FileOutcome, IncomingFile
 from tests.imaging.conftest import CT_DIR, CT_FILES, CXR_J2K, CXR_JPEG, import_files
 
 pytestmark = pytest.mark.django_db
@@ -243,3 +243,56 @@ def test_an_image_whose_compressed_pixels_cannot_be_decoded_is_refused_by_name(
     assert [o.status for o in outcomes] == ["rejected", "imported"]
     assert outcomes[0].reason.startswith("pixel data cannot be decoded")
     assert Instance.objects.count() == 1
+
+
+def _zip_of(path: Path, members: list[Path]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member in members:
+            zf.write(member, f"ct/{member.name}")
+    return path
+
+
+def test_two_zips_each_within_the_limits_are_refused_together(
+    archive_dirs: Path, tmp_path: Path, settings
+) -> None:
+    first = _zip_of(tmp_path / "a.zip", CT_FILES[:3])
+    second = _zip_of(tmp_path / "b.zip", CT_FILES[3:6])
+    settings.RADREVIEW_MAX_ARCHIVE_BYTES = sum(p.stat().st_size for p in CT_FILES[:4])
+    batch, outcomes = import_files([first, second])
+    assert [(o.name, o.status) for o in outcomes] == [
+        *((f"a.zip/ct/{p.name}", "imported") for p in CT_FILES[:3]),
+        ("b.zip", "rejected"),
+    ]
+    assert outcomes[-1].reason.startswith("archive expands to ")
+    assert "with the archives before it in this upload" in outcomes[-1].reason
+    assert (batch.files_total, batch.files_done, batch.failed_count) == (4, 4, 1)
+    assert Instance.objects.count() == 3
+
+
+def test_scratch_never_holds_more_than_one_expanded_member(
+    archive_dirs: Path, tmp_path: Path
+) -> None:
+    first = _zip_of(tmp_path / "a.zip", CT_FILES[:4])
+    second = _zip_of(tmp_path / "b.zip", CT_FILES[4:8])
+    scratch = archive_dirs / "tmp"
+    peaks: list[tuple[int, int]] = []
+
+    def measure(outcome: FileOutcome) -> None:
+        # Called after each file is imported: the moment the most is on disk.
+        held = [p for p in scratch.rglob("*") if p.is_file()]
+        peaks.append((len(held), sum(p.stat().st_size for p in held)))
+
+    batch = import_batch_create(source=ImportBatch.Source.COMMAND, created_by=None, files_total=2)
+    outcomes = import_batch_run(
+        batch=batch,
+        files=[IncomingFile(name="a.zip", path=first), IncomingFile(name="b.zip", path=second)],
+        on_progress=measure,
+    )
+    assert [o.status for o in outcomes] == ["imported"] * 8
+    largest = max(p.stat().st_size for p in CT_FILES[:8])
+    assert len(peaks) == 8
+    assert max(count for count, _ in peaks) == 1
+    assert max(size for _, size in peaks) <= largest
+    batch.refresh_from_db()
+    assert (batch.files_total, batch.files_done) == (8, 8)
+    assert not list(scratch.iterdir())

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-from django.core.wsgi import get_wsgi_application
 from django.db import connections
 from playwright.sync_api import Page, sync_playwright
 
-from reviewapp.celery import app as celery_app
 from reviewapp.imaging.models import ImportBatch, Instance
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, serving
 from tests.imaging.conftest import CT_FILES, CXR_JPEG
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -23,34 +19,17 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    # The live server commits for real, so the queued import runs in-process at commit.
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
+def server_env() -> dict[str, str]:
+    """Settings of the served app a test may change (parametrize it)."""
+    return {}
 
 
 @pytest.fixture
-def web(transactional_db: None) -> Iterator[str]:
-    """The project's own WSGI app (WhiteNoise serving the built bundle) on a free port.
-
-    Django's live_server is not used: it wraps requests in a media handler that needs a
-    MEDIA_URL, and stored DICOM deliberately has none.
-    """
-    server = ThreadedWSGIServer(("127.0.0.1", 0), WSGIRequestHandler, allow_reuse_address=False)
-    # Joined on close, so no request thread still holds a database connection when the test
-    # database is flushed or dropped.
-    server.daemon_threads = False
-    server.set_app(get_wsgi_application())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+def web(transactional_db: None, tmp_path: Path, server_env: dict[str, str]) -> Iterator[str]:
+    """The application served as `make serve` serves it, on the test database. Queued imports
+    run in the server at commit, as a worker would run them."""
+    with serving(tmp_path, RADREVIEW_TASKS_EAGER="1", **server_env) as url:
+        yield url
 
 
 @pytest.fixture
@@ -93,7 +72,7 @@ def _log_in(page: Page, base: str, username: str) -> None:
 
 
 def test_a_coordinator_uploads_files_sees_the_progress_reach_100_and_the_batch_summary(
-    web: str, coordinator, archive_dirs: Path, eager_tasks, page: Page, tmp_path: Path
+    web: str, coordinator, page: Page, tmp_path: Path
 ) -> None:
     broken = tmp_path / "not-an-image.dcm"
     broken.write_bytes(b"nothing to see here" * 50)
@@ -138,14 +117,20 @@ def test_a_coordinator_uploads_files_sees_the_progress_reach_100_and_the_batch_s
     assert Instance.objects.count() == 6
 
 
+@pytest.mark.parametrize("server_env", [{"RADREVIEW_MAX_UPLOAD_BYTES": "200000"}])
 def test_the_upload_page_warns_before_sending_more_than_the_limit(
-    web: str, coordinator, settings, page: Page
+    web: str, coordinator, page: Page
 ) -> None:
-    settings.RADREVIEW_MAX_UPLOAD_BYTES = 200_000
     _log_in(page, web, "carol")
     page.goto(f"{web}/imaging/upload/")
     page.set_input_files("#file-input", [str(CXR_JPEG), str(CT_FILES[0])])
     assert "more than the 195.3 KB allowed" in page.inner_text("#upload-status")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     page.click("#upload-button")
-    page.wait_for_timeout(300)
+    # The submit handler runs within the click; a round trip to the page after it returns
+    # means it has finished, and any upload it started would have been requested by then.
+    page.evaluate("() => document.readyState")
+    assert posts == []
+    assert "more than the 195.3 KB allowed" in page.inner_text("#upload-status")
     assert ImportBatch.objects.count() == 0

@@ -1,85 +1,25 @@
-"""A real ASGI server (daphne) for browser and websocket tests, on the test database."""
+"""The application served as `make serve` serves it, for browser and websocket tests."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from playwright.sync_api import Page, sync_playwright
 
-from tests.conftest import PASSWORD
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import PASSWORD, serving
 
 
 @contextmanager
-def daphne_server() -> Iterator[str]:
-    """Serve the app on the current test database; yields the base URL."""
-    db = settings.DATABASES["default"]
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=(
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        DJANGO_DEBUG="1",
-        RADREVIEW_STATIC_FROM_SOURCE="1",
-        RADREVIEW_DB_CONN_MAX_AGE="0",
-        PYTHONUNBUFFERED="1",
-    )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "reviewapp.asgi:application",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "daphne did not start: " + (process.stderr.read() or b"").decode()[-2000:]
-                )
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+def app_server() -> Iterator[str]:
+    """Serve the app on the current test database (tests.conftest.serving); yields the base
+    URL. Rows the server must see have to be committed (a transactional test)."""
+    with tempfile.TemporaryDirectory(prefix="app-server-") as folder, serving(Path(folder)) as url:
+        yield url
 
 
 def browser_login(page: Any, base: str, username: str, password: str) -> None:

@@ -13,7 +13,7 @@ from reviewapp.studies.models import Assignment, Rating
 from reviewapp.studies.rendering import report_render
 from tests.conftest import PASSWORD
 from tests.studies.conftest import build_study, make_case_study
-from tests.studies.live import browser_login, chromium_page, daphne_server, password_login_allow
+from tests.studies.live import app_server, browser_login, chromium_page, password_login_allow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
@@ -32,7 +32,7 @@ def test_error_span_marked_by_keyboard_stores_the_offsets_of_the_rendered_text(
     findings = report_render(assignment.report_a)["findings"]
     assert findings.startswith("The lungs are clear. Cardiac")
 
-    with daphne_server() as base, chromium_page() as (page, errors):
+    with app_server() as base, chromium_page() as (page, errors):
         browser_login(page, base, "alice", PASSWORD)
         page.goto(f"{base}/studies/read/{assignment.public_id}/")
         page.keyboard.press("a")  # image quality sufficient: yes; the error question is next
@@ -118,7 +118,7 @@ def test_the_keyboard_marks_in_the_report_of_the_highlighted_question(
     assignment = Assignment.objects.get(reader_study=study)
     impression_b = report_render(assignment.report_b)["impression"]
 
-    with daphne_server() as base, chromium_page() as (page, errors):
+    with app_server() as base, chromium_page() as (page, errors):
         browser_login(page, base, "alice", PASSWORD)
         page.goto(f"{base}/studies/read/{assignment.public_id}/")
         page.keyboard.press("j")  # from Report A's error question to Report B's

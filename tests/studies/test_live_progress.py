@@ -14,7 +14,7 @@ from django.test import Client
 from reviewapp.studies import services
 from reviewapp.studies.models import Assignment
 from tests.studies.conftest import build_study, make_case_study
-from tests.studies.live import daphne_server
+from tests.studies.live import app_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -52,7 +52,7 @@ def test_progress_socket_pushes_each_rating_to_the_study_coordinator_only(
         finally:
             connections.close_all()  # this worker thread's own connection
 
-    with daphne_server() as base:
+    with app_server() as base:
         ws_url = base.replace("http", "ws") + f"/ws/studies/{study.public_id}/progress/"
 
         async def scenario() -> tuple[dict, dict, list[int]]:

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from reviewapp.studies.models import ReaderStudy
 from tests.conftest import PASSWORD
-from tests.studies.live import browser_login, chromium_page, daphne_server, password_login_allow
+from tests.studies.live import app_server, browser_login, chromium_page, password_login_allow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
@@ -19,7 +19,7 @@ def test_a_coordinator_builds_a_protocol_in_the_browser_and_creates_a_study(
 ) -> None:
     password_login_allow(settings, coordinator)
 
-    with daphne_server() as base, chromium_page() as (page, errors):
+    with app_server() as base, chromium_page() as (page, errors):
         browser_login(page, base, "carol", PASSWORD)
         page.goto(f"{base}/studies/new/")
         page.get_by_role("link", name="compose or adapt a protocol").click()

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from reviewapp.studies.models import Assignment, Rating, ReaderStudy
 from tests.conftest import PASSWORD
 from tests.studies.conftest import MODEL_NAME, make_case_study
-from tests.studies.live import browser_login, daphne_server, password_login_allow
+from tests.studies.live import app_server, browser_login, password_login_allow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
@@ -46,7 +46,7 @@ def test_a_coordinator_builds_a_study_two_readers_rate_it_and_the_history_shows_
     password_login_allow(settings, coordinator, reader, second_reader)
     alice_pk, bob_pk = reader.pk, second_reader.pk
 
-    with daphne_server() as base, sync_playwright() as playwright:
+    with app_server() as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
         errors: list[str] = []
         carol, alice, bob = (browser.new_context().new_page() for _ in range(3))

@@ -10,7 +10,7 @@ from playwright.sync_api import expect, sync_playwright
 from reviewapp.studies.models import Assignment, Rating, RatingWrite
 from tests.conftest import PASSWORD
 from tests.studies.conftest import build_study, make_case_study
-from tests.studies.live import browser_login, chromium_page, daphne_server, password_login_allow
+from tests.studies.live import app_server, browser_login, chromium_page, password_login_allow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
@@ -29,7 +29,7 @@ def test_reader_rates_two_cases_with_the_keyboard_and_a_reload_keeps_the_draft(
     )
     first_uid = first.case.imaging_study.study_instance_uid  # no ORM once the browser runs
 
-    with daphne_server() as base, chromium_page() as (page, errors):
+    with app_server() as base, chromium_page() as (page, errors):
         page.goto(f"{base}/accounts/login/")
         page.get_by_label("Username").focus()
         page.keyboard.type("alice")
@@ -90,7 +90,7 @@ def test_error_spans_are_marked_with_the_mouse_and_progress_updates_live(
     password_login_allow(settings, reader, coordinator)
     assignment = Assignment.objects.get(reader_study=study)
 
-    with daphne_server() as base, sync_playwright() as playwright:
+    with app_server() as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
         carol = browser.new_context().new_page()
         browser_login(carol, base, "carol", PASSWORD)

@@ -15,7 +15,7 @@ from reviewapp.studies import services
 from reviewapp.studies.models import Assignment, Rating
 from tests.conftest import PASSWORD
 from tests.studies.conftest import build_study, make_case_study
-from tests.studies.live import browser_login, chromium_page, daphne_server, password_login_allow
+from tests.studies.live import app_server, browser_login, chromium_page, password_login_allow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
@@ -59,7 +59,7 @@ def test_a_refused_rating_is_explained_beside_its_question_and_takes_the_focus(
     password_login_allow(settings, reader)
     assignment = Assignment.objects.get(reader_study=study)
 
-    with daphne_server() as base, chromium_page() as (page, errors):
+    with app_server() as base, chromium_page() as (page, errors):
         browser_login(page, base, "alice", PASSWORD)
         page.goto(f"{base}/studies/read/{assignment.public_id}/")
         page.keyboard.press("c")  # the comparison; the AI guess is left unanswered
@@ -99,7 +99,7 @@ def test_marked_passages_are_highlighted_and_a_missing_reason_is_asked_for_in_wo
     password_login_allow(settings, reader)
     assignment = Assignment.objects.get(reader_study=study)
 
-    with daphne_server() as base, chromium_page() as (page, errors):
+    with app_server() as base, chromium_page() as (page, errors):
         browser_login(page, base, "alice", PASSWORD)
         page.goto(f"{base}/studies/read/{assignment.public_id}/")
         page.keyboard.press("a")  # image quality sufficient
@@ -138,7 +138,7 @@ def test_a_pause_disables_submit_on_the_open_page_at_once_and_reopening_enables_
     password_login_allow(settings, reader)
     assignment = Assignment.objects.get(reader_study=study)
 
-    with daphne_server() as base, chromium_page() as (page, errors):
+    with app_server() as base, chromium_page() as (page, errors):
         browser_login(page, base, "alice", PASSWORD)
         sockets: list[str] = []
         page.on("websocket", lambda socket: sockets.append(socket.url))

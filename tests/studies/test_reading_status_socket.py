@@ -12,7 +12,7 @@ from django.db import connections
 from reviewapp.studies import services
 from reviewapp.studies.models import Assignment
 from tests.studies.conftest import build_study, make_case_study
-from tests.studies.live import daphne_server
+from tests.studies.live import app_server
 from tests.studies.test_live_progress import _cookie_for, _receive
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -37,7 +37,7 @@ def test_reading_status_socket_tells_only_the_assignments_reader_and_only_status
         finally:
             connections.close_all()  # this worker thread's own connection
 
-    with daphne_server() as base:
+    with app_server() as base:
         ws_url = base.replace("http", "ws") + f"/ws/studies/read/{mine.public_id}/status/"
 
         async def scenario() -> tuple[list[dict], list[int]]:

@@ -62,7 +62,7 @@ def test_reader_sees_the_ct_beside_the_reports_and_keys_reach_the_right_place(
     # answer: the keyboard is shared, and no click changes what a key does.
     viewer.page.locator(".viewer-tile").first.click()
     viewer.page.keyboard.press("Shift+2")
-    viewer.page.wait_for_timeout(200)
+    viewer.settled()
     tile = viewer.state()["tiles"][0]
     assert (round(tile["windowWidth"]), round(tile["windowCenter"])) == (1500, -600)
     viewer.page.keyboard.press("a")

@@ -129,6 +129,26 @@ class ViewerPage:
             "() => document.querySelector('[data-viewer]').viewerHandle.state()"
         )
 
+    def settled(self) -> dict:
+        """The first tile's state once the page has drawn three frames in a row without a
+        change or a render: what the last input left, however slowly a loaded machine gets
+        there (a fixed wait read a pan still being applied as the effect of the next drag)."""
+        self.page.evaluate(
+            """() => new Promise((resolve) => {
+              const el = document.querySelector('[data-viewer]');
+              const now = () => JSON.stringify(el.viewerHandle.state().tiles[0]);
+              let last = now(), renders = window.__renders, quiet = 0;
+              const tick = () => {
+                const state = now();
+                if (state === last && window.__renders === renders) quiet += 1;
+                else { quiet = 0; last = state; renders = window.__renders; }
+                if (quiet >= 3) resolve(); else requestAnimationFrame(tick);
+              };
+              requestAnimationFrame(tick);
+            })"""
+        )
+        return self.state()["tiles"][0]
+
     def canvas_stats(self, tile: int = 0, *, centre: float = 1.0) -> dict:
         """Statistics of what is drawn on a tile's visible canvas (grey levels of channel R),
         over the central ``centre`` fraction of its width and height."""

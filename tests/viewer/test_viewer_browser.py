@@ -135,7 +135,7 @@ def test_ct_stack_scrolls_with_wheel_and_keys(viewer_page_for, coordinator, impo
     )
     after_wheel = viewer.state()["tiles"][0]["imageIndex"]
     assert after_wheel > start
-    viewer.page.wait_for_timeout(200)
+    viewer.settled()
     assert viewer.canvas_stats(0)["hash"] != before["hash"]
 
     viewer.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -156,7 +156,7 @@ def test_ct_presets_change_the_displayed_intensities(
     viewer.page.locator(".viewer-tile").first.click()
 
     press_in_viewer(viewer, "1")
-    viewer.page.wait_for_timeout(200)
+    viewer.settled()
     soft = viewer.canvas_stats(0)
     tile = viewer.state()["tiles"][0]
     assert (round(tile["windowWidth"]), round(tile["windowCenter"])) == (400, 40)
@@ -164,7 +164,7 @@ def test_ct_presets_change_the_displayed_intensities(
     viewer.screenshot("ct-soft-tissue")
 
     press_in_viewer(viewer, "2")
-    viewer.page.wait_for_timeout(200)
+    viewer.settled()
     lung = viewer.canvas_stats(0)
     tile = viewer.state()["tiles"][0]
     assert (round(tile["windowWidth"]), round(tile["windowCenter"])) == (1500, -600)
@@ -175,13 +175,13 @@ def test_ct_presets_change_the_displayed_intensities(
 
     lung_centre = viewer.canvas_stats(0, centre=0.4)
     press_in_viewer(viewer, "i")
-    viewer.page.wait_for_timeout(200)
+    viewer.settled()
     inverted_centre = viewer.canvas_stats(0, centre=0.4)
     assert viewer.state()["tiles"][0]["invert"] is True
     assert abs(inverted_centre["mean"] - (255 - lung_centre["mean"])) < 3
 
     press_in_viewer(viewer, " ")
-    viewer.page.wait_for_timeout(200)
+    viewer.settled()
     tile = viewer.state()["tiles"][0]
     assert tile["invert"] is False
     assert (round(tile["windowWidth"]), round(tile["windowCenter"])) != (1500, -600)
@@ -197,33 +197,13 @@ def test_the_mouse_works_as_in_ohif_left_windows_right_zooms_middle_pans_and_key
     box = viewer.page.locator(".viewer-tile").first.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
-    def settled() -> dict:
-        # The tile's state once the page has drawn three frames in a row without a change or
-        # a render: what the last input left, however slowly a loaded machine gets there (a
-        # fixed wait read a pan still being applied as the effect of the next drag).
-        viewer.page.evaluate(
-            """() => new Promise((resolve) => {
-              const el = document.querySelector('[data-viewer]');
-              const now = () => JSON.stringify(el.viewerHandle.state().tiles[0]);
-              let last = now(), renders = window.__renders, quiet = 0;
-              const tick = () => {
-                const state = now();
-                if (state === last && window.__renders === renders) quiet += 1;
-                else { quiet = 0; last = state; renders = window.__renders; }
-                if (quiet >= 3) resolve(); else requestAnimationFrame(tick);
-              };
-              requestAnimationFrame(tick);
-            })"""
-        )
-        return viewer.state()["tiles"][0]
-
     def drag(button: str, dx: float, dy: float) -> dict:
-        before = settled()
+        before = viewer.settled()
         viewer.page.mouse.move(x, y)
         viewer.page.mouse.down(button=button)
         viewer.page.mouse.move(x + dx, y + dy, steps=8)
         viewer.page.mouse.up(button=button)
-        after = settled()
+        after = viewer.settled()
         return {key: (before[key], after[key]) for key in before if before[key] != after[key]}
 
     windowed = drag("left", 60, 40)
@@ -244,7 +224,7 @@ def test_the_mouse_works_as_in_ohif_left_windows_right_zooms_middle_pans_and_key
     # The keyboard zooms too, a quarter at a time ("=" is "+" without Shift).
     def zoom_after(key: str) -> float:
         press_in_viewer(viewer, key)
-        return settled()["zoomPercent"]
+        return viewer.settled()["zoomPercent"]
 
     start = viewer.state()["tiles"][0]["zoomPercent"]
     assert zoom_after("+") == pytest.approx(start * 1.25)

@@ -124,7 +124,7 @@ def test_window_level_drag_works_after_the_swap(viewer_page_for, coordinator, cx
     viewer.page.mouse.down()
     viewer.page.mouse.move(x + 120, y + 60, steps=6)
     viewer.page.mouse.up()
-    viewer.page.wait_for_timeout(200)
+    viewer.settled()
     after = viewer.state()["tiles"][0]
     assert (after["windowWidth"], after["windowCenter"]) != (
         before["windowWidth"],

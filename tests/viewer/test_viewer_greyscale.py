@@ -28,7 +28,7 @@ def press(viewer, key: str) -> None:
     renders = viewer.page.evaluate("() => window.__renders")
     viewer.page.keyboard.press(key)
     viewer.page.wait_for_function("(n) => window.__renders > n", arg=renders)
-    viewer.page.wait_for_timeout(100)
+    viewer.settled()
 
 
 def monochrome1_display_mean(instance: Instance, tile: dict) -> float:

@@ -1,4 +1,4 @@
-"""Multipart frame bodies, shared by the WADO-RS views and the ASGI fast path.
+"""Multipart frame bodies of the WADO-RS views (frames and first frames).
 
 Two resources answer with frames as stored:
 - ``…/instances/{sop}/frames/{list}`` (PS3.18): frames of one instance;
