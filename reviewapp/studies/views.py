@@ -55,6 +55,22 @@ def _error_text(error: Exception) -> str:
     return str(error)
 
 
+def _whole_number(raw: str, *, field: str, label: str, minimum: int = 0) -> int | None:
+    """Parse an optional whole-number form field, explaining a bad value in words."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(
+            {field: f"{label} must be a whole number (you entered {raw[:40]!r})."}
+        ) from None
+    if value < minimum:
+        raise ValidationError({field: f"{label} must be {minimum} or more (you entered {value})."})
+    return value
+
+
 # --- readers ------------------------------------------------------------------------------
 
 
@@ -273,6 +289,8 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
             "readers": [(u, u.pk in seats, seats.get(u.pk, "")) for u in _readers()],
             "progress": selectors.reader_study_progress(reader_study=study),
             "newer_versions": selectors.cases_with_newer_versions_count(reader_study=study),
+            "modality_warnings": selectors.cases_modality_warnings(reader_study=study),
+            "has_reading_lists": study.assignments.exists(),
             "blinding": blinding.blinding_summary(reader_study=study),
             "ratings": ratings,
             "models": (
@@ -307,12 +325,15 @@ def study_action(request: HttpRequest, study_id: str) -> HttpResponse:
             services.panel_set(reader_study=study, readers=readers)
             messages.success(request, f"Panel set: {len(readers)} reader(s).")
         elif action == "generate":
-            k = request.POST.get("reads_per_case", "").strip()
-            seed = request.POST.get("seed", "").strip()
             created = services.assignments_generate(
                 reader_study=study,
-                reads_per_case=int(k) if k else None,
-                seed=int(seed) if seed else None,
+                reads_per_case=_whole_number(
+                    request.POST.get("reads_per_case", ""),
+                    field="reads_per_case",
+                    label="Readers per case",
+                    minimum=1,
+                ),
+                seed=_whole_number(request.POST.get("seed", ""), field="seed", label="Seed"),
             )
             messages.success(request, f"{len(created)} assignments generated.")
         elif action in ("open", "pause", "lock"):
@@ -410,15 +431,26 @@ def _add_cases(request: HttpRequest, study: Any) -> None:
     for line in request.POST.get("sample", "").replace(",", "\n").splitlines():
         if ":" in line:
             name, count = line.split(":", 1)
-            per_stratum[name.strip()] = int(count)
-    seed = request.POST.get("sample_seed", "").strip()
+            per_stratum[name.strip()] = (
+                _whole_number(
+                    count, field="sample", label=f"The count of stratum {name.strip()!r}", minimum=1
+                )
+                or 0
+            )
+        elif line.strip():
+            raise ValidationError(
+                {"sample": f"Write each stratum as name: count (got {line.strip()[:40]!r})."}
+            )
+    seed = _whole_number(
+        request.POST.get("sample_seed", ""), field="sample_seed", label="Sample seed"
+    )
     if per_stratum:
         result = services.cases_add_sample(
             reader_study=study,
             pool=list(pool),
             per_stratum=per_stratum,
             candidate_reports=candidates,
-            seed=int(seed) if seed else None,
+            seed=seed,
         )
     else:
         result = services.cases_add(
@@ -433,8 +465,38 @@ def _add_cases(request: HttpRequest, study: Any) -> None:
     problems = [f"{u}: not found or lacks a needed report" for u in uids if u not in found]
     problems += result.problems
     messages.success(request, f"{len(result.added)} case(s) added.")
+    for warning in result.warnings:
+        messages.warning(request, warning)
     for problem in problems[:50]:
         messages.warning(request, problem)
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def case_remove(request: HttpRequest, study_id: str, case_id: str) -> HttpResponse:
+    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    case = selectors.case_get(reader_study=study, public_id=case_id)
+    try:
+        services.cases_remove(reader_study=study, cases=[case])
+    except ApplicationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(request, f"Case {case.imaging_study.study_instance_uid} removed.")
+    return redirect(reverse("studies:detail", args=[study.public_id]) + "#cases")
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def study_delete(request: HttpRequest, study_id: str) -> HttpResponse:
+    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    name = study.name
+    try:
+        services.reader_study_delete(reader_study=study)
+    except ApplicationError as error:
+        messages.error(request, _error_text(error))
+        return redirect("studies:detail", study_id=study.public_id)
+    messages.success(request, f"Draft study {name!r} deleted.")
+    return redirect("studies:list")
 
 
 @require_GET
