@@ -276,7 +276,7 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
     seats = {s.reader_id: s.cohort for s in study.panel.all()}
     ratings = (
         Rating.objects.filter(assignment__reader_study=study)
-        .select_related("assignment__reader")
+        .select_related("assignment__reader", "assignment__case__imaging_study")
         .order_by("assignment__reader__username", "assignment__position")
     )
     return render(

@@ -265,6 +265,21 @@ def test_the_run_page_shows_the_record_as_formatted_json(coordinator, finished_r
     assert '\n  "' in record  # indented, one key a line
 
 
+def test_generation_pages_name_the_study_and_link_the_archive(coordinator, finished_run) -> None:
+    client = Client()
+    client.force_login(coordinator)
+    study = finished_run.study
+    link = f'href="/imaging/studies/{study.public_id}/">{study.label}</a>'
+
+    run_page = client.get(f"/generation/runs/{finished_run.public_id}/").content.decode()
+    job_page = client.get(f"/generation/jobs/{finished_run.job.public_id}/").content.decode()
+    archive_page = client.get(f"/imaging/studies/{study.public_id}/").content.decode()
+
+    assert link in run_page
+    assert link in job_page
+    assert f"<h1>{study.label}</h1>" in archive_page
+
+
 def test_a_coordinator_configures_a_model_on_the_page(coordinator) -> None:
     client = Client()
     client.force_login(coordinator)
