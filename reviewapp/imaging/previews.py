@@ -13,6 +13,7 @@ import io
 
 import numpy as np
 from PIL import Image
+from pydicom import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from reviewapp.core.errors import ApplicationError
@@ -23,15 +24,15 @@ from reviewapp.imaging.models import Instance
 PREVIEW_MAX_SIDE = 1024
 
 
-def _grey(ds: object, pixels: np.ndarray) -> np.ndarray:
+def _grey(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
     values = apply_modality_lut(pixels, ds).astype(np.float32)
-    if "WindowCenter" in ds or "VOILUTSequence" in ds:  # type: ignore[operator]
+    if "WindowCenter" in ds or "VOILUTSequence" in ds:
         values = apply_voi_lut(values, ds).astype(np.float32)
     low, high = np.percentile(values, [0.5, 99.5])
     if high <= low:
         high = low + 1.0
     grey = np.clip((values - low) / (high - low), 0.0, 1.0)
-    if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         grey = 1.0 - grey  # MONOCHROME1 stores bone dark: show it as readers see it
     return (grey * 255.0 + 0.5).astype(np.uint8)
 
