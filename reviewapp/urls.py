@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from reviewapp.core import views as core_views
+from reviewapp.core.api_docs import ApiDocsView, ApiRedocView
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -17,7 +18,7 @@ urlpatterns = [
     path("viewer/", include("reviewapp.imaging.viewer_urls")),
     path("api/v1/", include("reviewapp.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", ApiRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("admin/", admin.site.urls),
 ]

@@ -39,6 +39,24 @@ class Study(TimestampedModel):
     def __str__(self) -> str:
         return f"Study {self.public_id} ({self.modalities or '?'})"
 
+    @property
+    def label(self) -> str:
+        """The one way staff pages name a study: date · modality · short description · short id.
+
+        Staff only: the description is free DICOM text that can carry a dataset's label
+        ("No Finding"), so nothing a reader reaches may show it.
+        """
+        description = " ".join(self.description.split())
+        if len(description) > 40:
+            description = description[:39].rstrip() + "…"
+        parts = [
+            self.study_date.isoformat() if self.study_date else "undated",
+            self.modalities.replace("\\", "/") or "?",
+            description or "no description",
+            str(self.public_id)[:8],
+        ]
+        return " · ".join(parts)
+
 
 class Series(TimestampedModel):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")

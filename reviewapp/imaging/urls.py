@@ -11,4 +11,9 @@ urlpatterns = [
     path("imports/<uuid:public_id>/", views.import_batch_detail, name="import_batch_detail"),
     path("quarantine/", views.quarantine_list, name="quarantine_list"),
     path("quarantine/<uuid:public_id>/", views.quarantine_decide, name="quarantine_decide"),
+    path(
+        "quarantine/<uuid:public_id>/preview.png",
+        views.quarantine_preview,
+        name="quarantine_preview",
+    ),
 ]

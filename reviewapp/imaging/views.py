@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from reviewapp.core.access import role_required
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.roles import Role
-from reviewapp.imaging import selectors, services
+from reviewapp.imaging import previews, selectors, services
 from reviewapp.imaging.upload_limits import (
     declared_length,
     human_size,
@@ -150,6 +150,20 @@ def import_batch_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 def quarantine_list(request: HttpRequest) -> HttpResponse:
     instances = selectors.instances_quarantined_for_user(user=request.user)
     return render(request, "imaging/quarantine.html", {"instances": instances})
+
+
+@role_required(Role.COORDINATOR)
+@require_http_methods(["GET", "HEAD"])
+def quarantine_preview(request: HttpRequest, public_id: str) -> HttpResponse:
+    instance = selectors.instance_quarantined_get_for_user(user=request.user, public_id=public_id)
+    try:
+        png = previews.instance_preview_png(instance=instance)
+    except ApplicationError as exc:
+        return HttpResponse(exc.message, status=422, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(png, content_type="image/png")
+    # Pixels that may show a patient's name: never kept by a shared cache or on disk for long.
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @role_required(Role.COORDINATOR)

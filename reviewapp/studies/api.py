@@ -281,6 +281,7 @@ class CasesApi(NoStoreAPIView):
         {
             "added": CaseOut(many=True),
             "problems": serializers.ListField(child=serializers.CharField()),
+            "warnings": serializers.ListField(child=serializers.CharField()),
         },
     )
 
@@ -321,6 +322,7 @@ class CasesApi(NoStoreAPIView):
             {
                 "added": CaseOut(result.added, many=True).data,
                 "problems": result.problems,
+                "warnings": result.warnings,
             },
             status=status.HTTP_201_CREATED,
         )

@@ -235,6 +235,19 @@ def protocol_prepare(
     return prepared
 
 
+def modality_mismatch(protocol: dict[str, Any], modalities: str) -> list[str]:
+    """Return the study's modalities the protocol was not written for ([] when it fits).
+
+    ``modalities`` is the imaging study's backslash-separated list (``CR\\DX``). A study fits
+    when any of its modalities is declared; a protocol that declares none fits everything.
+    """
+    declared = set(protocol.get("modalities") or [])
+    found = [m.strip().upper() for m in modalities.split("\\") if m.strip()]
+    if not declared or not found or declared.intersection(found):
+        return []
+    return found
+
+
 def outcome_values(protocol: dict[str, Any], outcome_id: str) -> set[str]:
     """Return the stored values that meet an outcome (e.g. "equivalent or better")."""
     for outcome in protocol.get("outcomes", []):

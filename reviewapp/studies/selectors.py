@@ -159,10 +159,41 @@ def case_candidates(
     return studies.distinct().order_by("id")
 
 
+def case_get(*, reader_study: ReaderStudy, public_id: Any) -> Case:
+    """One case of a study the caller already holds (fetched through a permission check)."""
+    return public_id_get_or_404(case_list(reader_study=reader_study), public_id, what="case")
+
+
 def case_list(*, reader_study: ReaderStudy) -> QuerySet[Case]:
     return reader_study.cases.select_related(
         "imaging_study", "first_report", "second_report"
     ).order_by("id")
+
+
+def cases_modality_warnings(
+    *, reader_study: ReaderStudy, cases: Iterable[Case] | None = None
+) -> list[str]:
+    """Say which cases' images are of a modality the study's protocol was not written for.
+
+    One sentence per foreign modality (a CXR scale asked of CT cases would produce ratings
+    that mean nothing); ``cases`` defaults to all the study's cases.
+    """
+    declared = reader_study.protocol.get("modalities") or []
+    if not declared:
+        return []
+    chosen = case_list(reader_study=reader_study) if cases is None else list(cases)
+    by_modality: dict[str, int] = {}
+    for case in chosen:
+        for modality in protocols.modality_mismatch(
+            reader_study.protocol, case.imaging_study.modalities
+        )[:1]:
+            by_modality[modality] = by_modality.get(modality, 0) + 1
+    title = reader_study.protocol.get("title", reader_study.protocol_key)
+    return [
+        f'{count} case(s) are {modality} images, but the protocol "{title}" is written for '
+        f"{', '.join(declared)}: check the protocol fits, or remove those cases."
+        for modality, count in sorted(by_modality.items())
+    ]
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,19 @@ def _require_draft(study: ReaderStudy, what: str) -> None:
 class CasesAdded:
     added: list[Case] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _require_no_reading_lists(study: ReaderStudy) -> None:
+    # Reading lists are drawn once from the cases present (seeded, balanced, never redrawn):
+    # a case added afterwards would sit in the study and never reach a reader.
+    if study.assignments.exists():
+        raise ApplicationError(
+            "The reading lists are already generated, so a case added now would never be "
+            "read. Add these cases to a new study, or delete this draft study and build it "
+            "again with all its cases before generating the reading lists.",
+            code="cases_after_assignments",
+        )
 
 
 def _candidate_for(
@@ -159,6 +172,7 @@ def cases_add(
     """
     study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
     _require_draft(study, "Adding cases")
+    _require_no_reading_lists(study)
     if rate_source not in ("candidate", "original", "both"):
         raise ValidationError({"rate_source": "Choose candidate, original or both."})
     result = CasesAdded()
@@ -201,6 +215,7 @@ def cases_add(
                     stratum=imaging.stratum,
                 )
             )
+    result.warnings = selectors.cases_modality_warnings(reader_study=study, cases=result.added)
     return result
 
 
@@ -237,6 +252,7 @@ def cases_add_sample(
     """Add a stratified random sample of ``pool`` as cases and record the seed used."""
     study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
     _require_draft(study, "Sampling cases")
+    _require_no_reading_lists(study)
     if not per_stratum or any(not isinstance(n, int) or n < 1 for n in per_stratum.values()):
         raise ValidationError({"per_stratum": "Give a positive count for each stratum."})
     seed = seed if seed is not None else secrets.randbits(48)
@@ -307,7 +323,9 @@ def cases_add_from_selection(
             candidate_reports=candidate_reports,
             rate_source=rate_source,
         )
-    return CasesAdded(added=result.added, problems=problems + result.problems)
+    return CasesAdded(
+        added=result.added, problems=problems + result.problems, warnings=result.warnings
+    )
 
 
 @dataclass
@@ -359,12 +377,30 @@ def cases_refresh_to_latest(*, reader_study: ReaderStudy) -> CasesRefreshed:
 
 @transaction.atomic
 def cases_remove(*, reader_study: ReaderStudy, cases: Iterable[Case]) -> int:
-    """Remove cases from a draft study."""
+    """Remove cases from a draft study; returns how many cases went.
+
+    Their assignments go with them (a draft has no ratings); the rest of each reader's list
+    keeps its order and sides.
+    """
     study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
     _require_draft(study, "Removing cases")
     ids = [c.pk for c in cases]
-    deleted, _ = Case.objects.filter(reader_study=study, pk__in=ids).delete()
-    return deleted
+    removed = Case.objects.filter(reader_study=study, pk__in=ids)
+    count = removed.count()
+    removed.delete()
+    return count
+
+
+@transaction.atomic
+def reader_study_delete(*, reader_study: ReaderStudy) -> None:
+    """Delete a draft study with its cases, panel and reading lists.
+
+    Refused past draft (code ``not_draft``): once readers could open it, its ratings and
+    history are the record of the study; lock it instead.
+    """
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_draft(study, "Deleting the study")
+    study.delete()
 
 
 @transaction.atomic

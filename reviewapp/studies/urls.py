@@ -13,6 +13,8 @@ urlpatterns = [
     path("read/<str:assignment_id>/", views.read, name="read"),
     path("<str:study_id>/", views.study_detail, name="detail"),
     path("<str:study_id>/action/", views.study_action, name="action"),
+    path("<str:study_id>/delete/", views.study_delete, name="delete"),
+    path("<str:study_id>/cases/<str:case_id>/remove/", views.case_remove, name="case_remove"),
     path(
         "<str:study_id>/refresh-reports/",
         views.study_refresh_reports,

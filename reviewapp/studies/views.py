@@ -35,6 +35,22 @@ def _error_text(error: Exception) -> str:
     return str(error)
 
 
+def _whole_number(raw: str, *, field: str, label: str, minimum: int = 0) -> int | None:
+    """Parse an optional whole-number form field, explaining a bad value in words."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(
+            {field: f"{label} must be a whole number (you entered {raw[:40]!r})."}
+        ) from None
+    if value < minimum:
+        raise ValidationError({field: f"{label} must be {minimum} or more (you entered {value})."})
+    return value
+
+
 # --- readers ------------------------------------------------------------------------------
 
 
@@ -236,7 +252,7 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
     seats = {s.reader_id: s.cohort for s in study.panel.all()}
     ratings = (
         Rating.objects.filter(assignment__reader_study=study)
-        .select_related("assignment__reader")
+        .select_related("assignment__reader", "assignment__case__imaging_study")
         .order_by("assignment__reader__username", "assignment__position")
     )
     return render(
@@ -249,6 +265,8 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
             "readers": [(u, u.pk in seats, seats.get(u.pk, "")) for u in _readers()],
             "progress": selectors.reader_study_progress(reader_study=study),
             "newer_versions": selectors.cases_with_newer_versions_count(reader_study=study),
+            "modality_warnings": selectors.cases_modality_warnings(reader_study=study),
+            "has_reading_lists": study.assignments.exists(),
             "blinding": blinding.blinding_summary(reader_study=study),
             "ratings": ratings,
             "models": (
@@ -283,12 +301,15 @@ def study_action(request: HttpRequest, study_id: str) -> HttpResponse:
             services.panel_set(reader_study=study, readers=readers)
             messages.success(request, f"Panel set: {len(readers)} reader(s).")
         elif action == "generate":
-            k = request.POST.get("reads_per_case", "").strip()
-            seed = request.POST.get("seed", "").strip()
             created = services.assignments_generate(
                 reader_study=study,
-                reads_per_case=int(k) if k else None,
-                seed=int(seed) if seed else None,
+                reads_per_case=_whole_number(
+                    request.POST.get("reads_per_case", ""),
+                    field="reads_per_case",
+                    label="Readers per case",
+                    minimum=1,
+                ),
+                seed=_whole_number(request.POST.get("seed", ""), field="seed", label="Seed"),
             )
             messages.success(request, f"{len(created)} assignments generated.")
         elif action in ("open", "pause", "lock"):
@@ -378,14 +399,22 @@ def _per_stratum(text: str) -> dict[str, int]:
     for line in text.replace(",", "\n").splitlines():
         if ":" in line:
             name, count = line.split(":", 1)
-            per_stratum[name.strip()] = int(count)
+            per_stratum[name.strip()] = (
+                _whole_number(
+                    count, field="sample", label=f"The count of stratum {name.strip()!r}", minimum=1
+                )
+                or 0
+            )
+        elif line.strip():
+            raise ValidationError(
+                {"sample": f"Write each stratum as name: count (got {line.strip()[:40]!r})."}
+            )
     return per_stratum
 
 
 def _add_cases(request: HttpRequest, study: Any) -> None:
     uids = [u.strip() for u in request.POST.get("study_uids", "").split() if u.strip()]
     candidates = _candidate_reports(request, request.POST.get("model", "").strip())
-    seed = request.POST.get("sample_seed", "").strip()
     result = services.cases_add_from_selection(
         reader_study=study,
         user=request.user,
@@ -395,11 +424,43 @@ def _add_cases(request: HttpRequest, study: Any) -> None:
         study_uids=uids or None,
         rate_source=request.POST.get("rate_source", "candidate"),
         per_stratum=_per_stratum(request.POST.get("sample", "")),
-        seed=int(seed) if seed else None,
+        seed=_whole_number(
+            request.POST.get("sample_seed", ""), field="sample_seed", label="Sample seed"
+        ),
     )
     messages.success(request, f"{len(result.added)} case(s) added.")
+    for warning in result.warnings:
+        messages.warning(request, warning)
     for problem in result.problems[:50]:
         messages.warning(request, problem)
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def case_remove(request: HttpRequest, study_id: str, case_id: str) -> HttpResponse:
+    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    case = selectors.case_get(reader_study=study, public_id=case_id)
+    try:
+        services.cases_remove(reader_study=study, cases=[case])
+    except ApplicationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(request, f"Case {case.imaging_study.study_instance_uid} removed.")
+    return redirect(reverse("studies:detail", args=[study.public_id]) + "#cases")
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def study_delete(request: HttpRequest, study_id: str) -> HttpResponse:
+    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    name = study.name
+    try:
+        services.reader_study_delete(reader_study=study)
+    except ApplicationError as error:
+        messages.error(request, _error_text(error))
+        return redirect("studies:detail", study_id=study.public_id)
+    messages.success(request, f"Draft study {name!r} deleted.")
+    return redirect("studies:list")
 
 
 @require_GET

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import json
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -263,6 +267,34 @@ def test_the_run_page_shows_the_report_and_its_record(coordinator, finished_run)
     assert "Right upper lobe nodule." in text
     assert "baseline: image nearest-neighbour retrieval" in text
     assert "sop_instance_uids" in text
+
+
+def test_the_run_page_shows_the_record_as_formatted_json(coordinator, finished_run) -> None:
+    client = Client()
+    client.force_login(coordinator)
+    page = client.get(reverse("generation:run_detail", args=[finished_run.public_id]))
+
+    shown = re.search(r'<pre id="run-provenance"[^>]*>(.*?)</pre>', page.content.decode(), re.S)
+
+    assert shown is not None
+    record = html.unescape(shown.group(1))
+    assert json.loads(record) == finished_run.provenance
+    assert '\n  "' in record  # indented, one key a line
+
+
+def test_generation_pages_name_the_study_and_link_the_archive(coordinator, finished_run) -> None:
+    client = Client()
+    client.force_login(coordinator)
+    study = finished_run.study
+    link = f'href="/imaging/studies/{study.public_id}/">{study.label}</a>'
+
+    run_page = client.get(f"/generation/runs/{finished_run.public_id}/").content.decode()
+    job_page = client.get(f"/generation/jobs/{finished_run.job.public_id}/").content.decode()
+    archive_page = client.get(f"/imaging/studies/{study.public_id}/").content.decode()
+
+    assert link in run_page
+    assert link in job_page
+    assert f"<h1>{study.label}</h1>" in archive_page
 
 
 def test_a_coordinator_configures_a_model_on_the_page(coordinator) -> None:

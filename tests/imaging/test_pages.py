@@ -248,3 +248,63 @@ def test_a_coordinator_approves_and_rejects_quarantined_images(
     assert not Instance.objects.filter(pk=drop.pk).exists()
     stored = {p.name for p in (archive_dirs / "media").rglob("*.dcm")}
     assert stored == {f"{keep.sop_instance_uid}.dcm"}
+
+
+def _burned_in_ct_slice(tmp_path: Path) -> Path:
+    """A CT slice that declares burned-in annotation and carries a bright label top-left."""
+    import pydicom
+
+    ds = pydicom.dcmread(CT_FILES[0])
+    pixels = ds.pixel_array.copy()
+    pixels[8:40, 8:120] = pixels.max()  # where scanners burn in a name
+    ds.PixelData = pixels.tobytes()
+    ds.BurnedInAnnotation = "YES"
+    path = tmp_path / "burned.dcm"
+    ds.save_as(path)
+    return path
+
+
+def test_the_quarantine_shows_the_image_being_approved_with_its_burned_in_text(
+    client: Client, coordinator, archive_dirs: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    import_files([_burned_in_ct_slice(tmp_path)])
+    instance = Instance.objects.get(status=Instance.Status.QUARANTINED)
+    client.force_login(coordinator)
+
+    listing = client.get(reverse("imaging:quarantine_list")).content.decode()
+    preview_url = reverse("imaging:quarantine_preview", args=[instance.public_id])
+    response = client.get(preview_url)
+
+    assert f'<img class="quarantine-preview" src="{preview_url}"' in listing
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert "no-store" in response["Cache-Control"]
+    image = Image.open(io.BytesIO(response.content))
+    assert image.size == (instance.columns, instance.rows)
+    grey = image.convert("L")
+    label = [grey.getpixel((x, y)) for x in range(12, 110, 8) for y in range(12, 36, 8)]
+    empty_corner = [grey.getpixel((x, y)) for x in range(400, 500, 8) for y in range(12, 36, 8)]
+    assert min(label) >= 250
+    assert max(empty_corner) <= 60
+
+
+def test_a_compressed_radiograph_previews_whole_and_windowed(
+    client: Client, coordinator, archive_dirs: Path
+) -> None:
+    from PIL import Image, ImageStat
+
+    from tests.imaging.conftest import CXR_J2K
+
+    import_files([CXR_J2K])
+    instance = Instance.objects.get(status=Instance.Status.QUARANTINED)
+    client.force_login(coordinator)
+
+    response = client.get(reverse("imaging:quarantine_preview", args=[instance.public_id]))
+
+    image = Image.open(io.BytesIO(response.content))
+    assert max(image.size) == 1024  # scaled to fit, aspect kept
+    assert abs(image.width / image.height - instance.columns / instance.rows) < 0.01
+    stats = ImageStat.Stat(image.convert("L"))
+    assert stats.stddev[0] > 30  # a windowed radiograph, not a black or flat square

@@ -50,6 +50,7 @@ PAGE_ACCESS = {
     "upload": {"coordinator", "admin_user"},
     "import_batch_detail": {"coordinator", "admin_user"},
     "quarantine_list": {"coordinator", "admin_user"},
+    "quarantine_preview": {"coordinator", "admin_user"},
     "reports_upload": {"coordinator", "admin_user"},
 }
 
@@ -59,6 +60,8 @@ def _page_url(page: str, archive: dict[str, object]) -> str:
         return reverse("imaging:study_detail", args=[archive["study"].public_id])  # type: ignore[attr-defined]
     if page == "import_batch_detail":
         return reverse("imaging:import_batch_detail", args=[archive["batch"].public_id])  # type: ignore[attr-defined]
+    if page == "quarantine_preview":
+        return reverse("imaging:quarantine_preview", args=[archive["quarantined"].public_id])  # type: ignore[attr-defined]
     if page == "reports_upload":
         return reverse("reports:upload")
     return reverse(f"imaging:{page}")

@@ -124,14 +124,12 @@ def test_a_study_opens_only_after_its_current_check_is_acknowledged(coordinator,
 def test_a_change_to_the_cases_after_acknowledgement_makes_the_check_stale(
     coordinator, reader
 ) -> None:
-    study = _draft(coordinator, reader, [make_case_study(i) for i in range(2)])
+    study = _draft(coordinator, reader, [make_case_study(i) for i in range(3)])
     blinding.blinding_check_record(reader_study=study)
     blinding.blinding_acknowledge(reader_study=study, user=coordinator)
-    services.cases_add(
-        reader_study=study,
-        imaging_studies=[make_case_study(5)],
-        candidate_reports=Report.objects.filter(kind=Report.Kind.AI),
-    )
+    # Once reading lists exist cases can only leave (adding is refused): a removal is the
+    # change to the cases a coordinator can still make here.
+    services.cases_remove(reader_study=study, cases=[study.cases.order_by("id").first()])
     study.refresh_from_db()
     for attempt in (
         lambda: services.reader_study_open(reader_study=study),

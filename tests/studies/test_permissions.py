@@ -154,6 +154,9 @@ PAGES: list[tuple[str, str, str, dict[str, int]]] = [
     ("new", "get", "/studies/new/", {"carol": 200, "frank": 200}),
     ("detail", "get", "/studies/{study}/", {"carol": 200, "frank": 404, "dave": 200}),
     ("action", "post", "/studies/{study}/action/", {"carol": 302, "frank": 404}),
+    # carol is let in and told the open study cannot change (it stays as it is)
+    ("delete", "post", "/studies/{study}/delete/", {"carol": 302, "frank": 404}),
+    ("case_remove", "post", "/studies/{study}/cases/{case}/remove/", {"carol": 302, "frank": 404}),
     ("progress", "get", "/studies/{study}/progress/", {"carol": 200, "frank": 404, "dave": 200}),
     ("blinding_run", "post", "/studies/{study}/blinding/check/", {"carol": 302, "frank": 404}),
     (
@@ -181,7 +184,9 @@ PAGES: list[tuple[str, str, str, dict[str, int]]] = [
 def test_page_by_role(world, name, method, path, allowed):
     from django.contrib.auth import get_user_model
 
-    url = path.format(study=world.study.public_id, mine=world.mine.public_id)
+    url = path.format(
+        study=world.study.public_id, mine=world.mine.public_id, case=world.mine.case.public_id
+    )
     for persona in _personas_denied_first(allowed):
         client = Client()
         if persona != "anonymous":
