@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
-from tests.studies.live import browser_login, chromium_page, daphne_server, password_login_allow
+from tests.studies.live import app_server, browser_login, chromium_page, password_login_allow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
@@ -23,7 +23,7 @@ def test_swagger_and_redoc_render_the_schema_without_csp_violations_or_outside_r
 ) -> None:
     password_login_allow(settings, analyst)
 
-    with daphne_server() as base, chromium_page() as (page, errors):
+    with app_server() as base, chromium_page() as (page, errors):
         page.add_init_script(WATCH_CSP)
         outside: list[str] = []
         page.on(
