@@ -18,6 +18,10 @@ class Command(BaseCommand):
         "StudyInstanceUID, AccessionNumber or the dataset study id."
     )
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # ``--version`` is the model's version here, as the coordinator expects, not Django's.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
         parser.add_argument("--source", required=True, help="The model's name.")
