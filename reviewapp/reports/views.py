@@ -7,6 +7,7 @@ import json
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from reviewapp.core.roles import Role
@@ -47,6 +48,8 @@ def upload(request: HttpRequest) -> HttpResponse:
     return render(request, "reports/upload.html", context)
 
 
+# Source names and import results are for staff eyes: never kept by a shared cache.
+@never_cache
 @role_required(Role.COORDINATOR)
 @require_http_methods(["GET", "POST"])
 def candidates_upload(request: HttpRequest) -> HttpResponse:
@@ -92,6 +95,7 @@ def candidates_upload(request: HttpRequest) -> HttpResponse:
     return render(request, "reports/candidates_upload.html", context)
 
 
+@never_cache
 @role_required(Role.COORDINATOR, Role.ANALYST)
 def sources(request: HttpRequest) -> HttpResponse:
     return render(
