@@ -96,7 +96,7 @@ class ReportsImportApi(APIView):
 class SourceOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="public_id")
     kind = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     name = serializers.CharField()
     version = serializers.CharField()
     description = serializers.CharField()
@@ -128,7 +128,7 @@ class CandidatesImportApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         file = serializers.FileField()
-        source = serializers.CharField(max_length=100, help_text="The model's name.")
+        source = serializers.CharField(max_length=100, help_text="The model's name.")  # type: ignore[assignment]
         version = serializers.CharField(max_length=100, required=False, default="")
         description = serializers.CharField(max_length=2000, required=False)
         provenance = serializers.CharField(
@@ -139,7 +139,7 @@ class CandidatesImportApi(APIView):
         )
 
     class OutputSerializer(serializers.Serializer):
-        source = SourceOutputSerializer()
+        source = SourceOutputSerializer()  # type: ignore[assignment]
         format = serializers.CharField()
         created = serializers.IntegerField()
         versioned = serializers.IntegerField()

@@ -15,6 +15,7 @@ import csv
 import io
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -30,6 +31,9 @@ from reviewapp.reports import candidate_formats
 from reviewapp.reports.models import Report, ReportSource
 from reviewapp.reports.source_schema import source_provenance_validate
 from reviewapp.studies.models import Case, ReaderStudy
+
+if TYPE_CHECKING:
+    from reviewapp.generation.models import ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -436,7 +440,7 @@ def report_source_edited() -> ReportSource:
     return source
 
 
-def report_source_for_model(*, model_config: models.Model) -> ReportSource:
+def report_source_for_model(*, model_config: ModelConfig) -> ReportSource:
     """The source of every report a configured model's generation runs write."""
     source, _ = ReportSource.objects.get_or_create(
         kind=ReportSource.Kind.MODEL, model_config=model_config

@@ -366,3 +366,11 @@ def test_originals_and_generated_reports_carry_their_sources(coordinator) -> Non
     assert imported.report.source == services.report_source_original()
     changed = services.report_original_upsert(study=study, findings="F2.", impression="I.")
     assert changed.report.source == imported.report.source
+
+
+def test_every_configured_model_is_a_source_from_the_start(coordinator) -> None:
+    from reviewapp.generation.services import model_config_save
+
+    config = model_config_save(user=coordinator, name="Retrieval baseline", backend="retrieval")
+    source = ReportSource.objects.get(model_config=config)
+    assert (source.kind, source.label) == ("model", "Retrieval baseline")
