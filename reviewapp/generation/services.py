@@ -40,6 +40,7 @@ from reviewapp.generation.inputs import retrieval_corpus_build, study_input_buil
 from reviewapp.generation.models import GenerationJob, GenerationRun, ModelConfig
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
+from reviewapp.reports.services import report_source_for_model
 
 logger = logging.getLogger(__name__)
 Actor = AbstractBaseUser | AnonymousUser | None  # None: the shell (manage.py generate_reports)
@@ -146,6 +147,8 @@ def model_config_save(
     )
     config.full_clean()
     config.save()
+    # Every configured model is a report source from the start, so coordinators see it listed.
+    report_source_for_model(model_config=config)
     return config
 
 
@@ -457,7 +460,11 @@ def _write_report(run_pk: int, *, findings: str, impression: str, record: dict) 
         if run.status != GenerationRun.Status.RUNNING or run.report_id is not None:
             return False
         report = Report.objects.create(
-            study_id=run.study_id, kind=Report.Kind.AI, findings=findings, impression=impression
+            study_id=run.study_id,
+            kind=Report.Kind.AI,
+            source=report_source_for_model(model_config=run.job.model_config),
+            findings=findings,
+            impression=impression,
         )
         run.report = report
         run.provenance = record

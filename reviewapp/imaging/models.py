@@ -31,6 +31,9 @@ class Study(TimestampedModel):
     patient_sex = models.CharField(max_length=16, blank=True)
     patient_age = models.CharField(max_length=16, blank=True)
     stratum = models.CharField(max_length=64, blank=True, db_index=True)
+    # The study id of a research dataset (MIMIC-CXR, IU X-ray, ReXrank...) recorded at import,
+    # so that predictions keyed by it find the study. Not unique: two datasets may reuse ids.
+    dataset_study_id = models.CharField(max_length=128, blank=True, db_index=True)
 
     class Meta:
         verbose_name_plural = "studies"

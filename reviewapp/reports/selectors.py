@@ -8,11 +8,12 @@ through the reader-study selectors, which hide the source.
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
 
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
-from reviewapp.reports.models import Report
+from reviewapp.reports.models import Report, ReportSource
 
 
 def _sees_provenance(user: AbstractBaseUser | AnonymousUser) -> bool:
@@ -35,4 +36,20 @@ def report_original_for_study(
         reports_for_study(user=user, study=study)
         .filter(kind=Report.Kind.ORIGINAL, is_latest=True)
         .first()
+    )
+
+
+def report_sources_list(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[ReportSource]:
+    """Every report source with ``report_count`` (latest versions) and ``study_count``
+    (coordinators, analysts, admins only: sources are what blinding hides from readers)."""
+    if not _sees_provenance(user):
+        raise PermissionDenied
+    latest = Q(reports__is_latest=True)
+    return (
+        ReportSource.objects.select_related("model_config")
+        .annotate(
+            report_count=Count("reports", filter=latest),
+            study_count=Count("reports__study", filter=latest, distinct=True),
+        )
+        .order_by("kind", "name", "version", "id")
     )

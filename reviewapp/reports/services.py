@@ -15,9 +15,11 @@ import csv
 import io
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from reviewapp.core.errors import ApplicationError
@@ -25,8 +27,13 @@ from reviewapp.core.history import history_context_set
 from reviewapp.imaging.deid import pseudonymize_uid
 from reviewapp.imaging.models import PseudonymMapping, Study
 from reviewapp.imaging.services import acting_user
-from reviewapp.reports.models import Report
+from reviewapp.reports import candidate_formats
+from reviewapp.reports.models import Report, ReportSource
+from reviewapp.reports.source_schema import source_provenance_validate
 from reviewapp.studies.models import Case, ReaderStudy
+
+if TYPE_CHECKING:
+    from reviewapp.generation.models import ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +53,13 @@ _COLUMNS = {
 
 @dataclass(frozen=True)
 class RowProblem:
-    """One CSV row that was not imported; ``row`` counts records, the header being row 1."""
+    """One record that was not imported; ``row`` counts records as the format numbers them
+    (CSV: the header is row 1; JSONL: the line; ReXrank: the position), ``key`` is the
+    ReXrank study id when there is one."""
 
     row: int
     reason: str
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -309,10 +319,13 @@ def study_match(*, study_uid: str, accession: str, secret: bytes) -> tuple[Study
 
 
 @dataclass(frozen=True)
-class OriginalImported:
+class ReportImported:
     outcome: str  # "created", "versioned" or "unchanged"
-    report: Report  # the study's latest original after the import
+    report: Report  # the latest version of the study-and-source line after the import
     previous: Report | None = None  # the version a changed text replaced
+
+
+OriginalImported = ReportImported
 
 
 @transaction.atomic
@@ -342,6 +355,7 @@ def report_original_upsert(
         report = Report.objects.create(
             study=locked,
             kind=Report.Kind.ORIGINAL,
+            source=report_source_original(),
             findings=findings,
             impression=impression,
             author=acting_user(author),
@@ -399,9 +413,286 @@ def report_version_create(
         impression=impression,
         author=acting_user(author),
         derived_from=locked.derived_from,
+        source_id=locked.source_id,
         source_note=(source_note or locked.source_note)[:256],
         lineage=locked.lineage,
         version=locked.version + 1,
         supersedes=locked,
         change_reason=change_reason[:200],
     )
+
+
+# --- report sources ----------------------------------------------------------------------------
+
+SOURCE_NAME_MAX = 100
+SOURCE_DESCRIPTION_MAX = 2000
+
+
+def report_source_original() -> ReportSource:
+    """The one source of the radiologists' original reports (created on first use)."""
+    source, _ = ReportSource.objects.get_or_create(kind=ReportSource.Kind.ORIGINAL)
+    return source
+
+
+def report_source_edited() -> ReportSource:
+    """The one source of reports readers produced by correcting another (created on first use)."""
+    source, _ = ReportSource.objects.get_or_create(kind=ReportSource.Kind.EDITED)
+    return source
+
+
+def report_source_for_model(*, model_config: ModelConfig) -> ReportSource:
+    """The source of every report a configured model's generation runs write."""
+    source, _ = ReportSource.objects.get_or_create(
+        kind=ReportSource.Kind.MODEL, model_config=model_config
+    )
+    return source
+
+
+@transaction.atomic
+def report_source_external_save(
+    *,
+    name: str,
+    version: str = "",
+    description: str | None = None,
+    provenance: dict | None = None,
+) -> ReportSource:
+    """The imported model named ``name`` at ``version``, created if new; a description or
+    provenance given replaces the stored one. Bad values: ``ValidationError``."""
+    name, version = name.strip(), version.strip()
+    errors: dict[str, str] = {}
+    if not name:
+        errors["name"] = "Name the model whose reports these are."
+    elif len(name) > SOURCE_NAME_MAX:
+        errors["name"] = f"The name is longer than {SOURCE_NAME_MAX} characters."
+    if len(version) > SOURCE_NAME_MAX:
+        errors["version"] = f"The version is longer than {SOURCE_NAME_MAX} characters."
+    if description is not None and len(description) > SOURCE_DESCRIPTION_MAX:
+        errors["description"] = (
+            f"The description is longer than {SOURCE_DESCRIPTION_MAX} characters."
+        )
+    if provenance is not None:
+        try:
+            source_provenance_validate(provenance)
+        except ValidationError as exc:
+            errors["provenance"] = exc.messages[0]
+    if errors:
+        raise ValidationError(errors)
+    # The lock-free get_or_create is safe: the (name, version) constraint makes a racing
+    # second create fail and get_or_create then fetches the winner's row.
+    source, created = ReportSource.objects.get_or_create(
+        kind=ReportSource.Kind.EXTERNAL,
+        name=name,
+        version=version,
+        defaults={"description": description or "", "provenance": provenance or {}},
+    )
+    if not created:
+        changed = []
+        if description is not None and description != source.description:
+            source.description = description
+            changed.append("description")
+        if provenance is not None and provenance != source.provenance:
+            source.provenance = provenance
+            changed.append("provenance")
+        if changed:
+            source.save(update_fields=[*changed, "updated_at"])
+    return source
+
+
+@transaction.atomic
+def report_candidate_upsert(
+    *,
+    study: Study,
+    source: ReportSource,
+    findings: str,
+    impression: str,
+    source_note: str = "",
+    author: AbstractBaseUser | AnonymousUser | None = None,
+    change_reason: str = "",
+) -> ReportImported:
+    """Store ``source``'s report on ``study``: the first version of the study-and-source line,
+    its next version when the text changed, or nothing when it is identical.
+
+    Locks the study row so two imports of the same study cannot both create its line.
+    """
+    if source.kind != ReportSource.Kind.EXTERNAL:
+        raise ApplicationError(
+            "Only imported models' reports are imported as candidates.", code="not_external"
+        )
+    if not findings.strip() and not impression.strip():
+        raise ApplicationError("A report needs findings or an impression.", code="report_empty")
+    locked = Study.objects.select_for_update().get(pk=study.pk)
+    latest = Report.objects.filter(study=locked, source=source, is_latest=True).first()
+    if latest is None:
+        report = Report.objects.create(
+            study=locked,
+            # Imported candidates are model output: kind ai, like a configured model's.
+            kind=Report.Kind.AI,
+            source=source,
+            findings=findings,
+            impression=impression,
+            author=acting_user(author),
+            source_note=source_note[:256],
+        )
+        return ReportImported("created", report)
+    if latest.findings == findings and latest.impression == impression:
+        return ReportImported("unchanged", latest)
+    report = report_version_create(
+        previous=latest,
+        findings=findings,
+        impression=impression,
+        author=author,
+        change_reason=change_reason,
+        source_note=source_note,
+    )
+    return ReportImported("versioned", report, previous=latest)
+
+
+# --- candidate import --------------------------------------------------------------------------
+
+MAX_CANDIDATES_BYTES = 50 * 1024 * 1024
+MAX_CANDIDATE_ROWS = 50_000
+
+
+@dataclass
+class CandidatesImportResult(ReportsImportResult):
+    source: ReportSource | None = None
+    fmt: str = ""
+    error_code: str = ""
+
+
+def _study_for_candidate(
+    record: candidate_formats.CandidateRow, *, secret: bytes
+) -> tuple[Study | None, str]:
+    """The study a record names by dataset study id, StudyInstanceUID or AccessionNumber."""
+    if record.dataset_id:
+        matches = list(Study.objects.filter(dataset_study_id=record.dataset_id)[:2])
+        if len(matches) > 1:
+            return None, "more than one study has this dataset study id"
+        if matches:
+            return matches[0], ""
+        if not record.study_uid and not record.accession:
+            if record.label:
+                # A ReXrank key may be the StudyInstanceUID itself.
+                study, _ = study_match(study_uid=record.dataset_id, accession="", secret=secret)
+                if study is not None:
+                    return study, ""
+                return None, "no study in the archive has this dataset study id or StudyInstanceUID"
+            return None, "no study in the archive has this dataset study id"
+    return study_match(study_uid=record.study_uid, accession=record.accession, secret=secret)
+
+
+def candidates_import(
+    *,
+    data: bytes,
+    file_name: str,
+    source_name: str,
+    source_version: str = "",
+    source_description: str | None = None,
+    source_provenance: dict | None = None,
+    fmt: str = "",
+    author: AbstractBaseUser | AnonymousUser | None = None,
+) -> CandidatesImportResult:
+    """Import an external model's reports from a CSV, JSONL or ReXrank JSON file.
+
+    Each record names its study by StudyInstanceUID or AccessionNumber (matched through the
+    de-identification map) or by the dataset study id recorded at import; see
+    ``candidate_formats`` for the layouts and how a single report string is split. Each record
+    is the next version of the study-and-source line when its text changed, and nothing when
+    identical. Bad records are named with the reason; the good ones import. The whole file is
+    refused (``error``, ``error_code``) when it is too large, has too many records, is not the
+    format, or the source is invalid; then nothing is stored, not even the source.
+    """
+    result = CandidatesImportResult()
+    if len(data) > MAX_CANDIDATES_BYTES:
+        result.error = f"The file is larger than {MAX_CANDIDATES_BYTES // (1024 * 1024)} MB."
+        result.error_code = "too_large"
+        return result
+    if b"\x00" in data:
+        result.error = "This is not a text file (it contains binary data)."
+        result.error_code = "not_text"
+        return result
+    text = data.decode("utf-8-sig", errors="surrogateescape")
+    fmt = fmt or candidate_formats.format_guess(file_name=file_name, text=text)
+    result.fmt = fmt
+    try:
+        records = candidate_formats.rows_read(text=text, fmt=fmt, max_rows=MAX_CANDIDATE_ROWS)
+    except candidate_formats.FileRefused as exc:
+        result.error, result.error_code = str(exc), "bad_file"
+        return result
+    try:
+        source = report_source_external_save(
+            name=source_name,
+            version=source_version,
+            description=source_description,
+            provenance=source_provenance,
+        )
+    except ValidationError as exc:
+        result.error = " ".join(exc.messages)
+        result.error_code = "bad_source"
+        return result
+    result.source = source
+    secret = str(settings.RADREVIEW_DEID_SECRET).encode()
+    seen: dict[int, int] = {}
+    replaced: list[int] = []
+    for record in records:
+        problem = record.problem or _candidate_store(
+            record=record,
+            source=source,
+            file_name=file_name,
+            author=author,
+            secret=secret,
+            result=result,
+            seen=seen,
+            replaced=replaced,
+        )
+        if problem:
+            result.problems.append(RowProblem(record.row, problem, record.label))
+    result.affected_studies = _studies_holding(replaced)
+    logger.info(
+        "Candidate reports imported (%s, source %s): %d created, %d versioned, %d unchanged, "
+        "%d records refused",
+        fmt,
+        source.public_id,
+        result.created,
+        result.versioned,
+        result.unchanged,
+        len(result.problems),
+    )
+    return result
+
+
+def _candidate_store(
+    *,
+    record: candidate_formats.CandidateRow,
+    source: ReportSource,
+    file_name: str,
+    author: AbstractBaseUser | AnonymousUser | None,
+    secret: bytes,
+    result: CandidatesImportResult,
+    seen: dict[int, int],
+    replaced: list[int],
+) -> str:
+    """Store one record; return why it was not stored ("" when it was)."""
+    if not record.findings and not record.impression:
+        return "findings and impression are both empty"
+    if len(record.findings) > MAX_FIELD_CHARS or len(record.impression) > MAX_FIELD_CHARS:
+        return f"the report text is longer than {MAX_FIELD_CHARS} characters"
+    study, why = _study_for_candidate(record, secret=secret)
+    if study is None:
+        return why
+    if study.pk in seen:
+        return f"names the same study as record {seen[study.pk]}"
+    seen[study.pk] = record.row
+    imported = report_candidate_upsert(
+        study=study,
+        source=source,
+        findings=record.findings,
+        impression=record.impression,
+        source_note=file_name,
+        author=author,
+        change_reason=f"re-imported from {file_name}"[:200],
+    )
+    setattr(result, imported.outcome, getattr(result, imported.outcome) + 1)
+    if imported.previous is not None:
+        replaced.append(imported.previous.pk)
+    return ""

@@ -28,6 +28,7 @@ from reviewapp.core.history import history_context_set
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
+from reviewapp.reports.services import report_source_edited
 from reviewapp.studies import blinding, protocols, selectors
 from reviewapp.studies.models import (
     Assignment,
@@ -842,6 +843,7 @@ def _edited_report(
     return Report.objects.create(
         study=source.study,
         kind=Report.Kind.EDITED,
+        source=report_source_edited(),
         findings=edited["findings"],
         impression=edited["impression"],
         author=reader,  # type: ignore[misc]

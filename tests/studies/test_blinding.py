@@ -18,6 +18,7 @@ import pytest
 from django.test import Client
 
 from reviewapp.reports.models import Report
+from reviewapp.reports.services import report_source_external_save
 from reviewapp.studies import services
 from reviewapp.studies.models import Assignment
 from tests.studies.conftest import MODEL_NAME, build_study, make_case_study
@@ -161,6 +162,7 @@ def test_a_reader_finds_no_source_label_model_name_report_id_or_date(
         answers={"comparison": "b", "ai_guess": "b"},
         idempotency_key=uuid.uuid4(),
     )
+    external = report_source_external_save(name="LeakyModel-X", description="Imported model")
     client = Client()
     client.force_login(reader)
     visited = _crawl(client, [str(study.public_id)])
@@ -189,10 +191,15 @@ def test_a_reader_finds_no_source_label_model_name_report_id_or_date(
         f"/api/v1/reader-studies/{study_id}/blinding/acknowledgement",
     ):
         assert client.post(path).status_code in (302, 403, 404), path
+    # Report sources name every model: coordinators' and analysts' eyes only.
+    assert visited["/api/v1/reports/sources"].status_code == 403
+    for path in ("/reports/sources/", "/reports/candidates/", "/api/v1/reports/sources"):
+        assert client.get(path).status_code in (302, 403, 404), path
+    assert client.post("/api/v1/reports/candidates/import").status_code == 403
     # ...and never anyone else's.
     for other in Assignment.objects.filter(reader_study=study, reader=second_reader):
         assert f"/studies/read/{other.public_id}/" not in ok
-    forbidden = _forbidden(study)
+    forbidden = [*_forbidden(study), external.name, str(external.public_id)]
     for path, response in ok.items():
         if path.startswith(("/api/schema", "/api/docs", "/api/redoc")):
             continue  # the API's own documentation names fields, not any study's data

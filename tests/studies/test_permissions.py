@@ -96,6 +96,10 @@ API_MATRIX: list[tuple[str, str, str, dict[str, int]]] = [
         S + "/ratings/{mine}/history",
         {"carol": 200, "frank": 404, "dave": 200},
     ),
+    # Report sources name every model: coordinators and analysts only, never readers.
+    ("sources", "get", "/api/v1/reports/sources", {"carol": 200, "frank": 200, "dave": 200}),
+    # Coordinators are let in and told the upload lacks its file and source (400).
+    ("candidates", "post", "/api/v1/reports/candidates/import", {"carol": 400, "frank": 400}),
     ("worklist", "get", "/api/v1/my/worklist", {"alice": 200, "bob": 200}),
     ("my_list", "get", M, {"alice": 200, "bob": 200}),
     ("case", "get", M + "/{mine}", {"alice": 200, "bob": 404}),
@@ -165,6 +169,8 @@ PAGES: list[tuple[str, str, str, dict[str, int]]] = [
         "/studies/{study}/blinding/acknowledge/",
         {"carol": 302, "frank": 404},
     ),
+    ("sources", "get", "/reports/sources/", {"carol": 200, "frank": 200, "dave": 200}),
+    ("candidates", "get", "/reports/candidates/", {"carol": 200, "frank": 200}),
     ("protocol_new", "get", "/studies/protocol/new/", {"carol": 200, "frank": 200}),
     ("protocol_from", "get", "/studies/protocol/new/?from={study}", {"carol": 200, "frank": 404}),
     ("protocol", "get", "/studies/{study}/protocol/", {"carol": 200, "frank": 404}),
