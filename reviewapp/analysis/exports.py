@@ -172,10 +172,12 @@ def export_sidecar(
     results = analysis_results(reader_study=reader_study, **(analysis or {}))
     tables: dict[str, Any] = {}
     for dataset in TABLE_DATASETS:
-        query, columns = dataset_query(reader_study=reader_study, dataset=dataset)
+        tidy = dataset_query(reader_study=reader_study, dataset=dataset)
         tables[dataset] = {
-            "rows": _count(query),
-            "columns": [{"name": f.name, "type": str(f.type)} for f in rows.arrow_schema(columns)],
+            "rows": _count(tidy.query),
+            "columns": [
+                {"name": f.name, "type": str(f.type)} for f in rows.arrow_schema(tidy.columns)
+            ],
         }
     with connection.cursor() as cursor:
         cursor.execute(
@@ -253,11 +255,11 @@ def export_chunks(
         sidecar = export_sidecar(reader_study=reader_study, analysis=analysis)
         on_done(1)
         return iter([json.dumps(sidecar, indent=2, ensure_ascii=False).encode("utf-8")])
-    query, columns = dataset_query(reader_study=reader_study, dataset=dataset)
-    batches = rows.record_batches(query, columns)
+    tidy = dataset_query(reader_study=reader_study, dataset=dataset)
+    batches = rows.record_batches(tidy)
     if fmt == ExportAudit.Format.CSV:
-        return csv_chunks(batches, columns, bom=bom, on_done=on_done)
-    handle, count = parquet_temp_file(batches, columns=columns)
+        return csv_chunks(batches, tidy.columns, bom=bom, on_done=on_done)
+    handle, count = parquet_temp_file(batches, columns=tidy.columns)
     on_done(count)
     return file_chunks(handle)
 

@@ -21,6 +21,7 @@ from django.db.models import Count, Max, Sum
 from reviewapp.analysis import plots, rows, stats
 from reviewapp.analysis.selectors import (
     SPAN_COLUMNS,
+    TidyQuery,
     outcome_columns,
     question_options,
     ratings_query,
@@ -67,12 +68,12 @@ def ratings_frame(*, reader_study: ReaderStudy) -> pd.DataFrame:
     """The tidy ratings of a study (the rows and values of the ratings export, submitted only)."""
     columns = ANALYSIS_COLUMNS + [c for c, _ in outcome_columns(reader_study.protocol)]
     query = ratings_query(reader_study=reader_study, columns=columns, submitted_only=True)
-    return rows.frame(query, columns)
+    return rows.frame(TidyQuery(query, columns))
 
 
 def spans_frame(*, reader_study: ReaderStudy) -> pd.DataFrame:
     """The error spans of a study (the rows and values of the spans export)."""
-    frame = rows.frame(spans_query(reader_study=reader_study), SPAN_COLUMNS)
+    frame = rows.frame(TidyQuery(spans_query(reader_study=reader_study), SPAN_COLUMNS))
     frame["is_significant"] = frame["is_significant"].astype(bool)
     return frame
 

@@ -1,32 +1,39 @@
 """Typed rows from PostgreSQL into Arrow: the one path every export and analysis frame takes.
 
 A tidy query (``selectors.ratings_query``, ``spans_query``, ``reports_query``) returns typed
-columns; a server-side cursor hands its rows over FETCH_ROWS at a time and each block becomes
-one Arrow record batch with the schema of ``arrow_schema``. No text is formatted in the
-database and none is parsed back: CSV is written from the batches (``exports``), Parquet from
-the same batches, and the analysis page's pandas frame from them too (``results``).
+columns; PostgreSQL's ``COPY ... TO STDOUT`` streams them and each block of about BLOCK_BYTES
+becomes Arrow record batches converted with the declared ``arrow_schema`` (Arrow's C
+converter, not our code, reads COPY's standard CSV). Nothing is quoted by hand in SQL: CSV
+files are written from the batches (``exports``), Parquet from the same batches, and the
+analysis page's pandas frame from them too (``results``).
 
-Decision: psycopg's row loaders (in C) behind Django's own connection, rather than a second
-connection (ADBC, connectorx), because exports and analysis run inside the caller's
-transaction and must see what it sees; and rather than ``COPY ... (FORMAT binary)``, whose
-stream would need a decoder of our own for the same typed values.
+Decision (measured, see bench/RESULTS.md): a server-side cursor's typed rows made Python
+objects of every cell, about 1 s of CPU per 100k rows; COPY in PostgreSQL's own CSV dialect
+converted by Arrow costs a fraction of that. ``COPY (FORMAT binary)`` would need a decoder of
+our own; a second connection (ADBC, connectorx) would not see the caller's transaction.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from django.db import connection
 from psycopg import sql as pgsql
 
-from reviewapp.analysis.selectors import BOOL_COLUMNS, DATETIME_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS
+from reviewapp.analysis.selectors import (
+    BOOL_COLUMNS,
+    DATETIME_COLUMNS,
+    FLOAT_COLUMNS,
+    INT_COLUMNS,
+    TidyQuery,
+)
 
-FETCH_ROWS = 10_000
-# Time stamps as text (CSV, the analysis frame): ISO 8601 in UTC with microseconds.
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # %S carries the microseconds of a "us" time stamp
+BLOCK_BYTES = 1 << 23
 
 
 def arrow_type(column: str) -> pa.DataType:
@@ -48,52 +55,84 @@ def arrow_schema(columns: list[str]) -> pa.Schema:
     return pa.schema([pa.field(c, arrow_type(c), nullable=True) for c in columns])
 
 
-def record_batches(
-    query: pgsql.Composable, columns: list[str], *, rows: int = FETCH_ROWS
-) -> Iterator[pa.RecordBatch]:
-    """Yield a tidy query's rows as Arrow record batches of at most ``rows`` rows.
+def _wire_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema as the rows travel: time stamps as integer microseconds since 1970."""
+    return pa.schema(
+        [pa.field(f.name, pa.int64()) if pa.types.is_timestamp(f.type) else f for f in schema]
+    )
 
-    Runs on Django's connection (the caller's transaction) through a server-side cursor, so
-    memory holds one batch whatever the table's size. The query's columns must be ``columns``,
-    in order, typed as ``arrow_schema`` says (time stamps as integer microseconds since 1970).
+
+def record_batches(tidy: TidyQuery, *, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.RecordBatch]:
+    """Yield a tidy query's typed rows as Arrow record batches, about ``block_bytes`` each.
+
+    ``COPY (query) TO STDOUT`` runs on Django's connection (the caller's transaction); its
+    records are gathered into blocks and each block is converted with the query's declared
+    schema, so memory holds one block whatever the table's size. The query's columns must be
+    ``tidy.columns``, in order, typed as ``arrow_schema`` says (time stamps as integer
+    microseconds since 1970, see ``selectors._epoch_us``).
     """
-    schema = arrow_schema(columns)
+    schema = arrow_schema(tidy.columns)
+    wire = _wire_schema(schema)
+    read_options = pacsv.ReadOptions(column_names=tidy.columns)
+    parse_options = pacsv.ParseOptions(newlines_in_values=True)
+    # COPY's CSV: NULL is an empty unquoted field, an empty text a quoted one; booleans t / f.
+    convert_options = pacsv.ConvertOptions(
+        column_types=wire,
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
+    )
+
+    def convert(block: list[bytes]) -> Iterator[pa.RecordBatch]:
+        data = pacsv.read_csv(
+            io.BytesIO(b"".join(block)),
+            read_options=read_options,
+            parse_options=parse_options,
+            convert_options=convert_options,
+        )
+        yield from data.select(tidy.columns).cast(schema).to_batches()
+
     connection.ensure_connection()
-    statement = query.as_string(connection.connection)
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(statement)
-        while fetched := cursor.fetchmany(rows):
-            values = zip(*fetched, strict=True)
-            yield pa.RecordBatch.from_arrays(
-                [_array(v, f.type) for v, f in zip(values, schema, strict=True)], schema=schema
-            )
+    statement = pgsql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(tidy.query)
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        block: list[bytes] = []
+        size = 0
+        # PostgreSQL sends one record per message, so a block always ends on a record.
+        for record in copy:
+            block.append(bytes(record))
+            size += len(record)
+            if size >= block_bytes:
+                yield from convert(block)
+                block, size = [], 0
+        if block:
+            yield from convert(block)
 
 
-def _array(values: tuple[object, ...], kind: pa.DataType) -> pa.Array:
-    if pa.types.is_timestamp(kind):
-        # Time stamps arrive as microseconds since the epoch (see selectors._epoch_us).
-        return pa.array(values, type=pa.int64()).cast(kind)
-    return pa.array(values, type=kind)
-
-
-def table(query: pgsql.Composable, columns: list[str]) -> pa.Table:
+def table(tidy: TidyQuery) -> pa.Table:
     """A tidy query's whole result as one Arrow table (for analysis, not for exports)."""
-    return pa.Table.from_batches(list(record_batches(query, columns)), schema=arrow_schema(columns))
+    return pa.Table.from_batches(list(record_batches(tidy)), schema=arrow_schema(tidy.columns))
 
 
 def timestamps_as_text(data: pa.Table | pa.RecordBatch) -> pa.Table | pa.RecordBatch:
-    """Time stamp columns as ISO 8601 text (``TIMESTAMP_FORMAT``); other columns unchanged."""
+    """Time stamp columns as ISO 8601 text in UTC with microseconds (2026-01-05T08:00:00.000000Z);
+    other columns unchanged."""
     for index, field in enumerate(data.schema):
         if pa.types.is_timestamp(field.type):
-            text = pc.strftime(data.column(index), format=TIMESTAMP_FORMAT)
+            # The values are UTC: formatting them as zone-less time stamps ("2026-01-05
+            # 08:00:00.000000") costs a tenth of strftime or of a zoned cast, which look the
+            # zone up per value.
+            text = data.column(index).cast(pa.timestamp("us")).cast(pa.string())
+            text = pc.binary_join_element_wise(pc.utf8_replace_slice(text, 10, 11, "T"), "Z", "")
             data = data.set_column(index, field.name, text)
     return data
 
 
-def frame(query: pgsql.Composable, columns: list[str]) -> pd.DataFrame:
+def frame(tidy: TidyQuery) -> pd.DataFrame:
     """A tidy query as the analysis frame: text columns with "" for NULL (time stamps as
     ISO text, which sorts in time order), numbers and booleans typed (NULL as NaN)."""
-    data = timestamps_as_text(table(query, columns))
+    data = timestamps_as_text(table(tidy))
     for index, field in enumerate(data.schema):
         if pa.types.is_string(field.type):
             data = data.set_column(index, field.name, pc.fill_null(data.column(index), ""))

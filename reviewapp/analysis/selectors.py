@@ -644,13 +644,20 @@ def assignment_status_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
 TABLE_DATASETS = ("ratings", "spans", "reports")
 
 
-def dataset_query(*, reader_study: ReaderStudy, dataset: str) -> tuple[pgsql.Composable, list[str]]:
-    """The typed-rows query and columns of one exportable table ("ratings", "spans" or
-    "reports")."""
+@dataclass(frozen=True)
+class TidyQuery:
+    """A tidy table's typed query and its columns, in order (``rows.record_batches``)."""
+
+    query: pgsql.Composable
+    columns: list[str]
+
+
+def dataset_query(*, reader_study: ReaderStudy, dataset: str) -> TidyQuery:
+    """The typed-rows query of one exportable table ("ratings", "spans" or "reports")."""
     if dataset == "ratings":
-        return ratings_query(reader_study=reader_study), rating_columns(reader_study)
+        return TidyQuery(ratings_query(reader_study=reader_study), rating_columns(reader_study))
     if dataset == "spans":
-        return spans_query(reader_study=reader_study), SPAN_COLUMNS
+        return TidyQuery(spans_query(reader_study=reader_study), SPAN_COLUMNS)
     if dataset == "reports":
-        return reports_query(reader_study=reader_study), REPORT_COLUMNS
+        return TidyQuery(reports_query(reader_study=reader_study), REPORT_COLUMNS)
     raise ValueError(f"unknown dataset {dataset!r}")

@@ -626,3 +626,25 @@ def test_csv_neutralises_formulas_in_free_text_cells_and_parquet_keeps_them_raw(
     assert csv_cell_neutralise("\tx") == "'\tx"
     assert csv_cell_neutralise("\rx") == "'\rx"
     assert csv_cell_neutralise("Effusion = small") == "Effusion = small"
+
+
+def test_typed_rows_are_the_same_whatever_the_block_size(error_study: RatedStudy) -> None:
+    import pyarrow as pa
+
+    from reviewapp.analysis import rows
+    from reviewapp.analysis.selectors import dataset_query
+
+    # Blocks end on whole records: a tiny block gives many batches and the very same table.
+    for dataset in ("ratings", "spans"):
+        tidy = dataset_query(reader_study=error_study.study, dataset=dataset)
+        whole = list(rows.record_batches(tidy))
+        split = list(rows.record_batches(tidy, block_bytes=300))
+        assert len(split) > len(whole) >= 1
+        assert pa.Table.from_batches(split).equals(pa.Table.from_batches(whole))
+    ratings = pa.Table.from_batches(
+        rows.record_batches(dataset_query(reader_study=error_study.study, dataset="ratings"))
+    )
+    assert str(ratings.schema.field("submitted_at").type) == "timestamp[us, tz=UTC]"
+    assert ratings.column("rating").null_count == 0
+    # A text that is empty stays empty; only a missing value is null.
+    assert "" in ratings.column("answer_code").to_pylist()

@@ -82,9 +82,9 @@ class Command(BaseCommand):
         )
         counted: list[int] = []
         if fmt == "parquet":
-            query, columns = dataset_query(reader_study=study, dataset=dataset)
-            batches = rows.record_batches(query, columns)
-            counted.append(parquet_write(batches, columns=columns, sink=options["output"]))
+            tidy = dataset_query(reader_study=study, dataset=dataset)
+            batches = rows.record_batches(tidy)
+            counted.append(parquet_write(batches, columns=tidy.columns, sink=options["output"]))
         else:
             chunks = export_chunks(
                 reader_study=study,
