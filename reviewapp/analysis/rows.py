@@ -73,7 +73,8 @@ def record_batches(tidy: TidyQuery, *, block_bytes: int = BLOCK_BYTES) -> Iterat
     """
     schema = arrow_schema(tidy.columns)
     wire = _wire_schema(schema)
-    read_options = pacsv.ReadOptions(column_names=tidy.columns)
+    # One thread: PostgreSQL, streaming the next records, needs the machine's other core.
+    read_options = pacsv.ReadOptions(column_names=tidy.columns, use_threads=False)
     parse_options = pacsv.ParseOptions(newlines_in_values=True)
     # COPY's CSV: NULL is an empty unquoted field, an empty text a quoted one; booleans t / f.
     convert_options = pacsv.ConvertOptions(

@@ -533,7 +533,7 @@ def ratings_query(
         )
     if not submitted_only:
         # Never submitted: the assignment's own columns, no answer.
-        empty = {
+        empty: dict[str, pgsql.Composable] = {
             **{c: pgsql.SQL("NULL::text") for c in answers.ANSWER_COLUMNS},
             **{c: pgsql.SQL("NULL::int") for c, _ in outcome_columns(protocol)},
         }
