@@ -18,9 +18,10 @@ Error spans are not answers: they are rows of their own (``ErrorSpan``), counted
 the ratings table and listed one per passage in the spans table.
 
 ``answer_columns`` turns this schema into the ratings table's per-answer columns, as SQL over
-one ``jsonb_each`` row (``ans.key``: item id, ``ans.value``: stored answer); the exports and
-the analysis frame read answers through it and nowhere else, so a change to the stored shape
-is made here once.
+one ``jsonb_each`` row (``ans.key``: item id, ``ans.value``: stored answer), and
+``answer_value_at`` reads one item's value (a follow-up question's condition); the exports and
+the analysis frame read answers through these and nowhere else, so a change to the stored
+shape is made here once.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ ANSWER_COLUMNS = [
 def answer_question() -> pgsql.Composable:
     """The question id of the answer ``ans`` (its own field, else the item id's stem)."""
     return pgsql.SQL("COALESCE(ans.value->>'question', split_part(ans.key, '.', 1))")
+
+
+def answer_value_at(answers: pgsql.Composable, *items: pgsql.Composable) -> pgsql.Composable:
+    """The stored ``value`` of the first of ``items`` (item ids) present in ``answers``."""
+    found = pgsql.SQL(", ").join(pgsql.SQL("{} -> ({})").format(answers, i) for i in items)
+    return pgsql.SQL("COALESCE({}) ->> 'value'").format(found)
 
 
 def answer_columns(

@@ -192,6 +192,7 @@ class StudyExportApi(APIView):
     renderer_classes = [JSONRenderer, DownloadRenderer]
 
     class InputSerializer(StudyAnalysisApi.InputSerializer):
+        plots = None  # type: ignore[assignment]  # a download has no figures
         bom = serializers.BooleanField(
             default=False, help_text="CSV: start with a UTF-8 byte order mark (for Excel)"
         )

@@ -468,13 +468,14 @@ def ratings_query(
     wanted = columns or rating_columns(reader_study)
     per_rating = set(_per_rating(reader_study))
     rows = _assignment_rows(reader_study, submitted_only=submitted_only)
-    value = pgsql.SQL("COALESCE(ans.value->>'value', '')")
+    answer_columns = answers.answer_columns(
+        per_report=per_report,
+        source_a=pgsql.SQL("rt._source_a"),
+        source_b=pgsql.SQL("rt._source_b"),
+    )
+    value = answer_columns["answer_value"]
     answer_columns = {
-        **answers.answer_columns(
-            per_report=per_report,
-            source_a=pgsql.SQL("rt._source_a"),
-            source_b=pgsql.SQL("rt._source_b"),
-        ),
+        **answer_columns,
         **{
             f"outcome_{o.id}": pgsql.SQL(
                 "CASE WHEN q.qid = {} AND {} <> '' THEN ({} = ANY({}::text[]))::int END"
@@ -499,10 +500,14 @@ def ratings_query(
         shown: pgsql.Composable = pgsql.SQL("TRUE")
         if condition:
             target = pgsql.Literal(condition["question"])
-            shown = pgsql.SQL(
-                "COALESCE(rt._answers -> ({} || '.' || sd.side), rt._answers -> {}) ->> 'value'"
-                " = ANY({}::text[])"
-            ).format(target, target, pgsql.Literal(list(condition["in"])))
+            shown = pgsql.SQL("{} = ANY({}::text[])").format(
+                answers.answer_value_at(
+                    pgsql.SQL("rt._answers"),
+                    pgsql.SQL("{} || '.' || sd.side").format(target),
+                    target,
+                ),
+                pgsql.Literal(list(condition["in"])),
+            )
         item = pgsql.SQL("CASE WHEN sd.side = '' THEN {} ELSE {} || '.' || sd.side END").format(
             qid, qid
         )
