@@ -25,19 +25,19 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
-from psycopg import sql as pgsql
 
 from reviewapp.analysis import answers, rows
 from reviewapp.analysis.models import ExportAudit
+from reviewapp.analysis.results import analysis_results
 from reviewapp.analysis.selectors import (
     FORMULA_TRIGGERS,
     FREE_TEXT_COLUMNS,
     TABLE_DATASETS,
-    assignment_status_query,
+    assignment_status_counts,
     dataset_query,
+    dataset_row_count,
 )
 from reviewapp.analysis.services import export_audit_finish, export_audit_start
 from reviewapp.studies.models import ReaderStudy
@@ -149,16 +149,6 @@ HASH_DEFINITION = (
 )
 
 
-def _count(query: pgsql.Composable) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            pgsql.SQL("SELECT count(*) FROM ({}) AS q")
-            .format(query)
-            .as_string(connection.connection)
-        )
-        return int(cursor.fetchone()[0])
-
-
 def export_sidecar(
     *, reader_study: ReaderStudy, analysis: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -167,24 +157,20 @@ def export_sidecar(
     ``analysis``: parameters for ``results.analysis_results`` (resamples, seed, rule...): the
     sidecar states the rules and interval methods the analysis applies with them.
     """
-    from reviewapp.analysis.results import analysis_results
-
     results = analysis_results(reader_study=reader_study, **(analysis or {}))
-    tables: dict[str, Any] = {}
-    for dataset in TABLE_DATASETS:
-        tidy = dataset_query(reader_study=reader_study, dataset=dataset)
-        tables[dataset] = {
-            "rows": _count(tidy.query),
+    tables = {
+        dataset: {
+            "rows": dataset_row_count(reader_study=reader_study, dataset=dataset),
             "columns": [
-                {"name": f.name, "type": str(f.type)} for f in rows.arrow_schema(tidy.columns)
+                {"name": f.name, "type": str(f.type)}
+                for f in rows.arrow_schema(
+                    dataset_query(reader_study=reader_study, dataset=dataset).columns
+                )
             ],
         }
-    with connection.cursor() as cursor:
-        cursor.execute(
-            assignment_status_query(reader_study=reader_study).as_string(connection.connection)
-        )
-        statuses = dict.fromkeys(("pending", "in_progress", "submitted"), 0)
-        statuses.update({status: int(n) for status, n in cursor.fetchall()})
+        for dataset in TABLE_DATASETS
+    }
+    statuses = assignment_status_counts(reader_study=reader_study)
     return {
         "study": {"id": str(reader_study.public_id), "name": reader_study.name},
         "protocol": {"key": reader_study.protocol_key, "version": reader_study.protocol_version},

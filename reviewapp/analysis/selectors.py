@@ -18,6 +18,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from psycopg import sql as pgsql
@@ -264,9 +265,9 @@ def reader_pseudonyms(*, reader_study: ReaderStudy) -> dict[int, tuple[str, str]
 
 
 # The tidy tables are typed rows built by PostgreSQL: answers are unnested from the JSON with
-# jsonb_each (through ``answers.answer_columns``), every column carries its SQL type, and a
-# server-side cursor hands the rows to ``exports.record_batches`` a few thousand at a time.
-# Formatting (CSV quoting, formula neutralisation, time stamps) happens once, in Arrow, after.
+# jsonb_each (through ``answers.answer_columns``), every column carries its SQL type, and
+# ``rows.record_batches`` streams them into Arrow. Formatting for people (CSV quoting, formula
+# neutralisation, ISO time stamps) happens once, in Arrow, after.
 # The SQL is composed with psycopg's sql module, every value from a protocol a bound literal.
 
 
@@ -636,13 +637,28 @@ def reports_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
     )
 
 
-def assignment_status_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
-    """(status, number of assignments) of the study, by the ratings table's ``status`` rule."""
-    return (
+def assignment_status_counts(*, reader_study: ReaderStudy) -> dict[str, int]:
+    """Assignments of the study by the ratings table's ``status`` (every status, 0 if none)."""
+    query = (
         pgsql.SQL("SELECT rt.status, count(*) ")
         + _assignment_rows(reader_study, submitted_only=False)
         + pgsql.SQL(" GROUP BY rt.status")
     )
+    counts = dict.fromkeys(("pending", "in_progress", "submitted"), 0)
+    with connection.cursor() as cursor:
+        cursor.execute(query.as_string(connection.connection))
+        counts.update({status: int(n) for status, n in cursor.fetchall()})
+    return counts
+
+
+def dataset_row_count(*, reader_study: ReaderStudy, dataset: str) -> int:
+    """How many rows the export of one table of the study holds now."""
+    query = pgsql.SQL("SELECT count(*) FROM ({}) AS q").format(
+        dataset_query(reader_study=reader_study, dataset=dataset).query
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query.as_string(connection.connection))
+        return int(cursor.fetchone()[0])
 
 
 # The tables an export can hold; the sidecar describes them and is not a table.
