@@ -2,9 +2,9 @@
 
 Glossary:
 - ExportAudit: one export of a reader study's data (ratings, error spans or reports as CSV or
-  Parquet, or the sidecar JSON describing them) by
-  one person through one interface. Exports carry the unblinding key, so every one is recorded
-  before its first byte leaves, and marked complete with its row count when the last one has.
+  Parquet, or the sidecar JSON describing them) by one person through one interface. Exports
+  carry the unblinding key, so every one is recorded before its first byte leaves, and marked
+  complete with its row count (1 for a sidecar) when the last one has.
 """
 
 from __future__ import annotations
