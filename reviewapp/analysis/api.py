@@ -191,18 +191,28 @@ class StudyExportApi(APIView):
     permission_classes = [CanAnalyse]
     renderer_classes = [JSONRenderer, DownloadRenderer]
 
+    class InputSerializer(StudyAnalysisApi.InputSerializer):
+        plots = None  # type: ignore[assignment]  # a download has no figures
+        bom = serializers.BooleanField(
+            default=False, help_text="CSV: start with a UTF-8 byte order mark (for Excel)"
+        )
+
     @extend_schema(
         operation_id="reader_study_export",
-        summary="Download ratings or error spans (CSV or Parquet); includes the unblinding key",
+        summary="Download ratings, error spans or the reports shown (CSV or Parquet; includes "
+        "the unblinding key), or the sidecar JSON (sidecar.json: rules, CI methods and their "
+        "parameters, row counts, hash definition, CSV conventions)",
         parameters=[
             OpenApiParameter(
                 "dataset", str, OpenApiParameter.PATH, enum=ExportAudit.Dataset.values
             ),
             OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=ExportAudit.Format.values),
+            InputSerializer,
         ],
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY),
             (200, "application/vnd.apache.parquet"): OpenApiResponse(OpenApiTypes.BINARY),
+            (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT),
             403: None,
             404: None,
         },
@@ -211,10 +221,23 @@ class StudyExportApi(APIView):
         self, request: Request, public_id: str, dataset: str, fmt: str
     ) -> StreamingHttpResponse:
         study = selectors.reader_study_get_for_analysis(user=request.user, public_id=public_id)
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        analysis = {
+            "n_resamples": data["resamples"],
+            "seed": data["seed"],
+            "rule": data["rule"],
+            "min_reads": data["min_reads"],
+            "min_pair_cases": data["min_pair_cases"],
+            "prevalences": prevalences_from_query(request.query_params),
+        }
         return export_response(
             user=request.user,  # type: ignore[arg-type]
             reader_study=study,
             dataset=dataset,
             fmt=fmt,
             interface=ExportAudit.Interface.API,
+            bom=data["bom"],
+            analysis=analysis if dataset == ExportAudit.Dataset.SIDECAR else None,
         )

@@ -1,9 +1,10 @@
 """Analysis and exports.
 
 Glossary:
-- ExportAudit: one export of a reader study's data (ratings or error spans, CSV or Parquet) by
-  one person through one interface. Exports carry the unblinding key, so every one is recorded
-  before its first byte leaves, and marked complete with its row count when the last one has.
+- ExportAudit: one export of a reader study's data (ratings, error spans or reports as CSV or
+  Parquet, or the sidecar JSON describing them) by one person through one interface. Exports
+  carry the unblinding key, so every one is recorded before its first byte leaves, and marked
+  complete with its row count (1 for a sidecar) when the last one has.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ class ExportAudit(TimestampedModel):
         RATINGS = "ratings", "Ratings (one row per reader x case x question)"
         SPANS = "spans", "Error spans (one row per marked passage)"
         REPORTS = "reports", "Reports shown (one row per pinned rendering, with its SHA-256)"
+        SIDECAR = "sidecar", "Sidecar (JSON: rules, CI methods, row counts, conventions)"
 
     class Format(models.TextChoices):
         CSV = "csv", "CSV"
         PARQUET = "parquet", "Parquet"
+        JSON = "json", "JSON"
 
     class Interface(models.TextChoices):
         WEB = "web", "Web page"

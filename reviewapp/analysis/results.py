@@ -2,13 +2,13 @@
 
 ``results_from_frames`` takes the same tables the exports write (a ratings frame with the
 ``RATING_COLUMNS`` plus outcome columns, and the error-span frame), so the page, the API, and an
-analyst who loads the downloaded CSVs into pandas all start from identical data.
+analyst who loads the downloaded CSVs into pandas all start from identical data. The frames
+are loaded from the exports' typed rows (``rows.frame``), never from CSV text.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 from typing import Any
@@ -18,10 +18,10 @@ import pandas as pd
 from django.core.cache import cache
 from django.db.models import Count, Max, Sum
 
-from reviewapp.analysis import plots, stats
-from reviewapp.analysis.exports import copy_csv
+from reviewapp.analysis import plots, rows, stats
 from reviewapp.analysis.selectors import (
     SPAN_COLUMNS,
+    TidyQuery,
     outcome_columns,
     question_options,
     ratings_query,
@@ -64,26 +64,17 @@ ANALYSIS_COLUMNS = [
 ]
 
 
-def _read_copy(query: Any, columns: list[str]) -> pd.DataFrame:
-    """Load a tidy query's CSV into pandas (every column as text, empty as "")."""
-    buffer = io.BytesIO()
-    for block in copy_csv(query, columns):
-        buffer.write(block)
-    buffer.seek(0)
-    # pyarrow's parser reads the same values as pandas' own in half the time.
-    return pd.read_csv(buffer, dtype=str, keep_default_na=False, engine="pyarrow")
-
-
 def ratings_frame(*, reader_study: ReaderStudy) -> pd.DataFrame:
-    """The tidy ratings of a study (the rows and values of the ratings export)."""
+    """The tidy ratings of a study (the rows and values of the ratings export, submitted only)."""
     columns = ANALYSIS_COLUMNS + [c for c, _ in outcome_columns(reader_study.protocol)]
-    return _read_copy(ratings_query(reader_study=reader_study, columns=columns), columns)
+    query = ratings_query(reader_study=reader_study, columns=columns, submitted_only=True)
+    return rows.frame(TidyQuery(query, columns))
 
 
 def spans_frame(*, reader_study: ReaderStudy) -> pd.DataFrame:
     """The error spans of a study (the rows and values of the spans export)."""
-    frame = _read_copy(spans_query(reader_study=reader_study), SPAN_COLUMNS)
-    frame["is_significant"] = frame["is_significant"] == "true"
+    frame = rows.frame(TidyQuery(spans_query(reader_study=reader_study), SPAN_COLUMNS))
+    frame["is_significant"] = frame["is_significant"].astype(bool)
     return frame
 
 

@@ -4,8 +4,9 @@ Exports and the analysis page carry the unblinding key (which source was shown a
 only analysts, coordinators of that study and administrators get a study through
 ``reader_study_get_for_analysis``; every other function here takes the study it returns.
 
-The tidy rows below are the single source of every number: the CSV and Parquet exports write
-them, and the analysis page builds its frame from the very same rows, so what an analyst
+The tidy rows below are the single source of every number: typed rows (text, integers, floats,
+time stamps, booleans as PostgreSQL types them) that the CSV and Parquet exports write and the
+analysis page loads into its frame, through the same Arrow conversion, so what an analyst
 recomputes from a download equals what the page shows.
 """
 
@@ -16,9 +17,11 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import QuerySet
 from psycopg import sql as pgsql
 
+from reviewapp.analysis import answers
 from reviewapp.core.access import public_id_get_or_404
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.studies.models import ErrorSpan, Rating, ReaderStudy, StudyReader
@@ -27,7 +30,6 @@ from reviewapp.studies.selectors import reader_study_list
 
 SIGNIFICANT_ERROR = "significant_error"
 SIGNIFICANT_ERROR_LABEL = "≥1 clinically significant error"
-_CHUNK = 2000
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,14 +128,11 @@ RATING_COLUMNS: list[str] = [
     "stratum",
     "reader",
     "cohort",
-    "question",
-    "item",
-    "side",
-    "source",
-    "answer_value",
-    "answer_code",
-    "answer_label",
-    "answer_text",
+    # The reader's place for this case in their list (1 = first), and where it stands:
+    # pending, in_progress or submitted (never-submitted assignments are rows, answers empty).
+    "reading_position",
+    "status",
+    *answers.ANSWER_COLUMNS,
     "source_a",
     "source_b",
     "candidate_side",
@@ -195,6 +194,7 @@ DATETIME_COLUMNS = {"opened_at", "first_answer_at", "submitted_at", "revised_at"
 FLOAT_COLUMNS = {"active_seconds", "duration_seconds"}
 INT_COLUMNS = {
     "protocol_version",
+    "reading_position",
     "revision_count",
     "start",
     "end",
@@ -227,7 +227,8 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_cell_neutralise(value: str) -> str:
-    """A free-text cell as the CSV export writes it (the same rule as ``_formula_safe``)."""
+    """A free-text cell as the CSV export writes it (``exports.csv_neutralise`` applies this
+    rule to whole Arrow columns)."""
     return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
 
 
@@ -255,16 +256,11 @@ def reader_pseudonyms(*, reader_study: ReaderStudy) -> dict[int, tuple[str, str]
     return mapping
 
 
-# The tidy tables are built by PostgreSQL: answers are unnested from the JSON with jsonb_each
-# and each row comes back as one finished CSV record, fetched a few thousand at a time by a
-# server-side cursor: building and writing the rows in Python took five times longer. The SQL
-# is composed with psycopg's sql module, every value from a protocol a bound literal.
-
-
-def _ts(column: str) -> pgsql.Composable:
-    return pgsql.SQL("to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')").format(
-        pgsql.SQL(column)
-    )
+# The tidy tables are typed rows built by PostgreSQL: answers are unnested from the JSON with
+# jsonb_each (through ``answers.answer_columns``), every column carries its SQL type, and
+# ``rows.record_batches`` streams them into Arrow. Formatting for people (CSV quoting, formula
+# neutralisation, ISO time stamps) happens once, in Arrow, after.
+# The SQL is composed with psycopg's sql module, every value from a protocol a bound literal.
 
 
 def _tables() -> dict[str, pgsql.Identifier]:
@@ -299,9 +295,9 @@ def _readers_join(reader_study: ReaderStudy) -> pgsql.Composable:
 def _common(reader_study: ReaderStudy) -> list[tuple[str, pgsql.Composable]]:
     """Columns every ratings row shares, as (name, expression)."""
     return [
-        ("study", pgsql.Literal(str(reader_study.public_id))),
-        ("study_name", pgsql.Literal(reader_study.name)),
-        ("protocol", pgsql.Literal(reader_study.protocol_key)),
+        ("study", pgsql.SQL("{}::text").format(pgsql.Literal(str(reader_study.public_id)))),
+        ("study_name", pgsql.SQL("{}::text").format(pgsql.Literal(reader_study.name))),
+        ("protocol", pgsql.SQL("{}::text").format(pgsql.Literal(reader_study.protocol_key))),
         (
             "protocol_version",
             pgsql.SQL("{}::int").format(pgsql.Literal(reader_study.protocol_version)),
@@ -315,7 +311,17 @@ def _common(reader_study: ReaderStudy) -> list[tuple[str, pgsql.Composable]]:
     ]
 
 
+# Where the assignment stands. A rating is what "submitted" means to analysis, so a row
+# without one is pending or in progress whatever the assignment's own field says.
+_STATUS = (
+    "CASE WHEN r.id IS NOT NULL THEN 'submitted'"
+    " WHEN asg.opened_at IS NOT NULL OR asg.status <> 'pending' THEN 'in_progress'"
+    " ELSE 'pending' END"
+)
+
 _KEY_COLUMNS = [
+    ("reading_position", "asg.position"),
+    ("status", _STATUS),
     ("source_a", "r.source_a"),
     ("source_b", "r.source_b"),
     ("candidate_side", "asg.candidate_side"),
@@ -340,13 +346,20 @@ _PINNED = (
 )
 
 
+def _epoch_us(column: str) -> pgsql.Composable:
+    """A time stamp as whole microseconds since 1970 UTC, the form ``DATETIME_COLUMNS`` travel
+    in: Django's time-zone loader is Python code run per value, an integer is loaded in C
+    (``rows.record_batches`` makes it an Arrow time stamp again)."""
+    return pgsql.SQL("(EXTRACT(EPOCH FROM {}) * 1000000)::int8").format(pgsql.SQL(column))
+
+
 def _timing() -> list[tuple[str, pgsql.Composable]]:
     return [
-        ("opened_at", _ts("asg.opened_at")),
-        ("first_answer_at", _ts("asg.first_answer_at")),
-        ("submitted_at", _ts("r.submitted_at")),
-        ("revised_at", _ts("r.revised_at")),
-        ("active_seconds", pgsql.SQL("r.active_seconds")),
+        ("opened_at", _epoch_us("asg.opened_at")),
+        ("first_answer_at", _epoch_us("asg.first_answer_at")),
+        ("submitted_at", _epoch_us("r.submitted_at")),
+        ("revised_at", _epoch_us("r.revised_at")),
+        ("active_seconds", pgsql.SQL("r.active_seconds::float8")),
         (
             "duration_seconds",
             pgsql.SQL("EXTRACT(EPOCH FROM (r.submitted_at - asg.opened_at))::float8"),
@@ -355,10 +368,11 @@ def _timing() -> list[tuple[str, pgsql.Composable]]:
     ]
 
 
-def _from(reader_study: ReaderStudy) -> pgsql.Composable:
+def _from(reader_study: ReaderStudy, *, submitted_only: bool) -> pgsql.Composable:
     t = _tables()
+    join = "JOIN" if submitted_only else "LEFT JOIN"
     return pgsql.SQL(
-        "FROM {rating} r JOIN {assignment} asg ON asg.id = r.assignment_id"
+        "FROM {assignment} asg " + join + " {rating} r ON r.assignment_id = asg.id"
         " JOIN {case} c ON c.id = asg.case_id JOIN {study} s ON s.id = c.imaging_study_id"
         " JOIN {report} ra ON ra.id = asg.report_a_id"
         " LEFT JOIN {report} rb ON rb.id = asg.report_b_id"
@@ -373,146 +387,70 @@ def _select(columns: list[tuple[str, pgsql.Composable]]) -> pgsql.Composable:
     )
 
 
-def _formula_safe(column: str, expr: pgsql.Composable) -> pgsql.Composable:
-    """``expr`` with a leading ' before a formula trigger, for the free-text columns only.
-
-    One anchored regexp_replace evaluates the expression once per cell; the class below is
-    exactly FORMULA_TRIGGERS (``csv_cell_neutralise`` is the same rule in Python).
-    """
-    if column not in FREE_TEXT_COLUMNS:
-        return expr
-    return pgsql.SQL("regexp_replace(({})::text, {}, {})").format(
-        expr, pgsql.Literal("^([=+@\t\r-])"), pgsql.Literal("'\\1")
-    )
-
-
-def _csv_field(
-    column: str, expr: pgsql.Composable, *, spreadsheet_safe: bool = False
-) -> pgsql.Composable:
-    """One CSV field of ``column`` holding ``expr``: numbers bare, text always quoted.
-
-    ``spreadsheet_safe``: neutralise formulas in free-text columns (CSV downloads); the
-    analysis page and Parquet read the raw values.
-    """
-    if column in INT_COLUMNS or column in FLOAT_COLUMNS or column.startswith("outcome_"):
-        return pgsql.SQL("COALESCE(({})::text, '')").format(expr)
-    if spreadsheet_safe:
-        expr = _formula_safe(column, expr)
-    # Every text field quoted (RFC 4180 allows it and it needs no per-value test); quotes
-    # inside are doubled. NULL stays an empty, unquoted field.
-    return pgsql.SQL("""COALESCE('"' || replace(({})::text, '"', '""') || '"', '')""").format(expr)
-
-
-def _csv_join(fields: list[pgsql.Composable]) -> pgsql.Composable:
-    return pgsql.SQL(" || ',' || ").join(fields)
-
-
-def _csv_record(fields: list[pgsql.Composable]) -> pgsql.Composable:
-    return pgsql.SQL("{} || E'\\r\\n'").format(_csv_join(fields))
-
-
-# One rating gives several tidy rows (one per answer, one per report an error-span question
-# applied to), and most columns (ids, reader, the unblinding key, times) are the rating's.
-# Those are formatted once per rating, in a subquery PostgreSQL may not flatten (OFFSET 0),
-# rather than once per row: the formatting is most of the export's cost. The subquery hands
-# the per-row expressions what they need under the alias ``rt``.
-_RATING_FIELDS = [
-    ("id", "r.id"),
-    ("answers", "r.answers"),
-    ("source_a", "r.source_a"),
-    ("source_b", "r.source_b"),
-    ("candidate_side", "asg.candidate_side"),
-    ("case_order", "asg.case_id"),
-    ("reader_order", "asg.reader_id"),
-]
-
-
 def _per_rating(reader_study: ReaderStudy) -> dict[str, pgsql.Composable]:
-    """The ratings columns that are the same on every row of a rating, by name."""
+    """The ratings columns that are the same on every row of an assignment, by name."""
     keys = [(n, pgsql.SQL(e)) for n, e in _KEY_COLUMNS]
     return dict([*_common(reader_study), *keys, *_timing()])
 
 
-def _rating_rows(
-    reader_study: ReaderStudy, fragments: list[list[str]], *, spreadsheet_safe: bool
-) -> tuple[pgsql.Composable, list[pgsql.Composable]]:
-    """The study's ratings, one row each, as ``FROM (...) rt``; and the formatted fragments.
+# One rating gives several tidy rows (one per answer, one per report an error-span question
+# applied to), and most columns (ids, reader, the unblinding key, times) are the rating's.
+# Those are computed once per assignment, in a subquery PostgreSQL may not flatten (OFFSET 0),
+# sorted by case and reader so that the final sort only orders each rating's few rows (an
+# incremental sort, streaming). Its helper columns start with "_".
+_HELPERS = [
+    ("_id", "r.id"),
+    ("_answers", "r.answers"),
+    ("_source_a", "r.source_a"),
+    ("_source_b", "r.source_b"),
+    ("_candidate_side", "asg.candidate_side"),
+    ("_case_order", "asg.case_id"),
+    ("_reader_order", "asg.reader_id"),
+]
 
-    Each fragment is a run of consecutive per-rating columns already joined as CSV fields
-    (column ``rt._fN``). Rows come sorted by case and reader, so the export's final sort only
-    has to order each rating's few rows (an incremental sort, streaming).
-    """
-    per_rating = _per_rating(reader_study)
-    columns = [(name, pgsql.SQL(expr)) for name, expr in _RATING_FIELDS] + [
-        (
-            f"_f{i}",
-            _csv_join(
-                [_csv_field(c, per_rating[c], spreadsheet_safe=spreadsheet_safe) for c in run]
-            ),
-        )
-        for i, run in enumerate(fragments)
-    ]
-    subquery = (
+
+def _assignment_rows(reader_study: ReaderStudy, *, submitted_only: bool) -> pgsql.Composable:
+    """The study's assignments (with their rating, if any), one row each, as ``FROM (...) rt``."""
+    columns = [(n, pgsql.SQL(e)) for n, e in _HELPERS] + list(_per_rating(reader_study).items())
+    return (
         pgsql.SQL("FROM (SELECT {} ").format(_select(columns))
-        + _from(reader_study)
+        + _from(reader_study, submitted_only=submitted_only)
         + pgsql.SQL(
             " WHERE asg.reader_study_id = {} ORDER BY asg.case_id, asg.reader_id OFFSET 0) AS rt"
         ).format(pgsql.Literal(reader_study.pk))
     )
-    return subquery, [
-        pgsql.SQL("rt.{}").format(pgsql.Identifier(f"_f{i}")) for i in range(len(fragments))
-    ]
 
 
-def _fragments(wanted: list[str], per_rating: set[str]) -> list[list[str]]:
-    """Runs of consecutive per-rating columns in ``wanted``."""
-    runs: list[list[str]] = []
-    previous = False
-    for column in wanted:
-        if column in per_rating:
-            if previous:
-                runs[-1].append(column)
-            else:
-                runs.append([column])
-        previous = column in per_rating
-    return runs
-
-
-def _record(
+def _part(
     wanted: list[str],
     per_rating: set[str],
-    fragments: list[pgsql.Composable],
     per_row: dict[str, pgsql.Composable],
-    *,
-    spreadsheet_safe: bool,
+    item: pgsql.Composable,
 ) -> pgsql.Composable:
-    """The CSV record of one tidy row: per-rating fragments and this row's own fields."""
-    fields: list[pgsql.Composable] = []
-    left = iter(fragments)
-    previous = False
-    for column in wanted:
-        if column in per_rating:
-            if not previous:
-                fields.append(next(left))
-        else:
-            fields.append(_csv_field(column, per_row[column], spreadsheet_safe=spreadsheet_safe))
-        previous = column in per_rating
-    return _csv_record(fields)
+    """The SELECT list of one kind of tidy row: per-rating columns from ``rt``, then its own."""
+    columns = [
+        (c, pgsql.SQL("rt.{}").format(pgsql.Identifier(c)) if c in per_rating else per_row[c])
+        for c in wanted
+    ]
+    return pgsql.SQL("SELECT {}, rt._case_order, rt._reader_order, {} AS _item ").format(
+        _select(columns), item
+    )
 
 
 def ratings_query(
     *,
     reader_study: ReaderStudy,
     columns: list[str] | None = None,
-    spreadsheet_safe: bool = False,
+    submitted_only: bool = False,
 ) -> pgsql.Composable:
-    """The tidy ratings table (see ``rating_columns``) as CSV records, ordered by case, reader.
+    """The tidy ratings table (see ``rating_columns``) as typed rows, ordered by case, reader.
 
-    One text column: each row one RFC 4180 record ending in CRLF, every text field quoted.
     Comparative questions give one row per rating (``side`` and ``source`` empty: the answer
     compares the candidate with the original); per-report questions one row per report shown.
     Each error-span question adds a row per report it applied to, counting the passages marked
-    and carrying the "≥1 clinically significant error" outcome.
+    and carrying the "≥1 clinically significant error" outcome. An assignment never submitted
+    is one row with its ``status`` and reading position and no answer (``submitted_only``
+    leaves those out, as analysis does).
     """
     protocol = reader_study.protocol
     questions = protocol.get("questions", [])
@@ -522,23 +460,15 @@ def ratings_query(
     spans = span_questions(protocol)
     wanted = columns or rating_columns(reader_study)
     per_rating = set(_per_rating(reader_study))
-    ratings, fragments = _rating_rows(
-        reader_study, _fragments(wanted, per_rating), spreadsheet_safe=spreadsheet_safe
+    rows = _assignment_rows(reader_study, submitted_only=submitted_only)
+    answer_columns = answers.answer_columns(
+        per_report=per_report,
+        source_a=pgsql.SQL("rt._source_a"),
+        source_b=pgsql.SQL("rt._source_b"),
     )
-    value = pgsql.SQL("COALESCE(ans.value->>'value', '')")
+    value = answer_columns["answer_value"]
     answer_columns = {
-        "question": pgsql.SQL("q.qid"),
-        "item": pgsql.SQL("ans.key"),
-        "side": pgsql.SQL("COALESCE(ans.value->>'side', '')"),
-        "source": pgsql.SQL(
-            "CASE WHEN q.qid = ANY({}::text[]) THEN COALESCE(NULLIF(ans.value->>'source', ''),"
-            " CASE WHEN ans.value->>'side' = 'B' THEN rt.source_b ELSE rt.source_a END)"
-            " ELSE '' END"
-        ).format(pgsql.Literal(per_report)),
-        "answer_value": value,
-        "answer_code": pgsql.SQL("COALESCE(ans.value->>'code', '')"),
-        "answer_label": pgsql.SQL("COALESCE(ans.value->>'label', '')"),
-        "answer_text": pgsql.SQL("COALESCE(ans.value->>'text', '')"),
+        **answer_columns,
         **{
             f"outcome_{o.id}": pgsql.SQL(
                 "CASE WHEN q.qid = {} AND {} <> '' THEN ({} = ANY({}::text[]))::int END"
@@ -549,18 +479,13 @@ def ratings_query(
     if spans:
         answer_columns[f"outcome_{SIGNIFICANT_ERROR}"] = pgsql.SQL("NULL::int")
     parts = [
-        pgsql.SQL("SELECT {} AS line, rt.case_order, rt.reader_order, ans.key AS item ").format(
-            _record(
-                wanted, per_rating, fragments, answer_columns, spreadsheet_safe=spreadsheet_safe
-            )
-        )
-        + ratings
+        _part(wanted, per_rating, answer_columns, pgsql.SQL("ans.key"))
+        + rows
         + pgsql.SQL(
-            " CROSS JOIN LATERAL jsonb_each(rt.answers) AS ans"
-            " CROSS JOIN LATERAL (SELECT COALESCE(ans.value->>'question',"
-            " split_part(ans.key, '.', 1)) AS qid) AS q"
+            " CROSS JOIN LATERAL jsonb_each(rt._answers) AS ans"
+            " CROSS JOIN LATERAL (SELECT {} AS qid) AS q"
             " WHERE jsonb_typeof(ans.value) = 'object' AND q.qid = ANY({}::text[])"
-        ).format(pgsql.Literal(answered))
+        ).format(answers.answer_question(), pgsql.Literal(answered))
     ]
     for question in spans:
         qid = pgsql.Literal(question["id"])
@@ -568,49 +493,63 @@ def ratings_query(
         shown: pgsql.Composable = pgsql.SQL("TRUE")
         if condition:
             target = pgsql.Literal(condition["question"])
-            shown = pgsql.SQL(
-                "COALESCE(rt.answers -> ({} || '.' || sd.side), rt.answers -> {}) ->> 'value'"
-                " = ANY({}::text[])"
-            ).format(target, target, pgsql.Literal(list(condition["in"])))
+            shown = pgsql.SQL("{} = ANY({}::text[])").format(
+                answers.answer_value_at(
+                    pgsql.SQL("rt._answers"),
+                    pgsql.SQL("{} || '.' || sd.side").format(target),
+                    target,
+                ),
+                pgsql.Literal(list(condition["in"])),
+            )
         item = pgsql.SQL("CASE WHEN sd.side = '' THEN {} ELSE {} || '.' || sd.side END").format(
             qid, qid
         )
         span_columns = {
-            "question": qid,
+            "question": pgsql.SQL("{}::text").format(qid),
             "item": item,
             "side": pgsql.SQL("sd.side"),
-            "source": pgsql.SQL("CASE WHEN sd.side = 'B' THEN rt.source_b ELSE rt.source_a END"),
+            "source": pgsql.SQL("CASE WHEN sd.side = 'B' THEN rt._source_b ELSE rt._source_a END"),
             "answer_value": pgsql.SQL("COALESCE(sp.n, 0)::text"),
-            "answer_code": pgsql.SQL("''"),
+            "answer_code": pgsql.SQL("''::text"),
             "answer_label": pgsql.SQL("COALESCE(sp.n, 0) || ' passage(s) marked'"),
-            "answer_text": pgsql.SQL("''"),
+            "answer_text": pgsql.SQL("''::text"),
             **{f"outcome_{o.id}": pgsql.SQL("NULL::int") for o in outcomes},
             f"outcome_{SIGNIFICANT_ERROR}": pgsql.SQL("COALESCE(sp.sig, FALSE)::int"),
         }
         parts.append(
-            pgsql.SQL("SELECT {} AS line, rt.case_order, rt.reader_order, {} AS item ").format(
-                _record(
-                    wanted, per_rating, fragments, span_columns, spreadsheet_safe=spreadsheet_safe
-                ),
-                item,
-            )
-            + ratings
+            _part(wanted, per_rating, span_columns, item)
+            + rows
             + pgsql.SQL(
-                " CROSS JOIN LATERAL unnest(CASE WHEN rt.candidate_side IN ('A', 'B')"
+                " CROSS JOIN LATERAL unnest(CASE WHEN rt._candidate_side IN ('A', 'B')"
                 " THEN ARRAY['A', 'B'] ELSE ARRAY[''] END) AS sd(side)"
                 " LEFT JOIN LATERAL (SELECT count(*) AS n, bool_or(e.is_significant) AS sig"
-                " FROM {} e WHERE e.rating_id = rt.id AND e.side = sd.side) AS sp ON TRUE"
-                " WHERE (sd.side = ''"
-                " OR (CASE sd.side WHEN 'A' THEN rt.source_a ELSE rt.source_b END) <> '') AND {}"
+                " FROM {} e WHERE e.rating_id = rt._id AND e.side = sd.side) AS sp ON TRUE"
+                " WHERE rt._id IS NOT NULL AND (sd.side = ''"
+                " OR (CASE sd.side WHEN 'A' THEN rt._source_a ELSE rt._source_b END) <> '')"
+                " AND {}"
             ).format(_tables()["span"], shown)
         )
+    if not submitted_only:
+        # Never submitted: the assignment's own columns, no answer.
+        empty: dict[str, pgsql.Composable] = {
+            **{c: pgsql.SQL("NULL::text") for c in answers.ANSWER_COLUMNS},
+            **{c: pgsql.SQL("NULL::int") for c, _ in outcome_columns(protocol)},
+        }
+        parts.append(
+            _part(wanted, per_rating, empty, pgsql.SQL("''::text"))
+            + rows
+            + pgsql.SQL(" WHERE rt._id IS NULL")
+        )
     return pgsql.SQL(
-        "SELECT line FROM ({}) AS tidy ORDER BY case_order, reader_order, item"
-    ).format(pgsql.SQL(" UNION ALL ").join(parts))
+        "SELECT {} FROM ({}) AS tidy ORDER BY _case_order, _reader_order, _item"
+    ).format(
+        pgsql.SQL(", ").join(pgsql.Identifier(c) for c in wanted),
+        pgsql.SQL(" UNION ALL ").join(parts),
+    )
 
 
-def spans_query(*, reader_study: ReaderStudy, spreadsheet_safe: bool = False) -> pgsql.Composable:
-    """The error-span table (one row per marked passage, ``SPAN_COLUMNS``) as CSV records.
+def spans_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
+    """The error-span table (one row per marked passage, ``SPAN_COLUMNS``) as typed rows.
 
     The quoted passage and its sentence were stored with the span from the rendered text the
     offsets refer to (what the reader saw), never re-derived from the stored report text.
@@ -637,32 +576,20 @@ def spans_query(*, reader_study: ReaderStudy, spreadsheet_safe: bool = False) ->
         ("quoted_text", pgsql.SQL("e.quoted_text")),
         ("category", pgsql.SQL("e.category")),
         ("category_label", pgsql.SQL("COALESCE(cl.label, e.category)")),
-        ("is_significant", pgsql.SQL("CASE WHEN e.is_significant THEN 'true' ELSE 'false' END")),
+        ("is_significant", pgsql.SQL("e.is_significant")),
         ("replacement_text", pgsql.SQL("e.replacement_text")),
     ]
     keys = list(labels)
+    t = _tables()
     return (
-        pgsql.SQL("SELECT {} AS line FROM {} e JOIN {} rep ON rep.id = e.report_id ").format(
-            _csv_record(
-                [
-                    _csv_field(name, expr, spreadsheet_safe=spreadsheet_safe)
-                    for name, expr in columns
-                ]
-            ),
-            _tables()["span"],
-            _tables()["report"],
+        pgsql.SQL("SELECT {} FROM {} e JOIN {} rep ON rep.id = e.report_id ").format(
+            _select(columns), t["span"], t["report"]
         )
         + pgsql.SQL(
             "JOIN {} r ON r.id = e.rating_id JOIN {} asg ON asg.id = r.assignment_id"
             " JOIN {} c ON c.id = asg.case_id JOIN {} s ON s.id = c.imaging_study_id"
             " LEFT JOIN {} pin ON pin.id = " + _PINNED.format(report="e.report_id") + " "
-        ).format(
-            _tables()["rating"],
-            _tables()["assignment"],
-            _tables()["case"],
-            _tables()["study"],
-            _tables()["rendering"],
-        )
+        ).format(t["rating"], t["assignment"], t["case"], t["study"], t["rendering"])
         + _readers_join(reader_study)
         + pgsql.SQL(
             " LEFT JOIN unnest({}::text[], {}::text[]) AS cl(value, label) ON cl.value = e.category"
@@ -675,8 +602,8 @@ def spans_query(*, reader_study: ReaderStudy, spreadsheet_safe: bool = False) ->
     )
 
 
-def reports_query(*, reader_study: ReaderStudy, spreadsheet_safe: bool = False) -> pgsql.Composable:
-    """The renderings the study's cases pinned (``REPORT_COLUMNS``), one row each, as CSV."""
+def reports_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
+    """The renderings the study's cases pinned (``REPORT_COLUMNS``), one typed row each."""
     t = _tables()
     columns = [
         *_common(reader_study)[:2],
@@ -688,14 +615,13 @@ def reports_query(*, reader_study: ReaderStudy, spreadsheet_safe: bool = False) 
         ("rendered_impression", pgsql.SQL("pin.impression")),
         ("sha256", pgsql.SQL("pin.sha256")),
     ]
-    record = _csv_record([_csv_field(n, e, spreadsheet_safe=spreadsheet_safe) for n, e in columns])
     return pgsql.SQL(
-        "SELECT {record} AS line FROM {rendering} pin JOIN {report} rep ON rep.id = pin.report_id"
+        "SELECT {columns} FROM {rendering} pin JOIN {report} rep ON rep.id = pin.report_id"
         " WHERE pin.id IN (SELECT first_rendering_id FROM {case} WHERE reader_study_id = {pk}"
         " UNION SELECT second_rendering_id FROM {case} WHERE reader_study_id = {pk})"
         " ORDER BY rep.public_id, pin.renderer_version"
     ).format(
-        record=record,
+        columns=_select(columns),
         rendering=t["rendering"],
         report=t["report"],
         case=t["case"],
@@ -703,18 +629,48 @@ def reports_query(*, reader_study: ReaderStudy, spreadsheet_safe: bool = False) 
     )
 
 
-def dataset_query(
-    *, reader_study: ReaderStudy, dataset: str, spreadsheet_safe: bool = False
-) -> tuple[pgsql.Composable, list[str]]:
-    """The CSV-records query and columns of one exportable dataset ("ratings", "spans" or
-    "reports"). ``spreadsheet_safe``: neutralise formulas in free-text cells (CSV files)."""
-    safe = spreadsheet_safe
+def assignment_status_counts(*, reader_study: ReaderStudy) -> dict[str, int]:
+    """Assignments of the study by the ratings table's ``status`` (every status, 0 if none)."""
+    query = (
+        pgsql.SQL("SELECT rt.status, count(*) ")
+        + _assignment_rows(reader_study, submitted_only=False)
+        + pgsql.SQL(" GROUP BY rt.status")
+    )
+    counts = dict.fromkeys(("pending", "in_progress", "submitted"), 0)
+    with connection.cursor() as cursor:
+        cursor.execute(query.as_string(connection.connection))
+        counts.update({status: int(n) for status, n in cursor.fetchall()})
+    return counts
+
+
+def dataset_row_count(*, reader_study: ReaderStudy, dataset: str) -> int:
+    """How many rows the export of one table of the study holds now."""
+    query = pgsql.SQL("SELECT count(*) FROM ({}) AS q").format(
+        dataset_query(reader_study=reader_study, dataset=dataset).query
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query.as_string(connection.connection))
+        return int(cursor.fetchone()[0])
+
+
+# The tables an export can hold; the sidecar describes them and is not a table.
+TABLE_DATASETS = ("ratings", "spans", "reports")
+
+
+@dataclass(frozen=True)
+class TidyQuery:
+    """A tidy table's typed query and its columns, in order (``rows.record_batches``)."""
+
+    query: pgsql.Composable
+    columns: list[str]
+
+
+def dataset_query(*, reader_study: ReaderStudy, dataset: str) -> TidyQuery:
+    """The typed-rows query of one exportable table ("ratings", "spans" or "reports")."""
     if dataset == "ratings":
-        return ratings_query(reader_study=reader_study, spreadsheet_safe=safe), rating_columns(
-            reader_study
-        )
+        return TidyQuery(ratings_query(reader_study=reader_study), rating_columns(reader_study))
     if dataset == "spans":
-        return spans_query(reader_study=reader_study, spreadsheet_safe=safe), SPAN_COLUMNS
+        return TidyQuery(spans_query(reader_study=reader_study), SPAN_COLUMNS)
     if dataset == "reports":
-        return reports_query(reader_study=reader_study, spreadsheet_safe=safe), REPORT_COLUMNS
+        return TidyQuery(reports_query(reader_study=reader_study), REPORT_COLUMNS)
     raise ValueError(f"unknown dataset {dataset!r}")

@@ -35,6 +35,21 @@ def _int_param(request: HttpRequest, name: str, default: int, low: int, high: in
     return min(max(value, low), high)
 
 
+def _analysis_params(request: HttpRequest) -> dict[str, Any]:
+    """The analysis parameters of the page's query string (out of range: the nearest bound)."""
+    rule = request.GET.get("rule", DEFAULT_RULE)
+    return {
+        "n_resamples": _int_param(request, "resamples", DEFAULT_RESAMPLES, 100, MAX_RESAMPLES),
+        "seed": _int_param(request, "seed", DEFAULT_SEED, 0, 2**32 - 1),
+        "rule": rule if rule in stats.CASE_RULES else DEFAULT_RULE,
+        "min_reads": _int_param(request, "min_reads", 1, 1, 1000),
+        "min_pair_cases": _int_param(
+            request, "min_pair_cases", stats.DEFAULT_MIN_PAIR_CASES, 1, 100_000
+        ),
+        "prevalences": prevalences_from_query(request.GET),
+    }
+
+
 @login_required
 @require_GET
 def study_list(request: HttpRequest) -> HttpResponse:
@@ -50,22 +65,7 @@ def study_list(request: HttpRequest) -> HttpResponse:
 def study_analysis(request: HttpRequest, public_id: str) -> HttpResponse:
     """Headline table with CIs, case-level rates, agreement, per-reader results and plots."""
     study = selectors.reader_study_get_for_analysis(user=request.user, public_id=public_id)
-    n_resamples = _int_param(request, "resamples", DEFAULT_RESAMPLES, 100, MAX_RESAMPLES)
-    seed = _int_param(request, "seed", DEFAULT_SEED, 0, 2**32 - 1)
-    rule = request.GET.get("rule", DEFAULT_RULE)
-    if rule not in stats.CASE_RULES:
-        rule = DEFAULT_RULE
-    results = analysis_results(
-        reader_study=study,
-        n_resamples=n_resamples,
-        seed=seed,
-        rule=rule,
-        min_reads=_int_param(request, "min_reads", 1, 1, 1000),
-        min_pair_cases=_int_param(
-            request, "min_pair_cases", stats.DEFAULT_MIN_PAIR_CASES, 1, 100_000
-        ),
-        prevalences=prevalences_from_query(request.GET),
-    )
+    results = analysis_results(reader_study=study, **_analysis_params(request))
     strata = sorted(
         {r["stratum"] for r in results["headline"]} - {stats.OVERALL, stats.WEIGHTED_OVERALL}
     )
@@ -78,7 +78,13 @@ def study_analysis(request: HttpRequest, public_id: str) -> HttpResponse:
             (f"{PREVALENCE_PREFIX}{s}", s, results["rules"]["prevalences"].get(s, ""))
             for s in strata
         ],
-        "datasets": ExportAudit.Dataset.choices,
+        "datasets": [
+            (value, label)
+            for value, label in ExportAudit.Dataset.choices
+            if value != ExportAudit.Dataset.SIDECAR
+        ],
+        # The sidecar states the rules of the analysis shown, so it carries the page's query.
+        "sidecar_query": request.GET.urlencode(),
         "page_data": {"study": str(study.public_id), "bootstrap": results["bootstrap"]},
     }
     return render(request, "analysis/study.html", context)
@@ -89,7 +95,8 @@ def study_analysis(request: HttpRequest, public_id: str) -> HttpResponse:
 def study_export(
     request: HttpRequest, public_id: str, dataset: str, fmt: str
 ) -> StreamingHttpResponse:
-    """Download one dataset (ratings or spans) as CSV or Parquet; audited."""
+    """Download one table as CSV (``?bom=1``: with a UTF-8 BOM) or Parquet, or the sidecar
+    JSON for the page's analysis parameters; audited."""
     study = selectors.reader_study_get_for_analysis(user=request.user, public_id=public_id)
     return export_response(
         user=request.user,  # type: ignore[arg-type]
@@ -97,6 +104,8 @@ def study_export(
         dataset=dataset,
         fmt=fmt,
         interface=ExportAudit.Interface.WEB,
+        bom=request.GET.get("bom") == "1",
+        analysis=_analysis_params(request) if dataset == ExportAudit.Dataset.SIDECAR else None,
     )
 
 

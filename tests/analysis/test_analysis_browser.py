@@ -1,8 +1,10 @@
 """An analyst logs in with real headless Chromium, reads the headline table and the plots,
-downloads both CSVs, and finds the page's numbers in the data."""
+downloads both CSVs (and an Excel-ready one, and the sidecar), and finds the page's numbers in
+the data."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,6 +123,20 @@ def test_analyst_reads_results_downloads_both_csvs_and_finds_the_same_numbers(
     spans = pd.read_csv(downloads["spans"])
     assert list(spans.columns)[:2] == ["study", "study_name"]
     assert spans.empty  # the comparative study marks no passages
+
+    # For Excel: the checkbox starts the CSV with a UTF-8 byte order mark, same rows.
+    page.check("#csv-bom")
+    with page.expect_download() as info:
+        page.locator("#csv-options button", has_text="Ratings CSV").click()
+    marked = tmp_path / "ratings-excel.csv"
+    info.value.save_as(marked)
+    assert marked.read_bytes() == b"\xef\xbb\xbf" + downloads["ratings"].read_bytes()
+    # The sidecar states the rules of the analysis on the page.
+    with page.expect_download() as info:
+        page.locator("#sidecar-download").click()
+    sidecar = json.loads(Path(info.value.path()).read_text())
+    assert sidecar["analysis"]["bootstrap"]["n_resamples"] == 2000
+    assert sidecar["tables"]["ratings"]["rows"] == 72
 
     # The error-correction study is not carol's, but dave the analyst sees it too.
     page.goto(f"{server}/analysis/")

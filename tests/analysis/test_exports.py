@@ -238,11 +238,159 @@ def test_unknown_dataset_or_format_is_not_found(
     assert not ExportAudit.objects.exists()
 
 
-def test_unsubmitted_assignments_do_not_appear(pairwise: RatedStudy, analyst: AbstractUser) -> None:
+def test_never_submitted_assignments_are_rows_with_their_status_and_no_answers(
+    pairwise: RatedStudy, analyst: AbstractUser
+) -> None:
+    from reviewapp.analysis.results import analysis_results
+
     assert Assignment.objects.count() == 72
     Rating.objects.filter(assignment__reader__username="frank").delete()
+    frank = Assignment.objects.filter(reader__username="frank").order_by("position")
+    opened = [a.pk for a in frank[:10]]
+    Assignment.objects.filter(pk__in=opened).update(status="in_progress")
+    frank.exclude(pk__in=opened).update(status="pending", opened_at=None, first_answer_at=None)
     _, body = _download(_web_client(analyst), _url(pairwise, "ratings", "csv"))
-    assert len(pd.read_csv(io.BytesIO(body))) == 48
+    frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
+    assert len(frame) == 72
+    assert frame["status"].value_counts().to_dict() == {
+        "submitted": 48,
+        "pending": 14,
+        "in_progress": 10,
+    }
+    open_rows = frame[frame["status"] != "submitted"]
+    assert set(open_rows["reader"]) == {"R03"}
+    for column in ("rating", "question", "answer_value", "submitted_at", "source_a"):
+        assert set(open_rows[column]) == {""}
+    assert set(open_rows["outcome_equivalent_or_better"]) == {""}
+    # Reading order: each row carries the reader's list position of the case.
+    positions = {
+        (str(a.case.public_id), a.reader.get_username()): a.position
+        for a in Assignment.objects.select_related("case", "reader")
+    }
+    names = {"R01": "alice", "R02": "bob", "R03": "frank"}
+    for row in frame.itertuples():
+        assert int(row.reading_position) == positions[(row.case, names[row.reader])]
+    # Analysis counts what was submitted, never the open assignments.
+    assert analysis_results(reader_study=pairwise.study, n_resamples=100)["n_ratings"] == 48
+
+
+def test_csv_may_start_with_a_bom_for_excel_and_parquet_never_does(
+    pairwise: RatedStudy, analyst: AbstractUser, api_client_for, tmp_path: Path
+) -> None:
+    client = _web_client(analyst)
+    _, plain = _download(client, _url(pairwise, "ratings", "csv"))
+    _, marked = _download(client, _url(pairwise, "ratings", "csv") + "?bom=1")
+    assert not plain.startswith(b"\xef\xbb\xbf")
+    assert marked == b"\xef\xbb\xbf" + plain
+    assert pd.read_csv(io.BytesIO(marked), encoding="utf-8-sig").columns[0] == "study"
+    api_url = reverse(
+        "api-analysis-export",
+        kwargs={"public_id": pairwise.study.public_id, "dataset": "spans", "fmt": "csv"},
+    )
+    _, api_body = _download(api_client_for(analyst), api_url + "?bom=true")
+    assert api_body.startswith(b"\xef\xbb\xbfstudy,")
+    _, parquet = _download(client, _url(pairwise, "ratings", "parquet") + "?bom=1")
+    assert pq.read_table(io.BytesIO(parquet)).num_rows == 72
+    out = tmp_path / "ratings.csv"
+    call_command(
+        "export_ratings", str(pairwise.study.public_id), "--user", "dave", "--bom",
+        "--output", str(out),
+    )  # fmt: skip
+    assert out.read_bytes() == marked
+
+
+def test_sidecar_states_the_rules_ci_methods_counts_and_conventions_everywhere(
+    pairwise: RatedStudy, analyst: AbstractUser, api_client_for, tmp_path: Path
+) -> None:
+    import json
+
+    from reviewapp.analysis.exports import HASH_DEFINITION
+    from reviewapp.analysis.results import analysis_results
+    from reviewapp.analysis.selectors import FREE_TEXT_COLUMNS
+    from reviewapp.analysis.stats import INTERVAL_METHODS
+    from reviewapp.studies.models import rendering_sha256
+
+    Rating.objects.filter(assignment__reader__username="frank").delete()
+    Assignment.objects.filter(reader__username="frank").update(status="pending", opened_at=None)
+    client = _web_client(analyst)
+    response, body = _download(
+        client, _url(pairwise, "sidecar", "json") + "?rule=all&resamples=300&seed=7"
+    )
+    assert response["Content-Type"] == "application/json"
+    assert response["Cache-Control"] == "private, no-store"
+    sidecar = json.loads(body)
+    study = pairwise.study
+    assert sidecar["study"] == {"id": str(study.public_id), "name": study.name}
+    assert sidecar["protocol"] == {"key": study.protocol_key, "version": study.protocol_version}
+    assert sidecar["generated_at"].endswith("Z")
+    assert sidecar["assignments"] == {"pending": 24, "in_progress": 0, "submitted": 48}
+    assert {k: v["rows"] for k, v in sidecar["tables"].items()} == {
+        "ratings": 72,
+        "spans": 0,
+        "reports": len(
+            {r for c in study.cases.all() for r in (c.first_rendering_id, c.second_rendering_id)}
+            - {None}
+        ),
+    }
+    types = {c["name"]: c["type"] for c in sidecar["tables"]["ratings"]["columns"]}
+    assert types["submitted_at"] == "timestamp[us, tz=UTC]"
+    assert types["reading_position"] == "int64"
+    expected = analysis_results(reader_study=study, n_resamples=300, seed=7, rule="all")
+    assert sidecar["analysis"]["rules"] == expected["rules"]
+    assert sidecar["analysis"]["rules"]["case_rule"] == "all"
+    assert sidecar["analysis"]["rules"]["interval_methods"] == dict(INTERVAL_METHODS)
+    assert sidecar["analysis"]["bootstrap"] == {"n_resamples": 300, "seed": 7, "level": 0.95}
+    assert sidecar["analysis"]["n_ratings"] == 48
+    neutralised = sidecar["csv"]["formula_neutralisation"]
+    assert neutralised["columns"] == sorted(FREE_TEXT_COLUMNS)
+    assert neutralised["triggers"] == ["=", "+", "-", "@", "\t", "\r"]
+    assert sidecar["report_hash"]["definition"] == HASH_DEFINITION
+    # The stated definition is the one the hashes are made with.
+    import hashlib
+
+    text = "FINDINGS\n" + "Heart." + "\n\nIMPRESSION\n" + "Fine."
+    assert rendering_sha256(findings="Heart.", impression="Fine.") == (
+        hashlib.sha256(text.encode("utf-8")).hexdigest()
+    )
+    assert '"FINDINGS\\n" + findings + "\\n\\nIMPRESSION\\n" + impression' in HASH_DEFINITION
+    assert sidecar["answer_schema"]["title"] == "Stored answers of one rating"
+
+    api = api_client_for(analyst)
+    _, api_body = _download(
+        api,
+        reverse(
+            "api-analysis-export",
+            kwargs={"public_id": study.public_id, "dataset": "sidecar", "fmt": "json"},
+        ),
+    )
+    assert json.loads(api_body)["analysis"]["bootstrap"]["n_resamples"] == 2000
+    out = tmp_path / "sidecar.json"
+    call_command(
+        "export_ratings", str(study.public_id), "--user", "dave", "--dataset", "sidecar",
+        "--rule", "half", "--output", str(out),
+    )  # fmt: skip
+    assert json.loads(out.read_text())["analysis"]["rules"]["case_rule"] == "half"
+    audits = list(ExportAudit.objects.order_by("created_at").values_list("interface", "dataset"))
+    assert audits == [("web", "sidecar"), ("api", "sidecar"), ("command", "sidecar")]
+    page = client.get(reverse("analysis:study", args=[study.public_id]) + "?rule=all")
+    assert "/export/sidecar.json?rule=all" in page.content.decode()
+    assert 'name="bom"' in page.content.decode()
+    for wrong in (("sidecar", "csv"), ("ratings", "json")):
+        assert client.get(_url(pairwise, *wrong)).status_code == 404
+
+
+def test_stored_answers_match_the_documented_schema(
+    pairwise: RatedStudy, error_study: RatedStudy
+) -> None:
+    import jsonschema
+
+    from reviewapp.analysis.answers import ANSWER_SCHEMA
+
+    validator = jsonschema.Draft202012Validator(ANSWER_SCHEMA)
+    stored = list(Rating.objects.values_list("answers", flat=True))
+    assert stored
+    for answers in stored:
+        assert not list(validator.iter_errors(answers)), answers
 
 
 # --- what readers saw, provably; and files that are safe to open -----------------------------
@@ -478,3 +626,25 @@ def test_csv_neutralises_formulas_in_free_text_cells_and_parquet_keeps_them_raw(
     assert csv_cell_neutralise("\tx") == "'\tx"
     assert csv_cell_neutralise("\rx") == "'\rx"
     assert csv_cell_neutralise("Effusion = small") == "Effusion = small"
+
+
+def test_typed_rows_are_the_same_whatever_the_block_size(error_study: RatedStudy) -> None:
+    import pyarrow as pa
+
+    from reviewapp.analysis import rows
+    from reviewapp.analysis.selectors import dataset_query
+
+    # Blocks end on whole records: a tiny block gives many batches and the very same table.
+    for dataset in ("ratings", "spans"):
+        tidy = dataset_query(reader_study=error_study.study, dataset=dataset)
+        whole = list(rows.record_batches(tidy))
+        split = list(rows.record_batches(tidy, block_bytes=300))
+        assert len(split) > len(whole) >= 1
+        assert pa.Table.from_batches(split).equals(pa.Table.from_batches(whole))
+    ratings = pa.Table.from_batches(
+        rows.record_batches(dataset_query(reader_study=error_study.study, dataset="ratings"))
+    )
+    assert str(ratings.schema.field("submitted_at").type) == "timestamp[us, tz=UTC]"
+    assert ratings.column("rating").null_count == 0
+    # A text that is empty stays empty; only a missing value is null.
+    assert "" in ratings.column("answer_code").to_pylist()

@@ -1,4 +1,4 @@
-"""``manage.py export_ratings STUDY``: the ratings (or error spans) of a study as CSV/Parquet."""
+"""``manage.py export_ratings STUDY``: a study's tidy tables as CSV/Parquet, or their sidecar."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 from django.http import Http404
 
-from reviewapp.analysis import selectors
-from reviewapp.analysis.exports import copy_csv, export_chunks, parquet_write
+from reviewapp.analysis import rows, selectors, stats
+from reviewapp.analysis.exports import export_chunks, export_valid, parquet_write
 from reviewapp.analysis.models import ExportAudit
+from reviewapp.analysis.results import DEFAULT_RESAMPLES, DEFAULT_RULE, DEFAULT_SEED
 from reviewapp.analysis.selectors import dataset_query
 from reviewapp.analysis.services import export_audit_finish, export_audit_start
 from reviewapp.studies.models import ReaderStudy
@@ -24,8 +25,9 @@ from reviewapp.studies.models import ReaderStudy
 
 class Command(BaseCommand):
     help = (
-        "Export a reader study's tidy ratings (or, with --spans, its error spans) with the "
-        "unblinding key. STUDY is the study's public id or its exact name. The export is "
+        "Export a reader study's tidy ratings (or, with --spans, its error spans; --dataset "
+        "reports the renderings shown, --dataset sidecar the JSON describing the tables) with "
+        "the unblinding key. STUDY is the study's public id or its exact name. The export is "
         "audited under --user (who must be an analyst, a coordinator of the study or an admin)."
     )
 
@@ -35,6 +37,24 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=ExportAudit.Format.values, default="csv")
         parser.add_argument("--spans", action="store_true", help="export error spans instead")
         parser.add_argument(
+            "--dataset",
+            choices=ExportAudit.Dataset.values,
+            help="table to export (default ratings); sidecar writes JSON",
+        )
+        parser.add_argument(
+            "--bom", action="store_true", help="start a CSV with a UTF-8 BOM (for Excel)"
+        )
+        parser.add_argument(
+            "--resamples", type=int, default=DEFAULT_RESAMPLES, help="sidecar: bootstrap resamples"
+        )
+        parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="sidecar: seed")
+        parser.add_argument(
+            "--rule",
+            choices=list(stats.CASE_RULES),
+            default=DEFAULT_RULE,
+            help="sidecar: case rule",
+        )
+        parser.add_argument(
             "--output", "-o", help="file to write (default: standard output; CSV only)"
         )
 
@@ -43,8 +63,14 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"No user {options['user']!r}.")
         study = self._study(options["study"], user)
-        dataset = ExportAudit.Dataset.SPANS if options["spans"] else ExportAudit.Dataset.RATINGS
-        fmt = options["format"]
+        dataset = options["dataset"] or (
+            ExportAudit.Dataset.SPANS if options["spans"] else ExportAudit.Dataset.RATINGS
+        )
+        fmt = (
+            ExportAudit.Format.JSON if dataset == ExportAudit.Dataset.SIDECAR else options["format"]
+        )
+        if not export_valid(dataset, fmt):
+            raise CommandError(f"No {dataset} export as {fmt}.")
         if fmt == "parquet" and not options["output"]:
             raise CommandError("Parquet needs --output FILE (it is not a text format).")
         audit = export_audit_start(
@@ -56,13 +82,21 @@ class Command(BaseCommand):
         )
         counted: list[int] = []
         if fmt == "parquet":
-            query, columns = dataset_query(reader_study=study, dataset=dataset)
-            counted.append(
-                parquet_write(copy_csv(query, columns), columns=columns, sink=options["output"])
-            )
+            tidy = dataset_query(reader_study=study, dataset=dataset)
+            batches = rows.record_batches(tidy)
+            counted.append(parquet_write(batches, columns=tidy.columns, sink=options["output"]))
         else:
             chunks = export_chunks(
-                reader_study=study, dataset=dataset, fmt=fmt, on_done=counted.append
+                reader_study=study,
+                dataset=dataset,
+                fmt=fmt,
+                on_done=counted.append,
+                bom=options["bom"],
+                analysis={
+                    "n_resamples": options["resamples"],
+                    "seed": options["seed"],
+                    "rule": options["rule"],
+                },
             )
             if options["output"]:
                 with Path(options["output"]).open("wb") as target:
