@@ -6,11 +6,15 @@ carol (coordinator) configures models and queues the baseline.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.exceptions import ValidationError
 
+from inference.backends import backend_cache_clear
 from reviewapp.generation import schemas, services
 from reviewapp.generation.models import GenerationRun, ModelConfig
+from tests.inference.test_openai_backend import FakeVllm
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +108,32 @@ def test_a_baseline_runs_reproducibility_record_matches_its_schema(
             _field_check(GenerationRun, "provenance", bad)
         assert caught.value.error_list[0].code == "invalid_provenance"
         assert f"provenance does not match its schema: {place}" in caught.value.messages[0]
+
+
+def test_a_served_models_reproducibility_record_matches_its_schema(
+    coordinator, two_radiographs
+) -> None:
+    # A real HTTP server standing in for vLLM; the run goes through the real service, which
+    # refuses to store a record that does not match (the run would fail).
+    server = FakeVllm()
+    threading.Thread(target=server.httpd.serve_forever, daemon=True).start()
+    backend_cache_clear()
+    try:
+        config = ModelConfig.objects.create(
+            name="served",
+            backend="openai",
+            location=server.url,
+            served_model_name="medgemma-4b-it",
+            parameters={"max_new_tokens": 50, "backoff_s": 0},
+        )
+        created = services.generation_job_create(
+            user=coordinator, model_config=config, studies=two_radiographs[:1]
+        )
+        run = created.job.runs.get()
+        assert services.generation_run_execute(run_pk=run.pk) == "succeeded"
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+    record = GenerationRun.objects.get(pk=run.pk).provenance
+    assert record["tokens"] == {"input": 321, "output": 9}
+    _field_check(GenerationRun, "provenance", record)
