@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import models
 
 from reviewapp.core.models import TimestampedModel
+from reviewapp.generation.schemas import parameters_validate, provenance_validate
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
 
@@ -51,6 +52,7 @@ class ModelConfig(TimestampedModel):
     parameters = models.JSONField(
         default=dict,
         blank=True,
+        validators=[parameters_validate],
         help_text="Generation and preprocessing parameters, e.g. "
         '{"max_new_tokens": 300, "do_sample": false, "seed": 0, "ct_slices": 16}.',
     )
@@ -119,7 +121,7 @@ class GenerationRun(TimestampedModel):
     report = models.OneToOneField(
         Report, null=True, blank=True, on_delete=models.RESTRICT, related_name="generation_run"
     )
-    provenance = models.JSONField(default=dict, blank=True)
+    provenance = models.JSONField(default=dict, blank=True, validators=[provenance_validate])
 
     class Meta:
         ordering = ["id"]

@@ -38,6 +38,12 @@ from reviewapp.core.roles import Role, user_has_role
 from reviewapp.generation import selectors
 from reviewapp.generation.inputs import retrieval_corpus_build, study_input_build, study_kind
 from reviewapp.generation.models import GenerationJob, GenerationRun, ModelConfig
+from reviewapp.generation.schemas import (
+    KNOWN_PARAMETERS,
+    MAX_THROTTLE_SECONDS,
+    parameters_validate,
+    provenance_validate,
+)
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
 from reviewapp.reports.services import report_source_for_model
@@ -46,14 +52,7 @@ logger = logging.getLogger(__name__)
 Actor = AbstractBaseUser | AnonymousUser | None  # None: the shell (manage.py generate_reports)
 
 LOCK_NAMESPACE = 0x6765  # "ge": keeps our advisory-lock keys apart from other apps'
-MAX_THROTTLE_SECONDS = 300
 RETRY_DELAY_SECONDS = 30
-KNOWN_PARAMETERS = {
-    "max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "num_beams",
-    "repetition_penalty", "no_repeat_ngram_size", "seed", "system_prompt", "ct_slices",
-    "ct_windows", "max_side", "max_images", "device", "timeout_s", "retries", "backoff_s",
-    "throttle_seconds",
-}  # fmt: skip
 
 
 def job_group_name(job_public_id: Any) -> str:
@@ -96,14 +95,16 @@ def model_config_check(
     else:
         unknown = sorted(set(parameters) - KNOWN_PARAMETERS)
         if unknown:
+            # Said on its own: a misspelt name is the usual mistake, and the schema's message
+            # would not list the names it knows.
             errors.setdefault("parameters", []).append(
                 f"Unknown parameters {unknown}; known: {sorted(KNOWN_PARAMETERS)}."
             )
-        throttle = parameters.get("throttle_seconds", 0)
-        if not isinstance(throttle, int | float) or not 0 <= throttle <= MAX_THROTTLE_SECONDS:
-            errors.setdefault("parameters", []).append(
-                f"throttle_seconds must be a number from 0 to {MAX_THROTTLE_SECONDS}."
-            )
+        else:
+            try:
+                parameters_validate(parameters)
+            except ValidationError as exc:
+                errors.setdefault("parameters", []).extend(exc.messages)
     for name, template in (("prompt_cxr", prompt_cxr), ("prompt_ct", prompt_ct)):
         try:
             unknown_fields = prompt_fields(template) - PROMPT_FIELDS
@@ -561,6 +562,19 @@ def generation_run_execute(*, run_pk: int) -> str:
         record["timings_s"]["total"] = round(time.perf_counter() - started, 4)
         record["attempt"] = run.attempts
         record["worker"] = run.worker
+        try:
+            provenance_validate(record)
+        except ValidationError as exc:
+            # A backend whose record lacks what the schema promises analysts is our defect; the
+            # run fails with the reason (the messages carry no values) instead of storing it.
+            logger.error("Generation run %s: %s", run.public_id, "; ".join(exc.messages))
+            _finish(
+                run_pk,
+                status=GenerationRun.Status.FAILED,
+                error="The model's reproducibility record is incomplete; the worker log has "
+                "details.",
+            )
+            return "failed"
         written = _write_report(
             run_pk, findings=output.findings, impression=output.impression, record=record
         )

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import models
 
 from reviewapp.core.models import TimestampedModel
+from reviewapp.imaging.schemas import dicom_json_validate, frame_ranges_validate
 
 
 class Study(TimestampedModel):
@@ -113,9 +114,9 @@ class Instance(TimestampedModel):
     sha256 = models.CharField(max_length=64)
     # Precomputed on import so frames are served by byte range, with no DICOM parsing per
     # request: [[offset, length], ...] per frame, into the stored file.
-    frame_ranges = models.JSONField(default=list)
+    frame_ranges = models.JSONField(default=list, validators=[frame_ranges_validate])
     # DICOM JSON (PS3.18 F.2) of the stored header, bulk data left out, for /metadata.
-    dicom_json = models.JSONField(default=dict)
+    dicom_json = models.JSONField(default=dict, validators=[dicom_json_validate])
 
     class Meta:
         ordering = ["position", "instance_number", "id"]

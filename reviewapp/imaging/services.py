@@ -33,7 +33,7 @@ from django.utils import timezone
 from pydicom.dataset import Dataset
 
 from reviewapp.core.errors import ApplicationError
-from reviewapp.imaging import archives, deid, dicom_index, dicom_safety
+from reviewapp.imaging import archives, deid, dicom_index, dicom_safety, schemas
 from reviewapp.imaging.models import (
     ImportBatch,
     ImportProblem,
@@ -515,6 +515,15 @@ def _rows_create(
     dicom_json: dict[str, Any],
     number_of_frames: int,
 ) -> Instance:
+    try:
+        schemas.frame_ranges_validate(frame_ranges)
+        schemas.dicom_json_validate(dicom_json)
+    except ValidationError as exc:
+        # The import's reason for the file (schema messages name places, never values).
+        raise ApplicationError(
+            f"its frame index or header cannot be stored: {exc.messages[0]}",
+            code=exc.code or "invalid_index",
+        ) from None
     ds = prepared.dataset
     study = _study_get_or_create(ds=ds, result=prepared.deid)
     series, series_created = Series.objects.get_or_create(

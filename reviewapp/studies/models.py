@@ -35,6 +35,12 @@ from reviewapp.core.models import TimestampedModel
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
 from reviewapp.studies.blinding_schema import blinding_tells_validate
+from reviewapp.studies.schemas import (
+    answers_validate,
+    draft_validate,
+    protocol_document_validate,
+    sample_spec_validate,
+)
 
 
 class ReaderStudy(TimestampedModel):
@@ -52,7 +58,7 @@ class ReaderStudy(TimestampedModel):
     description = models.TextField(blank=True)
     # The whole protocol document, copied from a template when the study was made and frozen
     # once a rating exists; analysis reads questions and outcomes from here.
-    protocol = models.JSONField()
+    protocol = models.JSONField(validators=[protocol_document_validate])
     protocol_key = models.CharField(max_length=64)
     protocol_version = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
@@ -64,7 +70,7 @@ class ReaderStudy(TimestampedModel):
     reads_per_case = models.PositiveIntegerField(null=True, blank=True)
     # Seeds are recorded so anyone can re-derive the sample, the orders and the sides.
     sample_seed = models.BigIntegerField(null=True, blank=True)
-    sample_spec = models.JSONField(default=dict, blank=True)
+    sample_spec = models.JSONField(default=dict, blank=True, validators=[sample_spec_validate])
     assignment_seed = models.BigIntegerField(null=True, blank=True)
     assignments_generated_at = models.DateTimeField(null=True, blank=True)
     coordinators = models.ManyToManyField(
@@ -240,7 +246,7 @@ class Assignment(TimestampedModel):
     first_answer_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     # Autosaved work in progress; the client numbers its saves so a late, older save is ignored.
-    draft = models.JSONField(default=dict, blank=True)
+    draft = models.JSONField(default=dict, blank=True, validators=[draft_validate])
     draft_seq = models.BigIntegerField(default=0)
     draft_saved_at = models.DateTimeField(null=True, blank=True)
     active_seconds = models.FloatField(default=0)
@@ -270,7 +276,7 @@ class Rating(TimestampedModel):
     assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="rating")
     # {question id: stored answer}: source-resolved (see services.answers_resolve), together
     # with what the reader saw (side and label), so analysis needs no re-derivation.
-    answers = models.JSONField()
+    answers = models.JSONField(validators=[answers_validate])
     # Which source each side showed, recorded with the answers (the unblinding key per rating).
     source_a = models.CharField(max_length=16)
     source_b = models.CharField(max_length=16, blank=True)

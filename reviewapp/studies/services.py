@@ -29,7 +29,7 @@ from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
 from reviewapp.reports.services import report_source_edited
-from reviewapp.studies import blinding, protocols, selectors
+from reviewapp.studies import blinding, protocols, schemas, selectors
 from reviewapp.studies.models import (
     Assignment,
     Case,
@@ -262,6 +262,7 @@ def cases_add_sample(
         raise ValidationError({"per_stratum": problems})
     study.sample_seed = seed
     study.sample_spec = {"per_stratum": per_stratum, "pool_size": len(pool)}
+    schemas.sample_spec_validate(study.sample_spec)
     study.save(update_fields=["sample_seed", "sample_spec", "updated_at"])
     reader_study.sample_seed = seed
     return cases_add(
@@ -703,6 +704,7 @@ def draft_save(
         raise ValidationError({"draft": "The draft must be an object."})
     if len(json.dumps(draft)) > MAX_DRAFT_BYTES:
         raise ValidationError({"draft": "The draft is too large."})
+    schemas.draft_validate(draft)
     locked = (
         Assignment.objects.select_for_update().select_related("reader_study").get(pk=assignment.pk)
     )
@@ -958,6 +960,7 @@ def _rating_submit(
         )
     texts = _texts_shown(locked)
     resolved = _resolve(locked, answers, spans, texts)
+    schemas.answers_validate(resolved.answers)
     now = timezone.now()
     seconds = max(float(active_seconds or 0), locked.active_seconds)
     history_context_set(user=reader.pk, action="rating_submit")
@@ -1063,6 +1066,7 @@ def _rating_revise(
         )
     texts = _texts_shown(locked)
     resolved = _resolve(locked, answers, spans, texts)
+    schemas.answers_validate(resolved.answers)
     history_context_set(user=reader.pk, action="rating_revise")
     rating.answers = resolved.answers
     rating.ai_guess = resolved.ai_guess
