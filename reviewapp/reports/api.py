@@ -138,7 +138,7 @@ class CandidatesImportApi(APIView):
             choices=FORMATS, required=False, help_text="Default: from the file name."
         )
 
-    class OutputSerializer(serializers.Serializer):
+    class CandidatesImportOutputSerializer(serializers.Serializer):
         source = SourceOutputSerializer()  # type: ignore[assignment]
         format = serializers.CharField()
         created = serializers.IntegerField()
@@ -157,7 +157,7 @@ class CandidatesImportApi(APIView):
 
     @extend_schema(
         request={"multipart/form-data": InputSerializer},
-        responses={200: OutputSerializer},
+        responses={200: CandidatesImportOutputSerializer},
         tags=["reports"],
     )
     def post(self, request: Request) -> Response:
@@ -200,4 +200,6 @@ class CandidatesImportApi(APIView):
             "problems": [{"row": p.row, "key": p.key, "reason": p.reason} for p in result.problems],
             "message": result.versioned_message,
         }
-        return Response(self.OutputSerializer(payload).data, status=status.HTTP_200_OK)
+        return Response(
+            self.CandidatesImportOutputSerializer(payload).data, status=status.HTTP_200_OK
+        )
