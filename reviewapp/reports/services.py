@@ -351,19 +351,46 @@ def report_original_upsert(
         locked.stratum = stratum
         locked.save(update_fields=["stratum", "updated_at"])
     latest = Report.objects.filter(study=locked, kind=Report.Kind.ORIGINAL, is_latest=True).first()
+    return _line_write(
+        study=locked,
+        latest=latest,
+        kind=Report.Kind.ORIGINAL,
+        source=report_source_original(),
+        findings=findings,
+        impression=impression,
+        source_note=source_note,
+        author=author,
+        change_reason=change_reason,
+    )
+
+
+def _line_write(
+    *,
+    study: Study,
+    latest: Report | None,
+    kind: str,
+    source: ReportSource,
+    findings: str,
+    impression: str,
+    source_note: str,
+    author: AbstractBaseUser | AnonymousUser | None,
+    change_reason: str,
+) -> ReportImported:
+    # One study-and-source line: its first version, its next one when the text changed, or
+    # nothing when it is the same. The caller holds the study row's lock.
     if latest is None:
         report = Report.objects.create(
-            study=locked,
-            kind=Report.Kind.ORIGINAL,
-            source=report_source_original(),
+            study=study,
+            kind=kind,
+            source=source,
             findings=findings,
             impression=impression,
             author=acting_user(author),
             source_note=source_note[:256],
         )
-        return OriginalImported("created", report)
+        return ReportImported("created", report)
     if latest.findings == findings and latest.impression == impression:
-        return OriginalImported("unchanged", latest)
+        return ReportImported("unchanged", latest)
     report = report_version_create(
         previous=latest,
         findings=findings,
@@ -372,7 +399,7 @@ def report_original_upsert(
         change_reason=change_reason,
         source_note=source_note,
     )
-    return OriginalImported("versioned", report, previous=latest)
+    return ReportImported("versioned", report, previous=latest)
 
 
 @transaction.atomic
@@ -522,29 +549,18 @@ def report_candidate_upsert(
         raise ApplicationError("A report needs findings or an impression.", code="report_empty")
     locked = Study.objects.select_for_update().get(pk=study.pk)
     latest = Report.objects.filter(study=locked, source=source, is_latest=True).first()
-    if latest is None:
-        report = Report.objects.create(
-            study=locked,
-            # Imported candidates are model output: kind ai, like a configured model's.
-            kind=Report.Kind.AI,
-            source=source,
-            findings=findings,
-            impression=impression,
-            author=acting_user(author),
-            source_note=source_note[:256],
-        )
-        return ReportImported("created", report)
-    if latest.findings == findings and latest.impression == impression:
-        return ReportImported("unchanged", latest)
-    report = report_version_create(
-        previous=latest,
+    return _line_write(
+        study=locked,
+        latest=latest,
+        # Imported candidates are model output: kind ai, like a configured model's.
+        kind=Report.Kind.AI,
+        source=source,
         findings=findings,
         impression=impression,
+        source_note=source_note,
         author=author,
         change_reason=change_reason,
-        source_note=source_note,
     )
-    return ReportImported("versioned", report, previous=latest)
 
 
 # --- candidate import --------------------------------------------------------------------------
