@@ -51,7 +51,7 @@ def test_a_coordinator_queues_the_baseline_and_watches_the_bar_fill(
         page.wait_for_url(re.compile(r"/generation/$"))
 
         for study in two_radiographs:
-            page.get_by_label(f"Queue study {study.public_id}").check()
+            page.get_by_label(f"Queue study {study.label}").check()
         page.get_by_role("button", name="Queue generation").click()
         page.wait_for_url(re.compile(r"/generation/jobs/"))
 
@@ -73,7 +73,7 @@ def test_a_coordinator_queues_the_baseline_and_watches_the_bar_fill(
         expect(page.locator(".run-status")).to_have_text(["succeeded", "succeeded"])
 
         normal = two_radiographs[0]
-        page.locator(f'tr:has-text("{normal.public_id}") .run-report').click()
+        page.locator(f'tr:has-text("{normal.label}") .run-report').click()
         expect(page.locator("#run-report")).to_contain_text("Right upper lobe nodule.")
         expect(page.locator("body")).to_contain_text("baseline: image nearest-neighbour")
         expect(page.locator("#run-provenance")).to_contain_text("sop_instance_uids")

@@ -112,10 +112,11 @@ def test_a_coordinator_builds_a_study_two_readers_rate_it_and_the_history_shows_
 
         # The coordinator reads the rating's history: both versions, who and what.
         carol.goto(study_url)
+        # Columns: case, reader, position, version, submitted, history.
         row = carol.locator(
-            'tr:has(td:nth-child(1):text-is("alice")):has(td:nth-child(2):text-is("1"))'
+            'tr:has(td:nth-child(2):text-is("alice")):has(td:nth-child(3):text-is("1"))'
         )
-        expect(row.locator("td").nth(2)).to_have_text("2")  # the version column
+        expect(row.locator("td").nth(3)).to_have_text("2")  # the version column
         expect(row).to_have_count(1)
         row.get_by_role("link", name="history").click()
         versions = carol.locator("table.history tbody tr")

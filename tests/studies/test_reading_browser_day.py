@@ -15,13 +15,15 @@ from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
 from reviewapp.studies.models import Assignment, Rating
 from tests.conftest import REPO_ROOT
-from tests.imaging.conftest import CXR_JPEG, archive_dirs, import_files  # noqa: F401
+from tests.imaging.conftest import CXR_JPEG, import_files
 from tests.studies.conftest import build_study
 from tests.viewer.conftest import (  # noqa: F401
     _derived_copy,
     _release_held,
     app_server,
+    archive_dirs,
     browser,
+    served_data_dir,
     viewer_bundle,
     viewer_page_for,
 )
