@@ -66,7 +66,7 @@ class StudyAnalysisApi(APIView):
         responses={200: OpenApiTypes.OBJECT, 403: None, 404: None},
     )
     def get(self, request: Request, public_id: str) -> Response:
-        study = selectors.reader_study_get_for_analysis(user=request.user, public_id=public_id)
+        study = selectors.reader_study_get_for_analyst(user=request.user, public_id=public_id)
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         data: dict[str, Any] = analysis_results(
@@ -220,7 +220,7 @@ class StudyExportApi(APIView):
     def get(
         self, request: Request, public_id: str, dataset: str, fmt: str
     ) -> StreamingHttpResponse:
-        study = selectors.reader_study_get_for_analysis(user=request.user, public_id=public_id)
+        study = selectors.reader_study_get_for_analyst(user=request.user, public_id=public_id)
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         data = params.validated_data

@@ -546,7 +546,7 @@ def analysis_results(
     min_pair_cases: int = stats.DEFAULT_MIN_PAIR_CASES,
     prevalences: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The analysis of one study (already authorised through reader_study_get_for_analysis)."""
+    """The analysis of one study (already authorised through reader_study_get_for_analyst)."""
     if not 1 <= n_resamples <= MAX_RESAMPLES:
         raise ValueError(f"resamples must be between 1 and {MAX_RESAMPLES}")
     if rule not in stats.CASE_RULES:

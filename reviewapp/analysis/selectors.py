@@ -2,7 +2,7 @@
 
 Exports and the analysis page carry the unblinding key (which source was shown as A and B), so
 only analysts, coordinators of that study and administrators get a study through
-``reader_study_get_for_analysis``; every other function here takes the study it returns.
+``reader_study_get_for_analyst``; every other function here takes the study it returns.
 
 The tidy rows below are the single source of every number: typed rows (text, integers, floats,
 time stamps, booleans as PostgreSQL types them) that the CSV and Parquet exports write and the
@@ -26,7 +26,7 @@ from reviewapp.core.access import public_id_get_or_404
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.studies.models import ErrorSpan, Rating, ReaderStudy, StudyReader
 from reviewapp.studies.protocols import outcome_values
-from reviewapp.studies.selectors import reader_study_list
+from reviewapp.studies.selectors import reader_study_list_for_staff
 
 SIGNIFICANT_ERROR = "significant_error"
 SIGNIFICANT_ERROR_LABEL = "≥1 clinically significant error"
@@ -42,22 +42,22 @@ def user_may_analyse(user: AbstractBaseUser | AnonymousUser) -> bool:
     return any(user_has_role(user, r) for r in (Role.ANALYST, Role.COORDINATOR, Role.ADMIN))
 
 
-def reader_study_list_for_analysis(
+def reader_study_list_for_analyst(
     *, user: AbstractBaseUser | AnonymousUser
 ) -> QuerySet[ReaderStudy]:
     """Studies the user may analyse and export: the studies app's rule for who sees which
     study (all for analysts and admins, else those the coordinator coordinates)."""
-    return reader_study_list(user=user)
+    return reader_study_list_for_staff(user=user)
 
 
-def reader_study_get_for_analysis(
+def reader_study_get_for_analyst(
     *, user: AbstractBaseUser | AnonymousUser, public_id: Any
 ) -> ReaderStudy:
     """Return a study the user may analyse; 403 without an analysing role, 404 if not theirs."""
     if not user_may_analyse(user):
         raise PermissionDenied("Only analysts, coordinators of the study and admins may do this.")
     return public_id_get_or_404(
-        reader_study_list_for_analysis(user=user), public_id, what="reader study"
+        reader_study_list_for_analyst(user=user), public_id, what="reader study"
     )
 
 

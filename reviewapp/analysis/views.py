@@ -56,7 +56,7 @@ def study_list(request: HttpRequest) -> HttpResponse:
     """Studies the person may analyse."""
     if not selectors.user_may_analyse(request.user):
         raise PermissionDenied
-    studies = selectors.reader_study_list_for_analysis(user=request.user).order_by("-created_at")
+    studies = selectors.reader_study_list_for_analyst(user=request.user).order_by("-created_at")
     return render(request, "analysis/study_list.html", {"studies": studies})
 
 
@@ -64,7 +64,7 @@ def study_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def study_analysis(request: HttpRequest, public_id: str) -> HttpResponse:
     """Headline table with CIs, case-level rates, agreement, per-reader results and plots."""
-    study = selectors.reader_study_get_for_analysis(user=request.user, public_id=public_id)
+    study = selectors.reader_study_get_for_analyst(user=request.user, public_id=public_id)
     results = analysis_results(reader_study=study, **_analysis_params(request))
     strata = sorted(
         {r["stratum"] for r in results["headline"]} - {stats.OVERALL, stats.WEIGHTED_OVERALL}
@@ -97,7 +97,7 @@ def study_export(
 ) -> StreamingHttpResponse:
     """Download one table as CSV (``?bom=1``: with a UTF-8 BOM) or Parquet, or the sidecar
     JSON for the page's analysis parameters; audited."""
-    study = selectors.reader_study_get_for_analysis(user=request.user, public_id=public_id)
+    study = selectors.reader_study_get_for_analyst(user=request.user, public_id=public_id)
     return export_response(
         user=request.user,  # type: ignore[arg-type]
         reader_study=study,

@@ -78,7 +78,9 @@ class JobCreateInput(serializers.Serializer):
 
 def _job_detail(request: Request, job: GenerationJob) -> dict[str, Any]:
     data = dict(JobOutput(job).data)
-    data["runs"] = RunOutput(selectors.job_runs(user=request.user, job=job), many=True).data
+    data["runs"] = RunOutput(
+        selectors.run_list_for_staff(user=request.user, job=job), many=True
+    ).data
     return data
 
 
@@ -99,7 +101,7 @@ class ModelConfigListApi(APIView):
 
     @extend_schema(responses=ModelConfigOutput(many=True), operation_id="generation_models_list")
     def get(self, request: Request) -> Response:
-        configs = selectors.model_configs_list(user=request.user)
+        configs = selectors.model_config_list_for_staff(user=request.user)
         return Response(ModelConfigOutput(configs, many=True).data)
 
 
@@ -113,7 +115,7 @@ class JobListCreateApi(APIView):
 
     @extend_schema(responses=JobOutput(many=True), operation_id="generation_jobs_list")
     def get(self, request: Request) -> Response:
-        jobs = selectors.jobs_list(user=request.user)[:200]
+        jobs = selectors.job_list_for_staff(user=request.user)[:200]
         return Response(JobOutput(jobs, many=True).data)
 
     @extend_schema(
@@ -125,7 +127,7 @@ class JobListCreateApi(APIView):
         data = JobCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        config = selectors.model_config_get(user=request.user, public_id=values["model"])
+        config = selectors.model_config_get_for_staff(user=request.user, public_id=values["model"])
         created = services.generation_job_create_from_selection(
             user=request.user,
             model_config=config,
@@ -144,7 +146,7 @@ class JobDetailApi(APIView):
 
     @extend_schema(responses=JobDetailSchema, operation_id="generation_jobs_retrieve")
     def get(self, request: Request, job_id: str) -> Response:
-        job = selectors.job_get(user=request.user, public_id=job_id)
+        job = selectors.job_get_for_staff(user=request.user, public_id=job_id)
         return Response(_job_detail(request, job))
 
 
@@ -153,7 +155,7 @@ class JobCancelApi(APIView):
 
     @extend_schema(request=None, responses=JobDetailSchema, operation_id="generation_jobs_cancel")
     def post(self, request: Request, job_id: str) -> Response:
-        job = selectors.job_get(user=request.user, public_id=job_id)
+        job = selectors.job_get_for_staff(user=request.user, public_id=job_id)
         services.generation_job_cancel(user=request.user, job=job)
         return Response(_job_detail(request, job))
 
@@ -163,7 +165,7 @@ class RunDetailApi(APIView):
 
     @extend_schema(responses=RunDetailOutput, operation_id="generation_runs_retrieve")
     def get(self, request: Request, run_id: str) -> Response:
-        run = selectors.run_get(user=request.user, public_id=run_id)
+        run = selectors.run_get_for_staff(user=request.user, public_id=run_id)
         return Response(RunDetailOutput(run).data)
 
 
@@ -172,6 +174,6 @@ class RunRetryApi(APIView):
 
     @extend_schema(request=None, responses=RunOutput, operation_id="generation_runs_retry")
     def post(self, request: Request, run_id: str) -> Response:
-        run = selectors.run_get(user=request.user, public_id=run_id)
+        run = selectors.run_get_for_staff(user=request.user, public_id=run_id)
         run = services.generation_run_retry(user=request.user, run=run)
         return Response(RunOutput(run).data)

@@ -18,10 +18,10 @@ def _snapshot(user: Any, job_id: str) -> dict[str, Any] | None:
     if not user_has_role(user, Role.COORDINATOR):
         return None
     try:
-        job = selectors.job_get(user=user, public_id=job_id)
+        job = selectors.job_get_for_staff(user=user, public_id=job_id)
     except (Http404, PermissionDenied):
         return None
-    runs = selectors.job_runs(user=user, job=job)
+    runs = selectors.run_list_for_staff(user=user, job=job)
     return {
         "job": str(job.public_id),
         "counts": job_counts(job),

@@ -21,37 +21,37 @@ def _require_staff_view(user: User) -> None:
         raise PermissionDenied("Generation records are for coordinators and analysts.")
 
 
-def model_configs_list(*, user: User, active_only: bool = False) -> QuerySet[ModelConfig]:
+def model_config_list_for_staff(*, user: User, active_only: bool = False) -> QuerySet[ModelConfig]:
     """Configured models, for coordinators and analysts."""
     _require_staff_view(user)
     configs = ModelConfig.objects.all()
     return configs.filter(is_active=True) if active_only else configs
 
 
-def model_config_get(*, user: User, public_id: object) -> ModelConfig:
+def model_config_get_for_staff(*, user: User, public_id: object) -> ModelConfig:
     _require_staff_view(user)
     return public_id_get_or_404(ModelConfig.objects.all(), public_id, what="model")
 
 
-def jobs_list(*, user: User) -> QuerySet[GenerationJob]:
+def job_list_for_staff(*, user: User) -> QuerySet[GenerationJob]:
     """All generation jobs, newest first."""
     _require_staff_view(user)
     return GenerationJob.objects.select_related("model_config", "created_by")
 
 
-def job_get(*, user: User, public_id: object) -> GenerationJob:
+def job_get_for_staff(*, user: User, public_id: object) -> GenerationJob:
     _require_staff_view(user)
     return public_id_get_or_404(
         GenerationJob.objects.select_related("model_config", "created_by"), public_id, what="job"
     )
 
 
-def job_runs(*, user: User, job: GenerationJob) -> QuerySet[GenerationRun]:
+def run_list_for_staff(*, user: User, job: GenerationJob) -> QuerySet[GenerationRun]:
     _require_staff_view(user)
     return job.runs.select_related("study", "report").order_by("id")
 
 
-def run_get(*, user: User, public_id: object) -> GenerationRun:
+def run_get_for_staff(*, user: User, public_id: object) -> GenerationRun:
     """One run with its report and reproducibility record."""
     _require_staff_view(user)
     return public_id_get_or_404(

@@ -33,7 +33,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
         if model_id is None:
             messages.error(request, "Choose a model.")
             return redirect("generation:job_list")
-        config = selectors.model_config_get(user=request.user, public_id=model_id)
+        config = selectors.model_config_get_for_staff(user=request.user, public_id=model_id)
         try:
             created = services.generation_job_create_from_selection(
                 user=request.user,
@@ -59,13 +59,13 @@ def job_list(request: HttpRequest) -> HttpResponse:
             user=request.user, modality=modality, stratum=stratum
         )
         studies = list(matching[:STUDY_PAGE])
-    jobs = [(job, job_counts(job)) for job in selectors.jobs_list(user=request.user)[:50]]
+    jobs = [(job, job_counts(job)) for job in selectors.job_list_for_staff(user=request.user)[:50]]
     return render(
         request,
         "generation/job_list.html",
         {
             "jobs": jobs,
-            "models": selectors.model_configs_list(user=request.user, active_only=True),
+            "models": selectors.model_config_list_for_staff(user=request.user, active_only=True),
             "studies": studies,
             "modality": modality,
             "stratum": stratum,
@@ -76,8 +76,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 @role_required(Role.COORDINATOR, Role.ANALYST)
 def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
-    job = selectors.job_get(user=request.user, public_id=job_id)
-    runs = selectors.job_runs(user=request.user, job=job)
+    job = selectors.job_get_for_staff(user=request.user, public_id=job_id)
+    runs = selectors.run_list_for_staff(user=request.user, job=job)
     counts = job_counts(job)
     return render(
         request,
@@ -101,7 +101,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
 @role_required(Role.COORDINATOR)
 @require_POST
 def job_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
-    job = selectors.job_get(user=request.user, public_id=job_id)
+    job = selectors.job_get_for_staff(user=request.user, public_id=job_id)
     cancelled = services.generation_job_cancel(user=request.user, job=job)
     messages.info(request, f"Cancelled {cancelled} unfinished run(s).")
     return redirect("generation:job_detail", job_id=job.public_id)
@@ -110,7 +110,7 @@ def job_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
 @role_required(Role.COORDINATOR)
 @require_POST
 def run_retry(request: HttpRequest, run_id: str) -> HttpResponse:
-    run = selectors.run_get(user=request.user, public_id=run_id)
+    run = selectors.run_get_for_staff(user=request.user, public_id=run_id)
     try:
         services.generation_run_retry(user=request.user, run=run)
     except ApplicationError as exc:
@@ -120,7 +120,7 @@ def run_retry(request: HttpRequest, run_id: str) -> HttpResponse:
 
 @role_required(Role.COORDINATOR, Role.ANALYST)
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
-    run = selectors.run_get(user=request.user, public_id=run_id)
+    run = selectors.run_get_for_staff(user=request.user, public_id=run_id)
     return render(request, "generation/run_detail.html", {"run": run})
 
 
@@ -143,7 +143,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
         request,
         "generation/model_list.html",
         {
-            "models": selectors.model_configs_list(user=request.user),
+            "models": selectors.model_config_list_for_staff(user=request.user),
             "is_coordinator": user_has_role(request.user, Role.COORDINATOR),
         },
     )
@@ -152,7 +152,11 @@ def model_list(request: HttpRequest) -> HttpResponse:
 @role_required(Role.COORDINATOR)
 @require_http_methods(["GET", "POST"])
 def model_edit(request: HttpRequest, model_id: str | None = None) -> HttpResponse:
-    config = selectors.model_config_get(user=request.user, public_id=model_id) if model_id else None
+    config = (
+        selectors.model_config_get_for_staff(user=request.user, public_id=model_id)
+        if model_id
+        else None
+    )
     if request.method == "POST":
         form = ModelConfigForm(request.POST)
         if form.is_valid():

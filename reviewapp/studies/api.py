@@ -223,7 +223,9 @@ class ReaderStudyListApi(NoStoreAPIView):
         responses=ReaderStudyOut(many=True),
     )
     def get(self, request: Request) -> Response:
-        studies = selectors.reader_study_list(user=request.user).prefetch_related("coordinators")
+        studies = selectors.reader_study_list_for_staff(user=request.user).prefetch_related(
+            "coordinators"
+        )
         return Response(ReaderStudyOut(studies, many=True).data)
 
     @extend_schema(
@@ -252,7 +254,7 @@ class ReaderStudyDetailApi(NoStoreAPIView):
 
     @extend_schema(summary="One reader study", responses=ReaderStudyOut)
     def get(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
         return Response(ReaderStudyOut(study).data)
 
 
@@ -289,7 +291,7 @@ class CasesApi(NoStoreAPIView):
         summary="Cases of a study, with their report sources", responses=CaseOut(many=True)
     )
     def get(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
         return Response(CaseOut(selectors.case_list(reader_study=study), many=True).data)
 
     @extend_schema(
@@ -298,7 +300,7 @@ class CasesApi(NoStoreAPIView):
         responses={201: AddOut},
     )
     def post(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
         data = self.AddIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -346,7 +348,7 @@ class PanelApi(NoStoreAPIView):
         summary="Set the study's readers and cohorts", request=PanelIn, responses=PanelOut
     )
     def put(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
         data = self.PanelIn(data=request.data)
         data.is_valid(raise_exception=True)
         seats = []
@@ -385,7 +387,7 @@ class AssignmentsApi(NoStoreAPIView):
         responses=AssignmentKeyOut(many=True),
     )
     def get(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
         rows = study.assignments.select_related("case", "reader").order_by("reader_id", "position")
         return Response(AssignmentKeyOut(rows, many=True).data)
 
@@ -395,7 +397,7 @@ class AssignmentsApi(NoStoreAPIView):
         responses={201: ReaderStudyOut},
     )
     def post(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
         data = self.GenerateIn(data=request.data)
         data.is_valid(raise_exception=True)
         services.assignments_generate(
@@ -416,7 +418,7 @@ class StudyStatusApi(NoStoreAPIView):
         summary="Open, pause or lock a study", request=ActionIn, responses=ReaderStudyOut
     )
     def post(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
         data = self.ActionIn(data=request.data)
         data.is_valid(raise_exception=True)
         action = {
@@ -456,7 +458,7 @@ class RefreshReportsApi(NoStoreAPIView):
         responses=inline_serializer("ReportMovesPreview", {"moves": ReportMoveOut}),
     )
     def get(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
         moves = selectors.cases_refresh_preview(reader_study=study)
         return Response({"moves": [move.as_dict() for move in moves]})
 
@@ -472,7 +474,7 @@ class RefreshReportsApi(NoStoreAPIView):
         ),
     )
     def post(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
         result = services.cases_refresh_to_latest(reader_study=study)
         return Response(
             {"moved": [move.as_dict() for move in result.moved], "problems": result.problems}
@@ -509,7 +511,7 @@ class BlindingApi(NoStoreAPIView):
         responses=BlindingOut,
     )
     def get(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
         return Response(_blinding_out(study))
 
     @extend_schema(
@@ -518,7 +520,7 @@ class BlindingApi(NoStoreAPIView):
         responses=BlindingOut,
     )
     def post(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
         blinding.blinding_check_record(reader_study=study)
         study.refresh_from_db()
         return Response(_blinding_out(study))
@@ -533,7 +535,7 @@ class BlindingAcknowledgementApi(NoStoreAPIView):
         responses=BlindingOut,
     )
     def post(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
         acknowledged = blinding.blinding_acknowledge(reader_study=study, user=request.user)
         return Response(_blinding_out(acknowledged))
 
@@ -543,7 +545,7 @@ class ProgressApi(NoStoreAPIView):
 
     @extend_schema(summary="Progress per reader and overall", responses=ProgressOut)
     def get(self, request: Request, study_id: str) -> Response:
-        study = selectors.reader_study_get(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
         return Response(selectors.reader_study_progress(reader_study=study))
 
 
@@ -554,7 +556,7 @@ class StudyRatingHistoryApi(NoStoreAPIView):
         summary="Every version of one rating (append-only, trigger-written)", responses=HistoryOut
     )
     def get(self, request: Request, study_id: str, assignment_id: str) -> Response:
-        study = selectors.reader_study_get(user=request.user, public_id=study_id)
+        study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
         rating = selectors.rating_get_for_staff(reader_study=study, assignment_id=assignment_id)
         return Response(selectors.rating_history(rating=rating))
 
@@ -635,7 +637,9 @@ class DraftApi(NoStoreAPIView):
         responses=inline_serializer("DraftSaved", {"seq": serializers.IntegerField()}),
     )
     def put(self, request: Request, assignment_id: str) -> Response:
-        assignment = selectors.assignment_ref_for_reader(user=request.user, public_id=assignment_id)
+        assignment = selectors.assignment_ref_get_for_reader(
+            user=request.user, public_id=assignment_id
+        )
         data = self.DraftIn(data=request.data)
         data.is_valid(raise_exception=True)
         saved = services.draft_save(
@@ -672,7 +676,9 @@ class MyRatingApi(NoStoreAPIView):
         responses={201: ReaderRatingOut, 200: ReaderRatingOut},
     )
     def post(self, request: Request, assignment_id: str) -> Response:
-        assignment = selectors.assignment_ref_for_reader(user=request.user, public_id=assignment_id)
+        assignment = selectors.assignment_ref_get_for_reader(
+            user=request.user, public_id=assignment_id
+        )
         data = RatingIn(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.rating_submit(
@@ -694,7 +700,9 @@ class MyRatingApi(NoStoreAPIView):
         responses=ReaderRatingOut,
     )
     def put(self, request: Request, assignment_id: str) -> Response:
-        assignment = selectors.assignment_ref_for_reader(user=request.user, public_id=assignment_id)
+        assignment = selectors.assignment_ref_get_for_reader(
+            user=request.user, public_id=assignment_id
+        )
         data = ReviseIn(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.rating_revise(

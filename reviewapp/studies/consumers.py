@@ -46,7 +46,7 @@ class ReaderStudyProgressConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             return None
         try:
-            return selectors.reader_study_get(user=user, public_id=study_id)
+            return selectors.reader_study_get_for_staff(user=user, public_id=study_id)
         except Http404:
             return None
 

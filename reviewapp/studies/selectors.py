@@ -91,7 +91,7 @@ def reader_studies_managed_by(*, user: UserLike) -> QuerySet[ReaderStudy]:
     return ReaderStudy.objects.none()
 
 
-def reader_study_list(*, user: UserLike) -> QuerySet[ReaderStudy]:
+def reader_study_list_for_staff(*, user: UserLike) -> QuerySet[ReaderStudy]:
     """Studies a coordinator coordinates; analysts and admins see all (read-only)."""
     if user_has_role(user, Role.ANALYST):
         return ReaderStudy.objects.all()
@@ -103,12 +103,14 @@ def reader_study_is_managed_by(*, user: UserLike, reader_study: ReaderStudy) -> 
     return reader_studies_managed_by(user=user).filter(pk=reader_study.pk).exists()
 
 
-def reader_study_get(*, user: UserLike, public_id: Any) -> ReaderStudy:
+def reader_study_get_for_staff(*, user: UserLike, public_id: Any) -> ReaderStudy:
     """A study the user may look at as coordinator or analyst, else 404."""
-    return public_id_get_or_404(reader_study_list(user=user), public_id, what="reader study")
+    return public_id_get_or_404(
+        reader_study_list_for_staff(user=user), public_id, what="reader study"
+    )
 
 
-def reader_study_get_to_manage(*, user: UserLike, public_id: Any) -> ReaderStudy:
+def reader_study_get_for_coordinator(*, user: UserLike, public_id: Any) -> ReaderStudy:
     """A study the user coordinates (admins too), else 404; analysts may not change studies."""
     return public_id_get_or_404(
         reader_studies_managed_by(user=user), public_id, what="reader study"
@@ -444,7 +446,7 @@ def assignment_get_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
     )
 
 
-def assignment_ref_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
+def assignment_ref_get_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
     """The reader's own assignment, by the same rule as ``assignment_get_for_reader``, with
     its ids only: for the write services, which lock the row and load what they need."""
     return public_id_get_or_404(

@@ -89,7 +89,7 @@ def read(request: HttpRequest, assignment_id: str) -> HttpResponse:
 @require_GET
 @role_required(Role.COORDINATOR, Role.ANALYST)
 def study_list(request: HttpRequest) -> HttpResponse:
-    studies = selectors.reader_study_list(user=request.user)
+    studies = selectors.reader_study_list_for_staff(user=request.user)
     return render(
         request,
         "studies/study_list.html",
@@ -192,7 +192,7 @@ def protocol_new(request: HttpRequest) -> HttpResponse:
     template_key = request.GET.get("template", "")
     from_study = request.GET.get("from", "")
     if from_study:
-        source = selectors.reader_study_get(user=request.user, public_id=from_study)
+        source = selectors.reader_study_get_for_staff(user=request.user, public_id=from_study)
         return _protocol_page(request, document=protocols.protocol_next_version(source.protocol))
     if template_key:
         try:
@@ -209,7 +209,7 @@ def protocol_new(request: HttpRequest) -> HttpResponse:
 def study_protocol(request: HttpRequest, study_id: str) -> HttpResponse:
     """A study's protocol: editable while the study is a draft without ratings, else read-only
     with a way to start its next version."""
-    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
     frozen_reason = selectors.reader_study_protocol_frozen_reason(reader_study=study)
     if request.method == "POST":
         text = request.POST.get("protocol", "")
@@ -247,7 +247,7 @@ def _readers() -> list[Any]:
 @require_GET
 @role_required(Role.COORDINATOR, Role.ANALYST)
 def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
-    study = selectors.reader_study_get(user=request.user, public_id=study_id)
+    study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
     can_manage = selectors.reader_study_is_managed_by(user=request.user, reader_study=study)
     seats = {s.reader_id: s.cohort for s in study.panel.all()}
     ratings = (
@@ -270,7 +270,9 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
             "blinding": blinding.blinding_summary(reader_study=study),
             "ratings": ratings,
             "models": (
-                generation_selectors.model_configs_list(user=request.user) if can_manage else []
+                generation_selectors.model_config_list_for_staff(user=request.user)
+                if can_manage
+                else []
             ),
             "strata": sorted(
                 {
@@ -288,7 +290,7 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
 @require_POST
 @role_required(Role.COORDINATOR)
 def study_action(request: HttpRequest, study_id: str) -> HttpResponse:
-    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
     action = request.POST.get("action", "")
     try:
         if action == "add_cases":
@@ -326,7 +328,7 @@ def study_action(request: HttpRequest, study_id: str) -> HttpResponse:
 @role_required(Role.COORDINATOR)
 def study_refresh_reports(request: HttpRequest, study_id: str) -> HttpResponse:
     """Preview (GET) and apply (POST) moving a draft study's cases to the latest versions."""
-    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
     if request.method == "POST":
         try:
             result = services.cases_refresh_to_latest(reader_study=study)
@@ -352,7 +354,7 @@ def study_refresh_reports(request: HttpRequest, study_id: str) -> HttpResponse:
 @require_POST
 @role_required(Role.COORDINATOR)
 def study_blinding_check(request: HttpRequest, study_id: str) -> HttpResponse:
-    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
     try:
         tells = blinding.blinding_check_record(reader_study=study)
     except ApplicationError as error:
@@ -369,7 +371,7 @@ def study_blinding_check(request: HttpRequest, study_id: str) -> HttpResponse:
 @require_POST
 @role_required(Role.COORDINATOR)
 def study_blinding_acknowledge(request: HttpRequest, study_id: str) -> HttpResponse:
-    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
     try:
         blinding.blinding_acknowledge(reader_study=study, user=request.user)
     except ApplicationError as error:
@@ -385,7 +387,7 @@ def _candidate_reports(request: HttpRequest, model_public_id: str) -> QuerySet[R
     if not model_public_id:
         return Report.objects.filter(kind=Report.Kind.AI)
     try:
-        model_config = generation_selectors.model_configs_list(user=request.user).get(
+        model_config = generation_selectors.model_config_list_for_staff(user=request.user).get(
             public_id=model_public_id
         )
     except (ModelConfig.DoesNotExist, ValidationError):
@@ -438,7 +440,7 @@ def _add_cases(request: HttpRequest, study: Any) -> None:
 @require_POST
 @role_required(Role.COORDINATOR)
 def case_remove(request: HttpRequest, study_id: str, case_id: str) -> HttpResponse:
-    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
     case = selectors.case_get(reader_study=study, public_id=case_id)
     try:
         services.cases_remove(reader_study=study, cases=[case])
@@ -452,7 +454,7 @@ def case_remove(request: HttpRequest, study_id: str, case_id: str) -> HttpRespon
 @require_POST
 @role_required(Role.COORDINATOR)
 def study_delete(request: HttpRequest, study_id: str) -> HttpResponse:
-    study = selectors.reader_study_get_to_manage(user=request.user, public_id=study_id)
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
     name = study.name
     try:
         services.reader_study_delete(reader_study=study)
@@ -466,7 +468,7 @@ def study_delete(request: HttpRequest, study_id: str) -> HttpResponse:
 @require_GET
 @role_required(Role.COORDINATOR, Role.ANALYST)
 def study_progress(request: HttpRequest, study_id: str) -> HttpResponse:
-    study = selectors.reader_study_get(user=request.user, public_id=study_id)
+    study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
     return render(
         request,
         "studies/study_progress.html",
@@ -477,7 +479,7 @@ def study_progress(request: HttpRequest, study_id: str) -> HttpResponse:
 @require_GET
 @role_required(Role.COORDINATOR, Role.ANALYST)
 def rating_history(request: HttpRequest, study_id: str, assignment_id: str) -> HttpResponse:
-    study = selectors.reader_study_get(user=request.user, public_id=study_id)
+    study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
     rating = selectors.rating_get_for_staff(reader_study=study, assignment_id=assignment_id)
     users = dict(get_user_model().objects.values_list("pk", "username"))
     history = selectors.rating_history(rating=rating)

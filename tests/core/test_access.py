@@ -12,7 +12,7 @@ import pytest
 from django.http import Http404
 from django.test import Client
 
-from reviewapp.analysis.selectors import reader_study_get_for_analysis
+from reviewapp.analysis.selectors import reader_study_get_for_analyst
 from reviewapp.core.access import public_id_get_or_404, public_id_or_404
 from reviewapp.core.roles import Role, user_has_role, users_with_role
 from reviewapp.studies import selectors, services
@@ -63,10 +63,10 @@ def test_a_creator_no_longer_coordinating_sees_the_study_neither_to_manage_nor_t
     )
     study.coordinators.set([frank])
     with pytest.raises(Http404):
-        selectors.reader_study_get(user=coordinator, public_id=study.public_id)
+        selectors.reader_study_get_for_staff(user=coordinator, public_id=study.public_id)
     with pytest.raises(Http404):
-        reader_study_get_for_analysis(user=coordinator, public_id=study.public_id)
-    assert reader_study_get_for_analysis(user=frank, public_id=study.public_id) == study
+        reader_study_get_for_analyst(user=coordinator, public_id=study.public_id)
+    assert reader_study_get_for_analyst(user=frank, public_id=study.public_id) == study
 
 
 def test_a_reader_sees_nothing_of_a_draft_study_anywhere(reader, coordinator):

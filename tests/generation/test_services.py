@@ -248,9 +248,9 @@ def test_readers_cannot_read_runs_or_provenance(
 ) -> None:
     (run,) = _queue(coordinator, baseline, two_radiographs[0])
     with pytest.raises(PermissionDenied):
-        selectors.run_get(user=reader, public_id=run.public_id)
+        selectors.run_get_for_staff(user=reader, public_id=run.public_id)
     with pytest.raises(PermissionDenied):
-        selectors.jobs_list(user=reader)
+        selectors.job_list_for_staff(user=reader)
 
 
 def test_shell_jobs_need_no_user(baseline, two_radiographs) -> None:

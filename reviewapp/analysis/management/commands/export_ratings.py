@@ -122,7 +122,7 @@ class Command(BaseCommand):
                 ) from None
             public_id = matches[0]
         try:
-            return selectors.reader_study_get_for_analysis(user=user, public_id=public_id)
+            return selectors.reader_study_get_for_analyst(user=user, public_id=public_id)
         except PermissionDenied:
             raise CommandError(
                 f"{user.get_username()} may not export: analysts, coordinators of the study and "
