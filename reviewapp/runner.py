@@ -101,6 +101,10 @@ def web_command(env: dict[str, str], *, host: str, port: int) -> list[str]:
         # Readers pause seconds between requests; uvicorn's 5 s default would make their
         # browsers reconnect for nearly every case.
         "--timeout-keep-alive", "30",
+        # uvicorn replaces a worker that does not answer its health ping in time; a worker still
+        # importing the app on a busy machine cannot answer (extension modules hold the GIL
+        # while they load), and the default 5 s had it replace every worker before it served.
+        "--timeout-worker-healthcheck", env.get("RADREVIEW_WORKER_HEALTHCHECK_S", "60"),
     ]  # fmt: skip
 
 

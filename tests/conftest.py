@@ -106,5 +106,8 @@ def serving(tmp_path: Path, **env: str) -> Iterator[str]:
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "server.log"
-    with running(command, ready_url=f"{url}/healthz", env=server_env, log_path=log_path):
+    # Generous: on a saturated machine importing the app alone can take most of a minute.
+    with running(
+        command, ready_url=f"{url}/healthz", env=server_env, log_path=log_path, timeout=180
+    ):
         yield url

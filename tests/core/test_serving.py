@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,3 +141,25 @@ def test_the_live_server_refuses_a_socket_from_another_port(
 
     assert asyncio.run(opens(live_app))
     assert not asyncio.run(opens(other_port))
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_workers_slow_to_start_are_waited_for_not_replaced(tmp_path: Path) -> None:
+    """`make serve` with Redis runs two uvicorn workers. On a busy machine a worker can take
+    longer than uvicorn's default 5 s health ping to import the app; it must be waited for,
+    not killed and replaced in a loop that never serves."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    # Each worker is a spawned interpreter: delay only those, as a saturated CPU does.
+    (hooks / "sitecustomize.py").write_text(
+        "import sys, time\nif '--multiprocessing-fork' in sys.argv:\n    time.sleep(8)\n"
+    )
+    log = tmp_path / "server.log"
+    with serving(tmp_path, RADREVIEW_WEB_WORKERS="2", PYTHONPATH=str(hooks)) as url:
+        deadline = time.monotonic() + 120
+        while log.read_text().count("Started server process") < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+    assert "died" not in log.read_text()
