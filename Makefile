@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 PORT ?= 8000
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo serve test lint typecheck pytest bench docker-config clean
+.PHONY: install demo serve test lint typecheck pytest bench backup restore docker-config clean
 
 install: $(VENV)/.installed node_modules/.installed static/dist/manifest.json
 
@@ -43,6 +43,12 @@ pytest: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint pytest
+
+backup: install
+	$(PY) -m reviewapp.runner backup $(or $(TO),$(error make backup TO=folder))
+
+restore: install
+	$(PY) -m reviewapp.runner restore $(or $(FROM),$(error make restore FROM=folder))
 
 bench: install
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/2} $(PY) bench/run_all.py

@@ -173,7 +173,10 @@ def _check_deploy() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reviewapp.runner")
-    parser.add_argument("command", choices=["demo", "serve", "web", "check-deploy"])
+    parser.add_argument(
+        "command", choices=["demo", "serve", "web", "check-deploy", "backup", "restore"]
+    )
+    parser.add_argument("folder", nargs="?", help="backup/restore: the backup's folder")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args(argv)
@@ -188,6 +191,15 @@ def main(argv: list[str] | None = None) -> int:
         os.execve(command[0], command, env)  # noqa: S606 (our own argv, no shell)
     demo = args.command == "demo"
     env = _environment(demo=demo)
+    if args.command in ("backup", "restore"):
+        # The same environment `serve` uses, so the embedded database is found as well.
+        if not args.folder:
+            parser.error(f"{args.command} needs a folder")
+        try:
+            _manage(env, args.command, args.folder)
+        except subprocess.CalledProcessError as exc:
+            return exc.returncode  # the command has said why
+        return 0
     _manage(env, "migrate", "--noinput")
     _manage(env, "collectstatic", "--noinput", "--verbosity", "0")
     if demo:

@@ -80,6 +80,16 @@ def api_client_for() -> Callable[[AbstractUser | None], APIClient]:
     return make
 
 
+@pytest.fixture
+def archive_dirs(settings, tmp_path: Path) -> Path:
+    """Keep this test's stored DICOM, staging and scratch files in its own folder."""
+    data = tmp_path / "data"
+    data.mkdir()
+    settings.DATA_DIR = data
+    settings.MEDIA_ROOT = data / "media"
+    return data
+
+
 @contextmanager
 def serving(tmp_path: Path, **env: str) -> Iterator[str]:
     """The application served as `make serve` serves it (``runner web``: uvicorn, the same

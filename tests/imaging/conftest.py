@@ -28,16 +28,6 @@ CXR_JPEG = SAMPLES / "cxr" / "siim_nihcxr14_chest_PA_jpeg.dcm"
 CT_FILES = sorted(CT_DIR.glob("*.dcm"))
 
 
-@pytest.fixture
-def archive_dirs(settings, tmp_path: Path) -> Path:
-    """Keep this test's stored DICOM, staging and scratch files in its own folder."""
-    data = tmp_path / "data"
-    data.mkdir()
-    settings.DATA_DIR = data
-    settings.MEDIA_ROOT = data / "media"
-    return data
-
-
 def import_files(
     paths: Iterable[Path],
     *,
