@@ -394,7 +394,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
 APPROVE_HELD = (
     "from django.contrib.auth import get_user_model\n"
     "from reviewapp.imaging.models import Instance\n"
-    "from reviewapp.imaging.services import instance_quarantine_approve\n"
+    "from reviewapp.imaging.ingest.services import instance_quarantine_approve\n"
     "user = get_user_model().objects.get(username='bench-coordinator')\n"
     "for held in Instance.objects.filter(status=Instance.Status.QUARANTINED):\n"
     "    instance_quarantine_approve(instance=held, reviewed_by=user)\n"

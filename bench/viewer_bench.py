@@ -108,13 +108,13 @@ def ct_replicate(target: Path, count: int) -> list[Path]:
 
 
 def archive_fill(user) -> dict[str, object]:
-    from reviewapp.imaging.models import Instance, Study
-    from reviewapp.imaging.services import (
+    from reviewapp.imaging.ingest.services import (
         import_batch_create,
         import_batch_run,
         instance_quarantine_approve,
     )
-    from reviewapp.imaging.types import IncomingFile
+    from reviewapp.imaging.ingest.types import IncomingFile
+    from reviewapp.imaging.models import Instance, Study
 
     def import_paths(paths: list[Path]) -> Study:
         batch = import_batch_create(source="command", created_by=user, files_total=len(paths))

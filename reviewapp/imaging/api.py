@@ -15,14 +15,15 @@ from rest_framework.views import APIView
 
 from reviewapp.core.pagination import Pagination
 from reviewapp.core.permissions import IsCoordinator, IsCoordinatorOrAnalyst
-from reviewapp.imaging import selectors, services
-from reviewapp.imaging.models import ImportBatch
-from reviewapp.imaging.upload_limits import (
+from reviewapp.imaging import selectors
+from reviewapp.imaging.ingest import services
+from reviewapp.imaging.ingest.upload_limits import (
     declared_length,
     upload_exceeded,
     upload_limit_message,
     upload_too_large,
 )
+from reviewapp.imaging.models import ImportBatch
 
 
 class UploadTooLarge(APIException):

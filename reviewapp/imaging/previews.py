@@ -17,7 +17,7 @@ from pydicom import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from reviewapp.core.errors import ApplicationError
-from reviewapp.imaging.dicom_safety import quiet_pydicom
+from reviewapp.imaging.ingest.dicom_safety import quiet_pydicom
 from reviewapp.imaging.models import Instance
 
 # Large enough to read burned-in text on a radiograph at screen size, small enough to send.

@@ -30,7 +30,7 @@ def dicom_header_is_full_for(*, user: User) -> bool:
 
     By role, with the rule that decides who sees the whole archive: a reader who is also a
     coordinator, analyst or admin gets the full header; everyone else (readers) gets only
-    what display needs (reader_view.py)."""
+    what display needs (dicomweb/reader_view.py)."""
     return _sees_whole_archive(user)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from reviewapp.core.tasks import acks_late_task
-from reviewapp.imaging import services
+from reviewapp.imaging.ingest import services
 from reviewapp.imaging.models import ImportBatch
 
 logger = logging.getLogger(__name__)

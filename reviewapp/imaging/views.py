@@ -17,8 +17,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 from reviewapp.core.access import role_required
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.roles import Role
-from reviewapp.imaging import previews, selectors, services
-from reviewapp.imaging.upload_limits import (
+from reviewapp.imaging import previews, selectors
+from reviewapp.imaging.ingest import services
+from reviewapp.imaging.ingest.upload_limits import (
     declared_length,
     human_size,
     upload_exceeded,

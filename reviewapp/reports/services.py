@@ -24,9 +24,9 @@ from django.db import models, transaction
 
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.history import history_context_set
-from reviewapp.imaging.deid import pseudonymize_uid
+from reviewapp.imaging.ingest.deid import pseudonymize_uid
+from reviewapp.imaging.ingest.services import acting_user
 from reviewapp.imaging.models import PseudonymMapping, Study
-from reviewapp.imaging.services import acting_user
 from reviewapp.reports import candidate_formats
 from reviewapp.reports.models import Report, ReportSource
 from reviewapp.reports.source_schema import source_provenance_validate

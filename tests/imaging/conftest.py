@@ -13,13 +13,13 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
-from reviewapp.imaging.models import ImportBatch, Instance, Study
-from reviewapp.imaging.services import (
+from reviewapp.imaging.ingest.services import (
     import_batch_create,
     import_batch_run,
     instance_quarantine_approve,
 )
-from reviewapp.imaging.types import FileOutcome, IncomingFile
+from reviewapp.imaging.ingest.types import FileOutcome, IncomingFile
+from reviewapp.imaging.models import ImportBatch, Instance, Study
 from tests.conftest import SAMPLES
 
 CT_DIR = SAMPLES / "ct" / "lung_pet_ct_dx_A0002_thorax"

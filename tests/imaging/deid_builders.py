@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
-from reviewapp.imaging.deid import (
+from reviewapp.imaging.ingest.deid import (
     BASIC_PROFILE,
     CLEANED_DESCRIPTORS,
     RETAINED_PATIENT_CHARACTERISTICS,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pytest_django.fixtures import Settings
 
-from reviewapp.imaging.archives import UploadBudget, expand_upload
-from reviewapp.imaging.types import FileOutcome, IncomingFile
+from reviewapp.imaging.ingest.archives import UploadBudget, expand_upload
+from reviewapp.imaging.ingest.types import FileOutcome, IncomingFile
 from tests.imaging.deid_builders import CT_FILES, CXR_JPEG
 
 

@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pytest_django.fixtures import Settings
 
-from reviewapp.imaging.deid import (
+from reviewapp.imaging.ingest.deid import (
     ACCESSION_PSEUDONYM,
     BASIC_PROFILE,
     PATIENT_PSEUDONYM,
@@ -29,7 +29,11 @@ from reviewapp.imaging.deid import (
     pseudonymize_uid,
     residual_phi,
 )
-from reviewapp.imaging.dicom_safety import quarantine_reason, read_untrusted, read_untrusted_bytes
+from reviewapp.imaging.ingest.dicom_safety import (
+    quarantine_reason,
+    read_untrusted,
+    read_untrusted_bytes,
+)
 from tests.imaging.deid_builders import (
     ALL_SAMPLES,
     CT_FILES,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from reviewapp.imaging.deid import deidentify, residual_phi
-from reviewapp.imaging.descriptors import clean_descriptor, is_clean_descriptor
-from reviewapp.imaging.dicom_safety import read_untrusted
+from reviewapp.imaging.ingest.deid import deidentify, residual_phi
+from reviewapp.imaging.ingest.descriptors import clean_descriptor, is_clean_descriptor
+from reviewapp.imaging.ingest.dicom_safety import read_untrusted
 from tests.imaging.deid_builders import CT_FILES
 
 SECRET = b"descriptor-test-secret"

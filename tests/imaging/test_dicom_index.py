@@ -10,7 +10,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames
 
-from reviewapp.imaging.dicom_index import FrameIndexError, index_stored_file
+from reviewapp.imaging.ingest.dicom_index import FrameIndexError, index_stored_file
 from tests.conftest import SAMPLES
 
 CT_SLICE = SAMPLES / "ct" / "lung_pet_ct_dx_A0002_thorax" / "1-01.dcm"

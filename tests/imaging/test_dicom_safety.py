@@ -23,8 +23,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from reviewapp.imaging.deid import dataset_to_bytes, deidentify, residual_phi
-from reviewapp.imaging.dicom_safety import (
+from reviewapp.imaging.ingest.deid import dataset_to_bytes, deidentify, residual_phi
+from reviewapp.imaging.ingest.dicom_safety import (
     MAX_SEQUENCE_DEPTH,
     UnsafeDicomError,
     quarantine_reason,

@@ -24,8 +24,8 @@ from reviewapp.imaging.dicomweb.multipart import (
     MultipartError,
     multipart_to_files,
 )
+from reviewapp.imaging.ingest.services import instance_quarantine_approve
 from reviewapp.imaging.models import Instance, Study
-from reviewapp.imaging.services import instance_quarantine_approve
 from tests.imaging.conftest import CT_FILES, CXR_J2K, CXR_JPEG, import_files
 
 ClientFor = Callable[[AbstractUser | None], APIClient]

@@ -23,8 +23,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from rest_framework.authtoken.models import Token
 
+from reviewapp.imaging.ingest.services import instance_quarantine_approve
 from reviewapp.imaging.models import Instance
-from reviewapp.imaging.services import instance_quarantine_approve
 from tests.conftest import serving
 from tests.imaging.conftest import CT_FILES, CXR_J2K, CXR_JPEG
 

@@ -14,8 +14,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 
-from reviewapp.imaging.deid import dataset_to_bytes, deidentify, residual_phi
-from reviewapp.imaging.dicom_safety import UnsafeDicomError, read_untrusted, read_untrusted_bytes
+from reviewapp.imaging.ingest.deid import dataset_to_bytes, deidentify, residual_phi
+from reviewapp.imaging.ingest.dicom_safety import (
+    UnsafeDicomError,
+    read_untrusted,
+    read_untrusted_bytes,
+)
 from tests.imaging.deid_builders import CT_FILES, CXR_J2K
 
 SECRET = b"fuzz-secret"

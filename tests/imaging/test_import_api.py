@@ -98,7 +98,7 @@ def test_an_upload_the_queue_cannot_take_is_marked_failed_with_a_message(
     script = (
         "import django; django.setup()\n"
         "from django.core.files.uploadedfile import SimpleUploadedFile\n"
-        "from reviewapp.imaging.services import import_batch_from_uploads\n"
+        "from reviewapp.imaging.ingest.services import import_batch_from_uploads\n"
         "batch = import_batch_from_uploads(created_by=None,"
         " uploads=[SimpleUploadedFile('a.dcm', b'x' * 10)])\n"
         "print(batch.public_id)\n"

@@ -10,9 +10,9 @@ from django.core.files.storage import default_storage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reviewapp.imaging.ingest.services import import_batch_create, import_batch_run
+from reviewapp.imaging.ingest.types import IncomingFile
 from reviewapp.imaging.models import ImportBatch, Instance
-from reviewapp.imaging.services import import_batch_create, import_batch_run
-from reviewapp.imaging.types import IncomingFile
 from tests.imaging.conftest import CT_FILES, CXR_JPEG
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

@@ -8,7 +8,9 @@ import pytest
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from reviewapp.imaging.deid import pseudonymize_uid
+from reviewapp.imaging.ingest.deid import pseudonymize_uid
+from reviewapp.imaging.ingest.services import import_batch_create, import_batch_run, slice_position
+from reviewapp.imaging.ingest.types import FileOutcome, IncomingFile
 from reviewapp.imaging.models import (
     ImportBatch,
     ImportProblem,
@@ -17,8 +19,6 @@ from reviewapp.imaging.models import (
     Series,
     Study,
 )
-from reviewapp.imaging.services import import_batch_create, import_batch_run, slice_position
-from reviewapp.imaging.types import FileOutcome, IncomingFile
 from tests.imaging.conftest import CT_DIR, CT_FILES, CXR_J2K, CXR_JPEG, import_files
 
 pytestmark = pytest.mark.django_db

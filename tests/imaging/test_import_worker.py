@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from reviewapp.imaging.ingest.services import import_batch_from_uploads
 from reviewapp.imaging.models import ImportBatch, Instance
-from reviewapp.imaging.services import import_batch_from_uploads
 from reviewapp.imaging.tasks import dicom_import_task
 from tests.conftest import REPO_ROOT
 from tests.imaging.conftest import CT_FILES, database_url
@@ -110,7 +110,7 @@ def test_a_worker_process_imports_a_staged_batch_and_a_redelivery_changes_nothin
 def test_a_task_redelivered_after_a_crash_mid_batch_finishes_it_without_duplicates(
     transactional_db: None, coordinator, archive_dirs: Path
 ) -> None:
-    from reviewapp.imaging.services import import_batch_staged_files, instance_import
+    from reviewapp.imaging.ingest.services import import_batch_staged_files, instance_import
 
     uploads = [SimpleUploadedFile(p.name, p.read_bytes()) for p in CT_FILES[:4]]
     batch = import_batch_from_uploads(created_by=coordinator, uploads=uploads)

@@ -13,8 +13,8 @@ from django.test import Client
 from django.urls import reverse
 
 from reviewapp.imaging import selectors
+from reviewapp.imaging.ingest.services import import_batch_create
 from reviewapp.imaging.models import ImportBatch, Instance, PseudonymMapping, Study
-from reviewapp.imaging.services import import_batch_create
 from tests.imaging.conftest import CT_FILES, import_files
 
 pytestmark = pytest.mark.django_db

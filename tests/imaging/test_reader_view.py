@@ -20,12 +20,12 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from reviewapp.core.roles import Role
-from reviewapp.imaging.models import Instance, Study
-from reviewapp.imaging.reader_view import (
+from reviewapp.imaging.dicomweb.reader_view import (
     READER_VISIBLE_KEYWORDS,
     reader_dataset,
     reader_json,
 )
+from reviewapp.imaging.models import Instance, Study
 from reviewapp.reports.models import Report
 from reviewapp.studies.models import Assignment
 from tests.imaging.conftest import CXR_J2K, CXR_JPEG, import_files

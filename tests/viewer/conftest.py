@@ -16,8 +16,8 @@ from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
 from pydicom.uid import generate_uid
 
+from reviewapp.imaging.ingest.services import instance_quarantine_approve
 from reviewapp.imaging.models import Instance, Study
-from reviewapp.imaging.services import instance_quarantine_approve
 from tests.conftest import REPO_ROOT, serving
 from tests.imaging.conftest import (  # noqa: F401 (fixtures shared with the archive's tests)
     CT_FILES,

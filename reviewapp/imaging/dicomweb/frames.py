@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from django.core.files.storage import default_storage
 
 from reviewapp.imaging.dicomweb import media
-from reviewapp.imaging.dicomweb_selectors import FrameSource
+from reviewapp.imaging.dicomweb.selectors import FrameSource
 
 FIRST_FRAMES_MAX = 50
 _UID = re.compile(r"[0-9.]{1,64}")

@@ -16,8 +16,8 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
+from reviewapp.imaging.dicomweb.reader_view import READER_VISIBLE_JSON_KEYS, READER_VISIBLE_KEYWORDS
 from reviewapp.imaging.models import Instance, Series, Study
-from reviewapp.imaging.reader_view import READER_VISIBLE_JSON_KEYS, READER_VISIBLE_KEYWORDS
 
 MAX_LIMIT = 1000
 CONTROL_PARAMS = frozenset({"limit", "offset", "includefield", "fuzzymatching"})

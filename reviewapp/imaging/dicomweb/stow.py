@@ -28,9 +28,9 @@ from reviewapp.imaging.dicomweb.multipart import (
     multipart_params,
     multipart_to_files,
 )
+from reviewapp.imaging.ingest.services import import_batch_create, import_batch_run
+from reviewapp.imaging.ingest.types import FileOutcome, IncomingFile
 from reviewapp.imaging.models import ImportBatch
-from reviewapp.imaging.services import import_batch_create, import_batch_run
-from reviewapp.imaging.types import FileOutcome, IncomingFile
 
 DEFAULT_MAX_BYTES = 4 * 1024**3
 # PS3.18 / PS3.4 status codes used in FailureReason and WarningReason.

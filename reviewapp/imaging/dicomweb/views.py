@@ -30,8 +30,7 @@ from rest_framework.views import APIView
 
 from reviewapp.accounts.authentication import TokenAuthentication
 from reviewapp.core.permissions import IsCoordinator
-from reviewapp.imaging import dicomweb_selectors as selectors
-from reviewapp.imaging.dicomweb import media, qido, stow
+from reviewapp.imaging.dicomweb import media, qido, selectors, stow
 from reviewapp.imaging.dicomweb.frames import (
     FIRST_FRAMES_MAX,
     FramePart,
@@ -40,8 +39,8 @@ from reviewapp.imaging.dicomweb.frames import (
     frames_body,
     instance_list_parse,
 )
+from reviewapp.imaging.dicomweb.reader_view import READER_VIEW_VERSION, reader_instance_bytes
 from reviewapp.imaging.models import Instance
-from reviewapp.imaging.reader_view import READER_VIEW_VERSION, reader_instance_bytes
 
 DICOM_JSON = "application/dicom+json"
 FRAME_CACHE_CONTROL = "private, max-age=31536000, immutable"

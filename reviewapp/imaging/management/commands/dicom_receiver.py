@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reviewapp.imaging.dimse import receiver_start
+from reviewapp.imaging.ingest.dimse import receiver_start
 
 _LOOPBACK = ("127.", "::1", "localhost")
 

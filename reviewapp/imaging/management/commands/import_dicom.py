@@ -9,9 +9,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from reviewapp.imaging.ingest.services import import_batch_create, import_batch_run
+from reviewapp.imaging.ingest.types import FileOutcome, IncomingFile
 from reviewapp.imaging.models import ImportBatch
-from reviewapp.imaging.services import import_batch_create, import_batch_run
-from reviewapp.imaging.types import FileOutcome, IncomingFile
 
 
 def collect_files(paths: list[str]) -> list[IncomingFile]:

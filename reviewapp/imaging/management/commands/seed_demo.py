@@ -25,13 +25,13 @@ from pydicom.uid import generate_uid
 
 from reviewapp.accounts.services import roles_ensure, user_create
 from reviewapp.core.roles import Role
-from reviewapp.imaging.models import ImportBatch, Instance, Study
-from reviewapp.imaging.services import (
+from reviewapp.imaging.ingest.services import (
     import_batch_create,
     import_batch_run,
     instance_quarantine_approve,
 )
-from reviewapp.imaging.types import IncomingFile
+from reviewapp.imaging.ingest.types import IncomingFile
+from reviewapp.imaging.models import ImportBatch, Instance, Study
 from reviewapp.reports.services import report_original_upsert
 
 DEMO_USERS: list[tuple[str, Role]] = [

@@ -14,8 +14,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from reviewapp.imaging.dicomweb.reader_view import reader_json_text
 from reviewapp.imaging.models import Instance, Series, Study
-from reviewapp.imaging.reader_view import reader_json_text
 from reviewapp.imaging.selectors import dicom_header_is_full_for, studies_visible_to
 
 AVAILABLE = Instance.Status.AVAILABLE

@@ -2,8 +2,8 @@
 
 Descriptors are typed by people at the modality, so they carry whatever was on the requisition:
 "CHEST per Dr Gregory House", "pt Jon Smyth bed 12", "DOB Jan 05 1950 MRN 7788". They reach
-coordinators and analysts (readers never get them, see reader_view.py), so cleaning them is
-about PHI, not blinding.
+coordinators and analysts (readers never get them, see dicomweb/reader_view.py), so cleaning
+them is about PHI, not blinding.
 
 The rule, in order:
 

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
-from reviewapp.imaging.types import InstanceIndex
+from reviewapp.imaging.ingest.types import InstanceIndex
 
 PIXEL_DATA = Tag(0x7FE0, 0x0010)
 EXTENDED_OFFSET_TABLE = Tag(0x7FE0, 0x0001)

@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 
-from reviewapp.imaging.types import FileOutcome, IncomingFile
+from reviewapp.imaging.ingest.types import FileOutcome, IncomingFile
 
 DEFAULT_MAX_MEMBERS = 10_000
 DEFAULT_MAX_TOTAL_BYTES = 4 * 1024**3

@@ -33,7 +33,9 @@ from django.utils import timezone
 from pydicom.dataset import Dataset
 
 from reviewapp.core.errors import ApplicationError
-from reviewapp.imaging import archives, deid, dicom_index, dicom_safety, schemas
+from reviewapp.imaging import schemas
+from reviewapp.imaging.ingest import archives, deid, dicom_index, dicom_safety
+from reviewapp.imaging.ingest.types import FileOutcome, IncomingFile
 from reviewapp.imaging.models import (
     ImportBatch,
     ImportProblem,
@@ -42,7 +44,6 @@ from reviewapp.imaging.models import (
     Series,
     Study,
 )
-from reviewapp.imaging.types import FileOutcome, IncomingFile
 
 logger = logging.getLogger(__name__)
 

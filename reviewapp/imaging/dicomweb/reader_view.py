@@ -42,7 +42,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 
-from reviewapp.imaging.dicom_safety import quiet_pydicom
+from reviewapp.imaging.ingest.dicom_safety import quiet_pydicom
 
 READER_VISIBLE_KEYWORDS = frozenset(
     {

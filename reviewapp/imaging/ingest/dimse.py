@@ -28,10 +28,14 @@ from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
-from reviewapp.imaging.dicom_safety import DEFLATED_TRANSFER_SYNTAXES
+from reviewapp.imaging.ingest.dicom_safety import DEFLATED_TRANSFER_SYNTAXES
+from reviewapp.imaging.ingest.services import (
+    import_batch_add,
+    import_batch_finish,
+    import_batch_open,
+)
+from reviewapp.imaging.ingest.types import FileOutcome, IncomingFile
 from reviewapp.imaging.models import ImportBatch
-from reviewapp.imaging.services import import_batch_add, import_batch_finish, import_batch_open
-from reviewapp.imaging.types import FileOutcome, IncomingFile
 
 logger = logging.getLogger(__name__)
 

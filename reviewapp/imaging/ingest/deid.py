@@ -36,7 +36,7 @@ How each action is carried out, and the decisions behind it:
   in doubt (a word that is not radiology vocabulary, nothing left, odd characters, over 64
   characters) the descriptor is removed whole. Every other descriptor and all free text
   (LT, ST, UT) is removed: free text can carry the original report, which would also break
-  blinding. Readers never receive descriptors at all (``reader_view.py``).
+  blinding. Readers never receive descriptors at all (``dicomweb/reader_view.py``).
 * Stricter than the table: all private elements (and their creators), group lengths,
   trailing padding, whole overlay groups, elements of unknown VR (UN) and the preamble
   are dropped; every person name not otherwise handled is emptied; D and Z actions on
@@ -70,8 +70,12 @@ from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 from pydicom.valuerep import PersonName
 
-from reviewapp.imaging.descriptors import clean_descriptor, is_clean_descriptor
-from reviewapp.imaging.dicom_safety import MAX_SEQUENCE_DEPTH, UnsafeDicomError, quiet_pydicom
+from reviewapp.imaging.ingest.descriptors import clean_descriptor, is_clean_descriptor
+from reviewapp.imaging.ingest.dicom_safety import (
+    MAX_SEQUENCE_DEPTH,
+    UnsafeDicomError,
+    quiet_pydicom,
+)
 
 STANDARD_EDITION = "dicomfields_2026c"
 _CATEGORY_CODES = {
