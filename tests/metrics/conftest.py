@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import pytest
-from django.contrib.auth.models import AbstractUser
-
-from reviewapp.core.roles import Role
 from tests.analysis.conftest import (  # noqa: F401 (fixtures used by name)
     RatedStudy,
     build_error_study,
@@ -18,12 +12,5 @@ from tests.analysis.conftest import (  # noqa: F401 (fixtures used by name)
     third_reader,
 )
 from tests.generation.conftest import start_worker  # noqa: F401 (fixture used by name)
-
-
-@pytest.fixture
-def frank_coordinator(make_user: Callable[..., AbstractUser]) -> AbstractUser:
-    """Coordinates other studies, not this one."""
-    return make_user("hank", Role.COORDINATOR)
-
 
 __all__ = ["RatedStudy", "build_error_study", "build_pairwise_study"]
