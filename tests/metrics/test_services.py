@@ -152,3 +152,33 @@ def test_error_counts_and_levels_are_expert_outcomes(error_study, analyst) -> No
         ("false_finding", True): 1,
         ("incorrect_location", False): 1,
     }
+
+
+def test_the_agreement_table_is_kendall_tau_b_of_metric_against_the_readers_mean(
+    varied, analyst
+) -> None:
+    from scipy.stats import kendalltau, spearmanr
+
+    _run_all(varied.study, analyst)
+    overview = selectors.metrics_overview(reader_study=varied.study, resamples=300)
+    row = next(
+        r
+        for r in overview.agreement
+        if (r["metric"], r["outcome"]) == ("rouge_l", "outcome_equivalent_or_better")
+    )
+    x, y = [], []
+    for case in Case.objects.filter(reader_study=varied.study).order_by("id"):
+        x.append(
+            MetricResult.objects.get(report=case.second_report, metric="rouge_l").values["rouge_l"]
+        )
+        said = [
+            value in ("similar", "ai_better", "ai_much_better")
+            for (case_id, _), value in varied.answers.items()
+            if case_id == str(case.public_id)
+        ]
+        y.append(sum(said) / len(said))
+    tau = row["kendall_tau_b"]
+    assert tau["value"] == pytest.approx(kendalltau(x, y).statistic)
+    assert row["spearman"]["value"] == pytest.approx(spearmanr(x, y).statistic)
+    assert tau["low"] <= tau["value"] <= tau["high"]
+    assert (row["n_reports"], row["n_cases"]) == (18, 18)
