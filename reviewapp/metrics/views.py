@@ -62,7 +62,6 @@ def study_metrics(request: HttpRequest, public_id: str) -> HttpResponse:
         "scatter_outcome": scatter_outcome,
         "scatter_label": labels.get(scatter_outcome, ""),
         "jobs": jobs,
-        "has_running": any(not job.is_finished for job in jobs),
         "page_data": {
             "socket": f"/ws/metrics/studies/{study.public_id}/",
             "jobs": [str(job.public_id) for job in jobs if not job.is_finished],
