@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("reviewapp.studies.api_urls")),
     path("", include("reviewapp.generation.api_urls")),
     path("", include("reviewapp.analysis.api_urls")),
+    path("", include("reviewapp.metrics.api_urls")),
 ]

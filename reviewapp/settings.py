@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "reviewapp.generation",
     "reviewapp.studies",
     "reviewapp.analysis",
+    "reviewapp.metrics",
 ]
 
 MIDDLEWARE = [
@@ -281,6 +282,10 @@ else:
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+# BERTScore's model directory (a local BERT-class encoder); empty: metric jobs run the
+# weight-free metrics only. Never downloaded at run time.
+METRICS_BERTSCORE_DIR = env_str("RADREVIEW_BERTSCORE_DIR", "")
+
 CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {"default": {}, "gpu": {}}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Every task not named here goes to "default". A generation run is sent to its model's queue

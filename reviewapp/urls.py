@@ -14,6 +14,7 @@ urlpatterns = [
     path("studies/", include("reviewapp.studies.urls")),
     path("generation/", include("reviewapp.generation.urls")),
     path("analysis/", include("reviewapp.analysis.urls")),
+    path("metrics/", include("reviewapp.metrics.urls")),
     path("dicomweb/", include("reviewapp.imaging.dicomweb.urls")),
     path("viewer/", include("reviewapp.imaging.viewer.urls")),
     path("api/v1/", include("reviewapp.api_urls")),

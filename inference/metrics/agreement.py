@@ -98,9 +98,11 @@ class _Column:
         per_case = grid.column_blocks(below + 0.5 * tied)  # (reports, cases)
         weights = grid.report_weights * self.valid
         self.ranks = grid.weights @ per_case.T  # (resamples, reports)
+        # Kept for every cell of the table; einsum sums products without temporaries.
+        self.weighted_ranks = weights * self.ranks
         self.total = weights.sum(axis=1)
-        self.sum_r = (weights * self.ranks).sum(axis=1)
-        self.sum_rr = (weights * self.ranks * self.ranks).sum(axis=1)
+        self.sum_r = self.weighted_ranks.sum(axis=1)
+        self.sum_rr = np.einsum("br,br->b", self.weighted_ranks, self.ranks)
 
 
 class _Grid:
@@ -135,8 +137,7 @@ class _Grid:
 def _cell(x: _Column, y: _Column, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
     """tau-b and Spearman of every resample for two columns valid on the same reports."""
     concordant = grid.quadratic(grid.blocks(x.sign * y.sign))
-    weights = grid.report_weights * x.valid
-    sum_xy = (weights * x.ranks * y.ranks).sum(axis=1)
+    sum_xy = np.einsum("br,br->b", x.weighted_ranks, y.ranks)
     with np.errstate(divide="ignore", invalid="ignore"):
         tau = concordant / np.sqrt(x.untied * y.untied)
         cov = sum_xy - x.sum_r * y.sum_r / x.total

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -327,41 +328,55 @@ def _clauses(report: str) -> list[str]:
     return clauses
 
 
+@lru_cache(maxsize=1 << 16)
+def _clause_mentions(clause: str) -> tuple[tuple[tuple[str, int], ...], bool]:
+    """The (observation, label) of every mention in one clause, and whether it names heart
+    failure. A pure function of the clause's text, memoised: reports repeat their sentences
+    ("No pleural effusion or pneumothorax."), so most clauses are labelled once."""
+    found: list[tuple[str, int]] = []
+    heart_failure = False
+    taken: list[tuple[int, int]] = []
+    for pattern, obs, label in _ATTRIBUTE_RES:
+        for match in pattern.finditer(clause):
+            if any(s < match.end() and match.start() < e for s, e in taken):
+                continue
+            taken.append(match.span())
+            if label == POSITIVE and _PRE_NEG.search(clause[: match.start()]):
+                label = NEGATIVE
+            found.append((obs, label))
+    spans: list[tuple[str, int, int]] = []
+    for obs, pattern in _MENTION_RES:
+        for match in pattern.finditer(clause):
+            s, e = match.span()
+            if any(ts < e and s < te for ts, te in taken):
+                continue  # part of a longer mention already claimed ("pleural thickening")
+            taken.append((s, e))
+            spans.append((obs, s, e))
+    positions = [(s, e) for _, s, e in spans]
+    for obs, s, e in spans:
+        label = _mention_label(clause, s, e, positions)
+        found.append((obs, label))
+        if obs == "Edema" and label != NEGATIVE and clause[s:e] in ("heart failure", "chf"):
+            heart_failure = True
+    return tuple(found), heart_failure
+
+
 def label_report(report: str) -> dict[str, Label]:
     """The 14 CheXpert labels of one report: 1 positive, 0 negative, -1 uncertain, None blank."""
     found: dict[str, list[int]] = {obs: [] for obs in OBSERVATIONS}
     heart_failure = False
     for clause in _clauses(report):
-        taken: list[tuple[int, int]] = []
-        for pattern, obs, label in _ATTRIBUTE_RES:
-            for match in pattern.finditer(clause):
-                if any(s < match.end() and match.start() < e for s, e in taken):
-                    continue
-                taken.append(match.span())
-                if label == POSITIVE and _PRE_NEG.search(clause[: match.start()]):
-                    label = NEGATIVE
-                found[obs].append(label)
-        spans: list[tuple[str, int, int]] = []
-        for obs, pattern in _MENTION_RES:
-            for match in pattern.finditer(clause):
-                s, e = match.span()
-                if any(ts < e and s < te for ts, te in taken):
-                    continue  # part of a longer mention already claimed ("pleural thickening")
-                taken.append((s, e))
-                spans.append((obs, s, e))
-        positions = [(s, e) for _, s, e in spans]
-        for obs, s, e in spans:
-            label = _mention_label(clause, s, e, positions)
+        mentions, names_heart_failure = _clause_mentions(clause)
+        for obs, label in mentions:
             found[obs].append(label)
-            if obs == "Edema" and label != NEGATIVE and clause[s:e] in ("heart failure", "chf"):
-                heart_failure = True
+        heart_failure = heart_failure or names_heart_failure
     labels: dict[str, Label] = {}
     for obs in OBSERVATIONS:
-        mentions = found[obs]
+        given = found[obs]
         labels[obs] = (
-            POSITIVE if POSITIVE in mentions
-            else UNCERTAIN if UNCERTAIN in mentions
-            else NEGATIVE if NEGATIVE in mentions
+            POSITIVE if POSITIVE in given
+            else UNCERTAIN if UNCERTAIN in given
+            else NEGATIVE if NEGATIVE in given
             else None
         )  # fmt: skip
     if heart_failure and labels["Cardiomegaly"] is None:

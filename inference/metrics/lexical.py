@@ -13,11 +13,19 @@ study's figures can sit beside published ones:
   (13a tokenisation, exp smoothing) was rejected: it splits "effusion." into two tokens and
   would not match the published figures.
 - ROUGE-L: rouge-score's F-measure of the longest common subsequence, Porter stemmer on, its own
-  tokeniser (lower case, letters and digits); the corpus value is the mean over pairs.
+  tokeniser (lower case, letters and digits); the corpus value is the mean over pairs. The
+  tokeniser is rouge-score's own function, given the same NLTK Porter stemmer with its results
+  memoised: stemming is a pure function of the word and was most of ROUGE-L's time, and a
+  report corpus repeats a few thousand words. The LCS length is computed bit-parallel
+  (Allison and Dix 1986; Hyyrö 2004: one big-integer add per candidate token) instead of
+  rouge-score's dynamic-programming table in Python; precision, recall and F are then
+  rouge-score's own formulas, so the values are equal (a test compares them).
+  bench/RESULTS.md has the figures.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -101,6 +109,46 @@ class Bleu(Metric):
         return out
 
 
+class _MemoStemmer:
+    """rouge-score's stemmer (NLTK's Porter stemmer, its default mode), each word stemmed once."""
+
+    def __init__(self) -> None:
+        from nltk.stem import porter
+
+        self.stem = lru_cache(maxsize=1 << 16)(porter.PorterStemmer().stem)
+
+
+def _rouge_tokenizer(use_stemmer: bool) -> Any:
+    from rouge_score import tokenize, tokenizers
+
+    class Tokenizer(tokenizers.Tokenizer):
+        """rouge-score's DefaultTokenizer with the memoised stemmer."""
+
+        def __init__(self) -> None:
+            self._stemmer = _MemoStemmer() if use_stemmer else None
+
+        def tokenize(self, text: str) -> list[str]:
+            return list(tokenize.tokenize(text, self._stemmer))
+
+    return Tokenizer()
+
+
+def lcs_length(a: list[str], b: list[str]) -> int:
+    """Length of the longest common subsequence of two token lists, bit-parallel: the zero
+    bits of ``row`` count the matches so far; each token of b updates every bit at once."""
+    if not a or not b:
+        return 0
+    positions: dict[str, int] = {}
+    for i, token in enumerate(a):
+        positions[token] = positions.get(token, 0) | (1 << i)
+    full = (1 << len(a)) - 1
+    row = full
+    for token in b:
+        matches = row & positions.get(token, 0)
+        row = ((row + matches) | (row - matches)) & full
+    return len(a) - row.bit_count()
+
+
 @register
 class RougeL(Metric):
     name = "rouge_l"
@@ -111,20 +159,34 @@ class RougeL(Metric):
 
     def __init__(self, *, use_stemmer: bool = True) -> None:
         super().__init__(use_stemmer=use_stemmer)
-        from rouge_score import rouge_scorer
-
-        self._scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=use_stemmer)
+        self._tokenizer = _rouge_tokenizer(use_stemmer)
 
     def _score_valid(
         self, candidates: list[str], references: list[str]
     ) -> list[tuple[dict[str, float], dict[str, Any]]]:
         out: list[tuple[dict[str, float], dict[str, Any]]] = []
+        from rouge_score.scoring import fmeasure
+
+        tokens: dict[str, list[str]] = {}
+
+        def tokenised(text: str) -> list[str]:
+            # A reference scored against several candidates is tokenised once.
+            if text not in tokens:
+                tokens[text] = self._tokenizer.tokenize(text)
+            return tokens[text]
+
         for candidate, reference in zip(candidates, references, strict=True):
-            s = self._scorer.score(reference, candidate)["rougeL"]
+            target, prediction = tokenised(reference), tokenised(candidate)
+            if not target or not prediction:
+                precision = recall = f1 = 0.0
+            else:
+                common = lcs_length(target, prediction)
+                precision, recall = common / len(prediction), common / len(target)
+                f1 = fmeasure(precision, recall)
             values = {
-                "rouge_l": float(s.fmeasure),
-                "rouge_l_precision": float(s.precision),
-                "rouge_l_recall": float(s.recall),
+                "rouge_l": float(f1),
+                "rouge_l_precision": float(precision),
+                "rouge_l_recall": float(recall),
             }
             out.append((values, {}))
         return out

@@ -119,3 +119,32 @@ def test_blank_candidate_is_scored_zero_because_the_model_wrote_nothing() -> Non
     result = metric_create("rouge_l").score([("", "Small left pleural effusion.")])[0]
     assert result["status"] == "scored"
     assert result["values"]["rouge_l"] == 0.0
+
+
+def test_rouge_l_with_the_memoised_stemmer_equals_rouge_scores_default_tokenizer() -> None:
+    from rouge_score import rouge_scorer
+
+    plain = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    hyps = [*RADEVAL_HYPS, *README_HYPS, "Opacities/effusions: worsening, RESOLVING; 12mm."]
+    refs = [*RADEVAL_REFS, *README_REFS, "Effusion resolved, opacity worsened (1.2 cm)."]
+    results = metric_create("rouge_l").score(pairs_of(hyps, refs))
+    for hyp, ref, result in zip(hyps, refs, results, strict=True):
+        expected = plain.score(ref, hyp)["rougeL"]
+        assert result["values"]["rouge_l"] == expected.fmeasure
+        assert result["values"]["rouge_l_precision"] == expected.precision
+        assert result["values"]["rouge_l_recall"] == expected.recall
+
+
+def test_bit_parallel_lcs_equals_rouge_scores_table_on_random_token_lists() -> None:
+    import random
+
+    from rouge_score.rouge_scorer import _lcs_table
+
+    from inference.metrics.lexical import lcs_length
+
+    rng = random.Random(0)
+    for _ in range(500):
+        a = [rng.choice("abcdef") for _ in range(rng.randint(0, 90))]
+        b = [rng.choice("abcdef") for _ in range(rng.randint(0, 90))]
+        expected = _lcs_table(a, b)[-1][-1] if a and b else 0
+        assert lcs_length(a, b) == expected

@@ -134,6 +134,8 @@ def _crawl(client: Client, study_ids: list[str]) -> dict[str, Any]:
             enqueue(f"/studies/reading/{value}/continue/")
             enqueue(f"/studies/{value}/")  # the study page, where the blinding check is shown
             enqueue(f"/analysis/{value}/")
+            enqueue(f"/metrics/studies/{value}/")  # metric tables name every source
+            enqueue(f"/metrics/studies/{value}/rexval.csv")
         if not queue and len(visited) == before:
             return visited
 
@@ -181,6 +183,10 @@ def test_a_reader_finds_no_source_label_model_name_report_id_or_date(
         f"/studies/{study_id}/",
         f"/analysis/{study_id}/",
         f"/api/v1/reader-studies/{study_id}/blinding",
+        f"/metrics/studies/{study_id}/",
+        f"/metrics/studies/{study_id}/rexval.csv",
+        f"/api/v1/metrics/studies/{study_id}/",
+        f"/api/v1/metrics/studies/{study_id}/jobs",
     ):
         assert path in visited
         assert visited[path].status_code in (302, 403, 404), path
@@ -189,6 +195,8 @@ def test_a_reader_finds_no_source_label_model_name_report_id_or_date(
         f"/studies/{study_id}/blinding/acknowledge/",
         f"/api/v1/reader-studies/{study_id}/blinding",
         f"/api/v1/reader-studies/{study_id}/blinding/acknowledgement",
+        f"/metrics/studies/{study_id}/run/",
+        f"/api/v1/metrics/studies/{study_id}/jobs",
     ):
         assert client.post(path).status_code in (302, 403, 404), path
     # Report sources name every model: coordinators' and analysts' eyes only.

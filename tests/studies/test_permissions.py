@@ -100,6 +100,19 @@ API_MATRIX: list[tuple[str, str, str, dict[str, int]]] = [
     ("sources", "get", "/api/v1/reports/sources", {"carol": 200, "frank": 200, "dave": 200}),
     # Coordinators are let in and told the upload lacks its file and source (400).
     ("candidates", "post", "/api/v1/reports/candidates/import", {"carol": 400, "frank": 400}),
+    # Metric tables name every source: analysts and the study's coordinators only.
+    (
+        "metrics",
+        "get",
+        "/api/v1/metrics/studies/{study}/",
+        {"carol": 200, "dave": 200, "frank": 404},
+    ),
+    (
+        "metric_jobs",
+        "post",
+        "/api/v1/metrics/studies/{study}/jobs",
+        {"carol": 201, "dave": 201, "frank": 404},
+    ),
     ("worklist", "get", "/api/v1/my/worklist", {"alice": 200, "bob": 200}),
     ("my_list", "get", M, {"alice": 200, "bob": 200}),
     ("case", "get", M + "/{mine}", {"alice": 200, "bob": 404}),
@@ -170,6 +183,19 @@ PAGES: list[tuple[str, str, str, dict[str, int]]] = [
         {"carol": 302, "frank": 404},
     ),
     ("sources", "get", "/reports/sources/", {"carol": 200, "frank": 200, "dave": 200}),
+    ("metrics", "get", "/metrics/studies/{study}/", {"carol": 200, "frank": 404, "dave": 200}),
+    (
+        "metrics_run",
+        "post",
+        "/metrics/studies/{study}/run/",
+        {"carol": 302, "frank": 404, "dave": 302},
+    ),
+    (
+        "metrics_csv",
+        "get",
+        "/metrics/studies/{study}/rexval.csv",
+        {"carol": 200, "frank": 404, "dave": 200},
+    ),
     ("candidates", "get", "/reports/candidates/", {"carol": 200, "frank": 200}),
     ("protocol_new", "get", "/studies/protocol/new/", {"carol": 200, "frank": 200}),
     ("protocol_from", "get", "/studies/protocol/new/?from={study}", {"carol": 200, "frank": 404}),
