@@ -376,6 +376,8 @@ def test_error_study_page_states_the_case_rule_and_gives_the_difference_with_its
     url = reverse("analysis:study", args=[error_study.study.public_id])
     page = _client(analyst).get(url, {"rule": "all", "resamples": 200}).content.decode()
     assert "all readers</strong> of the readers who read it" in page
+    # The difference's interval says what it does not account for.
+    assert "does not account for the same readers" in page
     (comparison,) = _api(error_study, api_client_for(analyst), resamples=200, rule="all")[
         "comparisons"
     ]
