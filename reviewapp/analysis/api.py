@@ -167,7 +167,9 @@ def plan_query(query: Any, user: Any) -> tuple[dict[str, Any], PlanDefaults]:
     """A plan request's parameters with the expected rate and spreads it leaves out taken from
     this installation's past studies (those the user may analyse), else the built-in values."""
     fields = PlanInputSerializer().fields
-    defaults = plan_defaults(user=user, built_in={n: fields[n].default for n in PLAN_DEFAULTED})
+    defaults = plan_defaults(
+        user=user, built_in={n: float(fields[n].default) for n in PLAN_DEFAULTED}
+    )
     data = {key: query.get(key) for key in query}
     for name in PLAN_DEFAULTED:
         if data.get(name) in (None, ""):
