@@ -103,7 +103,7 @@ class PlanInputSerializer(serializers.Serializer):
     rate = serializers.FloatField(
         min_value=0.001,
         max_value=0.999,
-        default=0.7,
+        default=planning.BUILT_IN_DEFAULTS["rate"],
         help_text="Expected share of positive ratings (of the original reports, for "
         "non-inferiority)",
     )
@@ -116,10 +116,16 @@ class PlanInputSerializer(serializers.Serializer):
         help_text="Expected rate of the AI reports (non-inferiority); default: the same rate",
     )
     reader_sd = serializers.FloatField(
-        min_value=0, max_value=3, default=0.5, help_text="Reader SD on the logit scale"
+        min_value=0,
+        max_value=3,
+        default=planning.BUILT_IN_DEFAULTS["reader_sd"],
+        help_text="Reader SD on the logit scale",
     )
     case_sd = serializers.FloatField(
-        min_value=0, max_value=3, default=1.0, help_text="Case SD on the logit scale"
+        min_value=0,
+        max_value=3,
+        default=planning.BUILT_IN_DEFAULTS["case_sd"],
+        help_text="Case SD on the logit scale",
     )
     reads_per_case = serializers.IntegerField(
         min_value=1,
@@ -166,10 +172,7 @@ PLAN_DEFAULTED = ("rate", "reader_sd", "case_sd")
 def plan_query(query: Any, user: Any) -> tuple[dict[str, Any], PlanDefaults]:
     """A plan request's parameters with the expected rate and spreads it leaves out taken from
     this installation's past studies (those the user may analyse), else the built-in values."""
-    fields = PlanInputSerializer().fields
-    defaults = plan_defaults(
-        user=user, built_in={n: float(fields[n].default) for n in PLAN_DEFAULTED}
-    )
+    defaults = plan_defaults(user=user, built_in=planning.BUILT_IN_DEFAULTS)
     data = {key: query.get(key) for key in query}
     for name in PLAN_DEFAULTED:
         if data.get(name) in (None, ""):

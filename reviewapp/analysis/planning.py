@@ -37,6 +37,8 @@ GOALS: dict[Goal, str] = {
     "non_inferiority": "non-inferiority of AI reports against the originals",
 }
 DEFAULT_CASES = (30, 50, 100, 200, 300)
+# What a plan assumes where neither the coordinator nor a past study says otherwise.
+BUILT_IN_DEFAULTS = {"rate": 0.7, "reader_sd": 0.5, "case_sd": 1.0}
 DEFAULT_READERS = (3, 4, 5, 8)
 DEFAULT_SIMULATIONS = 200
 # The difference's bootstrap resamples per simulated study. The page's analysis uses 2,000;
