@@ -266,6 +266,21 @@ else:
     CELERY_BROKER_URL = "filesystem://"
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# The cache holds computed results keyed by what they depend on (the analysis page per study
+# version). On Redis every web process and worker shares it, so a study analysed once is served
+# from the cache by whichever process gets the next request; without Redis each process keeps
+# its own. Keys are prefixed so several installations can share one Redis database.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("RADREVIEW_CACHE_PREFIX", "rr"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # The longest GPU run must finish before Redis hands an unacked task to another worker.
 CELERY_TASK_HARD_TIME_LIMIT = env_int("RADREVIEW_TASK_TIME_LIMIT", 1800, minimum=10)
 CELERY_VISIBILITY_TIMEOUT = CELERY_TASK_HARD_TIME_LIMIT * 2 + 600

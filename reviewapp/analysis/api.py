@@ -21,8 +21,10 @@ from reviewapp.analysis.results import (
     DEFAULT_RULE,
     DEFAULT_SEED,
     MAX_RESAMPLES,
+    PlanDefaults,
     analysis_results,
     json_safe,
+    plan_defaults,
     prevalences_from_query,
 )
 from reviewapp.core.errors import ApplicationError
@@ -101,7 +103,7 @@ class PlanInputSerializer(serializers.Serializer):
     rate = serializers.FloatField(
         min_value=0.001,
         max_value=0.999,
-        default=0.7,
+        default=planning.BUILT_IN_DEFAULTS["rate"],
         help_text="Expected share of positive ratings (of the original reports, for "
         "non-inferiority)",
     )
@@ -114,10 +116,16 @@ class PlanInputSerializer(serializers.Serializer):
         help_text="Expected rate of the AI reports (non-inferiority); default: the same rate",
     )
     reader_sd = serializers.FloatField(
-        min_value=0, max_value=3, default=0.5, help_text="Reader SD on the logit scale"
+        min_value=0,
+        max_value=3,
+        default=planning.BUILT_IN_DEFAULTS["reader_sd"],
+        help_text="Reader SD on the logit scale",
     )
     case_sd = serializers.FloatField(
-        min_value=0, max_value=3, default=1.0, help_text="Case SD on the logit scale"
+        min_value=0,
+        max_value=3,
+        default=planning.BUILT_IN_DEFAULTS["case_sd"],
+        help_text="Case SD on the logit scale",
     )
     reads_per_case = serializers.IntegerField(
         min_value=1,
@@ -158,6 +166,20 @@ def _sizes(value: str) -> tuple[int, ...]:
         raise serializers.ValidationError(exc.message, code=exc.code) from exc
 
 
+PLAN_DEFAULTED = ("rate", "reader_sd", "case_sd")
+
+
+def plan_query(query: Any, user: Any) -> tuple[dict[str, Any], PlanDefaults]:
+    """A plan request's parameters with the expected rate and spreads it leaves out taken from
+    this installation's past studies (those the user may analyse), else the built-in values."""
+    defaults = plan_defaults(user=user, built_in=planning.BUILT_IN_DEFAULTS)
+    data = {key: query.get(key) for key in query}
+    for name in PLAN_DEFAULTED:
+        if data.get(name) in (None, ""):
+            data[name] = getattr(defaults, name)
+    return data, defaults
+
+
 class StudyPlanApi(APIView):
     permission_classes = [CanAnalyse]
 
@@ -169,10 +191,11 @@ class StudyPlanApi(APIView):
         responses={200: OpenApiTypes.OBJECT, 400: None, 403: None},
     )
     def get(self, request: Request) -> Response:
-        params = PlanInputSerializer(data=request.query_params)
+        data, defaults = plan_query(request.query_params, request.user)
+        params = PlanInputSerializer(data=data)
         params.is_valid(raise_exception=True)
         plan = planning.study_plan(**params.validated_data)
-        return Response(json_safe(plan.as_dict()))
+        return Response(json_safe({**plan.as_dict(), "defaults": defaults.as_dict()}))
 
 
 class DownloadRenderer(BaseRenderer):

@@ -37,6 +37,8 @@ GOALS: dict[Goal, str] = {
     "non_inferiority": "non-inferiority of AI reports against the originals",
 }
 DEFAULT_CASES = (30, 50, 100, 200, 300)
+# What a plan assumes where neither the coordinator nor a past study says otherwise.
+BUILT_IN_DEFAULTS = {"rate": 0.7, "reader_sd": 0.5, "case_sd": 1.0}
 DEFAULT_READERS = (3, 4, 5, 8)
 DEFAULT_SIMULATIONS = 200
 # The difference's bootstrap resamples per simulated study. The page's analysis uses 2,000;
@@ -102,6 +104,102 @@ def _population_rate(mu: float, sd: float) -> float:
 def _intercept(rate: float, sd: float) -> float:
     """The logit intercept whose population rate E[expit(mu + effects)] equals ``rate``."""
     return float(brentq(lambda mu: _population_rate(mu, sd) - rate, -30.0, 30.0))
+
+
+def _spread_for_variance(rate: float, variance: float) -> float:
+    """The logit-scale SD whose effects spread the rate ``rate`` by ``variance`` (prob. scale)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(40)
+    weights = weights / weights.sum()
+
+    def spread(sd: float) -> float:
+        mu = _intercept(rate, sd)
+        values = expit(mu + sd * nodes)
+        return float(weights @ (values - weights @ values) ** 2)
+
+    if variance <= 0:
+        return 0.0
+    if variance >= spread(MAX_SD):
+        return MAX_SD
+    return float(brentq(lambda sd: spread(sd) - variance, 0.0, MAX_SD))
+
+
+MAX_SD = 3.0
+# Fewest ratings, readers and cases read twice for a study to inform the planning defaults.
+MIN_RATINGS_FOR_DEFAULTS = 50
+MIN_READERS_FOR_DEFAULTS = 2
+MIN_CASES_FOR_DEFAULTS = 10
+
+
+@dataclass(frozen=True)
+class Spreads:
+    """A rate and its reader and case spreads on the logit scale, estimated from ratings."""
+
+    rate: float
+    reader_sd: float
+    case_sd: float
+    n_ratings: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def spreads_from_ratings(
+    y: np.ndarray, case_codes: np.ndarray, reader_codes: np.ndarray
+) -> Spreads | None:
+    """The rate, reader SD and case SD (logit) of 0/1 ratings, by the method of moments.
+
+    The spread of the readers' own rates, less what binomial noise alone gives them
+    (rate x (1 - rate) / (ratings - 1) each), is the readers' variance on the probability
+    scale; the same over cases read at least twice is the cases' variance. Each is turned
+    into the logit-scale SD of the planning model that spreads the rate that much. Rough
+    (each spread is estimated as if it were the only one), but on the planner's own scale.
+    None when there are too few ratings, readers or cases read twice, or every rating agrees.
+    """
+    y = np.asarray(y, dtype=float)
+    if y.size < MIN_RATINGS_FOR_DEFAULTS:
+        return None
+    rate = float(y.mean())
+    if not 0 < rate < 1:
+        return None
+
+    def between(codes: np.ndarray) -> tuple[float, int]:
+        idx = np.unique(np.asarray(codes), return_inverse=True)[1].ravel()
+        n = np.bincount(idx).astype(float)
+        p = np.bincount(idx, weights=y) / n
+        keep = n >= 2
+        if keep.sum() < 2:
+            return math.nan, int(keep.sum())
+        noise = p[keep] * (1 - p[keep]) / (n[keep] - 1)
+        return float(np.var(p[keep], ddof=1) - noise.mean()), int(keep.sum())
+
+    reader_var, n_readers = between(reader_codes)
+    case_var, n_cases = between(case_codes)
+    if n_readers < MIN_READERS_FOR_DEFAULTS or n_cases < MIN_CASES_FOR_DEFAULTS:
+        return None
+    return Spreads(
+        rate=rate,
+        reader_sd=_spread_for_variance(rate, reader_var),
+        case_sd=_spread_for_variance(rate, case_var),
+        n_ratings=int(y.size),
+    )
+
+
+def pooled_spreads(found: list[Spreads]) -> Spreads | None:
+    """Spreads of several studies pooled, each weighted by its number of ratings."""
+    if not found:
+        return None
+    weights = np.array([s.n_ratings for s in found], dtype=float)
+    weights /= weights.sum()
+
+    def mean(values: list[float]) -> float:
+        return float(weights @ np.array(values))
+
+    return Spreads(
+        rate=mean([s.rate for s in found]),
+        reader_sd=mean([s.reader_sd for s in found]),
+        case_sd=mean([s.case_sd for s in found]),
+        n_ratings=sum(s.n_ratings for s in found),
+    )
 
 
 def _reads(rng: np.random.Generator, sims: int, cases: int, readers: int, k: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -18,13 +19,14 @@ import pandas as pd
 from django.core.cache import cache
 from django.db.models import Count, Max, Sum
 
-from reviewapp.analysis import plots, rows, stats
+from reviewapp.analysis import planning, plots, rows, stats
 from reviewapp.analysis.selectors import (
     SPAN_COLUMNS,
     TidyQuery,
     outcome_columns,
     question_options,
     ratings_query,
+    reader_study_list_for_analyst,
     spans_query,
 )
 from reviewapp.studies.models import Case, Rating, ReaderStudy
@@ -614,3 +616,73 @@ def _cache_key(reader_study: ReaderStudy, **params: Any) -> str:
         {"version": study_version(reader_study), "params": params}, sort_keys=True, default=str
     )
     return "analysis:results:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Planning defaults from this installation's past studies
+# --------------------------------------------------------------------------------------------
+
+
+def study_spreads(*, reader_study: ReaderStudy) -> planning.Spreads | None:
+    """The rate and spreads a past study shows, for the planner's defaults (cached per version).
+
+    Its first outcome, on the original reports' ratings where there are any (the planner's
+    rate is the originals' rate), else on all its ratings.
+    """
+    key = _cache_key(reader_study, purpose="planning_spreads")
+    cached = cache.get(key)
+    if cached is not None:
+        return cached or None
+    columns = [c for c, _ in outcome_columns(reader_study.protocol)]
+    found: planning.Spreads | None = None
+    frame = ratings_frame(reader_study=reader_study) if columns else pd.DataFrame()
+    if len(frame):
+        per = _per_rating(frame, columns[:1])
+        per = per[per[columns[0]].notna()]
+        if (per["subject"] == "original").any():
+            per = per[per["subject"] == "original"]
+        found = planning.spreads_from_ratings(
+            per[columns[0]].to_numpy(dtype=float),
+            pd.factorize(per["case"])[0],
+            pd.factorize(per["reader"])[0],
+        )
+    cache.set(key, found or False, timeout=ANALYSIS_CACHE_SECONDS)
+    return found
+
+
+@dataclass(frozen=True)
+class PlanDefaults:
+    """The planner's defaults and where they came from."""
+
+    rate: float
+    reader_sd: float
+    case_sd: float
+    # Names of the past studies they were estimated from; empty: the built-in defaults.
+    studies: list[str]
+    n_ratings: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_defaults(*, user: Any, built_in: dict[str, float]) -> PlanDefaults:
+    """Defaults for the planner from the past studies the user may analyse, else ``built_in``.
+
+    Rates and spreads of every such study with enough ratings (``planning.spreads_from_ratings``)
+    pooled by their numbers of ratings, rounded to what a form shows.
+    """
+    found: list[tuple[str, planning.Spreads]] = []
+    for reader_study in reader_study_list_for_analyst(user=user).order_by("id"):
+        spreads = study_spreads(reader_study=reader_study)
+        if spreads is not None:
+            found.append((reader_study.name, spreads))
+    pooled = planning.pooled_spreads([s for _, s in found])
+    if pooled is None:
+        return PlanDefaults(built_in["rate"], built_in["reader_sd"], built_in["case_sd"], [], 0)
+    return PlanDefaults(
+        rate=round(min(max(pooled.rate, 0.001), 0.999), 3),
+        reader_sd=round(pooled.reader_sd, 2),
+        case_sd=round(pooled.case_sd, 2),
+        studies=[name for name, _ in found],
+        n_ratings=pooled.n_ratings,
+    )

@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from reviewapp.analysis import planning, selectors, stats
-from reviewapp.analysis.api import PlanInputSerializer
+from reviewapp.analysis.api import PLAN_DEFAULTED, PlanInputSerializer, plan_query
 from reviewapp.analysis.exports import export_response
 from reviewapp.analysis.models import ExportAudit
 from reviewapp.analysis.results import (
@@ -116,7 +116,8 @@ def study_plan(request: HttpRequest) -> HttpResponse:
     if not selectors.user_may_analyse(request.user):
         raise PermissionDenied
     # The form posts nothing: a plan is a computation, so it is a GET that can be bookmarked.
-    params = PlanInputSerializer(data=request.GET)
+    data, plan_defaults = plan_query(request.GET, request.user)
+    params = PlanInputSerializer(data=data)
     asked = "goal" in request.GET
     plan = None
     errors: list[str] = []
@@ -130,6 +131,7 @@ def study_plan(request: HttpRequest) -> HttpResponse:
     defaults = PlanInputSerializer(data={})
     defaults.is_valid()
     shown = {k: "" if v is None else v for k, v in defaults.validated_data.items()}
+    shown.update({name: getattr(plan_defaults, name) for name in PLAN_DEFAULTED})
     shown.update({k: v for k, v in request.GET.items() if k in defaults.fields})
     shown["cases"] = request.GET.get("cases", ",".join(map(str, planning.DEFAULT_CASES)))
     shown["readers"] = request.GET.get("readers", ",".join(map(str, planning.DEFAULT_READERS)))
@@ -142,6 +144,7 @@ def study_plan(request: HttpRequest) -> HttpResponse:
         "readers_grid": sorted({c.readers for c in plan.cells}) if plan else [],
         "rows": _plan_rows(plan) if plan else [],
         "power_target": planning.POWER_TARGET,
+        "defaults": plan_defaults,
     }
     return render(request, "analysis/plan.html", context, status=400 if errors else 200)
 

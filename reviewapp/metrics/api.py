@@ -11,8 +11,8 @@ from rest_framework.views import APIView
 
 from reviewapp.analysis.api import CanAnalyse
 from reviewapp.analysis.selectors import (
-    reader_study_get_for_analysis,
-    reader_study_list_for_analysis,
+    reader_study_get_for_analyst,
+    reader_study_list_for_analyst,
 )
 from reviewapp.metrics import selectors, services, tables
 
@@ -26,7 +26,7 @@ class StudyMetricJobsApi(APIView):
         responses={200: OpenApiTypes.OBJECT, 403: None, 404: None},
     )
     def get(self, request: Request, public_id: str) -> Response:
-        study = reader_study_get_for_analysis(user=request.user, public_id=public_id)
+        study = reader_study_get_for_analyst(user=request.user, public_id=public_id)
         jobs = selectors.metric_job_list(reader_study=study)[:20]
         return Response({"jobs": [selectors.metric_job_counts(job) for job in jobs]})
 
@@ -37,7 +37,7 @@ class StudyMetricJobsApi(APIView):
         responses={201: OpenApiTypes.OBJECT, 403: None, 404: None},
     )
     def post(self, request: Request, public_id: str) -> Response:
-        study = reader_study_get_for_analysis(user=request.user, public_id=public_id)
+        study = reader_study_get_for_analyst(user=request.user, public_id=public_id)
         jobs = services.metric_jobs_create(user=request.user, reader_study=study)
         return Response(
             {"jobs": [selectors.metric_job_counts(job) for job in jobs]},
@@ -54,7 +54,7 @@ class MetricJobApi(APIView):
         responses={200: OpenApiTypes.OBJECT, 403: None, 404: None},
     )
     def get(self, request: Request, job_id: str) -> Response:
-        studies = reader_study_list_for_analysis(user=request.user).values_list("id", flat=True)
+        studies = reader_study_list_for_analyst(user=request.user).values_list("id", flat=True)
         job = selectors.metric_job_get(reader_study_ids=studies, public_id=job_id)
         return Response(selectors.metric_job_counts(job))
 
@@ -68,5 +68,5 @@ class StudyMetricsApi(APIView):
         responses={200: OpenApiTypes.OBJECT, 403: None, 404: None},
     )
     def get(self, request: Request, public_id: str) -> Response:
-        study = reader_study_get_for_analysis(user=request.user, public_id=public_id)
+        study = reader_study_get_for_analyst(user=request.user, public_id=public_id)
         return Response(tables.overview_json(selectors.metrics_overview(reader_study=study)))

@@ -9,14 +9,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from reviewapp.analysis.selectors import reader_study_get_for_analysis
+from reviewapp.analysis.selectors import reader_study_get_for_analyst
 from reviewapp.metrics import selectors
 from reviewapp.metrics.services import study_group_name
 
 
 def _snapshot(user: Any, study_id: str) -> dict[str, Any] | None:
     try:
-        study = reader_study_get_for_analysis(user=user, public_id=study_id)
+        study = reader_study_get_for_analyst(user=user, public_id=study_id)
     except (Http404, PermissionDenied):
         return None
     return {

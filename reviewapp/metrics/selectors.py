@@ -1,6 +1,6 @@
 """Reads of automated metrics and of the expert outcomes they are compared with.
 
-Who may see any of this is analysis's rule (``reader_study_get_for_analysis``: analysts, the
+Who may see any of this is analysis's rule (``reader_study_get_for_analyst``: analysts, the
 study's coordinators, admins): metric pages name sources, so never a reader. Every function
 below takes the study that check returned.
 

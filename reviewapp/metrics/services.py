@@ -86,7 +86,7 @@ def metric_jobs_create(*, user: Actor, reader_study: ReaderStudy) -> list[Metric
     """Queue one job per candidate source of the study; a source whose job is still queued or
     running keeps that job (returned too) instead of getting a second one.
 
-    Precondition: ``reader_study`` came from ``reader_study_get_for_analysis`` for ``user``.
+    Precondition: ``reader_study`` came from ``reader_study_get_for_analyst`` for ``user``.
     """
     if user is not None and not user_may_analyse(user):
         raise PermissionDenied("Only analysts, coordinators of the study and admins may do this.")

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from reviewapp.analysis.selectors import reader_study_get_for_analysis
+from reviewapp.analysis.selectors import reader_study_get_for_analyst
 from reviewapp.core.access import role_required
 from reviewapp.core.roles import Role
 from reviewapp.metrics import selectors, services, tables
@@ -22,7 +22,7 @@ ROLES = (Role.ANALYST, Role.COORDINATOR, Role.ADMIN)
 @require_GET
 def study_metrics(request: HttpRequest, public_id: str) -> HttpResponse:
     """Per-source metric means beside expert rates, the agreement table, scatters, jobs."""
-    study = reader_study_get_for_analysis(user=request.user, public_id=public_id)
+    study = reader_study_get_for_analyst(user=request.user, public_id=public_id)
     overview = selectors.metrics_overview(reader_study=study)
     columns = overview.expert.columns
     labels = {c.id: c.label for c in columns}
@@ -75,7 +75,7 @@ def study_metrics(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_POST
 def study_metrics_run(request: HttpRequest, public_id: str) -> HttpResponse:
     """Queue a metric job per candidate source of the study."""
-    study = reader_study_get_for_analysis(user=request.user, public_id=public_id)
+    study = reader_study_get_for_analyst(user=request.user, public_id=public_id)
     jobs = services.metric_jobs_create(user=request.user, reader_study=study)
     if not jobs:
         messages.warning(request, "This study has no candidate reports to score.")
@@ -88,7 +88,7 @@ def study_metrics_run(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_GET
 def study_metrics_export(request: HttpRequest, public_id: str) -> HttpResponse:
     """The ReXVal-style CSV: one row per candidate report version."""
-    study = reader_study_get_for_analysis(user=request.user, public_id=public_id)
+    study = reader_study_get_for_analyst(user=request.user, public_id=public_id)
     overview = selectors.metrics_overview(reader_study=study, with_agreement=False)
     response = HttpResponse(
         tables.rexval_csv(overview, reader_study=study), content_type="text/csv; charset=utf-8"

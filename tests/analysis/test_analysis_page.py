@@ -376,6 +376,8 @@ def test_error_study_page_states_the_case_rule_and_gives_the_difference_with_its
     url = reverse("analysis:study", args=[error_study.study.public_id])
     page = _client(analyst).get(url, {"rule": "all", "resamples": 200}).content.decode()
     assert "all readers</strong> of the readers who read it" in page
+    # The difference's interval says what it does not account for.
+    assert "does not account for the same readers" in page
     (comparison,) = _api(error_study, api_client_for(analyst), resamples=200, rule="all")[
         "comparisons"
     ]
@@ -434,3 +436,23 @@ def test_cached_analysis_is_recomputed_when_a_rating_changes(pairwise: RatedStud
     Rating.objects.filter(assignment__reader_study=pairwise.study).first().delete()  # type: ignore[union-attr]
     after = analysis_results(reader_study=pairwise.study, n_resamples=100, with_plots=False)
     assert after["n_ratings"] == first["n_ratings"] - 1
+
+
+def test_the_analysis_is_cached_in_redis_where_every_process_finds_it(
+    pairwise: RatedStudy,
+) -> None:
+    # Web processes and workers each have their own memory; only a cache they share spares
+    # the next process the computation. A second connection stands for another process.
+    import redis
+    from django.conf import settings
+    from django.core.cache import cache, caches
+
+    from reviewapp.analysis.results import analysis_results
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    pattern = cache.make_key("analysis:results:*")
+    before = set(client.scan_iter(pattern))
+    computed = analysis_results(reader_study=pairwise.study, n_resamples=100, with_plots=False)
+    (stored,) = set(client.scan_iter(pattern)) - before
+    key = stored.decode().split(":", 2)[2]
+    assert caches.create_connection("default").get(key) == computed

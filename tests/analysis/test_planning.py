@@ -6,18 +6,23 @@ alice (reader), carol (coordinator), dave (analyst), eve (no role).
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import AbstractUser
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
+from scipy.special import expit
 from scipy.stats import norm
 
 from reviewapp.analysis import planning
+from reviewapp.analysis.results import _per_rating, ratings_frame
 from reviewapp.core.errors import ApplicationError
+from tests.analysis.conftest import RatedStudy
 
 
 def test_precision_plan_without_case_or_reader_spread_gives_the_binomial_half_width() -> None:
@@ -202,3 +207,63 @@ def test_planning_api_refuses_unreadable_input_with_a_code(
     refused = page.get(reverse("analysis:plan"), {"goal": "precision", "simulations": 2000})
     assert refused.status_code == 400
     assert "Designs x simulations" in refused.content.decode()
+
+
+# ---- defaults from this installation's past studies ----------------------------------------
+
+
+def test_spreads_from_ratings_recover_the_rate_and_the_spreads_of_the_planning_model() -> None:
+    # 300 cases x 8 readers from the planner's own model; the moment estimates land near the
+    # values the ratings were drawn with (averaged over 10 studies).
+    rng = np.random.default_rng(4)
+    cases, readers = 300, 8
+    c, r = np.repeat(np.arange(cases), readers), np.tile(np.arange(readers), cases)
+    for reader_sd, case_sd in [(0.0, 1.0), (1.0, 0.5)]:
+        mu = planning._intercept(0.3, math.hypot(reader_sd, case_sd))
+        found = []
+        for _ in range(10):
+            logit_p = mu + rng.normal(0, case_sd, cases)[c] + rng.normal(0, reader_sd, readers)[r]
+            y = (rng.random(c.size) < expit(logit_p)).astype(float)
+            spreads = planning.spreads_from_ratings(y, c, r)
+            assert spreads is not None
+            found.append((spreads.rate, spreads.reader_sd, spreads.case_sd))
+        rate, reader_found, case_found = np.mean(found, axis=0)
+        assert rate == pytest.approx(0.3, abs=0.03)
+        assert reader_found == pytest.approx(reader_sd, abs=0.3)
+        assert case_found == pytest.approx(case_sd, abs=0.3)
+    assert planning.spreads_from_ratings(np.ones(100), c[:100], r[:100]) is None
+
+
+@pytest.mark.django_db
+def test_plan_defaults_come_from_past_studies_the_user_may_analyse_and_say_so(
+    pairwise: RatedStudy,
+    analyst: AbstractUser,
+    other_coordinator: AbstractUser,
+    api_client_for: Callable[[AbstractUser | None], APIClient],
+) -> None:
+    url = reverse("api-analysis-plan")
+    found = api_client_for(analyst).get(url, {"goal": "precision", **SMALL}).json()
+    defaults = found["defaults"]
+    assert defaults["studies"] == ["MIMIC-CXR demo"]
+    assert defaults["n_ratings"] == 72
+    # The demo's first outcome on its ratings, recomputed from the export's frame.
+    per = _per_rating(ratings_frame(reader_study=pairwise.study), ["outcome_equivalent_or_better"])
+    assert defaults["rate"] == pytest.approx(per["outcome_equivalent_or_better"].mean(), abs=5e-4)
+    assert (found["rate"], found["reader_sd"], found["case_sd"]) == (
+        defaults["rate"],
+        defaults["reader_sd"],
+        defaults["case_sd"],
+    )
+    stated = api_client_for(analyst).get(url, {"goal": "precision", "rate": 0.4, **SMALL}).json()
+    assert stated["rate"] == 0.4
+    client = Client()
+    client.force_login(analyst)
+    page = html.unescape(client.get(reverse("analysis:plan")).content.decode())
+    assert "come from 1 past study of this installation (MIMIC-CXR demo" in page
+    assert f'name="rate" min="0.001" max="0.999" step="any" value="{defaults["rate"]}"' in page
+    # A coordinator of other studies does not get (or learn of) this one: built-in defaults.
+    theirs = api_client_for(other_coordinator).get(url, {"goal": "precision", **SMALL}).json()
+    assert theirs["defaults"]["studies"] == []
+    assert theirs["rate"] == 0.7
+    client.force_login(other_coordinator)
+    assert "are the built-in values" in client.get(reverse("analysis:plan")).content.decode()
