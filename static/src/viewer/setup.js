@@ -47,7 +47,7 @@ export function cornerstoneReady() {
     dicomImageLoaderInit({ maxWebWorkers: DECODE_WORKERS });
     toolsInit();
     for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, MagnifyTool]) addTool(tool);
-    // Probing the GPU's texture formats costs ~100 ms of main thread on the first decode;
+    // Probing the GPU's texture formats costs main-thread time on the first decode;
     // done here it overlaps the network instead of delaying the first image.
     canRenderFloatTextures();
     performance.mark("viewer:engine-initialised");
