@@ -136,6 +136,8 @@ export function mountViewer(element, { sharedKeys = element.hasAttribute("data-v
     },
     /** For the benchmark: Cornerstone's own load and decode times of the stack's images. */
     loadTimings: () => v.loading.timings(),
+    /** For tests: the bytes Cornerstone's image cache holds now (every viewer of the page). */
+    cacheBytes: () => engineIfLoaded()?.cache.getCacheSize() ?? 0,
     run: (action) => actionRun(v, action),
     destroy() {
       if (state.destroyed) return;
