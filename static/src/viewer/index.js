@@ -148,6 +148,7 @@ export function mountViewer(element, { sharedKeys = element.hasAttribute("data-v
       v.loading.stop();
       for (const cleanup of v.cleanups.reverse()) cleanup();
       tilesDestroy(v);
+      v.loading.forget();
       chromeRemove(element, v.ui);
       delete element.viewerHandle;
     },

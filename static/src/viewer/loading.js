@@ -35,7 +35,8 @@ export function loadingCreate(v) {
   let prefetchDeferred = null;
   let overlaysPending = false;
 
-  const isLoading = (imageId) => Boolean(v.cs?.cache.getImageLoadObject(imageId));
+  // In the cache already, or on its way there (prefetched with the previous case, or asked for).
+  const isLoading = (imageId) => Boolean(engineIfLoaded()?.cache.getImageLoadObject(imageId));
 
   // Until the first image is drawn the stack is only fetched, not decoded: the frames already
   // here when Cornerstone starts are many (twenty a request), and decoding them at once kept
@@ -157,7 +158,7 @@ export function loadingCreate(v) {
     stackCheckLoaded,
     /** The frames to fetch before Cornerstone is ready: the first images' first. */
     queue(imageIds) {
-      fetcher.queue(imageIds);
+      fetcher.queue(imageIds, { skip: isLoading });
     },
     /** Cornerstone is ready: it takes the fetched frames from here on. */
     start() {
@@ -196,6 +197,12 @@ export function loadingCreate(v) {
       fetcher.stop();
       const cs = engineIfLoaded();
       cs?.imageLoadPoolManager.clearRequestStack(cs.Enums.RequestType.Prefetch);
+    },
+    /** The viewports are gone: so go this study's images and headers. A page that keeps the
+     * engine across studies (the reading page) then holds what is shown and what is
+     * prefetched, however many cases were read before. */
+    forget() {
+      engineIfLoaded()?.studyForget(state.series);
     },
   };
 }

@@ -5,8 +5,9 @@
 import { seriesMenuFill } from "./chrome.js";
 import { ViewerLoadError, firstImages, seriesLabel, stackStart, studyFetch, studyLayout } from "./dicomweb.js";
 import { earlyStart } from "./early.js";
-import { engineLoad } from "./engine.js";
+import { engineIfLoaded, engineLoad } from "./engine.js";
 import { nearestFirst } from "./loading.js";
+import { prefetchTake, studyPrefetch } from "./prefetch.js";
 import { overlaysListen, overlayUpdate } from "./display.js";
 import { projectionShow, stackShow, tileActivate, tileMake, tilesEnable, viewportOf } from "./tiles.js";
 
@@ -48,6 +49,7 @@ function renderedListen(v) {
       state.firstImageAt ??= state.firstRenderAt;
       v.setStatus("");
       v.loading.firstDrawn();
+      nextPrefetch(v);
     }
     if (v.early && state.tiles.every((t) => viewportOf(v, t)?.getCornerstoneImage?.())) earlyFinish(v);
     overlayUpdate(v, tile);
@@ -58,9 +60,25 @@ function renderedListen(v) {
   return () => v.ui.tilesBox.removeEventListener(name, onRendered, true);
 }
 
-/** The study's series, from the early image's worker where it fetched them. */
+// The reading page's next case: its first images are made ready once this one is on screen.
+function nextPrefetch(v) {
+  const studyUid = v.element.dataset.nextStudyUid;
+  if (studyUid && studyUid !== v.studyUid) studyPrefetch({ root: v.root, studyUid, cs: v.cs });
+}
+
+/** The study's series: prefetched, or from the early image's worker, or fetched here. */
 async function seriesFetch(v) {
   const { early, state } = v;
+  const prefetched = prefetchTake(v.studyUid);
+  if (prefetched) {
+    try {
+      const series = await prefetched;
+      state.marks.metadataFetched = performance.now();
+      return series;
+    } catch {
+      // fetched again below, with the errors a radiologist is shown
+    }
+  }
   if (early) {
     try {
       const series = await early.series;
@@ -80,7 +98,10 @@ async function seriesFetch(v) {
 export async function studyOpen(v) {
   const { state, ui } = v;
   state.marks.start = performance.now();
-  v.early = earlyStart({ root: v.root, studyUid: v.studyUid, host: ui.tilesBox, signal: v.abort.signal });
+  // Once a page has evaluated the engine (the reading page's next case) Cornerstone draws first.
+  v.early = engineIfLoaded()
+    ? null
+    : earlyStart({ root: v.root, studyUid: v.studyUid, host: ui.tilesBox, signal: v.abort.signal });
   // The engine's evaluation is one long task on this thread, and the early image needs the
   // thread to start its worker and present its canvas (early.worker.js): the image first, then
   // the engine (already fetched and compiled: <link rel=modulepreload>), at most

@@ -1,5 +1,5 @@
 // Cornerstone3D, its tools and the DICOM image loader, initialised once per page.
-import { Enums as CoreEnums, canRenderFloatTextures, init as coreInit, metaData } from "@cornerstonejs/core";
+import { Enums as CoreEnums, cache, canRenderFloatTextures, init as coreInit, metaData } from "@cornerstonejs/core";
 import { init as dicomImageLoaderInit, wadors } from "@cornerstonejs/dicom-image-loader";
 import {
   MagnifyTool,
@@ -58,6 +58,16 @@ export function cornerstoneReady() {
 /** Give the loader every frame's header (its init purges them: call after cornerstoneReady). */
 export function studyRegister(series) {
   for (const s of series) for (const image of s.images) wadors.metaDataManager.add(image.imageId, image.meta);
+}
+
+/** Drop a study's decoded images and headers (its viewer is gone). */
+export function studyForget(series) {
+  for (const s of series) {
+    for (const image of s.images) {
+      if (cache.getImage(image.imageId)) cache.removeImageLoadObject(image.imageId, { force: true });
+      wadors.metaDataManager.remove(image.imageId);
+    }
+  }
 }
 
 /**
