@@ -11,13 +11,13 @@ as Chromium uses per host), Cornerstone's decode times are summed, and the CPU t
 process spent during the load is read from /proc (Linux), since on a 2-core machine the
 server, browser and decode workers share them.
 
-    python bench/viewer_bench.py [--runs 5] [--only cxr|ct|next] [--cases 6] [--no-build]
-        [--profile]
+    python bench/viewer_bench.py [--runs 5] [--only cxr|ct|next] [--cases 6] [--read 0]
+        [--no-build] [--profile]
 
 Next case: a reader reads a reader study of ``--cases`` cases (radiographs and the CT, in the
-reader's order) on the reading page and presses n on each as soon as its viewer is
-interactive; the figure is from that key press to the next case's viewer interactive (and its
-first image on screen). Target: under 0.3 s.
+reader's order) on the reading page and presses n on each ``--read`` seconds after its viewer
+is interactive (0: at once); the figure is from that key press to the next case's viewer
+interactive (and its first image on screen). Target: under 0.3 s.
 
 Runs in a throwaway database (<DATABASE_URL name>_viewer_bench) and a temporary data folder.
 """
@@ -235,10 +235,13 @@ READ_NEXT_FIGURES = """() => {
 }"""
 
 
-def next_case_measure(browser, base: str, cookie: str, path: str, *, cases: int) -> list[dict]:
-    """One reader session in one page: open the first case, then press n on each case as soon
-    as its viewer is interactive; per move, the seconds from the key press to the next case's
-    viewer interactive and first image (the page's clocks, as epoch milliseconds)."""
+def next_case_measure(
+    browser, base: str, cookie: str, path: str, *, cases: int, read_s: float
+) -> list[dict]:
+    """One reader session in one page: open the first case, then press n on each case
+    ``read_s`` seconds after its viewer is interactive (the reader reading it); per move, the
+    seconds from the key press to the next case's viewer interactive and first image (the
+    page's clocks, as epoch milliseconds)."""
     name, value = cookie.split("=", 1)
     context = browser.new_context(viewport={"width": 1366, "height": 900})
     context.add_cookies([{"name": name, "value": value, "url": base}])
@@ -247,6 +250,7 @@ def next_case_measure(browser, base: str, cookie: str, path: str, *, cases: int)
     page.wait_for_function(WAIT_FOR_VIEWER, arg=False, polling=100, timeout=60_000)
     moves = []
     for _ in range(cases - 1):
+        time.sleep(read_s)
         before = page.url
         pressed = page.evaluate("() => performance.timeOrigin + performance.now()")
         page.keyboard.press("n")
@@ -666,6 +670,12 @@ def main() -> int:
         "--cases", type=int, default=6, help="cases of the next-case session (default 6)"
     )
     parser.add_argument(
+        "--read",
+        type=float,
+        default=0.0,
+        help="seconds the reader reads each case before pressing n (default 0: at once)",
+    )
+    parser.add_argument(
         "--no-build", action="store_true", help="measure static/dist as it is (no npm build)"
     )
     parser.add_argument(
@@ -738,7 +748,9 @@ def main() -> int:
                 if args.only in (None, case)
             }
             moves = (
-                next_case_measure(browser, base, reader_cookie, reading_path, cases=args.cases)
+                next_case_measure(
+                    browser, base, reader_cookie, reading_path, cases=args.cases, read_s=args.read
+                )
                 if measure_next
                 else []
             )
@@ -771,7 +783,8 @@ def main() -> int:
                     each = ", ".join(f"{seconds:.2f}" for seconds in interactive)
                     first_image = statistics.median(m["first"] for m in rows)
                     print(
-                        f"next case ({mode}, {len(rows)} moves, reading page, n pressed): "
+                        f"next case ({mode}, {len(rows)} moves, reading page, n pressed "
+                        f"{args.read:.0f} s after interactive): "
                         f"interactive median {statistics.median(interactive):.2f} s "
                         f"(each: {each}); first image median {first_image:.2f} s"
                     )
