@@ -11,8 +11,13 @@ as Chromium uses per host), Cornerstone's decode times are summed, and the CPU t
 process spent during the load is read from /proc (Linux), since on a 2-core machine the
 server, browser and decode workers share them.
 
-    python bench/viewer_bench.py [--runs 5] [--only cxr|ct] [--no-build] [--profile]
+    python bench/viewer_bench.py [--runs 5] [--only cxr|ct|next] [--cases 6] [--read 0]
+        [--no-build] [--profile]
 
+Next case: a reader reads a reader study of ``--cases`` cases (radiographs and the CT, in the
+reader's order) on the reading page and presses n on each ``--read`` seconds after its viewer
+is interactive (0: at once); the figure is from that key press to the next case's viewer
+interactive (and its first image on screen). Target: under 0.3 s.
 
 Runs in a throwaway database (<DATABASE_URL name>_viewer_bench) and a temporary data folder.
 """
@@ -41,6 +46,7 @@ CT_SLICES = 300
 VIEWER_BATCH = 20
 TARGET_FIRST_IMAGE_S = 1.0
 TARGET_STACK_S = 3.0
+TARGET_NEXT_CASE_S = 0.3
 # The named baseline every figure is printed against: the same quiet machine the day the
 # stack was first fetched in batches, just before (2026-12-04, one request a slice, uvicorn,
 # load average about 0, cold median of 5).
@@ -135,6 +141,133 @@ def archive_fill(user) -> dict[str, object]:
         f"imported 1 radiograph and {CT_SLICES} CT slices in {time.perf_counter() - started:.1f} s"
     )
     return {"cxr": cxr, "ct": ct}
+
+
+def cxr_copies(target: Path, count: int) -> list[Path]:
+    """The JPEG 2000 radiograph as ``count`` studies of their own (new UIDs, same pixels)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    target.mkdir(parents=True)
+    paths = []
+    for index in range(count):
+        ds = pydicom.dcmread(SAMPLES / "cxr" / "nema_wg04_RG1_chest_PA_J2KI.dcm")
+        entropy = ["viewer-bench-reading", str(index)]
+        ds.StudyInstanceUID = generate_uid(entropy_srcs=[*entropy, "study"])
+        ds.SeriesInstanceUID = generate_uid(entropy_srcs=[*entropy, "series"])
+        ds.SOPInstanceUID = generate_uid(entropy_srcs=[*entropy, "instance"])
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        path = target / f"cxr-{index:02d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def reading_fill(coordinator, ct, count: int):
+    """A reader study of ``count`` cases (``count - 1`` radiographs and the 300-slice CT),
+    each with an original and an AI report, open, with one reader; returns (reader, the path of
+    the reader's first case)."""
+    from reviewapp.accounts.services import user_create
+    from reviewapp.core.roles import Role
+    from reviewapp.imaging.models import Instance, Study
+    from reviewapp.imaging.services import (
+        import_batch_create,
+        import_batch_run,
+        instance_quarantine_approve,
+    )
+    from reviewapp.imaging.types import IncomingFile
+    from reviewapp.reports.models import Report
+    from reviewapp.studies import services
+    from reviewapp.studies.models import Assignment
+
+    paths = cxr_copies(DATA_DIR / "reading", count - 1)
+    batch = import_batch_create(source="command", created_by=coordinator, files_total=len(paths))
+    outcomes = import_batch_run(
+        batch=batch, files=[IncomingFile(name=p.name, path=p) for p in paths]
+    )
+    for instance in Instance.objects.filter(status=Instance.Status.QUARANTINED):
+        instance_quarantine_approve(instance=instance, reviewed_by=coordinator)
+    imaging = [Study.objects.get(study_instance_uid=o.study_instance_uid) for o in outcomes]
+    imaging.append(ct)
+    for n, study in enumerate(imaging, start=1):
+        Report.objects.create(
+            study=study,
+            kind=Report.Kind.ORIGINAL,
+            findings=f"The lungs are clear. No pleural effusion. Case {n}.",
+            impression="No acute abnormality.",
+        )
+        Report.objects.create(
+            study=study,
+            kind=Report.Kind.AI,
+            findings=f"Both lungs are clear. No effusion. Case {n}.",
+            impression="No acute disease.",
+        )
+    reader = user_create(
+        username="bench-reader",
+        password=secrets.token_urlsafe(16),
+        roles=[Role.READER],
+        check_password=False,
+    )
+    study = services.reader_study_create(
+        user=coordinator, name="Viewer bench", protocol_key="medgemini_cxr"
+    )
+    services.cases_add(
+        reader_study=study,
+        imaging_studies=imaging,
+        candidate_reports=Report.objects.filter(kind=Report.Kind.AI),
+    )
+    services.panel_set(reader_study=study, readers=[(reader, "US")])
+    services.assignments_generate(reader_study=study, seed=1)
+    services.reader_study_open(reader_study=study, acknowledged_by=coordinator)
+    first = Assignment.objects.filter(reader_study=study, reader=reader).order_by("position")[0]
+    return reader, f"/studies/read/{first.public_id}/"
+
+
+READ_NEXT_FIGURES = """() => {
+  const s = document.querySelector('[data-viewer]').viewerHandle.state();
+  return {
+    errors: s.errors,
+    origin: performance.timeOrigin,
+    interactive: s.firstRenderAt,
+    firstImage: s.firstImageAt ?? s.firstRenderAt,
+    mode: s.mode,
+  };
+}"""
+
+
+def next_case_measure(
+    browser, base: str, cookie: str, path: str, *, cases: int, read_s: float
+) -> list[dict]:
+    """One reader session in one page: open the first case, then press n on each case
+    ``read_s`` seconds after its viewer is interactive (the reader reading it); per move, the
+    seconds from the key press to the next case's viewer interactive and first image (the
+    page's clocks, as epoch milliseconds)."""
+    name, value = cookie.split("=", 1)
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    context.add_cookies([{"name": name, "value": value, "url": base}])
+    page = context.new_page()
+    page.goto(f"{base}{path}")
+    page.wait_for_function(WAIT_FOR_VIEWER, arg=False, polling=100, timeout=60_000)
+    moves = []
+    for _ in range(cases - 1):
+        time.sleep(read_s)
+        before = page.url
+        pressed = page.evaluate("() => performance.timeOrigin + performance.now()")
+        page.keyboard.press("n")
+        page.wait_for_url(lambda url, before=before: url != before, timeout=60_000)
+        page.wait_for_function(WAIT_FOR_VIEWER, arg=False, polling=100, timeout=60_000)
+        figures = page.evaluate(READ_NEXT_FIGURES)
+        if figures["errors"]:
+            raise SystemExit(f"viewer error: {figures['errors']}")
+        moves.append(
+            {
+                "mode": figures["mode"],
+                "interactive": (figures["origin"] + figures["interactive"] - pressed) / 1000,
+                "first": (figures["origin"] + figures["firstImage"] - pressed) / 1000,
+            }
+        )
+    context.close()
+    return moves
 
 
 def free_port() -> int:
@@ -530,7 +663,18 @@ def database_drop(name: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="cold loads per case (default 5)")
-    parser.add_argument("--only", choices=["cxr", "ct"], help="measure one case only")
+    parser.add_argument(
+        "--only", choices=["cxr", "ct", "next"], help="measure one case (or next case) only"
+    )
+    parser.add_argument(
+        "--cases", type=int, default=6, help="cases of the next-case session (default 6)"
+    )
+    parser.add_argument(
+        "--read",
+        type=float,
+        default=0.0,
+        help="seconds the reader reads each case before pressing n (default 0: at once)",
+    )
     parser.add_argument(
         "--no-build", action="store_true", help="measure static/dist as it is (no npm build)"
     )
@@ -570,6 +714,15 @@ def main() -> int:
         cookie = (
             f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
         )
+        measure_next = args.only in (None, "next")
+        if measure_next:
+            reader, reading_path = reading_fill(user, studies["ct"], args.cases)
+            reader_client = Client()
+            reader_client.force_login(reader)
+            reader_cookie = (
+                f"{settings.SESSION_COOKIE_NAME}="
+                f"{reader_client.cookies[settings.SESSION_COOKIE_NAME].value}"
+            )
         server, base = server_start(bench_url)
 
         from playwright.sync_api import sync_playwright
@@ -594,6 +747,13 @@ def main() -> int:
                 for case in ("cxr", "ct")
                 if args.only in (None, case)
             }
+            moves = (
+                next_case_measure(
+                    browser, base, reader_cookie, reading_path, cases=args.cases, read_s=args.read
+                )
+                if measure_next
+                else []
+            )
             if args.profile:
                 for case in measured:
                     page_profile(
@@ -614,6 +774,28 @@ def main() -> int:
             f"(first-frames, as the viewer asks): {batched_s:.2f} s = "
             f"{CT_SLICES / batched_s:.0f} frames/s"
         )
+        if moves:
+            print()
+            for mode in ("projection", "stack"):
+                rows = [m for m in moves if m["mode"] == mode]
+                if rows:
+                    interactive = [m["interactive"] for m in rows]
+                    each = ", ".join(f"{seconds:.2f}" for seconds in interactive)
+                    first_image = statistics.median(m["first"] for m in rows)
+                    print(
+                        f"next case ({mode}, {len(rows)} moves, reading page, n pressed "
+                        f"{args.read:.0f} s after interactive): "
+                        f"interactive median {statistics.median(interactive):.2f} s "
+                        f"(each: {each}); first image median {first_image:.2f} s"
+                    )
+            overall = statistics.median(m["interactive"] for m in moves)
+            print(
+                f"target: next case interactive < {TARGET_NEXT_CASE_S:.1f} s: "
+                f"{'met' if overall < TARGET_NEXT_CASE_S else 'MISSED'} "
+                f"(median of all moves {overall:.2f} s)"
+            )
+        if args.only == "next":
+            return 0
         summaries = {}
         if "cxr" in measured:
             summaries["cxr"] = summarise("CXR JPEG 2000 1955x1841", measured["cxr"], stack=False)

@@ -518,17 +518,19 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
         reports.append({"side": "B", **shown(assignment.report_b)})
     for report in reports:
         report["label"] = sides.label(report["side"])
-    # One query for the reader's whole list (positions and ids) instead of count + prev + next.
+    # One query for the reader's whole list (positions, ids and images) instead of count +
+    # prev + next. The next case's images are named so that the page can fetch them while
+    # this case is read (images only: nothing of its reports).
     order = list(
         Assignment.objects.filter(reader_study=study, reader_id=assignment.reader_id)
         .order_by("position")
-        .values_list("position", "public_id")
+        .values_list("position", "public_id", "case__imaging_study__study_instance_uid")
     )
     total = len(order)
-    before = [pid for pos, pid in order if pos < assignment.position]
-    after = [pid for pos, pid in order if pos > assignment.position]
+    before = [pid for pos, pid, _ in order if pos < assignment.position]
+    after = [(pid, uid) for pos, pid, uid in order if pos > assignment.position]
     previous_id = before[-1] if before else None
-    following_id = after[0] if after else None
+    following_id, following_uid = after[0] if after else (None, None)
     rating = rating_of(assignment)
     can_write = study.status == ReaderStudy.Status.OPEN and (
         rating is None or study.allow_revisions
@@ -546,6 +548,7 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
         "previous": str(previous_id) if previous_id else None,
         "next": str(following_id) if following_id else None,
         "image_study_uid": assignment.case.imaging_study.study_instance_uid,
+        "next_image_study_uid": following_uid,
         "reports": reports,
         "form": protocols.form_build(study.protocol, sides),
         "draft": assignment.draft,

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -300,3 +301,65 @@ def test_reports_scroll_in_their_own_panes_and_together_on_request(
     page.reload()
     assert page.get_by_label("Scroll reports together").is_checked()
     assert second.evaluate("e => e.scrollHeight > e.clientHeight")
+
+
+# Cases a session test reads in one tab: a long sitting, as issue 23 asks of the memory bound.
+SESSION_CASES = 50
+
+
+def _heap_used_after_gc(page) -> int:
+    """The page's JS heap in use after a full garbage collection, in bytes."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("HeapProfiler.collectGarbage")
+        return int(cdp.send("Runtime.getHeapUsage")["usedSize"])
+    finally:
+        cdp.detach()
+
+
+def test_a_reader_moves_through_fifty_cases_in_one_tab_with_memory_bounded(
+    viewer_page_for,  # noqa: F811
+    coordinator,
+    reader,
+    archive_dirs,  # noqa: F811
+    tmp_path,
+) -> None:
+    imaging = radiograph_studies(SESSION_CASES, coordinator, tmp_path)
+    study = build_study(coordinator=coordinator, readers=[reader], imaging=imaging)
+    order = list(Assignment.objects.filter(reader_study=study, reader=reader).order_by("position"))
+    viewer = viewer_page_for(reader)
+    page = viewer.page
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    viewer.open(f"/studies/read/{order[0].public_id}/")
+
+    heaps, cached = [], []
+    for index, assignment in enumerate(order):
+        page.wait_for_url(re.compile(f"/studies/read/{assignment.public_id}/"))
+        viewer.wait_for_render()
+        heaps.append(_heap_used_after_gc(page))
+        cached.append(
+            page.evaluate("() => document.querySelector('[data-viewer]').viewerHandle.cacheBytes()")
+        )
+        if index < len(order) - 1:
+            page.keyboard.press("n")
+
+    # One case's images are in the cache while it is read; a session keeps at most the case
+    # being read and the next one, whatever the number of cases behind it.
+    one_case = cached[0]
+    assert one_case > 0
+    assert max(cached) <= 2 * one_case, cached
+    # The heap after a collection settles once the first cases have loaded what a session
+    # needs; the last ten cases need no more than the first ten (with a margin for the
+    # collector's own bookkeeping).
+    assert max(heaps[-10:]) <= 1.25 * max(heaps[:10]) + 4 * 2**20, heaps
+    assert [r for r in viewer.failed_responses if "/ws/" not in r] == []
+    # Whatever the page fetched ahead was images: every request to the server is a case the
+    # reader opened, the images, or the page's own code (workers' blob: URLs stay in the page).
+    paths = [urlsplit(url).path for url in requested if urlsplit(url).scheme in ("http", "https")]
+    others = {
+        path
+        for path in paths
+        if not path.startswith(("/dicomweb/", "/static/", "/studies/read/", "/ws/", "/favicon"))
+    }
+    assert others == set(), others

@@ -1,11 +1,12 @@
 // The early image: the study's headers, then its first images, fetched, decoded and drawn in
-// this worker onto the viewer's OffscreenCanvas before the page evaluates the 3.6 MB engine.
+// this worker onto the viewer's OffscreenCanvas before the page evaluates the engine.
 // Only the codec the frame needs is loaded (JPEG 2000 and JPEG-LS, imported on first use, while
 // the frame is fetched), so the image is on screen once it is fetched and decoded.
 // Why the page waits for it before evaluating the engine rather than doing both at once: the
-// evaluation is one long task (about a second on a 2-core machine), and in Chromium a worker's
-// OffscreenCanvas still needs the page's main thread to set up and present its frames (and the
-// worker itself to start): drawn "in parallel", the early image appeared only after the engine.
+// evaluation is one long task, and in Chromium a worker's OffscreenCanvas still needs the
+// page's main thread to set up and present its frames (and the worker itself to start): drawn
+// "in parallel", the early image appeared only after the engine. Measured: see
+// docs/decisions/0201-viewer-frames.md.
 //
 // Drawn as Cornerstone's stack viewport will draw it: fitted and centred the same way, full
 // resolution, the image's own VOI (its first window, else the pixel range, after the modality
@@ -20,7 +21,7 @@ const LITTLE_ENDIAN = "1.2.840.10008.1.2.1";
 const UNCOMPRESSED = new Set(["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]);
 const JPEG2000 = new Set(["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"]);
 const JPEGLS = new Set(["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"]);
-const MAX_TILE_COLUMNS = 3; // the viewer's grid (index.js): at most 3 radiographs side by side
+const MAX_TILE_COLUMNS = 3; // the viewer's grid (open.js): at most 3 radiographs side by side
 
 const abort = new AbortController();
 const steps = { started: performance.timeOrigin + performance.now() }; // for the benchmark
@@ -145,7 +146,7 @@ function initialWindow(decoded, info, value) {
  * (Viewport.getFitParallelScale: the voxel centres' extent fits the canvas) and centred, each
  * screen pixel sampled bilinearly between the four nearest image pixels (its texture
  * sampling, no mipmaps), then the modality rescale and the linear VOI. Only the screen's pixels
- * are computed, so a 1955 x 1841 radiograph costs what its ~0.5 M screen pixels cost.
+ * are computed, so a large radiograph costs what the screen's pixels cost, not its own.
  */
 function draw(context, rect, decoded, info) {
   const { pixels } = decoded;

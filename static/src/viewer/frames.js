@@ -2,24 +2,22 @@
 // through the loader's compressed-frame registry (setup.js), which decodes them without a
 // request of its own. Why not let the loader fetch: it starts only once Cornerstone is
 // initialised, and it finds the end of each multipart body by scanning every byte in
-// JavaScript on the main thread (about 5 ms a 512 KB CT frame, most of the client's time per
-// slice). Here the first frames are asked for as soon as the headers are in, in parallel with
-// Cornerstone's start, and each part is cut out by the Content-Length of its header (our
-// DICOMweb gives it). Needs no Cornerstone. A frame that cannot be fetched or cut out is simply
+// JavaScript on the main thread (most of the client's time per slice). Here the first frames
+// are asked for as soon as the headers are in, in parallel with Cornerstone's start, and each
+// part is cut out by the Content-Length of its header (our DICOMweb gives it). Needs no Cornerstone. A frame that cannot be fetched or cut out is simply
 // not held: the loader then fetches it as it would have, with its own errors and the viewer's
 // retries.
 //
 // The slices of a stack are asked for BATCH at a time (our first-frames resource: the first
 // frame of each listed instance of a series): the browser pays for every request in its
 // network service, its browser process and the page, and on 2 cores that CPU bounded the
-// stack. A 300-slice CT took 4.9-5.3 CPU seconds one request a slice, 3.9-4.3 at twenty slices
-// a request (bench/README.md has every variant tried, 2026-12-04).
+// stack. Figures and the variants tried: docs/decisions/0201-viewer-frames.md.
 
 // What Cornerstone's wadors loader asks for: frames as stored, any transfer syntax.
 export const FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 // Chromium opens at most 6 HTTP/1.1 connections per host: more requests would only queue.
 const CONNECTIONS = 6;
-// Slices per request: 10 MB of CT a request; the slice scrolled to jumps the queue regardless
+// Slices per request (a few MB of CT); the slice scrolled to jumps the queue regardless
 // (Cornerstone's loader fetches it itself when it is not here yet).
 const BATCH = 20;
 // A stack slice's image id: the series URL, the instance, and frame 1.

@@ -1,5 +1,5 @@
 // Cornerstone3D, its tools and the DICOM image loader, initialised once per page.
-import { Enums as CoreEnums, canRenderFloatTextures, init as coreInit, metaData } from "@cornerstonejs/core";
+import { Enums as CoreEnums, cache, canRenderFloatTextures, init as coreInit, metaData } from "@cornerstonejs/core";
 import { init as dicomImageLoaderInit, wadors } from "@cornerstonejs/dicom-image-loader";
 import {
   MagnifyTool,
@@ -47,7 +47,7 @@ export function cornerstoneReady() {
     dicomImageLoaderInit({ maxWebWorkers: DECODE_WORKERS });
     toolsInit();
     for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, MagnifyTool]) addTool(tool);
-    // Probing the GPU's texture formats costs ~100 ms of main thread on the first decode;
+    // Probing the GPU's texture formats costs main-thread time on the first decode;
     // done here it overlaps the network instead of delaying the first image.
     canRenderFloatTextures();
     performance.mark("viewer:engine-initialised");
@@ -58,6 +58,16 @@ export function cornerstoneReady() {
 /** Give the loader every frame's header (its init purges them: call after cornerstoneReady). */
 export function studyRegister(series) {
   for (const s of series) for (const image of s.images) wadors.metaDataManager.add(image.imageId, image.meta);
+}
+
+/** Drop a study's decoded images and headers (its viewer is gone). */
+export function studyForget(series) {
+  for (const s of series) {
+    for (const image of s.images) {
+      if (cache.getImage(image.imageId)) cache.removeImageLoadObject(image.imageId, { force: true });
+      wadors.metaDataManager.remove(image.imageId);
+    }
+  }
 }
 
 /**
