@@ -169,13 +169,13 @@ def reading_fill(coordinator, ct, count: int):
     the reader's first case)."""
     from reviewapp.accounts.services import user_create
     from reviewapp.core.roles import Role
-    from reviewapp.imaging.models import Instance, Study
-    from reviewapp.imaging.services import (
+    from reviewapp.imaging.ingest.services import (
         import_batch_create,
         import_batch_run,
         instance_quarantine_approve,
     )
-    from reviewapp.imaging.types import IncomingFile
+    from reviewapp.imaging.ingest.types import IncomingFile
+    from reviewapp.imaging.models import Instance, Study
     from reviewapp.reports.models import Report
     from reviewapp.studies import services
     from reviewapp.studies.models import Assignment
