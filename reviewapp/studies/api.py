@@ -147,6 +147,7 @@ CaseViewOut = inline_serializer(
         "previous": serializers.UUIDField(allow_null=True),
         "next": serializers.UUIDField(allow_null=True),
         "image_study_uid": serializers.CharField(),
+        "clinical": serializers.ListField(child=serializers.DictField()),
         "reports": serializers.ListField(child=serializers.DictField()),
         "form": serializers.ListField(child=serializers.DictField()),
         "draft": serializers.DictField(),
