@@ -30,6 +30,7 @@ from reviewapp.studies.models import (
     Rating,
     ReaderStudy,
     RenderedReport,
+    StudyArm,
 )
 from reviewapp.studies.rendering import context_render, report_render
 
@@ -190,6 +191,18 @@ def reports_latest_by_source(
     return found
 
 
+def arm_list(*, reader_study: ReaderStudy) -> QuerySet[StudyArm]:
+    """The study's arms with their sources and case counts (staff pages only: arms name
+    sources)."""
+    return (
+        reader_study.arms.select_related(
+            "first_source__model_config", "second_source__model_config"
+        )
+        .annotate(case_count=Count("cases"))
+        .order_by("position")
+    )
+
+
 def arm_sources(*, reader_study: ReaderStudy) -> list[ReportSource]:
     """The distinct sources the study's arms compare, in arm order (staff only)."""
     seen: dict[int, ReportSource] = {}
@@ -207,7 +220,7 @@ def case_get(*, reader_study: ReaderStudy, public_id: Any) -> Case:
 
 def case_list(*, reader_study: ReaderStudy) -> QuerySet[Case]:
     return reader_study.cases.select_related(
-        "imaging_study", "first_report", "second_report"
+        "imaging_study", "first_report", "second_report", "arm"
     ).order_by("id")
 
 
