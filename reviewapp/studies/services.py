@@ -663,12 +663,12 @@ def assignments_generate(
     for reader_id, reads in lists.items():
         for position, read in enumerate(reads, start=1):
             case = cases[read.case]
+            a: int = case.first_report_id
+            b: int | None = case.second_report_id if read.side else None
             if read.side == "A":
+                # Checked above: every case of a pairwise study has its second report.
+                assert case.second_report_id is not None
                 a, b = case.second_report_id, case.first_report_id
-            elif read.side == "B":
-                a, b = case.first_report_id, case.second_report_id
-            else:
-                a, b = case.first_report_id, None
             created.append(
                 Assignment(
                     reader_study=study,
