@@ -409,7 +409,7 @@ def study_action(request: HttpRequest, study_id: str) -> HttpResponse:
                 ),
                 seed=_whole_number(request.POST.get("seed", ""), field="seed", label="Seed"),
             )
-            messages.success(request, f"{len(created)} assignments generated.")
+            messages.success(request, f"{created} assignments generated.")
         elif action in ("open", "pause", "lock"):
             getattr(services, f"reader_study_{action}")(reader_study=study)
             messages.success(request, f"Study is now {study.status}.")

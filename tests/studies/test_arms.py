@@ -256,3 +256,15 @@ def test_spread_keeps_the_gap_in_tight_and_loose_lists():
             if item.imaging in where:
                 assert position - where[item.imaging] > gap
             where[item.imaging] = position
+
+
+def test_copied_assignment_rows_are_new_unread_assignments(coordinator, reader, sources, archive):
+    study = _three_arm_study(coordinator, [reader], archive, sources, k=1)
+    fresh = {
+        name: Assignment._meta.get_field(name).get_default()
+        for name in ("status", "draft", "draft_seq", "active_seconds", "opened_at", "submitted_at")
+    }
+    rows = list(Assignment.objects.filter(reader_study=study).values(*fresh, "public_id"))
+    assert len(rows) == 24
+    assert len({row.pop("public_id") for row in rows}) == 24
+    assert all(row == fresh for row in rows)
