@@ -268,3 +268,29 @@ def test_copied_assignment_rows_are_new_unread_assignments(coordinator, reader, 
     assert len(rows) == 24
     assert len({row.pop("public_id") for row in rows}) == 24
     assert all(row == fresh for row in rows)
+
+
+def test_the_api_sets_the_design_and_lists_the_arms(api_client_for, coordinator, sources, archive):
+    study = _study(coordinator)
+    client = api_client_for(coordinator)
+    url = f"/api/v1/reader-studies/{study.public_id}/arms"
+    response = client.post(
+        url,
+        {
+            "design": "vs_reference",
+            "sources": [str(sources["a"].public_id), str(sources["b"].public_id)],
+        },
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    assert [arm["label"] for arm in response.json()] == [
+        "model-a 1 vs Original (radiologist)",
+        "model-b 2 vs Original (radiologist)",
+    ]
+    refused = client.post(url, {"design": "each_source", "sources": []}, format="json")
+    assert refused.status_code == 400
+    unknown = client.post(
+        url, {"design": "all_pairs", "sources": [str(study.public_id)]}, format="json"
+    )
+    assert unknown.status_code == 400
+    assert client.get(url).json()[0]["cases"] == 0
