@@ -246,8 +246,9 @@ class Case(TimestampedModel):
     reader_study = models.ForeignKey(ReaderStudy, on_delete=models.CASCADE, related_name="cases")
     imaging_study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="+")
     # Null in studies without arms (one model against the original, chosen per model run).
+    # RESTRICT: an arm with cases cannot go alone, but deleting a draft study takes both.
     arm = models.ForeignKey(
-        StudyArm, null=True, blank=True, on_delete=models.PROTECT, related_name="cases"
+        StudyArm, null=True, blank=True, on_delete=models.RESTRICT, related_name="cases"
     )
     # Pairwise: first = the original (or the arm's first source), second = the candidate (the
     # arm's second source: an AI, imported or edited report). Single-report

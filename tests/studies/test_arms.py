@@ -294,3 +294,12 @@ def test_the_api_sets_the_design_and_lists_the_arms(api_client_for, coordinator,
     )
     assert unknown.status_code == 400
     assert client.get(url).json()[0]["cases"] == 0
+
+
+def test_a_draft_with_arms_and_cases_can_be_deleted(coordinator, sources, archive):
+    study = _study(coordinator)
+    services.arms_set(reader_study=study, design=Design.VS_REFERENCE, sources=[sources["a"]])
+    services.cases_add(reader_study=study, imaging_studies=archive[:2])
+    services.reader_study_delete(reader_study=study)
+    assert not ReaderStudy.objects.filter(pk=study.pk).exists()
+    assert not Case.objects.filter(reader_study_id=study.pk).exists()
