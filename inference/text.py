@@ -8,7 +8,7 @@ from typing import Any
 
 from inference.types import InferenceError
 
-PROMPT_FIELDS = {"modality", "views", "num_images"}
+PROMPT_FIELDS = {"modality", "views", "num_images", "indication", "technique", "comparison"}
 _SECTION = re.compile(r"^\s*(findings|impression|conclusion)\s*:\s*", re.IGNORECASE | re.MULTILINE)
 
 

@@ -36,6 +36,9 @@ class StudyInput:
     study_key: str
     kind: StudyKind
     images: tuple[ImageRef, ...]
+    # Clinical context for the prompt's {indication}, {technique} and {comparison}, already
+    # de-identified by the caller; absent fields render as empty text.
+    context: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,7 @@ class TransformersBackend:
                         "modality": request.study.kind,
                         "views": ", ".join(prepared.description.get("views", [])),
                         "num_images": len(prepared.images),
+                        **request.study.context,
                     },
                 )
                 content: list[dict[str, Any]] = [{"type": "image"} for _ in prepared.images]

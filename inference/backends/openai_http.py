@@ -97,6 +97,7 @@ class OpenAIBackend:
                 "modality": request.study.kind,
                 "views": ", ".join(prepared.description.get("views", [])),
                 "num_images": len(prepared.images),
+                **request.study.context,
             },
         )
         content: list[dict[str, Any]] = [

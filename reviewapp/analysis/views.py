@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from reviewapp.analysis import planning, selectors, stats
+from reviewapp.analysis import arms, planning, selectors, stats
 from reviewapp.analysis.api import PLAN_DEFAULTED, PlanInputSerializer, plan_query
 from reviewapp.analysis.exports import export_response
 from reviewapp.analysis.models import ExportAudit
@@ -86,8 +86,22 @@ def study_analysis(request: HttpRequest, public_id: str) -> HttpResponse:
         # The sidecar states the rules of the analysis shown, so it carries the page's query.
         "sidecar_query": request.GET.urlencode(),
         "page_data": {"study": str(study.public_id), "bootstrap": results["bootstrap"]},
+        "arms": arms.arms_results(reader_study=study),
     }
     return render(request, "analysis/study.html", context)
+
+
+@login_required
+@require_GET
+def study_arms_export(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The ratings of a multi-arm study with each row's arm and the source id and name of
+    each side (CSV): the rows the arms section is computed from."""
+    study = selectors.reader_study_get_for_analyst(user=request.user, public_id=public_id)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{study.public_id}-arms.csv"'
+    response["Cache-Control"] = "no-store"
+    arms.arms_export_frame(reader_study=study).to_csv(response, index=False)
+    return response
 
 
 @login_required

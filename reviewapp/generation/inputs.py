@@ -15,6 +15,7 @@ from inference.types import CorpusEntry, ImageRef, InferenceError, StudyInput, S
 from reviewapp.generation.models import StudyDescriptor
 from reviewapp.imaging.models import Instance, Study
 from reviewapp.reports.models import Report
+from reviewapp.studies.rendering import context_render
 
 CXR_MODALITIES = {"CR", "DX"}
 
@@ -54,6 +55,9 @@ def _local_path(field: FieldFile) -> Path:
         return target
 
 
+CONTEXT_FIELDS = ("indication", "technique", "comparison")
+
+
 def study_input_build(*, study: Study) -> StudyInput:
     """The study's available images, CT slices in position order (its largest CT series)."""
     kind = study_kind(study)
@@ -85,7 +89,9 @@ def study_input_build(*, study: Study) -> StudyInput:
         )
         for i in instances.order_by("position", "instance_number", "id")
     )
-    return StudyInput(study_key=str(study.public_id), kind=kind, images=refs)
+    # The same de-identified text readers see in "Clinical information".
+    context = {name: context_render(getattr(study, name)) for name in CONTEXT_FIELDS}
+    return StudyInput(study_key=str(study.public_id), kind=kind, images=refs, context=context)
 
 
 def descriptor_get(*, study: Study) -> StudyDescriptor:

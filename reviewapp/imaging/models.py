@@ -35,6 +35,12 @@ class Study(TimestampedModel):
     # The study id of a research dataset (MIMIC-CXR, IU X-ray, ReXrank...) recorded at import,
     # so that predictions keyed by it find the study. Not unique: two datasets may reuse ids.
     dataset_study_id = models.CharField(max_length=128, blank=True, db_index=True)
+    # Clinical context, imported with the original reports (de-identified like report text):
+    # readers see it once, above both reports and identical for every arm; models get it in
+    # their prompt. Never part of a report, so never part of what is compared.
+    indication = models.TextField(blank=True, help_text="Indication / clinical history")
+    technique = models.TextField(blank=True)
+    comparison = models.TextField(blank=True, help_text="Prior examinations compared")
 
     class Meta:
         verbose_name_plural = "studies"

@@ -48,7 +48,20 @@ _COLUMNS = {
     "findings": {"findings", "finding"},
     "impression": {"impression", "impressions", "conclusion"},
     "stratum": {"stratum", "strata", "label"},
+    # Clinical context of the study (not of the report): shown to readers above both reports.
+    "indication": {
+        "indication",
+        "indications",
+        "history",
+        "clinicalhistory",
+        "clinicalindication",
+        "indicationhistory",
+        "reasonforexam",
+    },
+    "technique": {"technique"},
+    "comparison": {"comparison", "comparisons"},
 }
+CONTEXT_COLUMNS = ("indication", "technique", "comparison")
 
 
 @dataclass(frozen=True)
@@ -138,7 +151,8 @@ def reports_import_csv(
     """Create or update the original report of each study a CSV row names.
 
     Columns: StudyInstanceUID or AccessionNumber (one is required), findings, impression, and
-    an optional stratum (e.g. normal/abnormal) set on the study. Each bad row is reported by
+    an optional stratum (e.g. normal/abnormal) and clinical context (indication or history,
+    technique, comparison) set on the study. Each bad row is reported by
     number with its reason and the good rows still import.
     """
     result = ReportsImportResult()
@@ -162,7 +176,7 @@ def reports_import_csv(
     if "study_uid" not in columns and "accession" not in columns:
         result.error = (
             "The header row needs a StudyInstanceUID or an AccessionNumber column "
-            "(and findings, impression; optionally stratum)."
+            "(and findings, impression; optionally stratum, indication, technique, comparison)."
         )
         return result
     if "findings" not in columns and "impression" not in columns:
@@ -242,6 +256,9 @@ def _row_import(
     stratum = get("stratum").lower()
     if len(stratum) > STRATUM_MAX:
         return f"the stratum is longer than {STRATUM_MAX} characters"
+    context = {name: get(name) for name in CONTEXT_COLUMNS if name in columns and get(name)}
+    if any(len(text) > MAX_FIELD_CHARS for text in context.values()):
+        return f"the clinical context is longer than {MAX_FIELD_CHARS} characters"
     study, why = study_match(study_uid=get("study_uid"), accession=get("accession"), secret=secret)
     if study is None:
         return why
@@ -260,7 +277,36 @@ def _row_import(
     setattr(result, imported.outcome, getattr(result, imported.outcome) + 1)
     if imported.previous is not None:
         replaced.append(imported.previous.pk)
+    if context:
+        study_context_set(study=study, **context)
     return None
+
+
+def study_context_set(
+    *,
+    study: Study,
+    indication: str | None = None,
+    technique: str | None = None,
+    comparison: str | None = None,
+) -> int:
+    """Store a study's clinical context (the texts given; None leaves one as it is).
+
+    Stored as imported, like report text: the reader-facing rendering removes names and
+    dates (``studies.rendering.context_render``) for readers and prompts alike. Returns how
+    many rows changed (0 or 1).
+    """
+    changes = {
+        name: value.strip()
+        for name, value in (
+            ("indication", indication),
+            ("technique", technique),
+            ("comparison", comparison),
+        )
+        if value is not None
+    }
+    if not changes:
+        return 0
+    return Study.objects.filter(pk=study.pk).exclude(**changes).update(**changes)
 
 
 def _studies_holding(report_ids: list[int]) -> list[AffectedStudy]:

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviewapp.core.permissions import IsCoordinator, IsCoordinatorOrAnalyst, IsReader
+from reviewapp.reports import selectors as report_selectors
 from reviewapp.reports.models import Report
 from reviewapp.studies import blinding, protocols, selectors, services
 from reviewapp.studies.models import Assignment, Case, ErrorSpan, Rating, ReaderStudy
@@ -58,6 +59,9 @@ class ReaderStudyOut(serializers.ModelSerializer):
             "sample_spec",
             "assignment_seed",
             "assignments_generated_at",
+            "design",
+            "same_study_gap",
+            "show_clinical_context",
             "coordinators",
             "created_at",
             "opened_at",
@@ -148,6 +152,7 @@ CaseViewOut = inline_serializer(
         "next": serializers.UUIDField(allow_null=True),
         "image_study_uid": serializers.CharField(),
         "next_image_study_uid": serializers.CharField(allow_null=True),
+        "clinical": serializers.ListField(child=serializers.DictField()),
         "reports": serializers.ListField(child=serializers.DictField()),
         "form": serializers.ListField(child=serializers.DictField()),
         "draft": serializers.DictField(),
@@ -407,6 +412,73 @@ class AssignmentsApi(NoStoreAPIView):
             seed=data.validated_data.get("seed"),
         )
         return Response(ReaderStudyOut(study).data, status=status.HTTP_201_CREATED)
+
+
+ArmsOut = inline_serializer(
+    "StudyArm",
+    {
+        "position": serializers.IntegerField(),
+        "label": serializers.CharField(),
+        "first_source": serializers.UUIDField(),
+        "second_source": serializers.UUIDField(allow_null=True),
+        "cases": serializers.IntegerField(),
+    },
+    many=True,
+)
+
+
+def _arm_out(arm: Any) -> dict[str, Any]:
+    return {
+        "position": arm.position,
+        "label": arm.label,
+        "first_source": arm.first_source.public_id,
+        "second_source": arm.second_source.public_id if arm.second_source else None,
+        "cases": arm.case_count,
+    }
+
+
+class ArmsApi(NoStoreAPIView):
+    """The study's design and arms: what its reads compare (coordinators and analysts see
+    them; only coordinators set them, in a draft without cases)."""
+
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    class DesignIn(serializers.Serializer):
+        design = serializers.ChoiceField(choices=ReaderStudy.Design.choices, allow_blank=True)
+        sources = serializers.ListField(child=serializers.UUIDField(), required=False)
+        pairs = serializers.ListField(
+            child=serializers.ListField(child=serializers.UUIDField(), min_length=2, max_length=2),
+            required=False,
+        )
+
+    @extend_schema(summary="The study's arms (report sources compared)", responses=ArmsOut)
+    def get(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
+        return Response([_arm_out(a) for a in selectors.arm_list(reader_study=study)])
+
+    @extend_schema(
+        summary="Set the design: each model vs the original, all pairs, chosen pairs, or each "
+        "source on its own",
+        request=DesignIn,
+        responses={200: ArmsOut},
+    )
+    def post(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+        data = self.DesignIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        sources = {s.public_id: s for s in report_selectors.report_sources_list(user=request.user)}
+        wanted = [*data.validated_data.get("sources", [])] + [
+            i for pair in data.validated_data.get("pairs", []) for i in pair
+        ]
+        if any(i not in sources for i in wanted):
+            raise serializers.ValidationError({"sources": "No such report source."})
+        services.arms_set(
+            reader_study=study,
+            design=data.validated_data["design"],
+            sources=[sources[i] for i in data.validated_data.get("sources", [])],
+            pairs=[(sources[a], sources[b]) for a, b in data.validated_data.get("pairs", [])],
+        )
+        return Response([_arm_out(a) for a in selectors.arm_list(reader_study=study)])
 
 
 class StudyStatusApi(NoStoreAPIView):

@@ -8,6 +8,7 @@ urlpatterns = [
     path("reader-studies/<str:study_id>", api.ReaderStudyDetailApi.as_view(), name="reader-study"),
     path("reader-studies/<str:study_id>/cases", api.CasesApi.as_view(), name="reader-study-cases"),
     path("reader-studies/<str:study_id>/panel", api.PanelApi.as_view(), name="reader-study-panel"),
+    path("reader-studies/<str:study_id>/arms", api.ArmsApi.as_view(), name="reader-study-arms"),
     path(
         "reader-studies/<str:study_id>/assignments",
         api.AssignmentsApi.as_view(),

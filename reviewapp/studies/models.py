@@ -3,10 +3,14 @@
 Glossary:
 - ReaderStudy: one blinded evaluation: a frozen copy of a protocol (the questions), the cases,
   the readers, the seeds that drew the sample, the reading orders and the A/B sides.
+- StudyArm: what one read compares: a pair of report sources (the first is the reference side:
+  the original, or model A when two models meet) or, for single-report protocols, one source.
+  A study's design names its arms; cases x arms x readers give the reads.
 - StudyReader: one radiologist on a study's panel, with an optional cohort tag (e.g. US, India).
-- Case: one imaging study in a reader study with the report(s) to be rated: two for pairwise
-  protocols (an original and a candidate, e.g. an AI or edited report), one for single-report
-  protocols. Which is which is known here and in analysis, never on the reader's side.
+- Case: one imaging study in one arm of a reader study with the report(s) to be rated: two for
+  pairwise protocols (the arm's first source, e.g. the original, and its second, the candidate),
+  one for single-report protocols. A multi-arm study has one case per imaging study and arm.
+  Which is which is known here and in analysis, never on the reader's side.
 - Assignment: one read: reader x case, its position in that reader's shuffled list, which report
   is shown as "Report A" and which as "Report B", the server-side timings and the draft.
 - Rating: the submitted answers of one assignment; revised in place with a version number, every
@@ -33,7 +37,7 @@ from django.db import models
 
 from reviewapp.core.models import TimestampedModel
 from reviewapp.imaging.models import Study
-from reviewapp.reports.models import Report
+from reviewapp.reports.models import Report, ReportSource
 from reviewapp.studies.blinding_schema import blinding_tells_validate
 from reviewapp.studies.schemas import (
     answers_validate,
@@ -49,6 +53,15 @@ class ReaderStudy(TimestampedModel):
         OPEN = "open", "Open"
         PAUSED = "paused", "Paused"
         LOCKED = "locked", "Locked"
+
+    class Design(models.TextChoices):
+        # Blank: cases were chosen per model run, one candidate against the original (the
+        # design before arms existed, and still the quickest for one model).
+        ONE_MODEL = "", "One model's reports against the original reports"
+        VS_REFERENCE = "vs_reference", "Each chosen model against the original reports"
+        ALL_PAIRS = "all_pairs", "Every pair of the chosen sources (e.g. model A vs model B)"
+        CHOSEN_PAIRS = "chosen_pairs", "Only the pairs of sources I choose"
+        EACH_SOURCE = "each_source", "Each chosen source's report rated on its own"
 
     class ReadsMode(models.TextChoices):
         ALL = "all", "Every reader reads every case"
@@ -68,6 +81,17 @@ class ReaderStudy(TimestampedModel):
     allow_revisions = models.BooleanField(default=True)
     reads_mode = models.CharField(max_length=8, choices=ReadsMode.choices, default=ReadsMode.ALL)
     reads_per_case = models.PositiveIntegerField(null=True, blank=True)
+    design = models.CharField(max_length=16, choices=Design.choices, blank=True, default="")
+    # Two reads of one imaging study (in two arms) right after each other would let a reader
+    # compare them side by side and guess the arms from what changed.
+    same_study_gap = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="At least this many other cases between two reads of the same imaging study",
+    )
+    show_clinical_context = models.BooleanField(
+        default=True,
+        help_text="Show readers the indication, technique and comparison above the reports",
+    )
     # Seeds are recorded so anyone can re-derive the sample, the orders and the sides.
     sample_seed = models.BigIntegerField(null=True, blank=True)
     sample_spec = models.JSONField(default=dict, blank=True, validators=[sample_spec_validate])
@@ -122,6 +146,45 @@ class ReaderStudy(TimestampedModel):
     @property
     def accepts_ratings(self) -> bool:
         return self.status == self.Status.OPEN
+
+
+class StudyArm(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    reader_study = models.ForeignKey(ReaderStudy, on_delete=models.CASCADE, related_name="arms")
+    position = models.PositiveSmallIntegerField(help_text="1-based order on staff pages")
+    # Pairs: the first source is the reference side (the original, or the earlier model when
+    # two models meet); comparative answers are stored as how they favour the second.
+    first_source = models.ForeignKey(ReportSource, on_delete=models.PROTECT, related_name="+")
+    second_source = models.ForeignKey(
+        ReportSource, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["reader_study", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reader_study", "first_source", "second_source"],
+                name="arm_unique_sources_per_study",
+                nulls_distinct=False,
+            ),
+            models.UniqueConstraint(
+                fields=["reader_study", "position"], name="arm_unique_position_per_study"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(first_source=models.F("second_source")),
+                name="arm_sources_differ",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        """Staff only: names the sources (e.g. "model-a vs Original (radiologist)")."""
+        if self.second_source is None:
+            return self.first_source.label
+        return f"{self.second_source.label} vs {self.first_source.label}"
 
 
 class StudyReader(models.Model):
@@ -182,7 +245,13 @@ class RenderedReport(models.Model):
 class Case(TimestampedModel):
     reader_study = models.ForeignKey(ReaderStudy, on_delete=models.CASCADE, related_name="cases")
     imaging_study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="+")
-    # Pairwise: first = the original, second = the candidate (AI or edited). Single-report
+    # Null in studies without arms (one model against the original, chosen per model run).
+    # RESTRICT: an arm with cases cannot go alone, but deleting a draft study takes both.
+    arm = models.ForeignKey(
+        StudyArm, null=True, blank=True, on_delete=models.RESTRICT, related_name="cases"
+    )
+    # Pairwise: first = the original (or the arm's first source), second = the candidate (the
+    # arm's second source: an AI, imported or edited report). Single-report
     # protocols use first only. Readers never learn which is which: they see A/B per assignment.
     first_report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="+")
     second_report = models.ForeignKey(

@@ -484,6 +484,26 @@ def section_render(text: str) -> str:
     return text
 
 
+# Clinical context is not a report: its headings and case-level sentences are the content, so
+# only what identifies people or dates is removed (as from reports), then the same tidy-up.
+CONTEXT_PIPELINE: list[tuple[str, Rule]] = [
+    ("unify whitespace", _unify_whitespace),
+    ("drop staff names", _drop_staff_names),
+    ("drop dates and times", _drop_dates_and_times),
+    ("tidy", _tidy),
+]
+
+
+def context_render(text: str) -> str:
+    """Render one clinical-context text (indication, technique, comparison) for readers and
+    models: names and dates removed as from reports, nothing else changed."""
+    if not text.strip():
+        return ""
+    for _name, rule in CONTEXT_PIPELINE:
+        text = rule(text)
+    return text
+
+
 def report_render(report: Report) -> dict[str, str]:
     """Return the reader-facing sections of a report: findings and impression only."""
     return {

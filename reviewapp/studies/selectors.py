@@ -21,7 +21,7 @@ from django.http import Http404
 from reviewapp.core.access import public_id_get_or_404, public_id_or_404
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
-from reviewapp.reports.models import Report
+from reviewapp.reports.models import Report, ReportSource
 from reviewapp.studies import protocols
 from reviewapp.studies.models import (
     Assignment,
@@ -30,8 +30,9 @@ from reviewapp.studies.models import (
     Rating,
     ReaderStudy,
     RenderedReport,
+    StudyArm,
 )
-from reviewapp.studies.rendering import report_render
+from reviewapp.studies.rendering import context_render, report_render
 
 UserLike = AbstractBaseUser | AnonymousUser
 # Readers never see a draft: its cases, sides and protocol may still change.
@@ -134,13 +135,15 @@ def case_candidates(
     modality: str = "",
     stratum: str = "",
     candidate_reports: QuerySet[Report] | None = None,
+    sources: list[ReportSource] | None = None,
     study_uids: list[str] | None = None,
 ) -> QuerySet[Study]:
     """Imaging studies a coordinator may build cases from, filtered.
 
     ``candidate_reports``: keep studies that have an original report and one of these (e.g. the
-    AI reports of a chosen model run). ``study_uids``: an uploaded list of de-identified
-    StudyInstanceUIDs or accession pseudonyms.
+    AI reports of a chosen model run). ``sources``: keep studies with a report from each (a
+    study's arms). ``study_uids``: an uploaded list of de-identified StudyInstanceUIDs or
+    accession pseudonyms.
     """
     if not (user_has_role(user, Role.COORDINATOR) or user_has_role(user, Role.ADMIN)):
         return Study.objects.none()
@@ -154,11 +157,60 @@ def case_candidates(
             id__in=candidate_reports.values("study_id"),
             reports__kind=Report.Kind.ORIGINAL,
         )
+    for source in sources or []:
+        studies = studies.filter(
+            id__in=Report.objects.filter(_of_source(source), is_latest=True).values("study_id")
+        )
     if study_uids is not None:
         studies = studies.filter(
             Q(study_instance_uid__in=study_uids) | Q(accession_pseudonym__in=study_uids)
         )
     return studies.distinct().order_by("id")
+
+
+def _of_source(source: ReportSource) -> Q:
+    # Originals imported before sources existed carry no source row; they are still originals.
+    if source.kind == ReportSource.Kind.ORIGINAL:
+        return Q(kind=Report.Kind.ORIGINAL)
+    return Q(source=source)
+
+
+def reports_latest_by_source(
+    *, imaging_ids: list[int], sources: list[ReportSource]
+) -> dict[tuple[int, int], Report]:
+    """(imaging study id, source id) -> the report a new case compares: the latest version
+    of that source's line on the study (of several lines, e.g. two generation runs, the
+    newest)."""
+    found: dict[tuple[int, int], Report] = {}
+    for source in sources:
+        reports = Report.objects.filter(
+            _of_source(source), study_id__in=imaging_ids, is_latest=True
+        ).order_by("study_id", "-created_at", "-id")
+        for report in reports:
+            found.setdefault((report.study_id, source.pk), report)
+    return found
+
+
+def arm_list(*, reader_study: ReaderStudy) -> QuerySet[StudyArm]:
+    """The study's arms with their sources and case counts (staff pages only: arms name
+    sources)."""
+    return (
+        reader_study.arms.select_related(
+            "first_source__model_config", "second_source__model_config"
+        )
+        .annotate(case_count=Count("cases"))
+        .order_by("position")
+    )
+
+
+def arm_sources(*, reader_study: ReaderStudy) -> list[ReportSource]:
+    """The distinct sources the study's arms compare, in arm order (staff only)."""
+    seen: dict[int, ReportSource] = {}
+    for arm in reader_study.arms.select_related("first_source", "second_source"):
+        for source in (arm.first_source, arm.second_source):
+            if source is not None:
+                seen.setdefault(source.pk, source)
+    return list(seen.values())
 
 
 def case_get(*, reader_study: ReaderStudy, public_id: Any) -> Case:
@@ -168,7 +220,7 @@ def case_get(*, reader_study: ReaderStudy, public_id: Any) -> Case:
 
 def case_list(*, reader_study: ReaderStudy) -> QuerySet[Case]:
     return reader_study.cases.select_related(
-        "imaging_study", "first_report", "second_report"
+        "imaging_study", "first_report", "second_report", "arm"
     ).order_by("id")
 
 
@@ -501,6 +553,26 @@ def spans_for_reader(
     ]
 
 
+CLINICAL_FIELDS = (
+    ("indication", "Indication / history"),
+    ("technique", "Technique"),
+    ("comparison", "Comparison"),
+)
+
+
+def clinical_context_shown(*, reader_study: ReaderStudy, imaging: Study) -> list[dict[str, str]]:
+    """The "Clinical information" rows readers see above both reports: of the imaging study,
+    never of a report, so every arm of one study shows the same rows ([] where hidden)."""
+    if not reader_study.show_clinical_context:
+        return []
+    rows = []
+    for name, label in CLINICAL_FIELDS:
+        text = context_render(getattr(imaging, name))
+        if text:
+            rows.append({"label": label, "text": text})
+    return rows
+
+
 def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
     """Everything the reading page needs for one assignment, blinded.
 
@@ -549,6 +621,9 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
         "next": str(following_id) if following_id else None,
         "image_study_uid": assignment.case.imaging_study.study_instance_uid,
         "next_image_study_uid": following_uid,
+        "clinical": clinical_context_shown(
+            reader_study=study, imaging=assignment.case.imaging_study
+        ),
         "reports": reports,
         "form": protocols.form_build(study.protocol, sides),
         "draft": assignment.draft,

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -27,9 +27,9 @@ from reviewapp.core.events import send_on_commit
 from reviewapp.core.history import history_context_set
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
-from reviewapp.reports.models import Report
-from reviewapp.reports.services import report_source_edited
-from reviewapp.studies import blinding, protocols, schemas, selectors
+from reviewapp.reports.models import Report, ReportSource
+from reviewapp.reports.services import report_source_edited, report_source_original
+from reviewapp.studies import blinding, protocols, reading_lists, schemas, selectors
 from reviewapp.studies.models import (
     Assignment,
     Case,
@@ -38,6 +38,7 @@ from reviewapp.studies.models import (
     RatingWrite,
     ReaderStudy,
     RenderedReport,
+    StudyArm,
     StudyReader,
     rendering_sha256,
 )
@@ -122,6 +123,126 @@ def _require_draft(study: ReaderStudy, what: str) -> None:
         )
 
 
+SourcePair = tuple[ReportSource, ReportSource | None]
+
+
+def _arms_for_design(
+    *,
+    design: str,
+    sources: Sequence[ReportSource],
+    pairs: Sequence[tuple[ReportSource, ReportSource]],
+) -> list[SourcePair]:
+    """The (first, second) sources of each arm a design names, in a stable order."""
+    Design = ReaderStudy.Design
+    if design == Design.VS_REFERENCE:
+        reference = report_source_original()
+        candidates = [s for s in sources if s.pk != reference.pk]
+        if not candidates:
+            raise ValidationError({"sources": "Choose at least one model to compare."})
+        return [(reference, c) for c in candidates]
+    if design == Design.ALL_PAIRS:
+        if len(sources) < 2:
+            raise ValidationError({"sources": "Choose at least two sources to pair."})
+        return [(a, b) for i, a in enumerate(sources) for b in sources[i + 1 :]]
+    if design == Design.CHOSEN_PAIRS:
+        if not pairs:
+            raise ValidationError({"pairs": "Choose at least one pair of sources."})
+        seen: set[frozenset[int]] = set()
+        for a, b in pairs:
+            if a.pk == b.pk:
+                raise ValidationError({"pairs": f"{a.label} cannot be paired with itself."})
+            if frozenset((a.pk, b.pk)) in seen:
+                raise ValidationError({"pairs": f"{a.label} and {b.label} are paired twice."})
+            seen.add(frozenset((a.pk, b.pk)))
+        return [(a, b) for a, b in pairs]
+    if design == Design.EACH_SOURCE:
+        if not sources:
+            raise ValidationError({"sources": "Choose at least one source to rate."})
+        return [(s, None) for s in sources]
+    raise ValidationError({"design": "Choose one of the study designs."})
+
+
+@transaction.atomic
+def arms_set(
+    *,
+    reader_study: ReaderStudy,
+    design: str,
+    sources: Sequence[ReportSource] = (),
+    pairs: Sequence[tuple[ReportSource, ReportSource]] = (),
+) -> list[StudyArm]:
+    """Set what the study's reads compare: its design and the arms it names.
+
+    Only in a draft without cases (cases are made per arm). ``design`` "" returns the study
+    to one model against the original, chosen per model run when adding cases. Pair designs
+    need a pairwise protocol, "each source on its own" a single-report one.
+    """
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_draft(study, "Choosing the design")
+    if study.cases.exists():
+        raise ApplicationError(
+            "This study already has cases, which were made for its current design. Remove "
+            "them first, or build a new study with the design you want.",
+            code="design_after_cases",
+        )
+    if design not in ReaderStudy.Design.values:
+        raise ValidationError({"design": "Choose one of the study designs."})
+    if len({s.pk for s in sources}) != len(sources):
+        raise ValidationError({"sources": "Each source can be chosen once."})
+    chosen: list[SourcePair] = []
+    if design:
+        is_single = design == ReaderStudy.Design.EACH_SOURCE
+        if study.is_pairwise == is_single:
+            need = "a pairwise" if is_single is False else "a single-report"
+            raise ValidationError(
+                {
+                    "design": f"This design needs {need} protocol; this study's protocol is "
+                    f"{'pairwise' if study.is_pairwise else 'single-report'}."
+                }
+            )
+        chosen = _arms_for_design(design=design, sources=sources, pairs=pairs)
+        if study.ask_ai_guess and any(
+            ReportSource.Kind.ORIGINAL not in (a.kind, b.kind if b else None) for a, b in chosen
+        ):
+            raise ValidationError(
+                {
+                    "design": 'Asking "which report was the AI\'s?" needs the original report in '
+                    "every pair; turn that question off for pairs of models."
+                }
+            )
+    study.arms.all().delete()
+    arms = [
+        StudyArm.objects.create(
+            reader_study=study, position=position, first_source=first, second_source=second
+        )
+        for position, (first, second) in enumerate(chosen, start=1)
+    ]
+    study.design = design
+    study.save(update_fields=["design", "updated_at"])
+    reader_study.design = design
+    return arms
+
+
+@transaction.atomic
+def reader_study_reading_options_set(
+    *, reader_study: ReaderStudy, same_study_gap: int, show_clinical_context: bool
+) -> ReaderStudy:
+    """Set the reading-list gap between reads of one imaging study (before the lists are
+    drawn) and whether readers see the clinical information (until the study opens)."""
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_draft(study, "Changing the reading options")
+    if not 0 <= same_study_gap <= 100:
+        raise ValidationError({"same_study_gap": "Choose a gap between 0 and 100 cases."})
+    if same_study_gap != study.same_study_gap and study.assignments.exists():
+        raise ApplicationError(
+            "The reading lists are already drawn with the current gap; they are never redrawn.",
+            code="assigned",
+        )
+    study.same_study_gap = same_study_gap
+    study.show_clinical_context = show_clinical_context
+    study.save(update_fields=["same_study_gap", "show_clinical_context", "updated_at"])
+    return study
+
+
 @dataclass
 class CasesAdded:
     added: list[Case] = field(default_factory=list)
@@ -170,12 +291,18 @@ def cases_add(
     Pairwise protocols compare the study's original report with its one report among
     ``candidate_reports`` (e.g. the AI reports of one model run). Single-report protocols rate
     the candidate (``rate_source="candidate"``), the original, or both as separate cases.
+    A study with arms ignores both: it adds one case per arm from each arm's sources.
     """
     study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
     _require_draft(study, "Adding cases")
     _require_no_reading_lists(study)
     if rate_source not in ("candidate", "original", "both"):
         raise ValidationError({"rate_source": "Choose candidate, original or both."})
+    arms = list(study.arms.select_related("first_source", "second_source"))
+    if arms:
+        result = _cases_add_for_arms(study=study, imaging_studies=list(imaging_studies), arms=arms)
+        result.warnings = selectors.cases_modality_warnings(reader_study=study, cases=result.added)
+        return result
     result = CasesAdded()
     candidates = list(candidate_reports) if candidate_reports is not None else None
     for imaging in imaging_studies:
@@ -217,6 +344,46 @@ def cases_add(
                 )
             )
     result.warnings = selectors.cases_modality_warnings(reader_study=study, cases=result.added)
+    return result
+
+
+def _cases_add_for_arms(
+    *, study: ReaderStudy, imaging_studies: list[Study], arms: list[StudyArm]
+) -> CasesAdded:
+    """One case per imaging study and arm; a study lacking a report of any arm's source is
+    named and skipped whole, so every arm is read on the same imaging studies (paired)."""
+    result = CasesAdded()
+    sources = {s.pk: s for arm in arms for s in (arm.first_source, arm.second_source) if s}
+    reports = selectors.reports_latest_by_source(
+        imaging_ids=[i.pk for i in imaging_studies], sources=list(sources.values())
+    )
+    existing = set(
+        Case.objects.filter(reader_study=study).values_list("imaging_study_id", "arm_id")
+    )
+    new: list[Case] = []
+    for imaging in imaging_studies:
+        missing = [s.label for pk, s in sources.items() if (imaging.pk, pk) not in reports]
+        if missing:
+            result.problems.append(
+                f"Study {imaging.public_id}: no report from {', '.join(sorted(missing))}."
+            )
+            continue
+        if any((imaging.pk, arm.pk) in existing for arm in arms):
+            result.problems.append(f"Study {imaging.public_id}: already a case of this study.")
+            continue
+        for arm in arms:
+            second = arm.second_source
+            new.append(
+                Case(
+                    reader_study=study,
+                    imaging_study=imaging,
+                    arm=arm,
+                    first_report=reports[(imaging.pk, arm.first_source_id)],
+                    second_report=reports[(imaging.pk, second.pk)] if second else None,
+                    stratum=imaging.stratum,
+                )
+            )
+    result.added = Case.objects.bulk_create(new, batch_size=2000)
     return result
 
 
@@ -292,11 +459,15 @@ def cases_add_from_selection(
     The one use case behind the study page and the API. A listed id that matches no study
     with the reports this protocol needs is named in ``problems``.
     """
+    arm_sources = selectors.arm_sources(reader_study=reader_study)
     pool = selectors.case_candidates(
         user=user,
         modality=modality,
         stratum=stratum,
-        candidate_reports=candidate_reports if reader_study.is_pairwise else None,
+        candidate_reports=(
+            candidate_reports if reader_study.is_pairwise and not arm_sources else None
+        ),
+        sources=arm_sources or None,
         study_uids=study_uids,
     )
     problems: list[str] = []
@@ -430,25 +601,19 @@ def panel_set(
     ]
 
 
-def _balanced_sides(count: int, *, extra_to_a: bool, rng: random.Random) -> list[str]:
-    """Exactly half the sides A (the odd one out decided by ``extra_to_a``), shuffled."""
-    a_count = count // 2 + (1 if count % 2 and extra_to_a else 0)
-    sides = ["A"] * a_count + ["B"] * (count - a_count)
-    rng.shuffle(sides)
-    return sides
-
-
 @transaction.atomic
 def assignments_generate(
     *,
     reader_study: ReaderStudy,
     reads_per_case: int | None = None,
     seed: int | None = None,
-) -> list[Assignment]:
-    """Generate every reader's list once: which cases, in what order, which side is A.
+) -> int:
+    """Generate every reader's list once: which cases, in what order, which side is A;
+    returns how many assignments it wrote.
 
-    ``reads_per_case`` None: every reader reads every case; k: each case goes to k readers,
-    with loads differing by at most one. All draws come from ``seed`` (recorded).
+    ``reads_per_case`` None: every reader reads every case; k: each case of each arm goes to
+    k readers, with loads differing by at most one. All draws come from ``seed`` (recorded);
+    the rules are in ``reading_lists``.
     """
     study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
     _require_draft(study, "Generating assignments")
@@ -457,8 +622,15 @@ def assignments_generate(
             "Assignments were already generated for this study; they are never redrawn.",
             code="assigned",
         )
-    readers = [seat.reader for seat in study.panel.select_related("reader").order_by("reader_id")]
-    cases = list(study.cases.order_by("id"))
+    readers = list(study.panel.order_by("reader_id").values_list("reader_id", flat=True))
+    # Plain tuples (id, imaging study, arm, first report, second report, public id): the
+    # draw and the rows need nothing else, and model instances for every case cost seconds.
+    cases = {
+        row[0]: row
+        for row in study.cases.order_by("id").values_list(
+            "id", "imaging_study_id", "arm_id", "first_report_id", "second_report_id", "public_id"
+        )
+    }
     if not readers:
         raise ValidationError({"readers": "Add at least one reader first."})
     if not cases:
@@ -467,54 +639,44 @@ def assignments_generate(
         raise ValidationError(
             {"reads_per_case": f"Choose between 1 and {len(readers)} readers per case."}
         )
-    seed = seed if seed is not None else secrets.randbits(48)
-    rng = random.Random(seed)
-    per_reader: dict[int, list[Case]] = {r.pk: [] for r in readers}
-    if reads_per_case is None:
-        for reader in readers:
-            per_reader[reader.pk] = list(cases)
-    else:
-        order = list(cases)
-        rng.shuffle(order)
-        for case in order:
-            # Least-loaded readers first, ties broken at random: loads differ by at most one.
-            ranked = sorted(readers, key=lambda r: (len(per_reader[r.pk]), rng.random()))
-            for reader in ranked[:reads_per_case]:
-                per_reader[reader.pk].append(case)
-    created: list[Assignment] = []
     pairwise = study.is_pairwise
-    for index, reader in enumerate(readers):
-        mine = list(per_reader[reader.pk])
-        rng.shuffle(mine)
-        # Alternate which reader gets the odd extra A so the panel as a whole stays balanced.
-        sides = _balanced_sides(len(mine), extra_to_a=index % 2 == 0, rng=rng)
-        for position, (case, side) in enumerate(zip(mine, sides, strict=True), start=1):
-            if pairwise:
-                if case.second_report_id is None:
-                    raise ApplicationError(
-                        f"Case {case.public_id} lacks its second report; remove it first.",
-                        code="case_incomplete",
-                    )
-                a, b = (
-                    (case.second_report, case.first_report)
-                    if side == "A"
-                    else (case.first_report, case.second_report)
+    if pairwise:
+        for _, _, _, _, second_id, public_id in cases.values():
+            if second_id is None:
+                raise ApplicationError(
+                    f"Case {public_id} lacks its second report; remove it first.",
+                    code="case_incomplete",
                 )
-                candidate_side = side
-            else:
-                a, b, candidate_side = case.first_report, None, ""
-            created.append(
-                Assignment(
-                    reader_study=study,
-                    case=case,
-                    reader=reader,
-                    position=position,
-                    report_a=a,
-                    report_b=b,
-                    candidate_side=candidate_side,
-                )
+    seed = seed if seed is not None else secrets.randbits(48)
+    try:
+        lists = reading_lists.reading_lists_draw(
+            cases=[
+                reading_lists.CaseKey(case=row[0], imaging=row[1], arm=row[2])
+                for row in cases.values()
+            ],
+            readers=readers,
+            reads_per_case=reads_per_case,
+            pairwise=pairwise,
+            gap=study.same_study_gap,
+            seed=seed,
+        )
+    except reading_lists.SpreadImpossible as error:
+        raise ValidationError({"same_study_gap": str(error)}) from None
+    now = timezone.now()
+    rows = []
+    for reader_id, reads in lists.items():
+        for position, read in enumerate(reads, start=1):
+            _, _, _, first_id, second_id, _ = cases[read.case]
+            a: int = first_id
+            b: int | None = second_id if read.side else None
+            if read.side == "A":
+                # Checked above: every case of a pairwise study has its second report.
+                assert second_id is not None
+                a, b = second_id, first_id
+            rows.append(
+                (uuid.uuid4(), now, now, study.pk, read.case, reader_id, position, a, b, read.side)
             )
-    Assignment.objects.bulk_create(created)
+    _assignments_copy(rows)
     study.assignment_seed = seed
     study.reads_mode = ReaderStudy.ReadsMode.ALL if reads_per_case is None else "k"
     study.reads_per_case = reads_per_case
@@ -529,7 +691,41 @@ def assignments_generate(
         ]
     )
     reader_study.refresh_from_db()
-    return created
+    return len(rows)
+
+
+# The columns _assignments_copy writes; the rest take the values a new assignment has.
+_ASSIGNMENT_COPY_COLUMNS = (
+    "public_id",
+    "created_at",
+    "updated_at",
+    "reader_study_id",
+    "case_id",
+    "reader_id",
+    "position",
+    "report_a_id",
+    "report_b_id",
+    "candidate_side",
+)
+
+
+def _assignments_copy(rows: list[tuple[Any, ...]]) -> None:
+    """Insert new assignment rows with COPY, in the caller's transaction.
+
+    A study's lists are written once and can hold 100k+ rows; an INSERT through the ORM
+    costs seconds per 10k rows, COPY a fraction of that. The other columns are those of a
+    new, unread assignment (``Assignment``'s field defaults, checked by a test).
+    """
+    table = connection.ops.quote_name(Assignment._meta.db_table)
+    names = [*_ASSIGNMENT_COPY_COLUMNS, "status", "draft", "draft_seq", "active_seconds"]
+    columns = ", ".join(connection.ops.quote_name(c) for c in names)
+    extra = (Assignment.Status.PENDING, "{}", 0, 0.0)
+    connection.ensure_connection()
+    raw = connection.connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row((*row, *extra))
 
 
 def _case_problems(study: ReaderStudy) -> list[str]:

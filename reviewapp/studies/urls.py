@@ -13,6 +13,8 @@ urlpatterns = [
     path("read/<str:assignment_id>/", views.read, name="read"),
     path("<str:study_id>/", views.study_detail, name="detail"),
     path("<str:study_id>/action/", views.study_action, name="action"),
+    path("<str:study_id>/design/", views.study_design, name="design"),
+    path("<str:study_id>/reading-options/", views.study_reading_options, name="reading_options"),
     path("<str:study_id>/delete/", views.study_delete, name="delete"),
     path("<str:study_id>/cases/<str:case_id>/remove/", views.case_remove, name="case_remove"),
     path(

@@ -20,9 +20,10 @@ from reviewapp.core.errors import ApplicationError
 from reviewapp.core.roles import Role, user_has_role, users_with_role
 from reviewapp.generation import selectors as generation_selectors
 from reviewapp.generation.models import ModelConfig
-from reviewapp.reports.models import Report
+from reviewapp.reports import selectors as report_selectors
+from reviewapp.reports.models import Report, ReportSource
 from reviewapp.studies import blinding, protocols, selectors, services
-from reviewapp.studies.models import Rating
+from reviewapp.studies.models import Rating, ReaderStudy
 
 
 def _error_text(error: Exception) -> str:
@@ -250,6 +251,17 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
     study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
     can_manage = selectors.reader_study_is_managed_by(user=request.user, reader_study=study)
     seats = {s.reader_id: s.cohort for s in study.panel.all()}
+    # The original first: a pair that includes it shows it as the reference side.
+    sources = (
+        sorted(
+            report_selectors.report_sources_list(user=request.user).exclude(
+                kind=ReportSource.Kind.EDITED
+            ),
+            key=lambda s: s.kind != ReportSource.Kind.ORIGINAL,
+        )
+        if can_manage and study.status == ReaderStudy.Status.DRAFT
+        else []
+    )
     ratings = (
         Rating.objects.filter(assignment__reader_study=study)
         .select_related("assignment__reader", "assignment__case__imaging_study")
@@ -267,6 +279,10 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
             "newer_versions": selectors.cases_with_newer_versions_count(reader_study=study),
             "modality_warnings": selectors.cases_modality_warnings(reader_study=study),
             "has_reading_lists": study.assignments.exists(),
+            "arms": selectors.arm_list(reader_study=study),
+            "designs": _design_choices(study),
+            "sources": sources,
+            "source_pairs": [(a, b) for i, a in enumerate(sources) for b in sources[i + 1 :]],
             "blinding": blinding.blinding_summary(reader_study=study),
             "ratings": ratings,
             "models": (
@@ -285,6 +301,86 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
             ),
         },
     )
+
+
+def _design_choices(study: Any) -> list[dict[str, str]]:
+    """The designs a coordinator may pick for this study's protocol, in plain words."""
+    Design = ReaderStudy.Design
+    if study.is_pairwise:
+        return [
+            {"value": Design.ONE_MODEL, "label": "One model against the original reports",
+             "hint": "Choose the model's reports when adding cases (the simplest study)."},
+            {"value": Design.VS_REFERENCE, "label": "Each chosen model against the original "
+             "reports", "hint": "One arm per model: model A vs original, model B vs original."},
+            {"value": Design.ALL_PAIRS, "label": "Every pair of the chosen sources",
+             "hint": "Two models: model A vs model B. Add the original for all three pairs."},
+            {"value": Design.CHOSEN_PAIRS, "label": "Only the pairs I tick below",
+             "hint": "e.g. model A vs original, model B vs original and model A vs model B."},
+        ]  # fmt: skip
+    return [
+        {"value": Design.ONE_MODEL, "label": "One report per case, chosen when adding cases",
+         "hint": "The AI report, the original or both, as before."},
+        {"value": Design.EACH_SOURCE, "label": "Each chosen source's report, rated on its own",
+         "hint": "One arm per source; readers rate each report without its pair."},
+    ]  # fmt: skip
+
+
+def _sources_by_id(request: HttpRequest, ids: list[str]) -> list[ReportSource]:
+    """Sources named by public id, in the order given; an unknown id is a form error."""
+    sources = {str(s.public_id): s for s in report_selectors.report_sources_list(user=request.user)}
+    unknown = [i for i in ids if i not in sources]
+    if unknown:
+        raise ValidationError({"sources": "Choose sources from the list."})
+    return [sources[i] for i in ids]
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def study_design(request: HttpRequest, study_id: str) -> HttpResponse:
+    """Set the study's design (its arms) from the form of the study page."""
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+    try:
+        pairs = []
+        for value in request.POST.getlist("pair"):
+            first_id, _, second_id = value.partition(",")
+            first, second = _sources_by_id(request, [first_id, second_id])
+            pairs.append((first, second))
+        arms = services.arms_set(
+            reader_study=study,
+            design=request.POST.get("design", ""),
+            sources=_sources_by_id(request, request.POST.getlist("source")),
+            pairs=pairs,
+        )
+    except (ValidationError, ApplicationError) as error:
+        messages.error(request, _error_text(error))
+    else:
+        if arms:
+            messages.success(request, f"Design saved: {len(arms)} arm(s).")
+        else:
+            messages.success(request, "Design saved: one model against the original reports.")
+    return redirect(reverse("studies:detail", args=[study.public_id]) + "#design")
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def study_reading_options(request: HttpRequest, study_id: str) -> HttpResponse:
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+    try:
+        gap = _whole_number(
+            request.POST.get("same_study_gap", ""),
+            field="same_study_gap",
+            label="The gap between reads of one imaging study",
+        )
+        services.reader_study_reading_options_set(
+            reader_study=study,
+            same_study_gap=study.same_study_gap if gap is None else gap,
+            show_clinical_context=request.POST.get("show_clinical_context") == "on",
+        )
+    except (ValidationError, ApplicationError) as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(request, "Reading options saved.")
+    return redirect(reverse("studies:detail", args=[study.public_id]) + "#reading-options")
 
 
 @require_POST
@@ -313,7 +409,7 @@ def study_action(request: HttpRequest, study_id: str) -> HttpResponse:
                 ),
                 seed=_whole_number(request.POST.get("seed", ""), field="seed", label="Seed"),
             )
-            messages.success(request, f"{len(created)} assignments generated.")
+            messages.success(request, f"{created} assignments generated.")
         elif action in ("open", "pause", "lock"):
             getattr(services, f"reader_study_{action}")(reader_study=study)
             messages.success(request, f"Study is now {study.status}.")

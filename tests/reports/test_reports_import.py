@@ -183,3 +183,30 @@ def test_the_command_imports_and_prints_each_bad_row(
     assert "row 3: has neither a StudyInstanceUID nor an AccessionNumber" in out
     with pytest.raises(CommandError, match="no such file"):
         call_command("import_reports", str(tmp_path / "missing.csv"))
+
+
+def test_clinical_context_imports_with_the_originals_and_reaches_prompts_de_identified(
+    imported_ct_study: Study,
+) -> None:
+    from inference.text import render_prompt
+    from reviewapp.generation.inputs import study_input_build
+
+    data = _csv(
+        "StudyInstanceUID,findings,impression,Clinical History,Technique,Comparison",
+        f'{CT_UID},Right upper lobe mass.,Suspicious.,"Weight loss. Seen by Dr Jones on '
+        '03/04/2021.",Axial CT with contrast.,CT of 2020-01-05.',
+    )
+    result = reports_import_csv(data=data, source_name="reports.csv")
+    assert (result.created, result.problems) == (1, [])
+    study = Study.objects.get(pk=imported_ct_study.pk)
+    # Stored as imported, like report text; the rendering removes names and dates.
+    assert study.indication.startswith("Weight loss.")
+    assert (study.technique, study.comparison) == ("Axial CT with contrast.", "CT of 2020-01-05.")
+    context = study_input_build(study=study).context
+    prompt = render_prompt(
+        "Indication: {indication} Technique: {technique} Comparison: {comparison}", context
+    )
+    assert "Weight loss" in prompt
+    assert "Axial CT with contrast." in prompt
+    for leak in ("Jones", "03/04/2021", "2020-01-05"):
+        assert leak not in prompt

@@ -7,21 +7,28 @@ every id the reader has been shown, so a new endpoint is covered the day it is a
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections import deque
+from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from reviewapp.reports.models import Report
-from reviewapp.reports.services import report_source_external_save
+from reviewapp.reports.services import (
+    report_source_external_save,
+    report_source_original,
+    study_context_set,
+)
 from reviewapp.studies import services
-from reviewapp.studies.models import Assignment
-from tests.studies.conftest import MODEL_NAME, build_study, make_case_study
+from reviewapp.studies.models import Assignment, ReaderStudy
+from tests.studies.conftest import MODEL_NAME, build_study, make_case_study, make_imaging_study
 
 pytestmark = pytest.mark.django_db
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -254,3 +261,100 @@ def test_a_draft_study_is_invisible_to_its_readers(coordinator, reader) -> None:
     assignment = Assignment.objects.filter(reader_study=study).first()
     assert client.get(f"/api/v1/my/assignments/{assignment.public_id}").status_code == 404
     assert client.get("/api/v1/my/worklist").json() == {"studies": []}
+
+
+def test_no_field_order_or_text_tells_a_reads_arm_in_a_three_arm_study(
+    coordinator, reader, second_reader
+) -> None:
+    """Model A vs the original, model B vs the original, A vs B: the reader's crawl finds no
+    source, arm or design; every read has the same fields; the clinical information of one
+    imaging study is the same in every arm."""
+    original = report_source_original()
+    model_a = report_source_external_save(name="ArmModel-Alpha", version="7")
+    model_b = report_source_external_save(name="ArmModel-Beta", version="3")
+    imaging = []
+    for index in range(4):
+        study = make_imaging_study(index)
+        study_context_set(
+            study=study,
+            indication=f"Cough and fever for {index + 2} days. Referred by Dr Smith on 01/02/2020.",
+            technique="PA and lateral views of the chest.",
+            comparison="None.",
+        )
+        for source, text in (
+            (original, "HEART SIZE NORMAL.\nDictated by Dr Who"),
+            (model_a, "FINDINGS: The lungs are clear."),
+            (model_b, "1. No focal consolidation.\n2. No pleural effusion."),
+        ):
+            Report.objects.create(
+                study=study,
+                kind=Report.Kind.ORIGINAL if source == original else Report.Kind.AI,
+                source=source,
+                findings=f"{text} {index}",
+                impression="No acute disease.",
+            )
+        imaging.append(study)
+    # Reports were written weeks before anyone rates them (a leaked date would then show).
+    Report.objects.filter(study__in=imaging).update(created_at=timezone.now() - timedelta(days=20))
+    study = services.reader_study_create(
+        user=coordinator, name="Three arms", protocol_key="medgemini_cxr"
+    )
+    arms = services.arms_set(
+        reader_study=study,
+        design=ReaderStudy.Design.CHOSEN_PAIRS,
+        pairs=[(original, model_a), (original, model_b), (model_a, model_b)],
+    )
+    services.cases_add(reader_study=study, imaging_studies=imaging)
+    services.panel_set(reader_study=study, readers=[(reader, ""), (second_reader, "")])
+    services.assignments_generate(reader_study=study, seed=11)
+    services.reader_study_open(reader_study=study, acknowledged_by=coordinator)
+    study.refresh_from_db()
+    first = Assignment.objects.filter(reader_study=study, reader=reader).order_by("position")[0]
+    services.rating_submit(
+        assignment=first, reader=reader, answers={"comparison": "c"}, idempotency_key=uuid.uuid4()
+    )
+
+    client = Client()
+    client.force_login(reader)
+    visited = _crawl(client, [str(study.public_id)])
+    ok = {p: r for p, r in visited.items() if r.status_code == 200}
+    mine = list(Assignment.objects.filter(reader_study=study, reader=reader).select_related("case"))
+    assert len(mine) == 12
+    for assignment in mine:
+        assert f"/studies/read/{assignment.public_id}/" in ok
+    forbidden = [
+        *_forbidden(study),
+        "ArmModel",
+        "Alpha",
+        "Beta",
+        "Dr Smith",
+        "01/02/2020",
+        "vs_reference",
+        "chosen_pairs",
+        "all_pairs",
+        *(str(a.public_id) for a in arms),
+        *(str(s.public_id) for s in (original, model_a, model_b)),
+        *(str(c.public_id) for c in study.cases.all()),
+    ]
+    for path, response in ok.items():
+        if path.startswith(("/api/schema", "/api/docs", "/api/redoc")):
+            continue
+        text = response.content.decode(errors="replace")
+        for token in forbidden:
+            assert token.lower() not in text.lower(), (path, token)
+
+    views = {a.pk: client.get(f"/api/v1/my/assignments/{a.public_id}").json() for a in mine}
+    # Every read carries the same fields, whatever its arm.
+    assert len({tuple(sorted(v)) for v in views.values()}) == 1
+    # One imaging study shows one clinical panel in all its arms, with names and dates gone.
+    by_imaging: dict[int, set[str]] = {}
+    for a in mine:
+        by_imaging.setdefault(a.case.imaging_study_id, set()).add(
+            json.dumps(views[a.pk]["clinical"])
+        )
+    assert all(len(panels) == 1 for panels in by_imaging.values())
+    panel = views[mine[0].pk]["clinical"]
+    assert [row["label"] for row in panel] == ["Indication / history", "Technique", "Comparison"]
+    page = client.get(f"/studies/read/{mine[0].public_id}/").content.decode()
+    assert "Clinical information" in page
+    assert page.index("Clinical information") < page.index('data-side="A"')

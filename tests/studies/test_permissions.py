@@ -55,6 +55,7 @@ def _body(w: World, name: str) -> dict[str, Any] | None:
         "create": {"name": "x", "protocol_key": "radpeer"},
         "add_cases": {"modality": "CR"},
         "panel": {"readers": [{"username": "alice"}]},
+        "design": {"design": "all_pairs", "sources": []},
         "generate": {},
         "status": {"action": "pause"},
         "draft": {"draft": {"answers": {"comparison": "a"}}, "seq": 10},
@@ -82,6 +83,9 @@ API_MATRIX: list[tuple[str, str, str, dict[str, int]]] = [
     # The study is open, so carol's structural changes are refused (400), not forbidden.
     ("add_cases", "post", S + "/cases", {"carol": 400, "frank": 404, "dave": 404}),
     ("panel", "put", S + "/panel", {"carol": 400, "frank": 404}),
+    # Arms name the sources: staff only; the open study's design is fixed (400).
+    ("arms", "get", S + "/arms", {"carol": 200, "frank": 404, "dave": 200}),
+    ("design", "post", S + "/arms", {"carol": 400, "frank": 404, "dave": 404}),
     ("key", "get", S + "/assignments", {"carol": 200, "frank": 404, "dave": 200}),
     ("generate", "post", S + "/assignments", {"carol": 400, "frank": 404, "dave": 404}),
     ("status", "post", S + "/status", {"carol": 200, "frank": 404}),
