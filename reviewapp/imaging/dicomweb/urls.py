@@ -44,12 +44,12 @@ urlpatterns = [
         views.StudyMetadataView.as_view(),
         name="study_metadata",
     ),
-    path("series", views.SeriesSearchView.as_view(), name="all_series_search"),
-    path("instances", views.InstancesSearchView.as_view(), name="all_instances_search"),
+    path("series", views.AllSeriesSearchView.as_view(), name="all_series_search"),
+    path("instances", views.AllInstancesSearchView.as_view(), name="all_instances_search"),
     path("studies/<uid:study_uid>/series", views.SeriesSearchView.as_view(), name="series_search"),
     path(
         "studies/<uid:study_uid>/instances",
-        views.InstancesSearchView.as_view(),
+        views.StudyInstancesSearchView.as_view(),
         name="study_instances_search",
     ),
     path(_SERIES, views.SeriesRetrieveView.as_view(), name="series"),
@@ -66,9 +66,11 @@ urlpatterns = [
     ),
     path(f"{_INSTANCE}/rendered", views.InstanceRenderedView.as_view(), name="instance_rendered"),
     path(f"{_INSTANCE}/thumbnail", views.ThumbnailView.as_view(), name="instance_thumbnail"),
-    path(f"{_SERIES}/thumbnail", views.ThumbnailView.as_view(), name="series_thumbnail"),
+    path(f"{_SERIES}/thumbnail", views.SeriesThumbnailView.as_view(), name="series_thumbnail"),
     path(
-        "studies/<uid:study_uid>/thumbnail", views.ThumbnailView.as_view(), name="study_thumbnail"
+        "studies/<uid:study_uid>/thumbnail",
+        views.StudyThumbnailView.as_view(),
+        name="study_thumbnail",
     ),
     path("wado", views.WadoUriView.as_view(), name="wado_uri"),
 ]

@@ -18,8 +18,14 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
@@ -62,7 +68,7 @@ class _FirstRenderer(BaseContentNegotiation):
         return (renderers[0], renderers[0].media_type)
 
 
-class _SessionAuthentication(SessionAuthentication):
+class DicomwebSessionAuthentication(SessionAuthentication):
     """DRF checks CSRF on its own Request, whose ``POST`` runs the view's parsers: DICOMweb has
     none (STOW-RS bodies are streamed to disk), so a browser's STOW-RS would be answered 415.
     Django's request is checked instead: it never reads a multipart/related or
@@ -72,8 +78,15 @@ class _SessionAuthentication(SessionAuthentication):
         super().enforce_csrf(request._request)  # type: ignore[arg-type]
 
 
+class _DicomwebSessionScheme(SessionScheme):
+    """The API schema documents this authentication as the session cookie it is."""
+
+    target_class = "reviewapp.imaging.dicomweb.views.DicomwebSessionAuthentication"
+    name = "dicomwebCookieAuth"  # the same cookie; a scheme name belongs to one class
+
+
 class _Base(APIView):
-    authentication_classes = [TokenAuthentication, _SessionAuthentication]
+    authentication_classes = [TokenAuthentication, DicomwebSessionAuthentication]
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _FirstRenderer
@@ -278,6 +291,21 @@ class InstancesSearchView(_Base):
             ),
             level="instance",
         )
+
+
+@extend_schema_view(get=extend_schema(operation_id="dicomweb_all_series_search"))
+class AllSeriesSearchView(SeriesSearchView):
+    """/series: the series of every study the user may see."""
+
+
+@extend_schema_view(get=extend_schema(operation_id="dicomweb_study_instances_search"))
+class StudyInstancesSearchView(InstancesSearchView):
+    """/studies/{st}/instances: every instance of a study."""
+
+
+@extend_schema_view(get=extend_schema(operation_id="dicomweb_all_instances_search"))
+class AllInstancesSearchView(InstancesSearchView):
+    """/instances: the instances of every study the user may see."""
 
 
 # --- WADO-RS metadata --------------------------------------------------------------------
@@ -702,6 +730,16 @@ class ThumbnailView(_Base):
             user=request.user, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid
         )
         return _rendered(request, instance, default_side=THUMBNAIL_SIDE)
+
+
+@extend_schema_view(get=extend_schema(operation_id="dicomweb_series_thumbnail"))
+class SeriesThumbnailView(ThumbnailView):
+    pass
+
+
+@extend_schema_view(get=extend_schema(operation_id="dicomweb_study_thumbnail"))
+class StudyThumbnailView(ThumbnailView):
+    pass
 
 
 # --- WADO-URI ------------------------------------------------------------------------------
