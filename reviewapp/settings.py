@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -69,6 +70,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before authentication: a CORS preflight carries no credentials.
+    "reviewapp.imaging.dicomweb.cors.DicomwebCorsMiddleware",
     "reviewapp.core.middleware.QueryStringNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -204,6 +207,14 @@ RADREVIEW_MAX_FILE_BYTES = env_int("RADREVIEW_MAX_FILE_BYTES", 512 * 1024**2, mi
 # Archive members and expanded bytes are counted over the whole upload (every zip of it).
 RADREVIEW_MAX_ARCHIVE_MEMBERS = env_int("RADREVIEW_MAX_ARCHIVE_MEMBERS", 10_000, minimum=1)
 DICOMWEB_STOW_MAX_BYTES = env_int("RADREVIEW_STOW_MAX_BYTES", 4 * 1024**3, minimum=1024)
+# Origins (scheme://host[:port]) whose pages may call DICOMweb, e.g. an OHIF served elsewhere.
+DICOMWEB_CORS_ALLOWED_ORIGINS = env_list("RADREVIEW_DICOMWEB_CORS_ORIGINS", [])
+for _origin in DICOMWEB_CORS_ALLOWED_ORIGINS:
+    if not re.fullmatch(r"https?://[^/\s*]+", _origin):
+        raise ImproperlyConfigured(
+            f"RADREVIEW_DICOMWEB_CORS_ORIGINS: {_origin!r} is not an origin "
+            "(scheme://host[:port], no path, no wildcard)."
+        )
 RADREVIEW_MAX_ARCHIVE_BYTES = env_int("RADREVIEW_MAX_ARCHIVE_BYTES", 4 * 1024**3, minimum=1024)
 
 # What a request body may weigh, judged by reviewapp.core.body_limits in front of Django from

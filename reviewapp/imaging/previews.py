@@ -42,12 +42,30 @@ def instance_preview_png(*, instance: Instance) -> bytes:
 
     Raises ApplicationError (code ``preview_unavailable``) when the pixels cannot be decoded.
     """
+    return instance_render(instance=instance, max_side=PREVIEW_MAX_SIDE, image_format="PNG")
+
+
+def instance_render(
+    *,
+    instance: Instance,
+    frame: int = 1,
+    max_side: int = PREVIEW_MAX_SIDE,
+    image_format: str = "PNG",
+    quality: int = 90,
+) -> bytes:
+    """One frame (from 1) of a stored instance, windowed as above, as a PNG or JPEG image no
+    larger than ``max_side`` on either side. Also what DICOMweb's /rendered and /thumbnail
+    answer (a consumer image, PS3.18 8.3.5).
+
+    Raises ApplicationError (code ``preview_unavailable``) when the pixels cannot be decoded.
+    """
     import pydicom
 
     try:
         with instance.file.open("rb") as handle, quiet_pydicom():
             ds = pydicom.dcmread(handle)
-            pixels = ds.pixel_array
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+            pixels = ds.pixel_array if frames == 1 else ds.pixel_array[frame - 1]
     except Exception as exc:  # pydicom and its codecs raise many types on undecodable data
         raise ApplicationError(
             "This image's pixels cannot be decoded for a preview; open it in the viewer "
@@ -55,14 +73,14 @@ def instance_preview_png(*, instance: Instance) -> bytes:
             code="preview_unavailable",
         ) from exc
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames > 1:
-        pixels = pixels[0]
     if samples == 1:
         image = Image.fromarray(_grey(ds, pixels), mode="L")
     else:
         image = Image.fromarray(np.asarray(pixels[..., :3], dtype=np.uint8), mode="RGB")
-    image.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE), Image.Resampling.LANCZOS)
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=False)
+    if image_format == "JPEG":
+        image.save(out, format="JPEG", quality=quality)
+    else:
+        image.save(out, format="PNG", optimize=False)
     return out.getvalue()

@@ -14,10 +14,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractUser
+from PIL import Image
 from pydicom.uid import generate_uid
 from rest_framework.test import APIClient
 
+from reviewapp.imaging.dicomweb import qido
 from reviewapp.imaging.dicomweb.media import NotAcceptableError, frame_media_type
 from reviewapp.imaging.dicomweb.multipart import (
     BodyTooLargeError,
@@ -228,10 +231,19 @@ def test_bad_and_unsupported_match_keys_are_named(
     assert "NotAKeyword" in str(bad.json())
     assert client.get("/dicomweb/studies", {"StudyDate": "yesterday"}).status_code == 400
     assert client.get("/dicomweb/studies", {"limit": "-1"}).status_code == 400
-    ignored = client.get("/dicomweb/studies", {"ReferringPhysicianName": "X*"})
+    ignored = client.get("/dicomweb/studies", {"OperatorsName": "X*"})
     assert ignored.status_code == 200
-    assert "ReferringPhysicianName" in ignored["Warning"]
+    assert "OperatorsName" in ignored["Warning"]
     assert client.get("/dicomweb/studies", HTTP_ACCEPT="application/dicom+xml").status_code == 406
+    for params in (
+        {"includefield": "NotAKeyword"},
+        {"fuzzymatching": "maybe"},
+        {"StudyTime": "noon"},
+        {"StudyTime": "25"},
+    ):
+        refused = client.get("/dicomweb/studies", params)
+        assert refused.status_code == 400, params
+        assert next(iter(params.values())) in refused.json()["detail"]
 
 
 @pytest.mark.django_db
@@ -256,6 +268,144 @@ def test_series_and_instance_search(
     one = client.get(instances_url, {"SOPInstanceUID": ordered[3]}).json()
     assert [i["00080018"]["Value"][0] for i in one] == [ordered[3]]
     assert one[0]["00083002"]["Value"] == [EXPLICIT_LE]
+
+
+def _value(result: dict, tag: str) -> object:
+    return result[tag]["Value"][0] if "Value" in result[tag] else None
+
+
+@pytest.mark.django_db
+def test_every_ps3_18_search_resource_answers_with_the_levels_above(
+    three_studies: list[Study], coordinator: AbstractUser, api_client_for: ClientFor
+) -> None:
+    ct = three_studies[0]
+    client = api_client_for(coordinator)
+    all_series = client.get("/dicomweb/series")
+    assert all_series.status_code == 200
+    assert len(all_series.json()) == 3
+    (ct_series,) = client.get("/dicomweb/series", {"Modality": "CT"}).json()
+    # Across studies each series carries its study, so a client can group them.
+    assert _value(ct_series, "0020000D") == ct.study_instance_uid
+    assert _value(ct_series, "00100020") == ct.patient_pseudonym
+    assert _value(ct_series, "00201209") == 30
+    assert _value(ct_series, "00081190").endswith(
+        f"/studies/{ct.study_instance_uid}/series/{_value(ct_series, '0020000E')}"
+    )
+    by_study_key = client.get("/dicomweb/series", {"PatientID": ct.patient_pseudonym}).json()
+    assert [_value(s, "0020000E") for s in by_study_key] == [_value(ct_series, "0020000E")]
+
+    ordered = [i.sop_instance_uid for i in _ct_instances(ct)]
+    of_study = client.get(f"{_study_url(ct)}/instances")
+    assert of_study.status_code == 200
+    assert [_value(i, "00080018") for i in of_study.json()] == ordered
+    first = of_study.json()[0]
+    assert _value(first, "00080060") == "CT"  # the series level comes along
+    assert _value(first, "00080056") == "ONLINE"
+    assert _value(first, "00081190").endswith(
+        f"/series/{_value(first, '0020000E')}/instances/{ordered[0]}"
+    )
+    everywhere = client.get("/dicomweb/instances", {"limit": 1000})
+    assert len(everywhere.json()) == 32
+    ct_only = client.get("/dicomweb/instances", {"ModalitiesInStudy": "CT", "InstanceNumber": 1})
+    (one,) = ct_only.json()
+    assert _value(one, "0020000D") == ct.study_instance_uid
+    assert _value(one, "00100020") == ct.patient_pseudonym
+
+
+@pytest.mark.django_db
+def test_study_results_carry_the_pseudonym_as_patient_name_and_match_on_it(
+    three_studies: list[Study], coordinator: AbstractUser, api_client_for: ClientFor
+) -> None:
+    ct = three_studies[0]
+    client = api_client_for(coordinator)
+    (found,) = client.get("/dicomweb/studies", {"StudyInstanceUID": ct.study_instance_uid}).json()
+    assert found["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": ct.patient_pseudonym}]}
+    assert _value(found, "00080056") == "ONLINE"
+    # Required return attributes without a value are present, empty (type 2).
+    for tag in ("00080090", "00100030", "00200010"):
+        assert tag in found, tag
+    pattern = ct.patient_pseudonym[:4].lower() + "*"
+    assert ct.study_instance_uid in _uids(client.get("/dicomweb/studies", {"PatientName": pattern}))
+    assert _uids(client.get("/dicomweb/studies", {"00100010": "Nobody^At*"})) == []
+
+
+@pytest.mark.django_db
+def test_study_time_and_referring_physician_are_matched(
+    three_studies: list[Study], coordinator: AbstractUser, api_client_for: ClientFor
+) -> None:
+    client = api_client_for(coordinator)
+    timed = [s for s in three_studies if len(s.study_time) >= 4]
+    assert timed, "the samples carry study times"
+    study = timed[0]
+    hhmm = study.study_time[:4]
+    for value in (hhmm, f"{hhmm}-{hhmm}", f"{study.study_time[:2]}-", f"-{hhmm}"):
+        found = _uids(client.get("/dicomweb/studies", {"StudyTime": value}))
+        assert study.study_instance_uid in found, value
+    later = f"{int(hhmm[:2]) + 1:02d}00-" if hhmm[:2] != "23" else "2359-2359"
+    assert study.study_instance_uid not in _uids(
+        client.get("/dicomweb/studies", {"StudyTime": later})
+    )
+    # De-identification empties the referring physician: nothing has a name to match.
+    assert _uids(client.get("/dicomweb/studies", {"ReferringPhysicianName": "House*"})) == []
+    everything = client.get("/dicomweb/studies", {"ReferringPhysicianName": "*"})
+    assert len(everything.json()) == 3
+    assert "Warning" not in everything
+
+
+@pytest.mark.django_db
+def test_includefield_adds_header_attributes_and_all_adds_the_level(
+    three_studies: list[Study], coordinator: AbstractUser, api_client_for: ClientFor
+) -> None:
+    ct = three_studies[0]
+    client = api_client_for(coordinator)
+    header = _ct_instances(ct)[0].dicom_json
+    query = {"StudyInstanceUID": ct.study_instance_uid}
+    (plain,) = client.get("/dicomweb/studies", query).json()
+    assert "00101010" not in plain  # PatientAge is not a default return attribute
+    (asked,) = client.get(
+        "/dicomweb/studies", {**query, "includefield": "PatientAge,00080070"}
+    ).json()
+    assert asked["00101010"] == header["00101010"]
+    assert "00080070" in asked  # asked for, so returned (empty when there is no value)
+    (everything,) = client.get("/dicomweb/studies", {**query, "includefield": "all"}).json()
+    assert everything["00101010"] == header["00101010"]
+    assert "00280010" not in everything  # Rows is an instance attribute, not the study's
+
+    series_url = f"{_study_url(ct)}/series"
+    (series,) = client.get(series_url, {"includefield": "all"}).json()
+    assert series["00200052"] == header["00200052"]  # FrameOfReferenceUID
+    instances_url = f"{series_url}/{_value(series, '0020000E')}/instances"
+    first = client.get(instances_url, {"includefield": "all", "limit": 1}).json()[0]
+    assert first["00280030"] == header["00280030"]  # PixelSpacing: the whole header
+    repeated = client.get(
+        instances_url, {"includefield": ["00280030", "ImagePositionPatient"], "limit": 1}
+    ).json()[0]
+    assert "00280030" in repeated
+    assert "00200032" in repeated
+
+
+@pytest.mark.django_db
+def test_fuzzymatching_and_a_page_cut_by_the_server_are_warned(
+    three_studies: list[Study],
+    coordinator: AbstractUser,
+    api_client_for: ClientFor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = api_client_for(coordinator)
+    fuzzy = client.get("/dicomweb/studies", {"fuzzymatching": "true"})
+    assert len(fuzzy.json()) == 3
+    assert "fuzzymatching parameter is not supported" in fuzzy["Warning"]
+    assert "Warning" not in client.get("/dicomweb/studies", {"fuzzymatching": "false"})
+
+    monkeypatch.setattr(qido, "MAX_LIMIT", 2)
+    cut = client.get("/dicomweb/studies")
+    assert len(cut.json()) == 2
+    assert "Additional results can be requested" in cut["Warning"]
+    assert "Warning" not in client.get("/dicomweb/studies", {"offset": 2})
+    # A page the client asked for is no cut of the server's.
+    assert "Warning" not in client.get("/dicomweb/studies", {"limit": 1})
+    both = client.get("/dicomweb/studies", {"fuzzymatching": "true", "OperatorsName": "x"})
+    assert both["Warning"].count("299 radreview") == 3
 
 
 # --- WADO-RS metadata -----------------------------------------------------------------------
@@ -485,17 +635,125 @@ def test_series_retrieval_streams_every_stored_file(
             assert content == handle.read()
 
 
+def _dicom_parts(response) -> list[tuple[dict[str, str], pydicom.Dataset]]:  # type: ignore[no-untyped-def]
+    body = b"".join(response.streaming_content)
+    return [
+        (headers, pydicom.dcmread(io.BytesIO(content)))
+        for headers, content in _split_multipart(response["Content-Type"], body)
+    ]
+
+
+IMPLICIT_LE = "1.2.840.10008.1.2"
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+
+
 @pytest.mark.django_db
-def test_instance_retrieval_refuses_a_transcoding_request(
+def test_instance_retrieval_decodes_a_compressed_instance_when_asked_and_never_recompresses(
     cxr_studies: list[Study], coordinator: AbstractUser, api_client_for: ClientFor
 ) -> None:
     instance = Instance.objects.select_related("series__study").get(series__study=cxr_studies[0])
+    assert instance.transfer_syntax_uid == J2K
+    source = pydicom.dcmread(CXR_J2K).pixel_array
     client = api_client_for(coordinator)
+    # No transfer syntax named means explicit VR little endian (what dicomweb-client sends).
+    for accept, syntax in (
+        ('multipart/related; type="application/dicom"', EXPLICIT_LE),
+        (
+            f'multipart/related; type="application/dicom"; transfer-syntax={IMPLICIT_LE}',
+            IMPLICIT_LE,
+        ),
+        ('multipart/related; type="application/dicom"; transfer-syntax=*', J2K),
+    ):
+        response = client.get(_instance_url(instance), HTTP_ACCEPT=accept)
+        assert response.status_code == 200, accept
+        ((headers, ds),) = _dicom_parts(response)
+        assert headers["Content-Type"] == f"application/dicom; transfer-syntax={syntax}"
+        assert ds.file_meta.TransferSyntaxUID == syntax
+        assert ds.SOPInstanceUID == instance.sop_instance_uid
+        assert np.array_equal(ds.pixel_array, source), accept
     refused = client.get(
-        _instance_url(instance), HTTP_ACCEPT='multipart/related; type="application/dicom"'
+        _instance_url(instance),
+        HTTP_ACCEPT=f'multipart/related; type="application/dicom"; transfer-syntax={JPEG_BASELINE}',
     )
     assert refused.status_code == 406
     assert "transfer-syntax=*" in refused.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_an_implicit_vr_instance_is_served_in_explicit_vr_by_default(
+    archive_dirs: Path, coordinator: AbstractUser, api_client_for: ClientFor, tmp_path: Path
+) -> None:
+    ds = pydicom.dcmread(CT_FILES[0])
+    ds.file_meta.TransferSyntaxUID = IMPLICIT_LE
+    path = tmp_path / "implicit.dcm"
+    ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=True)
+    _, (outcome,) = import_files([path])
+    instance = Instance.objects.select_related("series__study").get(
+        sop_instance_uid=outcome.sop_instance_uid
+    )
+    assert instance.transfer_syntax_uid == IMPLICIT_LE
+    client = api_client_for(coordinator)
+    response = client.get(
+        _study_url(instance.series.study), HTTP_ACCEPT='multipart/related; type="application/dicom"'
+    )
+    assert response.status_code == 200
+    ((headers, served),) = _dicom_parts(response)
+    assert headers["Content-Type"] == f"application/dicom; transfer-syntax={EXPLICIT_LE}"
+    assert served.file_meta.TransferSyntaxUID == EXPLICIT_LE
+    assert not served.original_encoding[0]  # written explicit VR
+    assert np.array_equal(served.pixel_array, pydicom.dcmread(CT_FILES[0]).pixel_array)
+    as_stored = client.get(
+        _study_url(instance.series.study),
+        HTTP_ACCEPT=f'multipart/related; type="application/dicom"; transfer-syntax={IMPLICIT_LE}',
+    )
+    ((_, stored),) = _dicom_parts(as_stored)
+    with instance.file.open("rb") as handle:
+        assert stored.file_meta.TransferSyntaxUID == IMPLICIT_LE
+        assert stored.PixelData == pydicom.dcmread(handle).PixelData
+
+
+@pytest.mark.django_db
+def test_rendered_and_thumbnails_are_consumer_images_of_the_pixels(
+    imported_ct_study: Study,
+    cxr_studies: list[Study],
+    coordinator: AbstractUser,
+    reader: AbstractUser,
+    api_client_for: ClientFor,
+) -> None:
+    client = api_client_for(coordinator)
+    instances = _ct_instances(imported_ct_study)
+    url = _instance_url(instances[0])
+    rendered = client.get(f"{url}/rendered")
+    assert rendered.status_code == 200
+    assert rendered["Content-Type"] == "image/jpeg"
+    image = Image.open(io.BytesIO(rendered.content))
+    assert image.size == (instances[0].columns, instances[0].rows)
+    assert np.asarray(image).std() > 10, "a windowed CT slice, not a black square"
+    png = client.get(f"{url}/frames/1/rendered", HTTP_ACCEPT="image/png")
+    assert png["Content-Type"] == "image/png"
+    small = client.get(f"{url}/rendered", {"viewport": "64,64", "quality": "50"})
+    assert max(Image.open(io.BytesIO(small.content)).size) == 64
+
+    series_url = url.split("/instances/", 1)[0]
+    for thumbnail_url in (
+        f"{url}/thumbnail",
+        f"{series_url}/thumbnail",
+        f"{_study_url(imported_ct_study)}/thumbnail",
+        f"{_study_url(cxr_studies[0])}/thumbnail",
+    ):
+        thumbnail = client.get(thumbnail_url)
+        assert thumbnail.status_code == 200, thumbnail_url
+        picture = Image.open(io.BytesIO(thumbnail.content))
+        assert max(picture.size) <= 256
+        assert np.asarray(picture).std() > 10, thumbnail_url
+
+    assert client.get(f"{url}/rendered", HTTP_ACCEPT="image/gif").status_code == 406
+    assert client.get(f"{url}/rendered", {"viewport": "wide"}).status_code == 400
+    assert client.get(f"{url}/rendered", {"quality": "0"}).status_code == 400
+    assert client.get(f"{url}/frames/2/rendered").status_code == 404
+    assert client.get(f"{url}/frames/1,1/rendered").status_code == 400
+    assert api_client_for(reader).get(f"{url}/rendered").status_code == 404
+    assert api_client_for(None).get(f"{series_url}/thumbnail").status_code == 401
 
 
 @pytest.mark.django_db
@@ -519,7 +777,13 @@ def test_wado_uri_returns_the_stored_file(
     rendered = client.get(query + "&contentType=image/jpeg")
     assert rendered.status_code == 406
     assert "application/dicom" in rendered.json()["detail"]
-    assert client.get(query + "&transferSyntax=1.2.840.10008.1.2.1").status_code == 406
+    decoded = client.get(query + "&transferSyntax=1.2.840.10008.1.2.1")
+    assert decoded.status_code == 200
+    as_explicit = pydicom.dcmread(io.BytesIO(decoded.content))
+    assert as_explicit.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert np.array_equal(as_explicit.pixel_array, source.pixel_array)
+    recompress = client.get(query + "&transferSyntax=1.2.840.10008.1.2.4.91")
+    assert recompress.status_code == 406
     assert client.get(query.replace("requestType=WADO", "requestType=X")).status_code == 400
 
 
@@ -602,8 +866,87 @@ def test_stow_reports_an_image_held_for_review_as_stored_with_a_warning(
     assert len(referenced) == 2
     assert "00081196" not in referenced[0]
     assert referenced[1]["00081196"]["Value"] == [0xB000]
-    assert referenced[1]["00000902"]["Value"][0].startswith("part 2: Burned In Annotation")
+    assert referenced[1]["00000902"]["Value"][0].startswith(
+        "part 2: held for review: Burned In Annotation"
+    )
     assert referenced[1]["00081155"]["Value"] == [held.get().sop_instance_uid]
+    # Clients that read only the status line and headers are told too.
+    assert response["Warning"].startswith('299 radreview "1 instance(s) stored but held')
+    assert "part 2" in response["Warning"]
+
+
+@pytest.mark.django_db
+def test_stow_retrieve_urls_name_the_series_and_answer(
+    archive_dirs: Path, coordinator: AbstractUser, api_client_for: ClientFor
+) -> None:
+    body, content_type = _stow_body([CT_FILES[0].read_bytes()])
+    client = api_client_for(coordinator)
+    (item,) = _sequence(
+        client.post("/dicomweb/studies", body, content_type=content_type).json(), "00081199"
+    )
+    instance = Instance.objects.select_related("series__study").get()
+    url = item["00081190"]["Value"][0]
+    assert url.endswith(_instance_url(instance))
+    retrieved = client.get(url.split("testserver", 1)[1], HTTP_ACCEPT="*/*")
+    assert retrieved.status_code == 200
+
+
+@pytest.mark.django_db
+def test_stow_takes_a_single_application_dicom_instance(
+    archive_dirs: Path, coordinator: AbstractUser, api_client_for: ClientFor
+) -> None:
+    client = api_client_for(coordinator)
+    response = client.post(
+        "/dicomweb/studies", CT_FILES[0].read_bytes(), content_type="application/dicom"
+    )
+    assert response.status_code == 200
+    (item,) = _sequence(response.json(), "00081199")
+    assert item["00081155"]["Value"] == [Instance.objects.get().sop_instance_uid]
+    empty = client.post("/dicomweb/studies", b"", content_type="application/dicom")
+    assert empty.status_code == 400
+    garbage = client.post("/dicomweb/studies", b"not dicom", content_type="application/dicom")
+    assert garbage.status_code == 409
+
+
+@pytest.mark.django_db
+def test_stow_to_a_study_stores_its_instances_and_refuses_others(
+    archive_dirs: Path, coordinator: AbstractUser, api_client_for: ClientFor
+) -> None:
+    client = api_client_for(coordinator)
+    sent_study = str(pydicom.dcmread(CT_FILES[0], stop_before_pixels=True).StudyInstanceUID)
+    body, content_type = _stow_body([CT_FILES[0].read_bytes(), CXR_JPEG.read_bytes()])
+    response = client.post(f"/dicomweb/studies/{sent_study}", body, content_type=content_type)
+    assert response.status_code == 202
+    assert len(_sequence(response.json(), "00081199")) == 1
+    (failure,) = _sequence(response.json(), "00081198")
+    assert failure["00000902"]["Value"][0] == (
+        "part 2: it belongs to another study than the one posted to"
+    )
+    assert Instance.objects.count() == 1
+    elsewhere = client.post(
+        "/dicomweb/studies/1.2.3.4", CT_FILES[1].read_bytes(), content_type="application/dicom"
+    )
+    assert elsewhere.status_code == 409
+    assert Instance.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_stow_by_a_browser_session_needs_its_csrf_token(
+    archive_dirs: Path, coordinator: AbstractUser
+) -> None:
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(coordinator)
+    body, content_type = _stow_body([CT_FILES[0].read_bytes()])
+    forged = browser.post("/dicomweb/studies", body, content_type=content_type)
+    assert forged.status_code == 403
+    assert "CSRF" in forged.json()["detail"]
+    assert browser.get("/imaging/upload/").status_code == 200  # sets the CSRF cookie
+    token = browser.cookies[django_settings.CSRF_COOKIE_NAME].value
+    sent = browser.post(
+        "/dicomweb/studies", body, content_type=content_type, HTTP_X_CSRFTOKEN=token
+    )
+    assert sent.status_code == 200
+    assert Instance.objects.count() == 1
 
 
 @pytest.mark.django_db
@@ -683,6 +1026,15 @@ def test_the_api_schema_documents_dicomweb(
         q for q in parameters if q["name"] == "instances"
     ).items()
     assert "/dicomweb/wado" in paths
+    for path in (
+        "/dicomweb/series",
+        "/dicomweb/instances",
+        "/dicomweb/studies/{study_uid}/instances",
+    ):
+        assert "get" in paths[path], path
+    assert set(paths["/dicomweb/studies/{study_uid}"]) >= {"get", "post"}
+    assert [p for p in paths if p.endswith("/rendered")]
+    assert len([p for p in paths if p.endswith("/thumbnail")]) == 3
 
 
 @pytest.mark.parametrize(

@@ -231,3 +231,88 @@ def test_a_revoked_token_stops_frames_at_once(
     revoked = requests.delete(f"{live_dicomweb}/api/v1/auth/token", headers=token_only, timeout=10)
     assert revoked.status_code == 204
     assert requests.get(url, headers=carol, timeout=10).status_code == 401
+
+
+def test_dicomweb_client_searches_every_level_and_retrieves_with_its_defaults(
+    live_dicomweb: str, coordinator: AbstractUser
+) -> None:
+    client = _client(live_dicomweb, coordinator)
+    ct_uids = _store(client, CT_FILES[:3])
+    (jpeg_uid,) = _store(client, [CXR_JPEG])
+    for held in Instance.objects.filter(status=Instance.Status.QUARANTINED):
+        instance_quarantine_approve(instance=held, reviewed_by=coordinator)
+    jpeg = Instance.objects.select_related("series__study").get(sop_instance_uid=jpeg_uid)
+    ct = Instance.objects.select_related("series__study").get(sop_instance_uid=ct_uids[0])
+    pseudonym = ct.series.study.patient_pseudonym
+
+    # Every QIDO-RS resource, with the match keys OHIF's study list sends.
+    (by_name,) = client.search_for_studies(search_filters={"PatientName": pseudonym[:5] + "*"})
+    assert by_name["00100010"]["Value"] == [{"Alphabetic": pseudonym}]
+    assert len(client.search_for_series()) == 2
+    assert len(client.search_for_instances()) == 4
+    study_uid = ct.series.study.study_instance_uid
+    assert len(client.search_for_instances(study_uid)) == 3
+    (with_age,) = client.search_for_studies(
+        search_filters={"StudyInstanceUID": study_uid}, fields=["PatientAge"]
+    )
+    assert "00101010" in with_age
+    assert len(client.search_for_studies(fuzzymatching=True)) == 2
+
+    # retrieve_study asks for application/dicom with no transfer syntax: explicit VR LE, so
+    # the JPEG radiograph comes back decoded, pixel for pixel pydicom's decoding.
+    (whole,) = client.retrieve_study(jpeg.series.study.study_instance_uid)
+    assert whole.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert whole.SOPInstanceUID == jpeg_uid
+    assert np.array_equal(whole.pixel_array, pydicom.dcmread(CXR_JPEG).pixel_array)
+    series = client.retrieve_series(study_uid, ct.series.series_instance_uid)
+    expected = {
+        uid: pydicom.dcmread(path).pixel_array
+        for uid, path in zip(ct_uids, CT_FILES[:3], strict=True)
+    }
+    assert {str(ds.SOPInstanceUID) for ds in series} == set(ct_uids)
+    for ds in series:
+        assert np.array_equal(ds.pixel_array, expected[str(ds.SOPInstanceUID)])
+
+
+def test_a_browser_session_stores_with_its_csrf_token_into_a_named_study(
+    live_dicomweb: str, coordinator: AbstractUser
+) -> None:
+    browser = Client()
+    browser.force_login(coordinator)
+    session = requests.Session()
+    session.cookies.set(
+        settings.SESSION_COOKIE_NAME, browser.cookies[settings.SESSION_COOKIE_NAME].value
+    )
+    page = session.get(f"{live_dicomweb}/imaging/upload/", timeout=10)
+    assert page.status_code == 200
+    session.headers["X-CSRFToken"] = session.cookies[settings.CSRF_COOKIE_NAME]
+    client = DICOMwebClient(f"{live_dicomweb}/dicomweb", session=session)
+    sent = pydicom.dcmread(CT_FILES[0])
+    answer = client.store_instances([sent], study_instance_uid=str(sent.StudyInstanceUID))
+    assert "FailedSOPSequence" not in answer
+    (item,) = answer.ReferencedSOPSequence
+    stored = Instance.objects.select_related("series__study").get(
+        sop_instance_uid=item.ReferencedSOPInstanceUID
+    )
+    # The RetrieveURL of each instance answers. Its host is the request's Host header, which
+    # dicomweb-client sends without the port on a small STOW: only the path is compared.
+    path = "/dicomweb/" + item.RetrieveURL.split("/dicomweb/", 1)[1]
+    assert path == (
+        f"/dicomweb/studies/{stored.series.study.study_instance_uid}/series/"
+        f"{stored.series.series_instance_uid}/instances/{stored.sop_instance_uid}"
+    )
+    retrieved = session.get(
+        f"{live_dicomweb}{path}",
+        headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        timeout=10,
+    )
+    assert retrieved.status_code == 200
+    assert stored.sop_instance_uid.encode() in retrieved.content
+
+    without_token = requests.Session()
+    without_token.cookies.update(session.cookies)
+    refused = DICOMwebClient(f"{live_dicomweb}/dicomweb", session=without_token)
+    with pytest.raises(requests.HTTPError) as error:
+        refused.store_instances([pydicom.dcmread(CT_FILES[1])])
+    assert error.value.response.status_code == 403
+    assert Instance.objects.count() == 1

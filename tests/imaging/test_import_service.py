@@ -91,6 +91,43 @@ def test_importing_the_same_files_again_adds_nothing(archive_dirs: Path) -> None
     assert sorted(Path(default_storage.path("dicom")).rglob("*.dcm")) == stored_before
 
 
+def test_our_own_de_identified_instances_pushed_back_are_recognised_not_stored_again(
+    archive_dirs: Path, tmp_path: Path
+) -> None:
+    _, first = import_files(CT_FILES[:2])
+    stored = Instance.objects.select_related("series__study").get(
+        sop_instance_uid=first[0].sop_instance_uid
+    )
+    # What a PACS or Orthanc sends back after retrieving it: the stored file itself.
+    copy = tmp_path / "round-trip.dcm"
+    with stored.file.open("rb") as handle:
+        copy.write_bytes(handle.read())
+    batch, (outcome,) = import_files([copy])
+    assert outcome.status == "duplicate"
+    assert outcome.sop_instance_uid == stored.sop_instance_uid
+    assert outcome.study_instance_uid == stored.series.study.study_instance_uid
+    assert outcome.series_instance_uid == stored.series.series_instance_uid
+    assert batch.duplicate_count == 1
+    assert Instance.objects.count() == 2
+    assert Study.objects.count() == 1
+    # Nothing of ours was taken for an original to map.
+    ours = [
+        stored.sop_instance_uid,
+        stored.series.study.study_instance_uid,
+        stored.series.study.patient_pseudonym,
+    ]
+    assert not PseudonymMapping.objects.filter(original__in=ours).exists()
+
+    # A file that merely claims to be de-identified is de-identified like any other.
+    claimed = pydicom.dcmread(CT_FILES[2])
+    claimed.PatientIdentityRemoved = "YES"
+    claimed_path = tmp_path / "claimed.dcm"
+    claimed.save_as(claimed_path)
+    _, (other,) = import_files([claimed_path])
+    assert other.status == "imported"
+    assert other.sop_instance_uid != str(claimed.SOPInstanceUID)
+
+
 def test_a_broken_file_is_named_and_the_others_still_import(
     archive_dirs: Path, tmp_path: Path
 ) -> None:

@@ -114,24 +114,51 @@ def frame_media_type(accept: str | None, *, transfer_syntax: str) -> tuple[str, 
     )
 
 
-def dicom_media_acceptable(accept: str | None, *, transfer_syntaxes: Iterable[str]) -> None:
-    """Raise unless whole instances stored in ``transfer_syntaxes`` may be sent as they are."""
+def dicom_transfer_syntax_choose(
+    accept: str | None, *, transfer_syntaxes: Iterable[str]
+) -> str | None:
+    """How to send whole instances stored in ``transfer_syntaxes``: None to send them as
+    stored, or the native syntax to transcode them to (transcode.py). Raise when the Accept
+    header asks only for what cannot be made without loss.
+
+    ``type="application/dicom"`` without a transfer syntax means explicit VR little endian
+    (PS3.18 8.7.3.5.2); ``transfer-syntax=*`` means as stored.
+    """
     stored = set(transfer_syntaxes)
     for media_range in accept_parse(accept):
         if media_range.media_type in ("*/*", "multipart/*"):
-            return
+            return None
         if media_range.media_type != "multipart/related":
             continue
         if (media_range.param("type") or "application/dicom").lower() != "application/dicom":
             continue
         wanted = media_range.param("transfer-syntax")
-        if wanted == "*" or stored <= {wanted or EXPLICIT_VR_LITTLE_ENDIAN}:
-            return
+        if wanted == "*":
+            return None
+        target = wanted or EXPLICIT_VR_LITTLE_ENDIAN
+        if stored <= {target}:
+            return None
+        if target in NATIVE_LITTLE_ENDIAN:
+            return target
     raise NotAcceptableError(
-        f"these instances are stored as {', '.join(sorted(stored))} and are served only as "
-        f'stored (no transcoding): ask for multipart/related; type="application/dicom"; '
-        f"transfer-syntax=*"
+        f"these instances are stored as {', '.join(sorted(stored))}; they are served as "
+        f"stored (transfer-syntax=*) or decoded into {EXPLICIT_VR_LITTLE_ENDIAN} or "
+        f'{IMPLICIT_VR_LITTLE_ENDIAN}: ask for multipart/related; type="application/dicom"; '
+        f"transfer-syntax=* or one of those"
     )
+
+
+RENDERED_MEDIA_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG"}
+
+
+def rendered_media_type(accept: str | None) -> tuple[str, str]:
+    """(media type, image format) of a rendered answer: JPEG unless PNG is asked for first."""
+    for media_range in accept_parse(accept):
+        if media_range.media_type in ("*/*", "image/*"):
+            return ("image/jpeg", "JPEG")
+        if media_range.media_type in RENDERED_MEDIA_TYPES:
+            return (media_range.media_type, RENDERED_MEDIA_TYPES[media_range.media_type])
+    raise NotAcceptableError("rendered images are offered as image/jpeg or image/png")
 
 
 def json_acceptable(accept: str | None) -> None:

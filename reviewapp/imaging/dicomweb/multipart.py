@@ -89,6 +89,18 @@ def multipart_to_files(
         parts.append(Part(len(parts) + 1, path, content_type, size))
 
 
+def single_part_to_file(stream: Readable, *, dest: Path, max_bytes: int, content_type: str) -> Part:
+    """Write a body that is one part (a single-part application/dicom request) to a file."""
+    reader = _Reader(stream, max_bytes=max_bytes)
+    path = dest / "part-000001.dcm"
+    with open(path, "wb") as out:
+        while not reader.eof:
+            reader.fill()
+            out.write(reader.buffer)
+            reader.buffer.clear()
+    return Part(1, path, content_type, reader.total)
+
+
 def _skip_preamble(reader: _Reader, delimiter: bytes) -> None:
     while True:
         found = reader.buffer.find(delimiter)

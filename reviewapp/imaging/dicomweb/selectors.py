@@ -9,6 +9,7 @@ full de-identified header.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Q, QuerySet, TextField
@@ -84,6 +85,39 @@ def dicomweb_instances(
         "instance_number",
         "id",
     )
+
+
+def dicomweb_headers(*, rows: list[Study] | list[Series]) -> dict[int, dict[str, Any]]:
+    """The stored header of one available instance of each study or series in ``rows`` (rows
+    a selector above returned), by row id: where the attributes of a search result that the
+    archive rows do not hold are read from, in one query."""
+    if not rows:
+        return {}
+    group = "series__study_id" if isinstance(rows[0], Study) else "series_id"
+    headers = (
+        Instance.objects.filter(status=AVAILABLE, **{f"{group}__in": [row.pk for row in rows]})
+        .order_by(group, "id")
+        .distinct(group)
+        .values_list(group, "dicom_json")
+    )
+    return dict(headers)
+
+
+def dicomweb_representative_instance(
+    *, user: User, study_uid: str, series_uid: str | None, sop_uid: str | None
+) -> Instance | None:
+    """The instance whose image stands for a study, series or instance (its thumbnail): the
+    middle instance of the series (of the study's first series); None if nothing visible."""
+    instances = dicomweb_instances(
+        user=user, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid
+    )
+    if series_uid is None:
+        first = instances.values_list("series_id", flat=True).first()
+        if first is None:
+            return None
+        instances = instances.filter(series_id=first)
+    count = instances.count()
+    return instances[count // 2] if count else None
 
 
 def dicomweb_metadata(

@@ -44,7 +44,14 @@ urlpatterns = [
         views.StudyMetadataView.as_view(),
         name="study_metadata",
     ),
+    path("series", views.AllSeriesSearchView.as_view(), name="all_series_search"),
+    path("instances", views.AllInstancesSearchView.as_view(), name="all_instances_search"),
     path("studies/<uid:study_uid>/series", views.SeriesSearchView.as_view(), name="series_search"),
+    path(
+        "studies/<uid:study_uid>/instances",
+        views.StudyInstancesSearchView.as_view(),
+        name="study_instances_search",
+    ),
     path(_SERIES, views.SeriesRetrieveView.as_view(), name="series"),
     path(f"{_SERIES}/metadata", views.SeriesMetadataView.as_view(), name="series_metadata"),
     path(f"{_SERIES}/first-frames", views.FirstFramesView.as_view(), name="first_frames"),
@@ -52,5 +59,18 @@ urlpatterns = [
     path(_INSTANCE, views.InstanceRetrieveView.as_view(), name="instance"),
     path(f"{_INSTANCE}/metadata", views.InstanceMetadataView.as_view(), name="instance_metadata"),
     path(f"{_INSTANCE}/frames/<frames:frames>", views.FramesView.as_view(), name="frames"),
+    path(
+        f"{_INSTANCE}/frames/<frames:frames>/rendered",
+        views.FramesRenderedView.as_view(),
+        name="frames_rendered",
+    ),
+    path(f"{_INSTANCE}/rendered", views.InstanceRenderedView.as_view(), name="instance_rendered"),
+    path(f"{_INSTANCE}/thumbnail", views.ThumbnailView.as_view(), name="instance_thumbnail"),
+    path(f"{_SERIES}/thumbnail", views.SeriesThumbnailView.as_view(), name="series_thumbnail"),
+    path(
+        "studies/<uid:study_uid>/thumbnail",
+        views.StudyThumbnailView.as_view(),
+        name="study_thumbnail",
+    ),
     path("wado", views.WadoUriView.as_view(), name="wado_uri"),
 ]

@@ -18,8 +18,14 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
@@ -29,8 +35,10 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from reviewapp.accounts.authentication import TokenAuthentication
+from reviewapp.core.errors import ApplicationError
 from reviewapp.core.permissions import IsCoordinator
-from reviewapp.imaging.dicomweb import media, qido, selectors, stow
+from reviewapp.imaging import previews
+from reviewapp.imaging.dicomweb import media, qido, selectors, stow, transcode
 from reviewapp.imaging.dicomweb.frames import (
     FIRST_FRAMES_MAX,
     FramePart,
@@ -60,8 +68,25 @@ class _FirstRenderer(BaseContentNegotiation):
         return (renderers[0], renderers[0].media_type)
 
 
+class DicomwebSessionAuthentication(SessionAuthentication):
+    """DRF checks CSRF on its own Request, whose ``POST`` runs the view's parsers: DICOMweb has
+    none (STOW-RS bodies are streamed to disk), so a browser's STOW-RS would be answered 415.
+    Django's request is checked instead: it never reads a multipart/related or
+    application/dicom body, and the token comes from the X-CSRFToken header."""
+
+    def enforce_csrf(self, request: Request) -> None:
+        super().enforce_csrf(request._request)  # type: ignore[arg-type]
+
+
+class _DicomwebSessionScheme(SessionScheme):
+    """The API schema documents this authentication as the session cookie it is."""
+
+    target_class = "reviewapp.imaging.dicomweb.views.DicomwebSessionAuthentication"
+    name = "dicomwebCookieAuth"  # the same cookie; a scheme name belongs to one class
+
+
 class _Base(APIView):
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    authentication_classes = [TokenAuthentication, DicomwebSessionAuthentication]
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _FirstRenderer
@@ -90,7 +115,12 @@ def _base_url(request: Request) -> str:
 
 
 def _qido(
-    request: Request, queryset: Any, keys: dict[str, qido.Matcher], render: Any
+    request: Request,
+    queryset: Any,
+    keys: dict[str, qido.Matcher],
+    render: Any,
+    *,
+    level: str,
 ) -> HttpResponse:
     try:
         media.json_acceptable(request.META.get("HTTP_ACCEPT"))
@@ -101,26 +131,78 @@ def _qido(
         keys = qido.reader_match_keys(keys)
     try:
         query = qido.query_parse(dict(request.query_params.lists()), keys)
-        rows = qido.query_apply(queryset, query)
+        rows, cut = qido.query_apply(queryset, query)
     except qido.QueryError as exc:
         raise exceptions.ValidationError({"detail": str(exc)}) from exc
-    results = [render(row) for row in rows]
+    if level == "instance":
+        headers = {row.pk: row.dicom_json for row in rows}
+    else:
+        headers = selectors.dicomweb_headers(rows=rows)
+    results = [
+        qido.result_complete(render(row), header=headers.get(row.pk), level=level, query=query)
+        for row in rows
+    ]
     if not is_full:
         results = [qido.reader_result(result) for result in results]
     response = _dicom_json_response(json.dumps(results))
-    if query.ignored:
-        names = ", ".join(sorted(set(query.ignored)))
-        response["Warning"] = (
-            f'299 radreview "The following attributes are not supported for matching: {names}"'
-        )
+    warnings = qido.query_warnings(query, cut=cut)
+    if warnings:
+        response["Warning"] = ", ".join(warnings)
     return response
 
 
 _QIDO_PARAMS = [
     OpenApiParameter("limit", OpenApiTypes.INT, description="At most this many results (<= 1000)."),
     OpenApiParameter("offset", OpenApiTypes.INT, description="Skip this many results."),
+    OpenApiParameter(
+        "includefield",
+        OpenApiTypes.STR,
+        description="More attributes to return (keywords or tags, comma-separated), or all.",
+    ),
+    OpenApiParameter(
+        "fuzzymatching",
+        OpenApiTypes.BOOL,
+        description="Not offered: literal matching is done, and a Warning says so.",
+    ),
 ]
 _JSON_LIST = OpenApiResponse(description="DICOM JSON array (PS3.18 F.2)")
+_STUDY_MATCH = (
+    "StudyInstanceUID, PatientName, PatientID, AccessionNumber, StudyDate (YYYYMMDD or range), "
+    "StudyTime (HHMMSS or range), ModalitiesInStudy, StudyDescription, ReferringPhysicianName "
+    "(wildcards * and ? where the attribute is text)"
+)
+_SERIES_MATCH = "SeriesInstanceUID, Modality, SeriesNumber, SeriesDescription, BodyPartExamined"
+_INSTANCE_MATCH = "SOPInstanceUID, SOPClassUID, InstanceNumber"
+_QIDO_RESPONSES = {200: _JSON_LIST, 400: None, 401: None, 406: None}
+_STOW_DESCRIPTION = (
+    'Body: multipart/related; type="application/dicom", or one application/dicom instance. '
+    "Every instance goes through the import (safety checks, de-identification). 200: all "
+    "stored; 202: some failed (FailedSOPSequence says why) or are held for review (a Warning "
+    "header and WarningReason say so); 409: none stored. Coordinators and admins, with a "
+    "token or with the session and its CSRF token (X-CSRFToken)."
+)
+_STOW_REQUEST = {"multipart/related": OpenApiTypes.BINARY, "application/dicom": OpenApiTypes.BINARY}
+_STOW_RESPONSES = {
+    200: _JSON_LIST,
+    202: _JSON_LIST,
+    400: None,
+    403: None,
+    409: _JSON_LIST,
+    413: None,
+    415: None,
+}
+
+
+def _study_url(base: str, study: Any) -> str:
+    return f"{base}/studies/{study.study_instance_uid}"
+
+
+def _series_url(base: str, series: Any) -> str:
+    return f"{_study_url(base, series.study)}/series/{series.series_instance_uid}"
+
+
+def _instance_url(base: str, instance: Any) -> str:
+    return f"{_series_url(base, instance.series)}/instances/{instance.sop_instance_uid}"
 
 
 class StudiesView(_Base):
@@ -134,10 +216,9 @@ class StudiesView(_Base):
     @extend_schema(
         operation_id="dicomweb_studies_search",
         summary="QIDO-RS: search studies",
-        description="Match keys: StudyInstanceUID, PatientID, AccessionNumber, StudyDate "
-        "(YYYYMMDD or range), ModalitiesInStudy, StudyDescription (wildcards * and ?).",
+        description=f"Match keys: {_STUDY_MATCH}.",
         parameters=_QIDO_PARAMS,
-        responses={200: _JSON_LIST, 400: None, 401: None, 406: None},
+        responses=_QIDO_RESPONSES,
     )
     def get(self, request: Request) -> HttpResponse:
         base = _base_url(request)
@@ -145,25 +226,16 @@ class StudiesView(_Base):
             request,
             selectors.dicomweb_studies(user=request.user),
             qido.STUDY_KEYS,
-            lambda s: qido.study_json(s, retrieve_url=f"{base}/studies/{s.study_instance_uid}"),
+            lambda s: qido.study_json(s, retrieve_url=_study_url(base, s)),
+            level="study",
         )
 
     @extend_schema(
         operation_id="dicomweb_studies_store",
         summary="STOW-RS: store instances",
-        description='Body: multipart/related; type="application/dicom". Every instance goes '
-        "through the import (safety checks, de-identification). 200: all stored; 202: some "
-        "failed (FailedSOPSequence says why); 409: none stored. Coordinators only.",
-        request={"multipart/related": OpenApiTypes.BINARY},
-        responses={
-            200: _JSON_LIST,
-            202: _JSON_LIST,
-            400: None,
-            403: None,
-            409: _JSON_LIST,
-            413: None,
-            415: None,
-        },
+        description=_STOW_DESCRIPTION,
+        request=_STOW_REQUEST,
+        responses=_STOW_RESPONSES,
     )
     def post(self, request: Request) -> HttpResponse:
         return stow.stow_handle(request, base_url=_base_url(request))
@@ -172,35 +244,38 @@ class StudiesView(_Base):
 class SeriesSearchView(_Base):
     @extend_schema(
         operation_id="dicomweb_series_search",
-        summary="QIDO-RS: search the series of a study",
-        description="Match keys: SeriesInstanceUID, Modality, SeriesNumber, SeriesDescription, "
-        "BodyPartExamined.",
+        summary="QIDO-RS: search the series of a study, or of every study (/series)",
+        description=f"Match keys: {_SERIES_MATCH}; across studies also {_STUDY_MATCH}, and "
+        "each result carries its study's attributes.",
         parameters=_QIDO_PARAMS,
-        responses={200: _JSON_LIST, 400: None, 401: None, 406: None},
+        responses=_QIDO_RESPONSES,
     )
-    def get(self, request: Request, study_uid: str) -> HttpResponse:
+    def get(self, request: Request, study_uid: str | None = None) -> HttpResponse:
         base = _base_url(request)
         return _qido(
             request,
             selectors.dicomweb_series(user=request.user, study_uid=study_uid),
             qido.SERIES_KEYS,
             lambda s: qido.series_json(
-                s,
-                retrieve_url=f"{base}/studies/{s.study.study_instance_uid}/series/"
-                f"{s.series_instance_uid}",
+                s, retrieve_url=_series_url(base, s), with_study=study_uid is None
             ),
+            level="series",
         )
 
 
 class InstancesSearchView(_Base):
     @extend_schema(
         operation_id="dicomweb_instances_search",
-        summary="QIDO-RS: search the instances of a series",
-        description="Match keys: SOPInstanceUID, SOPClassUID, InstanceNumber.",
+        summary="QIDO-RS: search the instances of a series, of a study, or of every study",
+        description=f"Match keys: {_INSTANCE_MATCH}; above the series level also "
+        f"{_SERIES_MATCH}, across studies also {_STUDY_MATCH}. Results carry the attributes "
+        "of the levels above the one searched.",
         parameters=_QIDO_PARAMS,
-        responses={200: _JSON_LIST, 400: None, 401: None, 406: None},
+        responses=_QIDO_RESPONSES,
     )
-    def get(self, request: Request, study_uid: str, series_uid: str) -> HttpResponse:
+    def get(
+        self, request: Request, study_uid: str | None = None, series_uid: str | None = None
+    ) -> HttpResponse:
         base = _base_url(request)
         return _qido(
             request,
@@ -210,10 +285,27 @@ class InstancesSearchView(_Base):
             qido.INSTANCE_KEYS,
             lambda i: qido.instance_json(
                 i,
-                retrieve_url=f"{base}/studies/{i.series.study.study_instance_uid}/series/"
-                f"{i.series.series_instance_uid}/instances/{i.sop_instance_uid}",
+                retrieve_url=_instance_url(base, i),
+                with_series=series_uid is None,
+                with_study=study_uid is None,
             ),
+            level="instance",
         )
+
+
+@extend_schema_view(get=extend_schema(operation_id="dicomweb_all_series_search"))
+class AllSeriesSearchView(SeriesSearchView):
+    """/series: the series of every study the user may see."""
+
+
+@extend_schema_view(get=extend_schema(operation_id="dicomweb_study_instances_search"))
+class StudyInstancesSearchView(InstancesSearchView):
+    """/studies/{st}/instances: every instance of a study."""
+
+
+@extend_schema_view(get=extend_schema(operation_id="dicomweb_all_instances_search"))
+class AllInstancesSearchView(InstancesSearchView):
+    """/instances: the instances of every study the user may see."""
 
 
 # --- WADO-RS metadata --------------------------------------------------------------------
@@ -281,21 +373,29 @@ class InstanceMetadataView(_Base):
 # --- WADO-RS instances and frames ----------------------------------------------------------
 
 
-def _stream_instances(
-    instances: list[Instance], boundary: str, *, is_full: bool
-) -> Iterator[bytes]:
-    for number, instance in enumerate(instances):
-        yield media.multipart_part_head(
-            boundary=boundary,
-            content_type=f"application/dicom; transfer-syntax={instance.transfer_syntax_uid}",
-            first=number == 0,
-        )
-        with default_storage.open(str(instance.file.name), "rb") as handle:
-            if not is_full:
-                yield reader_instance_bytes(handle)
-                continue
+def _instance_bytes(instance: Instance, *, is_full: bool, target: str | None) -> Iterator[bytes]:
+    """The stored file in blocks, or (reader's view, or another transfer syntax asked for)
+    the instance rebuilt in memory."""
+    with default_storage.open(str(instance.file.name), "rb") as handle:
+        if is_full and target in (None, instance.transfer_syntax_uid):
             while block := handle.read(FILE_CHUNK):
                 yield block
+            return
+        data = handle.read() if is_full else reader_instance_bytes(handle)
+    yield data if target is None else transcode.instance_transcode(data, target=target)
+
+
+def _stream_instances(
+    instances: list[Instance], boundary: str, *, is_full: bool, target: str | None
+) -> Iterator[bytes]:
+    for number, instance in enumerate(instances):
+        syntax = target or instance.transfer_syntax_uid
+        yield media.multipart_part_head(
+            boundary=boundary,
+            content_type=f"application/dicom; transfer-syntax={syntax}",
+            first=number == 0,
+        )
+        yield from _instance_bytes(instance, is_full=is_full, target=target)
     yield media.multipart_tail(boundary=boundary)
 
 
@@ -309,16 +409,21 @@ def _retrieve(request: Request, **where: str | None) -> StreamingHttpResponse:
         raise _not_found()
     syntaxes = {instance.transfer_syntax_uid for instance in instances}
     try:
-        media.dicom_media_acceptable(request.META.get("HTTP_ACCEPT"), transfer_syntaxes=syntaxes)
+        target = media.dicom_transfer_syntax_choose(
+            request.META.get("HTTP_ACCEPT"), transfer_syntaxes=syntaxes
+        )
     except media.NotAcceptableError as exc:
         raise _not_acceptable(exc) from exc
     boundary = media.multipart_boundary()
     response = StreamingHttpResponse(
         _stream_instances(
-            instances, boundary, is_full=selectors.dicomweb_header_is_full(user=request.user)
+            instances,
+            boundary,
+            is_full=selectors.dicomweb_header_is_full(user=request.user),
+            target=target,
         ),
         content_type=media.multipart_content_type(
-            part_type="application/dicom", boundary=boundary, transfer_syntax=None
+            part_type="application/dicom", boundary=boundary, transfer_syntax=target
         ),
     )
     response["Cache-Control"] = METADATA_CACHE_CONTROL
@@ -328,7 +433,10 @@ def _retrieve(request: Request, **where: str | None) -> StreamingHttpResponse:
 
 _RETRIEVE_DESCRIPTION = (
     "Coordinators, analysts and admins get the stored files. Readers get each instance "
-    "rebuilt with only the attributes display needs and the pixel data as stored."
+    "rebuilt with only the attributes display needs and the pixel data as stored. "
+    'Accept: multipart/related; type="application/dicom" with transfer-syntax=* (as stored), '
+    "none or 1.2.840.10008.1.2.1 (explicit VR little endian: decoded if stored compressed), "
+    "or 1.2.840.10008.1.2 (implicit VR little endian). Other syntaxes: 406."
 )
 _RETRIEVE_RESPONSES = {
     200: OpenApiResponse(description='multipart/related; type="application/dicom"'),
@@ -339,6 +447,13 @@ _RETRIEVE_RESPONSES = {
 
 
 class StudyRetrieveView(_Base):
+    """WADO-RS study retrieval (GET) and STOW-RS storage into that study (POST)."""
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self.request.method == "POST":
+            return [IsAuthenticated(), IsCoordinator()]
+        return [IsAuthenticated()]
+
     @extend_schema(
         operation_id="dicomweb_study_retrieve",
         summary="WADO-RS: every instance of a study, as stored",
@@ -347,6 +462,16 @@ class StudyRetrieveView(_Base):
     )
     def get(self, request: Request, study_uid: str) -> StreamingHttpResponse:
         return _retrieve(request, study_uid=study_uid)
+
+    @extend_schema(
+        operation_id="dicomweb_study_store",
+        summary="STOW-RS: store instances of this study",
+        description=_STOW_DESCRIPTION + " An instance of another study fails (FailedSOPSequence).",
+        request=_STOW_REQUEST,
+        responses=_STOW_RESPONSES,
+    )
+    def post(self, request: Request, study_uid: str) -> HttpResponse:
+        return stow.stow_handle(request, base_url=_base_url(request), study_uid=study_uid)
 
 
 class SeriesRetrieveView(_Base):
@@ -479,6 +604,144 @@ class FirstFramesView(_Base):
         )
 
 
+# --- WADO-RS rendered and thumbnail -----------------------------------------------------------
+
+RENDERED_MAX_SIDE = 2048
+THUMBNAIL_SIDE = 256
+
+
+def _rendered_params(request: Request, *, default_side: int) -> tuple[int, int]:
+    """(largest side, JPEG quality) from ``viewport=w,h`` and ``quality`` (PS3.18 8.3.5.1)."""
+    side = default_side
+    viewport = request.query_params.get("viewport")
+    if viewport:
+        sizes = viewport.split(",")[:2]
+        if not all(size.strip().isdigit() and int(size) > 0 for size in sizes):
+            raise exceptions.ValidationError(
+                {"detail": f'viewport "{viewport}" is not a width,height in pixels'}
+            )
+        side = min(max(int(size) for size in sizes), RENDERED_MAX_SIDE)
+    quality_text = request.query_params.get("quality", "90")
+    if not quality_text.isdigit() or not 1 <= int(quality_text) <= 100:
+        raise exceptions.ValidationError(
+            {"detail": f'quality "{quality_text}" is not a whole number from 1 to 100'}
+        )
+    return side, int(quality_text)
+
+
+def _rendered(
+    request: Request, instance: Instance | None, *, frame: int = 1, default_side: int
+) -> HttpResponse:
+    if instance is None:
+        raise _not_found()
+    try:
+        media_type, image_format = media.rendered_media_type(request.META.get("HTTP_ACCEPT"))
+    except media.NotAcceptableError as exc:
+        raise _not_acceptable(exc) from exc
+    side, quality = _rendered_params(request, default_side=default_side)
+    if frame > instance.number_of_frames:
+        raise exceptions.NotFound(
+            detail=f"frame {frame} does not exist: this instance has "
+            f"{instance.number_of_frames} frame(s)"
+        )
+    try:
+        image = previews.instance_render(
+            instance=instance,
+            frame=frame,
+            max_side=side,
+            image_format=image_format,
+            quality=quality,
+        )
+    except ApplicationError as exc:
+        raise exceptions.NotAcceptable(detail=exc.message) from exc
+    response = HttpResponse(image, content_type=media_type)
+    response["Cache-Control"] = METADATA_CACHE_CONTROL
+    response["Vary"] = "Accept, Authorization, Cookie"
+    return response
+
+
+_RENDERED_PARAMS = [
+    OpenApiParameter("viewport", str, description="width,height: the largest the image may be"),
+    OpenApiParameter("quality", OpenApiTypes.INT, description="JPEG quality, 1 to 100"),
+]
+_RENDERED_RESPONSES = {
+    200: OpenApiResponse(description="image/jpeg (default) or image/png"),
+    400: None,
+    401: None,
+    404: None,
+    406: None,
+}
+
+
+class InstanceRenderedView(_Base):
+    @extend_schema(
+        operation_id="dicomweb_instance_rendered",
+        summary="WADO-RS: an instance's first frame as a consumer image",
+        description="Windowed as the file asks (VOI LUT or window), else on its 0.5th to "
+        "99.5th percentiles.",
+        parameters=_RENDERED_PARAMS,
+        responses=_RENDERED_RESPONSES,
+    )
+    def get(self, request: Request, study_uid: str, series_uid: str, sop_uid: str) -> HttpResponse:
+        instance = selectors.dicomweb_instances(
+            user=request.user, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid
+        ).first()
+        return _rendered(request, instance, default_side=RENDERED_MAX_SIDE)
+
+
+class FramesRenderedView(_Base):
+    @extend_schema(
+        operation_id="dicomweb_frames_rendered",
+        summary="WADO-RS: one frame as a consumer image",
+        parameters=_RENDERED_PARAMS,
+        responses=_RENDERED_RESPONSES,
+    )
+    def get(
+        self, request: Request, study_uid: str, series_uid: str, sop_uid: str, frames: str
+    ) -> HttpResponse:
+        numbers = frame_numbers_parse(frames)
+        if len(numbers) != 1:
+            raise exceptions.ValidationError(
+                {"detail": "a rendered frame is one frame: name one frame number"}
+            )
+        instance = selectors.dicomweb_instances(
+            user=request.user, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid
+        ).first()
+        return _rendered(request, instance, frame=numbers[0], default_side=RENDERED_MAX_SIDE)
+
+
+class ThumbnailView(_Base):
+    @extend_schema(
+        operation_id="dicomweb_thumbnail",
+        summary="WADO-RS: a small image of a study, series or instance",
+        description="The series' middle instance stands for the series; the first series "
+        f"for the study. At most {THUMBNAIL_SIDE} pixels a side unless viewport says.",
+        parameters=_RENDERED_PARAMS,
+        responses=_RENDERED_RESPONSES,
+    )
+    def get(
+        self,
+        request: Request,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+    ) -> HttpResponse:
+        instance = selectors.dicomweb_representative_instance(
+            user=request.user, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid
+        )
+        return _rendered(request, instance, default_side=THUMBNAIL_SIDE)
+
+
+@extend_schema_view(get=extend_schema(operation_id="dicomweb_series_thumbnail"))
+class SeriesThumbnailView(ThumbnailView):
+    pass
+
+
+@extend_schema_view(get=extend_schema(operation_id="dicomweb_study_thumbnail"))
+class StudyThumbnailView(ThumbnailView):
+    pass
+
+
 # --- WADO-URI ------------------------------------------------------------------------------
 
 
@@ -492,7 +755,11 @@ class WadoUriView(_Base):
             OpenApiParameter("seriesUID", str, required=True),
             OpenApiParameter("objectUID", str, required=True),
             OpenApiParameter("contentType", str, description="application/dicom (the only one)"),
-            OpenApiParameter("transferSyntax", str, description="must be the stored one or *"),
+            OpenApiParameter(
+                "transferSyntax",
+                str,
+                description="* or the stored one (as stored), or a native little endian one",
+            ),
         ],
         responses={
             200: OpenApiResponse(description="application/dicom"),
@@ -529,22 +796,30 @@ class WadoUriView(_Base):
         if instance is None:
             raise _not_found("instance")
         wanted = params.get("transferSyntax")
-        if wanted and wanted not in ("*", instance.transfer_syntax_uid):
+        target = None if wanted in (None, "", "*") else wanted
+        if target and not transcode.transcodable(
+            stored=instance.transfer_syntax_uid, target=target
+        ):
             raise exceptions.NotAcceptable(
-                detail=f"this instance is stored as {instance.transfer_syntax_uid} and is served "
-                "only as stored (no transcoding)"
+                detail=f"this instance is stored as {instance.transfer_syntax_uid}; it is served "
+                f"as stored or decoded into {media.EXPLICIT_VR_LITTLE_ENDIAN} or "
+                f"{media.IMPLICIT_VR_LITTLE_ENDIAN}"
             )
+        is_full = selectors.dicomweb_header_is_full(user=request.user)
         response: HttpResponseBase
-        if selectors.dicomweb_header_is_full(user=request.user):
+        if is_full and target in (None, instance.transfer_syntax_uid):
             response = FileResponse(
                 default_storage.open(str(instance.file.name), "rb"),
                 content_type="application/dicom",
             )
         else:
-            with default_storage.open(str(instance.file.name), "rb") as handle:
-                response = HttpResponse(
-                    reader_instance_bytes(handle), content_type="application/dicom"
-                )
+            try:
+                body = b"".join(_instance_bytes(instance, is_full=is_full, target=target))
+            except transcode.TranscodeError as exc:
+                raise exceptions.NotAcceptable(
+                    detail=f"{exc}: ask for it as stored (transferSyntax=*)"
+                ) from exc
+            response = HttpResponse(body, content_type="application/dicom")
         response["Cache-Control"] = METADATA_CACHE_CONTROL
         response["Vary"] = "Authorization, Cookie"
         return response

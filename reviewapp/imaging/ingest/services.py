@@ -390,6 +390,17 @@ def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcom
         original = dicom_safety.read_untrusted(incoming.path, decode_check=True)
     except dicom_safety.UnsafeDicomError as exc:
         return FileOutcome(name=incoming.name, status="rejected", reason=exc.reason)
+    own = _own_instance_get(original)
+    if own is not None:
+        return FileOutcome(
+            name=incoming.name,
+            status="duplicate",
+            reason="already imported (this archive's own de-identified instance)",
+            sop_instance_uid=own.sop_instance_uid,
+            sop_class_uid=own.sop_class_uid,
+            study_instance_uid=own.series.study.study_instance_uid,
+            series_instance_uid=own.series.series_instance_uid,
+        )
     prepared_or_outcome = _prepare(incoming=incoming, original=original)
     if isinstance(prepared_or_outcome, FileOutcome):
         return prepared_or_outcome
@@ -402,6 +413,7 @@ def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcom
         sop_instance_uid=sop_uid,
         sop_class_uid=str(ds.SOPClassUID),
         study_instance_uid=str(ds.StudyInstanceUID),
+        series_instance_uid=str(ds.SeriesInstanceUID),
     )
     existing = Instance.objects.filter(sop_instance_uid=sop_uid).only("import_batch_id").first()
     if existing is not None:
@@ -455,6 +467,25 @@ def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcom
     if instance.status == Instance.Status.QUARANTINED:
         return replace(base, status="quarantined", reason=prepared.quarantine_reason)
     return base
+
+
+def _own_instance_get(ds: Dataset) -> Instance | None:
+    """The stored instance ``ds`` is a copy of, when it is one of this archive's own
+    de-identified instances pushed back (a PACS or Orthanc round trip): de-identifying it
+    again would store it a second time, under new UIDs and a new pseudonym. Its UIDs are
+    keyed hashes only this installation makes, so matching the stored instance, series and
+    study is proof enough."""
+    if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
+        return None
+    return (
+        Instance.objects.select_related("series__study")
+        .filter(
+            sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+            series__series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
+            series__study__study_instance_uid=str(ds.get("StudyInstanceUID", "")),
+        )
+        .first()
+    )
 
 
 def _frame_error_reason(exc: dicom_index.FrameIndexError) -> str:

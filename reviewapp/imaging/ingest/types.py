@@ -28,6 +28,7 @@ class FileOutcome:
     sop_instance_uid: str = ""  # as stored (de-identified)
     sop_class_uid: str = ""
     study_instance_uid: str = ""  # as stored (de-identified)
+    series_instance_uid: str = ""  # as stored (de-identified)
 
 
 @dataclass(frozen=True)
