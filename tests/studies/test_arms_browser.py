@@ -5,6 +5,7 @@ with the clinical information above both reports."""
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -99,6 +100,25 @@ def test_a_coordinator_builds_three_arms_and_a_reader_sees_one_clinical_panel(
         assert box is not None
         assert report_a is not None
         assert box["y"] < report_a["y"]
+
+        # The next case replaces this one in place: its own clinical information comes with it.
+        # Playwright's event loop runs in this thread: the ORM is asked from another one.
+        with ThreadPoolExecutor(1) as pool:
+            second_indication = pool.submit(
+                lambda: (
+                    Assignment.objects.filter(
+                        reader_study__name="Two models, three arms", reader=reader
+                    )
+                    .order_by("position")[1]
+                    .case.imaging_study.indication
+                )
+            ).result()
+        first_text = panel.inner_text()
+        alice.keyboard.press("n")
+        expect(alice.locator(".case-count")).to_have_text("Case 2 of 9")
+        panel = alice.get_by_role("region", name="Clinical information")
+        expect(panel).to_contain_text(second_indication)
+        assert panel.inner_text() != first_text
         browser.close()
         assert not errors, errors
 
