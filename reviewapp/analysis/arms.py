@@ -323,6 +323,7 @@ def arms_results_from_frame(
     return {
         "n_ratings": int(frame["rating"].nunique()),
         "n_studies": len(clusters),
+        "n_arms": int(frame["arm"].nunique()),
         "rates": _rates(frame, columns, draws, clusters),
         "differences": _differences(frame, columns, draws, clusters, labels),
         "head_to_head": _head_to_head(frame, protocol, draws, clusters),

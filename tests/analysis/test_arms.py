@@ -149,3 +149,6 @@ def test_the_arms_export_names_each_sides_source_and_reproduces_the_rates(
     page = client.get(reverse("analysis:study", args=[three_arms.public_id])).content.decode()
     assert 'id="bradley-terry"' in page
     assert 'id="arm-differences"' in page
+    # The headline tables pool the arms; the page says so where they start.
+    assert 'id="arms-pooled-note"' in page
+    assert "This study has 3 arms" in page
