@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from reviewapp.core.consumers import SnapshotGroupConsumer
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.generation import selectors
 from reviewapp.generation.services import job_counts, job_group_name, run_event
@@ -29,23 +28,14 @@ def _snapshot(user: Any, job_id: str) -> dict[str, Any] | None:
     }
 
 
-class GenerationJobConsumer(AsyncJsonWebsocketConsumer):
-    group: str | None = None
+class GenerationJobConsumer(SnapshotGroupConsumer):
+    url_kwarg = "job_id"
 
-    async def connect(self) -> None:
-        job_id = str(self.scope["url_route"]["kwargs"]["job_id"])
-        snapshot = await database_sync_to_async(_snapshot)(self.scope.get("user"), job_id)
-        if snapshot is None:
-            await self.close(code=4403)
-            return
-        self.group = job_group_name(job_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-        await self.send_json({"type": "snapshot", **snapshot})
+    def snapshot(self, user: Any, object_id: str) -> dict[str, Any] | None:
+        return _snapshot(user, object_id)
 
-    async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+    def group_for(self, object_id: str) -> str:
+        return job_group_name(object_id)
 
     async def generation_progress(self, event: dict[str, Any]) -> None:
         await self.send_json({**event, "type": "progress"})

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from reviewapp.analysis.selectors import reader_study_get_for_analyst
+from reviewapp.core.consumers import SnapshotGroupConsumer
 from reviewapp.metrics import selectors
 from reviewapp.metrics.services import study_group_name
 
@@ -27,23 +26,14 @@ def _snapshot(user: Any, study_id: str) -> dict[str, Any] | None:
     }
 
 
-class MetricJobsConsumer(AsyncJsonWebsocketConsumer):
-    group: str | None = None
+class MetricJobsConsumer(SnapshotGroupConsumer):
+    url_kwarg = "study_id"
 
-    async def connect(self) -> None:
-        study_id = str(self.scope["url_route"]["kwargs"]["study_id"])
-        snapshot = await database_sync_to_async(_snapshot)(self.scope.get("user"), study_id)
-        if snapshot is None:
-            await self.close(code=4403)
-            return
-        self.group = study_group_name(study_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-        await self.send_json({"type": "snapshot", **snapshot})
+    def snapshot(self, user: Any, object_id: str) -> dict[str, Any] | None:
+        return _snapshot(user, object_id)
 
-    async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+    def group_for(self, object_id: str) -> str:
+        return study_group_name(object_id)
 
     async def metrics_progress(self, event: dict[str, Any]) -> None:
         await self.send_json({**event, "type": "progress"})
