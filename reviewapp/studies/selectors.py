@@ -382,6 +382,13 @@ PROGRESS_CSV_COLUMNS = [
     "estimate_basis",
 ]
 
+_PROGRESS_STATUS_TEXT = {
+    "not_started": "not started",
+    "reading": "reading",
+    "idle": f"idle for more than {PROGRESS_IDLE_DAYS} days",
+    "done": "done",
+}
+
 
 def duration_text(seconds: float | None) -> str:
     """``seconds`` for a person: "45 s", "3 min", "2 h 05 min"; empty when unknown."""
@@ -476,6 +483,7 @@ def reader_study_progress(
                 **entry,
                 "left": left,
                 "status": status,
+                "status_text": _PROGRESS_STATUS_TEXT[status],
                 "last_activity": last.isoformat() if last else None,
                 "last_activity_text": _moment_text(last),
                 "median_seconds": median,

@@ -73,6 +73,7 @@ def test_each_reader_gets_own_pace_or_the_study_pace_and_a_status(
     assert b["median_seconds"] == 30
     assert (b["estimate_seconds"], b["estimate_basis"]) == ((len(bob) - 1) * 90, "study")
     assert b["status"] == "idle"  # ten days without a submit or a draft save
+    assert b["status_text"] == "idle for more than 7 days"
 
     g = rows["gina"]
     assert (g["status"], g["last_activity"]) == ("not_started", None)

@@ -60,7 +60,7 @@ def test_the_coordinator_sees_each_reader_copies_the_reminders_and_sees_a_submit
         table = page.get_by_role("table", name="Progress per reader")
         expect(table).to_be_visible()
         alice = table.locator('tr[data-reader="alice"]')
-        expect(alice.locator('[data-col="status"]')).to_have_text("not_started")
+        expect(alice.locator('[data-col="status"]')).to_have_text("not started")
         expect(alice.locator('[data-col="last_activity"]')).to_have_text("none yet")
         reminders = page.get_by_role("textbox", name="Reminders")
         expect(reminders).to_be_visible()

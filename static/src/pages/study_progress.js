@@ -34,7 +34,7 @@ function render(progress) {
       tr.append(
         cell(row.reader),
         cell(row.cohort),
-        cell(row.status, "status"),
+        cell(row.status_text, "status"),
         cell(`${row.submitted} / ${row.total}`, "submitted"),
         cell(String(row.in_progress), "in_progress"),
         cell(row.last_activity_text || "none yet", "last_activity"),
