@@ -123,7 +123,12 @@ ProgressOut = inline_serializer(
         "total": serializers.IntegerField(),
         "submitted": serializers.IntegerField(),
         "revisions": serializers.IntegerField(),
+        "median_seconds": serializers.FloatField(allow_null=True),
+        "median_text": serializers.CharField(),
+        "idle_days": serializers.IntegerField(),
+        "own_pace_min_reads": serializers.IntegerField(),
         "readers": serializers.ListField(child=serializers.DictField()),
+        "reminders": serializers.CharField(),
     },
 )
 HistoryOut = inline_serializer(

@@ -7,16 +7,21 @@ serializer listing one field too many.
 
 from __future__ import annotations
 
+import csv
 import difflib
+import io
+import statistics
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.utils import timezone
 
 from reviewapp.core.access import public_id_get_or_404, public_id_or_404
 from reviewapp.core.roles import Role, user_has_role
@@ -356,28 +361,138 @@ def rating_get_for_staff(*, reader_study: ReaderStudy, assignment_id: Any) -> Ra
     return rating
 
 
-def reader_study_progress(*, reader_study: ReaderStudy) -> dict[str, Any]:
-    """Counts per reader and overall; no patient data, no answers."""
-    rows = (
-        reader_study.assignments.values("reader__username")
-        .annotate(
-            total=Count("id"),
-            submitted=Count("id", filter=Q(status=Assignment.Status.SUBMITTED)),
-            in_progress=Count("id", filter=Q(status=Assignment.Status.IN_PROGRESS)),
+# A reader counts as idle after this long without a submit or a draft save.
+PROGRESS_IDLE_DAYS = 7
+# Below this many timed reads a reader's own median says little: their estimate uses the
+# study's pace instead (the page says which).
+PROGRESS_OWN_PACE_MIN_READS = 3
+PROGRESS_CSV_COLUMNS = [
+    "reader",
+    "name",
+    "email",
+    "cohort",
+    "status",
+    "submitted",
+    "assigned",
+    "in_progress",
+    "reads_left",
+    "last_activity",
+    "median_seconds",
+    "estimate_seconds",
+    "estimate_basis",
+]
+
+_PROGRESS_STATUS_TEXT = {
+    "not_started": "not started",
+    "reading": "reading",
+    "idle": f"idle for more than {PROGRESS_IDLE_DAYS} days",
+    "done": "done",
+}
+
+
+def duration_text(seconds: float | None) -> str:
+    """``seconds`` for a person: "45 s", "3 min", "2 h 05 min"; empty when unknown."""
+    if seconds is None:
+        return ""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _moment_text(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
+def reader_study_progress(
+    *, reader_study: ReaderStudy, now: datetime | None = None
+) -> dict[str, Any]:
+    """Progress per reader and overall, as a coordinator acts on it: reads done, last
+    activity, median active time per submitted read, time of reading left and a status.
+    Staff-only (it names readers and their e-mail); no patient data, no answers."""
+    now = now or timezone.now()
+    rows = reader_study.assignments.values(
+        "reader_id",
+        "reader__username",
+        "reader__first_name",
+        "reader__last_name",
+        "reader__email",
+        "status",
+        "active_seconds",
+        "submitted_at",
+        "draft_saved_at",
+        "rating__revised_at",
+    ).order_by("reader__username")
+    cohorts = dict(reader_study.panel.values_list("reader_id", "cohort"))
+    per_reader: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        entry = per_reader.setdefault(
+            row["reader_id"],
+            {
+                "reader": row["reader__username"],
+                "name": f"{row['reader__first_name']} {row['reader__last_name']}".strip(),
+                "email": row["reader__email"],
+                "cohort": cohorts.get(row["reader_id"], ""),
+                "total": 0,
+                "submitted": 0,
+                "in_progress": 0,
+                "timings": [],
+                "moments": [],
+            },
         )
-        .order_by("reader__username")
-    )
-    cohorts = dict(reader_study.panel.values_list("reader__username", "cohort"))
-    readers = [
-        {
-            "reader": row["reader__username"],
-            "cohort": cohorts.get(row["reader__username"], ""),
-            "total": row["total"],
-            "submitted": row["submitted"],
-            "in_progress": row["in_progress"],
-        }
-        for row in rows
-    ]
+        entry["total"] += 1
+        if row["status"] == Assignment.Status.SUBMITTED:
+            entry["submitted"] += 1
+            # A read submitted without timing (a script, an import) has 0 s: unknown, not fast.
+            if row["active_seconds"] > 0:
+                entry["timings"].append(row["active_seconds"])
+        elif row["status"] == Assignment.Status.IN_PROGRESS:
+            entry["in_progress"] += 1
+        entry["moments"] += [
+            m
+            for m in (row["submitted_at"], row["draft_saved_at"], row["rating__revised_at"])
+            if m is not None
+        ]
+    every_timing = [t for entry in per_reader.values() for t in entry["timings"]]
+    study_median = statistics.median(every_timing) if every_timing else None
+    idle_before = now - timedelta(days=PROGRESS_IDLE_DAYS)
+    readers = []
+    for entry in per_reader.values():
+        timings, moments = entry.pop("timings"), entry.pop("moments")
+        left = entry["total"] - entry["submitted"]
+        last = max(moments) if moments else None
+        median = statistics.median(timings) if timings else None
+        if len(timings) >= PROGRESS_OWN_PACE_MIN_READS:
+            pace, basis = median, "reader"
+        else:
+            pace, basis = study_median, "study" if study_median is not None else ""
+        estimate = left * pace if left and pace is not None else None
+        if left == 0:
+            status = "done"
+        elif last is None:
+            status = "not_started"
+        elif last < idle_before:
+            status = "idle"
+        else:
+            status = "reading"
+        readers.append(
+            {
+                **entry,
+                "left": left,
+                "status": status,
+                "status_text": _PROGRESS_STATUS_TEXT[status],
+                "last_activity": last.isoformat() if last else None,
+                "last_activity_text": _moment_text(last),
+                "median_seconds": median,
+                "median_text": duration_text(median),
+                "estimate_seconds": estimate,
+                "estimate_text": duration_text(estimate) if left else "",
+                "estimate_basis": basis if estimate is not None else "",
+            }
+        )
     total = sum(r["total"] for r in readers)
     submitted = sum(r["submitted"] for r in readers)
     return {
@@ -388,8 +503,51 @@ def reader_study_progress(*, reader_study: ReaderStudy) -> dict[str, Any]:
         "revisions": Rating.objects.filter(
             assignment__reader_study=reader_study, version__gt=1
         ).count(),
+        "median_seconds": study_median,
+        "median_text": duration_text(study_median),
+        "idle_days": PROGRESS_IDLE_DAYS,
+        "own_pace_min_reads": PROGRESS_OWN_PACE_MIN_READS,
         "readers": readers,
+        "reminders": progress_reminders(readers),
     }
+
+
+def progress_reminders(readers: list[dict[str, Any]]) -> str:
+    """The plain-text list a coordinator pastes into a mail: one line per reader with reads
+    left (name, e-mail, reads left, last activity)."""
+    return "\n".join(
+        f"{r['name'] or r['reader']} <{r['email'] or 'no e-mail'}>: {r['left']} of "
+        f"{r['total']} reads left; last activity "
+        f"{r['last_activity_text'] or 'none yet'}"
+        for r in readers
+        if r["left"]
+    )
+
+
+def progress_csv(progress: dict[str, Any]) -> str:
+    """The progress table (``reader_study_progress``) as CSV, one row per reader."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(PROGRESS_CSV_COLUMNS)
+    for r in progress["readers"]:
+        writer.writerow(
+            [
+                r["reader"],
+                r["name"],
+                r["email"],
+                r["cohort"],
+                r["status"],
+                r["submitted"],
+                r["total"],
+                r["in_progress"],
+                r["left"],
+                r["last_activity"] or "",
+                "" if r["median_seconds"] is None else round(r["median_seconds"], 1),
+                "" if r["estimate_seconds"] is None else round(r["estimate_seconds"], 1),
+                r["estimate_basis"],
+            ]
+        )
+    return out.getvalue()
 
 
 def rating_history(*, rating: Rating) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ urlpatterns = [
         name="refresh_reports",
     ),
     path("<str:study_id>/progress/", views.study_progress, name="progress"),
+    path("<str:study_id>/progress.csv", views.study_progress_export, name="progress_export"),
     path("<str:study_id>/blinding/check/", views.study_blinding_check, name="blinding_check"),
     path(
         "<str:study_id>/blinding/acknowledge/",

@@ -568,8 +568,28 @@ def study_progress(request: HttpRequest, study_id: str) -> HttpResponse:
     return render(
         request,
         "studies/study_progress.html",
-        {"study": study, "progress": selectors.reader_study_progress(reader_study=study)},
+        {
+            "study": study,
+            "progress": selectors.reader_study_progress(reader_study=study),
+            "may_export": selectors.reader_study_is_managed_by(
+                user=request.user, reader_study=study
+            ),
+        },
     )
+
+
+@require_GET
+@role_required(Role.COORDINATOR)
+def study_progress_export(request: HttpRequest, study_id: str) -> HttpResponse:
+    """The progress table as CSV: names and e-mail of readers, so coordinators of the study
+    and admins only (analysts see the page, not the file)."""
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+    progress = selectors.reader_study_progress(reader_study=study)
+    response = HttpResponse(
+        selectors.progress_csv(progress), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="progress-{study.public_id}.csv"'
+    return response
 
 
 @require_GET

@@ -179,6 +179,8 @@ PAGES: list[tuple[str, str, str, dict[str, int]]] = [
     ("delete", "post", "/studies/{study}/delete/", {"carol": 302, "frank": 404}),
     ("case_remove", "post", "/studies/{study}/cases/{case}/remove/", {"carol": 302, "frank": 404}),
     ("progress", "get", "/studies/{study}/progress/", {"carol": 200, "frank": 404, "dave": 200}),
+    # names and e-mail of readers: the study's coordinators (and admins) only
+    ("progress_csv", "get", "/studies/{study}/progress.csv", {"carol": 200, "frank": 404}),
     ("blinding_run", "post", "/studies/{study}/blinding/check/", {"carol": 302, "frank": 404}),
     (
         "blinding_ack",

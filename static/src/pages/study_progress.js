@@ -1,10 +1,13 @@
-// Live progress of one reader study: the table updates over the websocket as ratings arrive.
+// Live progress of one reader study: the table and the reminders update over the websocket
+// as ratings arrive. Every figure and text comes from the server's progress selector.
 import { readJsonScript } from "../lib/http.js";
 import { reconnectingSocket } from "../lib/socket.js";
 
 const initial = readJsonScript("progress-data");
 const rows = document.querySelector("[data-progress-rows]");
 const live = document.querySelector("[data-live-state]");
+const reminders = document.querySelector("[data-progress-reminders]");
+const copyState = document.querySelector("[data-copy-state]");
 
 function cell(text, column) {
   const td = document.createElement("td");
@@ -17,6 +20,8 @@ function render(progress) {
   document.querySelector("[data-progress-status]").textContent = progress.status;
   document.querySelector("[data-progress-overall]").textContent = `${progress.submitted} / ${progress.total}`;
   document.querySelector("[data-progress-revisions]").textContent = progress.revisions;
+  document.querySelector("[data-progress-median]").textContent = progress.median_text || "not known yet";
+  reminders.value = progress.reminders;
   rows.replaceChildren(
     ...progress.readers.map((row) => {
       const tr = document.createElement("tr");
@@ -29,8 +34,12 @@ function render(progress) {
       tr.append(
         cell(row.reader),
         cell(row.cohort),
+        cell(row.status_text, "status"),
         cell(`${row.submitted} / ${row.total}`, "submitted"),
         cell(String(row.in_progress), "in_progress"),
+        cell(row.last_activity_text || "none yet", "last_activity"),
+        cell(row.median_text, "median"),
+        cell(row.estimate_text + (row.estimate_basis === "study" ? " (study's pace)" : ""), "estimate"),
         barCell,
       );
       return tr;
@@ -45,3 +54,14 @@ reconnectingSocket(
   },
   { onStatus: (state) => { live.textContent = state === "open" ? "live" : "reconnecting…"; live.dataset.state = state; } },
 );
+
+document.querySelector("[data-copy-reminders]").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText(reminders.value);
+    copyState.textContent = "Copied.";
+  } catch {
+    // Without clipboard access (plain http, a refused permission) the text is selected instead.
+    reminders.select();
+    copyState.textContent = "Selected: press Ctrl+C to copy.";
+  }
+});
