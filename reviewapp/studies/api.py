@@ -624,7 +624,8 @@ class ProgressApi(NoStoreAPIView):
     @extend_schema(summary="Progress per reader and overall", responses=ProgressOut)
     def get(self, request: Request, study_id: str) -> Response:
         study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
-        return Response(selectors.reader_study_progress(reader_study=study))
+        managed = selectors.reader_study_is_managed_by(user=request.user, reader_study=study)
+        return Response(selectors.reader_study_progress(reader_study=study, with_contact=managed))
 
 
 class StudyRatingHistoryApi(NoStoreAPIView):

@@ -27,6 +27,7 @@ class ReaderStudyProgressConsumer(AsyncJsonWebsocketConsumer):
     study_pk: int = 0
     refresh: asyncio.Task[None] | None = None
     stale = False
+    with_contact = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -36,6 +37,9 @@ class ReaderStudyProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         self.study_pk = study.pk
+        self.with_contact = await database_sync_to_async(selectors.reader_study_is_managed_by)(
+            user=user, reader_study=study
+        )
         self.group = progress_group(study)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -53,7 +57,7 @@ class ReaderStudyProgressConsumer(AsyncJsonWebsocketConsumer):
     @database_sync_to_async
     def _progress(self) -> dict[str, Any]:
         study = ReaderStudy.objects.get(pk=self.study_pk)
-        return selectors.reader_study_progress(reader_study=study)
+        return selectors.reader_study_progress(reader_study=study, with_contact=self.with_contact)
 
     async def _send_progress(self) -> None:
         await self.send_json({"type": "progress", "progress": await self._progress()})
@@ -108,6 +112,9 @@ class ReadingStatusConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         self.study_pk = study.pk
+        self.with_contact = await database_sync_to_async(selectors.reader_study_is_managed_by)(
+            user=user, reader_study=study
+        )
         self.group = progress_group(study)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()

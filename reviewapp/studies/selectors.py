@@ -408,11 +408,13 @@ def _moment_text(moment: datetime | None) -> str:
 
 
 def reader_study_progress(
-    *, reader_study: ReaderStudy, now: datetime | None = None
+    *, reader_study: ReaderStudy, with_contact: bool = False, now: datetime | None = None
 ) -> dict[str, Any]:
     """Progress per reader and overall, as a coordinator acts on it: reads done, last
     activity, median active time per submitted read, time of reading left and a status.
-    Staff-only (it names readers and their e-mail); no patient data, no answers."""
+    Staff-only (it names readers); no patient data, no answers. Readers' e-mail only
+    ``with_contact``: for those who manage the study (``reader_study_is_managed_by``), who
+    send the reminders; analysts see the figures without it."""
     now = now or timezone.now()
     rows = reader_study.assignments.values(
         "reader_id",
@@ -434,7 +436,7 @@ def reader_study_progress(
             {
                 "reader": row["reader__username"],
                 "name": f"{row['reader__first_name']} {row['reader__last_name']}".strip(),
-                "email": row["reader__email"],
+                "email": row["reader__email"] if with_contact else "",
                 "cohort": cohorts.get(row["reader_id"], ""),
                 "total": 0,
                 "submitted": 0,
@@ -508,15 +510,16 @@ def reader_study_progress(
         "idle_days": PROGRESS_IDLE_DAYS,
         "own_pace_min_reads": PROGRESS_OWN_PACE_MIN_READS,
         "readers": readers,
-        "reminders": progress_reminders(readers),
+        "reminders": progress_reminders(readers, with_contact=with_contact),
     }
 
 
-def progress_reminders(readers: list[dict[str, Any]]) -> str:
+def progress_reminders(readers: list[dict[str, Any]], *, with_contact: bool = True) -> str:
     """The plain-text list a coordinator pastes into a mail: one line per reader with reads
-    left (name, e-mail, reads left, last activity)."""
+    left (name, e-mail where shown, reads left, last activity)."""
     return "\n".join(
-        f"{r['name'] or r['reader']} <{r['email'] or 'no e-mail'}>: {r['left']} of "
+        f"{r['name'] or r['reader']}"
+        f"{(' <' + (r['email'] or 'no e-mail') + '>') if with_contact else ''}: {r['left']} of "
         f"{r['total']} reads left; last activity "
         f"{r['last_activity_text'] or 'none yet'}"
         for r in readers

@@ -275,7 +275,9 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
             "can_manage": can_manage,
             "cases": selectors.case_list(reader_study=study),
             "readers": [(u, u.pk in seats, seats.get(u.pk, "")) for u in _readers()],
-            "progress": selectors.reader_study_progress(reader_study=study),
+            "progress": selectors.reader_study_progress(
+                reader_study=study, with_contact=can_manage
+            ),
             "newer_versions": selectors.cases_with_newer_versions_count(reader_study=study),
             "modality_warnings": selectors.cases_modality_warnings(reader_study=study),
             "has_reading_lists": study.assignments.exists(),
@@ -565,15 +567,14 @@ def study_delete(request: HttpRequest, study_id: str) -> HttpResponse:
 @role_required(Role.COORDINATOR, Role.ANALYST)
 def study_progress(request: HttpRequest, study_id: str) -> HttpResponse:
     study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
+    manages = selectors.reader_study_is_managed_by(user=request.user, reader_study=study)
     return render(
         request,
         "studies/study_progress.html",
         {
             "study": study,
-            "progress": selectors.reader_study_progress(reader_study=study),
-            "may_export": selectors.reader_study_is_managed_by(
-                user=request.user, reader_study=study
-            ),
+            "progress": selectors.reader_study_progress(reader_study=study, with_contact=manages),
+            "may_export": manages,
         },
     )
 
@@ -584,7 +585,7 @@ def study_progress_export(request: HttpRequest, study_id: str) -> HttpResponse:
     """The progress table as CSV: names and e-mail of readers, so coordinators of the study
     and admins only (analysts see the page, not the file)."""
     study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
-    progress = selectors.reader_study_progress(reader_study=study)
+    progress = selectors.reader_study_progress(reader_study=study, with_contact=True)
     response = HttpResponse(
         selectors.progress_csv(progress), content_type="text/csv; charset=utf-8"
     )

@@ -81,7 +81,7 @@ def test_each_reader_gets_own_pace_or_the_study_pace_and_a_status(
 
     # A draft save is activity: gina is reading from then on.
     services.draft_save(assignment=gina_list[0], draft={"answers": {"comparison": "a"}}, seq=1)
-    progress = selectors.reader_study_progress(reader_study=study)
+    progress = selectors.reader_study_progress(reader_study=study, with_contact=True)
     assert {row["reader"]: row["status"] for row in progress["readers"]}["gina"] == "reading"
 
     lines = progress["reminders"].splitlines()
@@ -91,6 +91,16 @@ def test_each_reader_gets_own_pace_or_the_study_pace_and_a_status(
     )
     assert lines[1].startswith(f"bob <{second_reader.email or 'no e-mail'}>: {len(bob) - 1} of")
     assert lines[2].startswith("gina ")
+
+    # Without contact (an analyst's view) the same figures come without anyone's e-mail.
+    figures_only = selectors.reader_study_progress(reader_study=study)
+    assert {row["email"] for row in figures_only["readers"]} == {""}
+    assert "@" not in figures_only["reminders"]
+    assert (
+        figures_only["reminders"]
+        .splitlines()[0]
+        .startswith(f"Alice Ames: {len(alice) - 3} of {len(alice)} reads left")
+    )
 
 
 def test_a_reader_who_has_finished_is_done_has_nothing_left_and_no_reminder(
@@ -146,12 +156,14 @@ def test_the_export_is_the_table_for_the_study_coordinator_and_admins_only(
     assert rows[0]["estimate_basis"] == "study"  # one timed read: the study's pace
 
 
-def test_the_page_offers_the_export_to_its_coordinator_not_to_an_analyst(
+def test_the_page_offers_the_export_and_emails_to_its_coordinator_not_to_an_analyst(
     coordinator, reader, analyst
 ) -> None:
     study = build_study(
         coordinator=coordinator, readers=[reader], imaging=[make_case_study(i) for i in range(2)]
     )
+    reader.email = "alice@example.org"
+    reader.save(update_fields=["email"])
     link = f"/studies/{study.public_id}/progress.csv"
     for user, shown in ((coordinator, True), (analyst, False)):
         client = Client()
@@ -159,3 +171,7 @@ def test_the_page_offers_the_export_to_its_coordinator_not_to_an_analyst(
         page = client.get(f"/studies/{study.public_id}/progress/").content.decode()
         assert (link in page) is shown
         assert "Reminders" in page
+        # Readers' e-mail goes to those who send the reminders, not to analysts.
+        api = client.get(f"/api/v1/reader-studies/{study.public_id}/progress").json()
+        assert (reader.email in page) is shown
+        assert ({row["email"] for row in api["readers"]} == {reader.email}) is shown
