@@ -31,6 +31,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import bench_database_use  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
 os.environ.setdefault("DJANGO_DEBUG", "1")
 
@@ -73,29 +75,6 @@ PROTOCOL = {
         },
     ],
 }
-
-
-def _bench_database() -> str:
-    """Point this process (and its children) at the benchmark's own database; create it."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
-
-    url = os.environ.get("BENCH_DATABASE_URL")
-    if not url:
-        base = urlsplit(
-            os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/radreview")
-        )
-        url = urlunsplit(base._replace(path=base.path.rstrip("/") + "_analysis_bench"))
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-    os.environ["DATABASE_URL"] = url
-    return name
 
 
 def _setup() -> None:
@@ -461,7 +440,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.child:
         # Children inherit DATABASE_URL from the parent, already pointed at the bench database.
-        database = _bench_database()
+        database = bench_database_use("_analysis_bench")
     _setup()
     if args.child:
         kind, study_id, *rest = args.child

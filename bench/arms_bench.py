@@ -25,30 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import bench_database_use  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
 os.environ.setdefault("DJANGO_DEBUG", "1")
-
-
-def _bench_database() -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
-
-    url = os.environ.get("BENCH_DATABASE_URL")
-    if not url:
-        base = urlsplit(
-            os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/radreview")
-        )
-        url = urlunsplit(base._replace(path=base.path.rstrip("/") + "_arms_bench"))
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-    os.environ["DATABASE_URL"] = url
-    return name
 
 
 def draw_only(*, studies: int, readers: int, k: int | None) -> float:
@@ -73,7 +53,7 @@ def draw_only(*, studies: int, readers: int, k: int | None) -> float:
 
 
 def with_database(*, studies: int, readers: int, ks: list[int | None]) -> None:
-    name = _bench_database()
+    name = bench_database_use("_arms_bench")
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, check=True
     )

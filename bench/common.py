@@ -243,3 +243,25 @@ def private_postgres(*, database: str = "radreview_bench") -> Iterator[PrivatePo
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         shutil.rmtree(root, ignore_errors=True)
+
+
+def bench_database_use(suffix: str) -> str:
+    """Point this process (and its children) at a benchmark's own database, creating it:
+    ``BENCH_DATABASE_URL``, else ``DATABASE_URL``'s name plus ``suffix``. Returns its name."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if not url:
+        base = urlsplit(
+            os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/radreview")
+        )
+        url = urlunsplit(base._replace(path=base.path.rstrip("/") + suffix))
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    os.environ["DATABASE_URL"] = url
+    return name
