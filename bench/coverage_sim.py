@@ -181,14 +181,9 @@ def markdown(rows: list[tuple[int, float, int, float, float]], repetitions: int)
         f"{repetitions} repetitions per cell (Monte Carlo SE about {100 * se:.1f} points).",
         f"Required band: {100 * BAND[0]:.0f}-{100 * BAND[1]:.0f}%.",
         "",
-        "| readers | reader SD (logit) | cases | coverage | mean width |",
-        "|---:|---:|---:|---:|---:|",
     ]
-    for readers, sd, cases, cov, width in rows:
-        lines.append(
-            f"| {readers} | {sd:.1f} | {cases} | {100 * cov:.1f}% | {100 * width:.1f} pts |"
-        )
-    inside = sum(BAND[0] <= row[3] <= BAND[1] for row in rows)
+    table, inside = _coverage_table(rows)
+    lines += table
     lines += [
         "",
         f"{inside} of {len(rows)} cells inside the band.",
@@ -202,6 +197,19 @@ def markdown(rows: list[tuple[int, float, int, float, float]], repetitions: int)
         "",
     ]
     return "\n".join(lines)
+
+
+def _coverage_table(rows: list[tuple[int, float, int, float, float]]) -> tuple[list[str], int]:
+    """The readers x reader SD x cases table, and how many of its cells are in the band."""
+    lines = [
+        "| readers | reader SD (logit) | cases | coverage | mean width |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for readers, sd, cases, cov, width in rows:
+        lines.append(
+            f"| {readers} | {sd:.1f} | {cases} | {100 * cov:.1f}% | {100 * width:.1f} pts |"
+        )
+    return lines, sum(BAND[0] <= row[3] <= BAND[1] for row in rows)
 
 
 def difference_markdown(rows: list[tuple[int, float, int, float, float]], repetitions: int) -> str:
@@ -219,14 +227,9 @@ def difference_markdown(rows: list[tuple[int, float, int, float, float]], repeti
         "target: the population AI - original share of cases meeting the outcome with that many",
         f"readers (Gauss-Hermite). {repetitions} repetitions per cell.",
         "",
-        "| readers | reader SD (logit) | cases | coverage | mean width |",
-        "|---:|---:|---:|---:|---:|",
     ]
-    for readers, sd, cases, cov, width in rows:
-        lines.append(
-            f"| {readers} | {sd:.1f} | {cases} | {100 * cov:.1f}% | {100 * width:.1f} pts |"
-        )
-    inside = sum(BAND[0] <= row[3] <= BAND[1] for row in rows)
+    table, inside = _coverage_table(rows)
+    lines += table
     lines += [
         "",
         f"{inside} of {len(rows)} cells inside the band. The bootstrap of pairs treats cases as",
