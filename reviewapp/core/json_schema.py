@@ -27,6 +27,17 @@ from jsonschema.exceptions import ValidationError as SchemaError
 
 MAX_PROBLEMS = 5
 
+# A value of a flat name/value document (provenance fields, a metric's parameters): short text,
+# a number, a boolean or null, never a nested object that would hide what it holds.
+FLAT_VALUE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "maxLength": 500},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+    ]
+}
+
 
 def _where(error: SchemaError) -> str:
     return "/".join(str(p) for p in error.absolute_path) or "(document)"

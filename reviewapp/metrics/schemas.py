@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reviewapp.core.json_schema import schema_checker
+from reviewapp.core.json_schema import FLAT_VALUE_SCHEMA, schema_checker
 
 _NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}
 
@@ -31,14 +31,7 @@ METRIC_PARAMS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "maxProperties": 20,
     "propertyNames": {"type": "string", "maxLength": 64},
-    "additionalProperties": {
-        "anyOf": [
-            {"type": "string", "maxLength": 500},
-            {"type": "number"},
-            {"type": "boolean"},
-            {"type": "null"},
-        ]
-    },
+    "additionalProperties": FLAT_VALUE_SCHEMA,
 }
 
 # MetricResult.values: the metric's numbers for one pair ({} when the pair was skipped).

@@ -11,20 +11,15 @@ from typing import Any
 import jsonschema
 from django.core.exceptions import ValidationError
 
+from reviewapp.core.json_schema import FLAT_VALUE_SCHEMA
+
 PROVENANCE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "maxProperties": 30,
     "propertyNames": {"type": "string", "minLength": 1, "maxLength": 64},
     # Flat on purpose: provenance is shown as a table of name/value pairs, and a nested blob
     # would hide whatever it holds from the coordinator who has to check it.
-    "additionalProperties": {
-        "anyOf": [
-            {"type": "string", "maxLength": 500},
-            {"type": "number"},
-            {"type": "boolean"},
-            {"type": "null"},
-        ]
-    },
+    "additionalProperties": FLAT_VALUE_SCHEMA,
 }
 
 
