@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import AbstractUser
 from django.db import connection
+from playwright.sync_api import Browser, sync_playwright
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -121,3 +122,22 @@ def serving(tmp_path: Path, **env: str) -> Iterator[str]:
         command, ready_url=f"{url}/healthz", env=server_env, log_path=log_path, timeout=180
     ):
         yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Playwright's sync API keeps an event loop running in this thread for as long as the
+    # browser lives; Django would otherwise refuse every ORM call made beside it. Module
+    # scope: a browser left running would break every later test that starts Playwright.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium")
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous

@@ -72,6 +72,13 @@ class TokenAuthentication(authentication.TokenAuthentication):
         return token.user, token
 
 
+class BearerTokenAuthentication(TokenAuthentication):
+    """The same API token sent as ``Authorization: Bearer <key>``: the scheme DICOMweb viewers
+    send (OHIF passes a ``?token=`` from its URL on that way); checked exactly as above."""
+
+    keyword = "Bearer"
+
+
 def credential_user(*, authorization: str | None, cookie: str | None) -> AbstractBaseUser | None:
     """The active user behind a request's ``Authorization`` or session cookie header, by the
     same code Django and DRF run; None when there is none or it is not valid (any more).

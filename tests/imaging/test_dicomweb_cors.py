@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from django.contrib.auth.models import AbstractUser
 from django.test import Client
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from reviewapp.imaging.models import Study
@@ -72,3 +73,22 @@ def test_other_origins_and_other_paths_get_no_cors_headers(
     assert stranger.status_code == 401
     api = api_client_for(coordinator).get("/api/v1/studies", HTTP_ORIGIN=VIEWER)
     assert "Access-Control-Allow-Origin" not in api
+
+
+@pytest.mark.django_db
+def test_the_api_token_also_works_as_a_bearer_token_and_stops_when_revoked(
+    imported_ct_study: Study, coordinator: AbstractUser
+) -> None:
+    """OHIF sends the token of its ``?token=`` URL as ``Authorization: Bearer``."""
+    token = Token.objects.create(user=coordinator)
+    bearer = Client(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+    found = bearer.get("/dicomweb/studies", HTTP_ORIGIN=VIEWER)
+    assert found.status_code == 200
+    assert [s["0020000D"]["Value"][0] for s in found.json()] == [
+        imported_ct_study.study_instance_uid
+    ]
+    assert (
+        Client(HTTP_AUTHORIZATION="Bearer not-a-token").get("/dicomweb/studies").status_code == 401
+    )
+    token.delete()
+    assert bearer.get("/dicomweb/studies").status_code == 401

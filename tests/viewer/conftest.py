@@ -3,7 +3,6 @@ a page logged in as one of the personas, recording console errors and CSP violat
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ import pydicom
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from pydicom.uid import generate_uid
 
 from reviewapp.imaging.ingest.services import instance_quarantine_approve
@@ -77,25 +76,6 @@ def viewer_bundle() -> Path:
     if not MANIFEST.exists() or MANIFEST.stat().st_mtime < _newest_mtime(BUILD_INPUTS):
         subprocess.run(["npm", "run", "build", "--silent"], cwd=REPO_ROOT, check=True)
     return MANIFEST
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Playwright's sync API keeps an event loop running in this thread for as long as the
-    # browser lives; Django would otherwise refuse every ORM call made beside it. Module
-    # scope: a browser left running would break every later test that starts Playwright.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium")
-            yield chromium
-            chromium.close()
-    finally:
-        if previous is None:
-            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @dataclass

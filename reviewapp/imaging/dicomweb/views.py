@@ -18,7 +18,7 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from drf_spectacular.authentication import SessionScheme
+from drf_spectacular.authentication import SessionScheme, TokenScheme
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -34,7 +34,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from reviewapp.accounts.authentication import TokenAuthentication
+from reviewapp.accounts.authentication import BearerTokenAuthentication, TokenAuthentication
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.permissions import IsCoordinator
 from reviewapp.imaging import previews
@@ -85,8 +85,21 @@ class _DicomwebSessionScheme(SessionScheme):
     name = "dicomwebCookieAuth"  # the same cookie; a scheme name belongs to one class
 
 
+class _BearerScheme(TokenScheme):
+    """The API token under the Bearer scheme has a scheme name of its own in the schema."""
+
+    target_class = "reviewapp.accounts.authentication.BearerTokenAuthentication"
+    name = "bearerTokenAuth"
+    match_subclasses = False
+    priority = 0
+
+
 class _Base(APIView):
-    authentication_classes = [TokenAuthentication, DicomwebSessionAuthentication]
+    authentication_classes = [
+        TokenAuthentication,
+        BearerTokenAuthentication,
+        DicomwebSessionAuthentication,
+    ]
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _FirstRenderer
