@@ -7,6 +7,7 @@ and is stopped (with its children) when the ``with`` block ends, whatever happen
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ import psycopg
 import requests
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+ORTHANC_PLUGIN_DIRS = (Path("/usr/share/orthanc/plugins"), Path("/usr/lib/orthanc"))
 
 
 def free_port() -> int:
@@ -265,3 +267,50 @@ def bench_database_use(suffix: str) -> str:
             conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
     os.environ["DATABASE_URL"] = url
     return name
+
+
+# --- Orthanc (Debian packages orthanc and orthanc-dicomweb) ---------------------------------
+
+
+def orthanc_plugin() -> Path:
+    for folder in ORTHANC_PLUGIN_DIRS:
+        for candidate in sorted(folder.glob("libOrthancDicomWeb.so*")):
+            return candidate
+    raise SystemExit("Orthanc's DICOMweb plugin is not installed (Debian: orthanc-dicomweb)")
+
+
+def orthanc_binary() -> str:
+    found = shutil.which("Orthanc") or (
+        "/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").exists() else None
+    )
+    if not found:
+        raise SystemExit("Orthanc is not installed (Debian: orthanc)")
+    return found
+
+
+def orthanc_config(
+    folder: Path, *, port: int, dicomweb_servers: dict[str, object] | None = None
+) -> Path:
+    """An Orthanc on loopback with DICOMweb only; ``dicomweb_servers``: the remote DICOMweb
+    servers it may query, retrieve from and push to (the plugin's ``Servers`` option)."""
+    config = {
+        "Name": "radreview-bench",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "index"),
+        "HttpPort": port,
+        "RemoteAccessAllowed": False,  # loopback only
+        "AuthenticationEnabled": False,
+        "DicomServerEnabled": False,  # no DIMSE port: DICOMweb only
+        "StorageCompression": False,
+        "Plugins": [str(orthanc_plugin())],
+        "DicomWeb": {
+            "Enable": True,
+            "Root": "/dicom-web/",
+            "EnableWado": True,
+            "Ssl": False,
+            "Servers": dicomweb_servers or {},
+        },
+    }
+    path = folder / "orthanc.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path

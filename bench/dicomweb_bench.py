@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import re
 import shutil
@@ -46,6 +45,8 @@ from bench.common import (  # noqa: E402
     free_port,
     load_run,
     manage,
+    orthanc_binary,
+    orthanc_config,
     running,
 )
 
@@ -53,7 +54,6 @@ CT_DIR = REPO_ROOT / "sampledata" / "ct" / "lung_pet_ct_dx_A0002_thorax"
 CXR_FILES = sorted((REPO_ROOT / "sampledata" / "cxr").glob("*.dcm"))
 OCTET_ANY = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
 STOW_BATCH = 10
-ORTHANC_PLUGIN_DIRS = (Path("/usr/share/orthanc/plugins"), Path("/usr/lib/orthanc"))
 PASSWORD = "bench-password-not-secret-4821"  # noqa: S105 - a throwaway bench database
 
 
@@ -101,40 +101,6 @@ def stow_body(paths: list[Path], boundary: str = "bench-7d3f9a") -> tuple[bytes,
 
 
 # --- servers -----------------------------------------------------------------------------------
-
-
-def orthanc_plugin() -> Path:
-    for folder in ORTHANC_PLUGIN_DIRS:
-        for candidate in sorted(folder.glob("libOrthancDicomWeb.so*")):
-            return candidate
-    raise SystemExit("Orthanc's DICOMweb plugin is not installed (Debian: orthanc-dicomweb)")
-
-
-def orthanc_binary() -> str:
-    found = shutil.which("Orthanc") or (
-        "/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").exists() else None
-    )
-    if not found:
-        raise SystemExit("Orthanc is not installed (Debian: orthanc)")
-    return found
-
-
-def orthanc_config(folder: Path, *, port: int) -> Path:
-    config = {
-        "Name": "radreview-bench",
-        "StorageDirectory": str(folder / "storage"),
-        "IndexDirectory": str(folder / "index"),
-        "HttpPort": port,
-        "RemoteAccessAllowed": False,  # loopback only
-        "AuthenticationEnabled": False,
-        "DicomServerEnabled": False,  # no DIMSE port: DICOMweb only
-        "StorageCompression": False,
-        "Plugins": [str(orthanc_plugin())],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True, "Ssl": False},
-    }
-    path = folder / "orthanc.json"
-    path.write_text(json.dumps(config, indent=2))
-    return path
 
 
 def ours_env(*, database_url: str, data_dir: Path) -> dict[str, str]:
