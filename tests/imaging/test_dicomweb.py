@@ -505,7 +505,7 @@ def test_several_frame_numbers_come_back_in_the_order_asked(
 
 
 @pytest.mark.django_db
-def test_frames_that_would_need_transcoding_get_406_naming_the_stored_syntax(
+def test_compressed_frames_come_as_stored_or_decoded_as_the_accept_header_asks(
     cxr_studies: list[Study], coordinator: AbstractUser, api_client_for: ClientFor
 ) -> None:
     client = api_client_for(coordinator)
@@ -513,14 +513,23 @@ def test_frames_that_would_need_transcoding_get_406_naming_the_stored_syntax(
         series__study=cxr_studies[0]
     )
     url = f"{_instance_url(j2k_instance)}/frames/1"
+    source = pydicom.dcmread(CXR_J2K).pixel_array
+    # PS3.18: octet-stream without a transfer syntax (or naming explicit VR little endian)
+    # asks for uncompressed frames: the codestream decoded, as pydicom decodes the source.
     for accept in (
         f'multipart/related; type="application/octet-stream"; transfer-syntax={EXPLICIT_LE}',
         'multipart/related; type="application/octet-stream"',
-        'multipart/related; type="image/jpeg"',
     ):
-        refused = client.get(url, HTTP_ACCEPT=accept)
-        assert refused.status_code == 406, accept
-        assert J2K in refused.json()["detail"]
+        decoded = client.get(url, HTTP_ACCEPT=accept)
+        assert decoded.status_code == 200, accept
+        assert f"transfer-syntax={EXPLICIT_LE}" in decoded["Content-Type"]
+        ((_, frame),) = _split_multipart(decoded["Content-Type"], decoded.content)
+        pixels = np.frombuffer(frame, dtype=source.dtype.newbyteorder("<")).reshape(source.shape)
+        assert np.array_equal(pixels, source)
+    # Re-encoding into another compressed syntax would lose or invent: refused, in words.
+    refused = client.get(url, HTTP_ACCEPT='multipart/related; type="image/jpeg"')
+    assert refused.status_code == 406
+    assert J2K in refused.json()["detail"]
     as_stored = client.get(url, HTTP_ACCEPT=OCTET_ANY)
     assert as_stored.status_code == 200
     assert f"transfer-syntax={J2K}" in as_stored["Content-Type"]
@@ -1044,32 +1053,42 @@ def test_the_api_schema_documents_dicomweb(
         (
             "multipart/related; type=application/octet-stream; transfer-syntax=*",
             J2K,
-            ("application/octet-stream", J2K),
+            ("application/octet-stream", J2K, False),
         ),
         # dicomweb-client's default for frames.
-        ('multipart/related; type="*/*"', J2K, ("application/octet-stream", J2K)),
+        ('multipart/related; type="*/*"', J2K, ("application/octet-stream", J2K, False)),
+        # Uncompressed asked of a compressed frame: decoded.
+        (
+            'multipart/related; type="application/octet-stream"',
+            J2K,
+            ("application/octet-stream", EXPLICIT_LE, True),
+        ),
         # Native little endian bytes are the same whatever the file's VR encoding said.
         (
             'multipart/related; type="application/octet-stream"',
             "1.2.840.10008.1.2",
-            ("application/octet-stream", EXPLICIT_LE),
+            ("application/octet-stream", EXPLICIT_LE, False),
         ),
-        (None, "1.2.840.10008.1.2.4.50", ("application/octet-stream", "1.2.840.10008.1.2.4.50")),
+        (
+            None,
+            "1.2.840.10008.1.2.4.50",
+            ("application/octet-stream", "1.2.840.10008.1.2.4.50", False),
+        ),
         (
             'multipart/related; type="image/jpeg", multipart/related; type="image/jp2"',
             J2K,
-            ("image/jp2", J2K),
+            ("image/jp2", J2K, False),
         ),
     ],
 )
 def test_frame_accept_headers_real_clients_send(
-    accept: str | None, stored: str, served: tuple[str, str]
+    accept: str | None, stored: str, served: tuple[str, str, bool]
 ) -> None:
     assert frame_media_type(accept, transfer_syntax=stored) == served
 
 
 def test_frame_accept_that_needs_transcoding_is_refused() -> None:
-    with pytest.raises(NotAcceptableError, match="served only as stored"):
+    with pytest.raises(NotAcceptableError, match="served as stored or decoded"):
         frame_media_type(
             f"{OCTET_ANY[:-1]}{EXPLICIT_LE};q=1",
             transfer_syntax="1.2.840.10008.1.2.2",  # big endian: bytes differ

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
 
-from reviewapp.imaging.dicomweb import media
+from reviewapp.imaging.dicomweb import media, transcode
 from reviewapp.imaging.dicomweb.selectors import FrameSource
 
 FIRST_FRAMES_MAX = 50
@@ -62,8 +62,9 @@ def first_frame_location(request_path: str, sop_uid: str) -> str:
 
 def frames_body(parts: Sequence[FramePart], *, accept: str | None) -> tuple[bytes, str]:
     """(body, Content-Type) of the multipart/related answer, one part per frame, bytes as
-    stored. Raise media.NotAcceptableError if a frame would need transcoding, OSError if a
-    file cannot be read."""
+    stored or decoded as the Accept header asks (media.frame_media_type). Raise
+    media.NotAcceptableError if a frame cannot be served as asked, transcode.TranscodeError if
+    it cannot be decoded, OSError if a file cannot be read."""
     boundary = media.multipart_boundary()
     chunks: list[bytes] = []
     labels: set[str] = set()
@@ -71,7 +72,7 @@ def frames_body(parts: Sequence[FramePart], *, accept: str | None) -> tuple[byte
     handles: dict[str, int] = {}
     try:
         for index, part in enumerate(parts):
-            part_type, label = media.frame_media_type(
+            part_type, label, decode = media.frame_media_type(
                 accept, transfer_syntax=part.source.transfer_syntax_uid
             )
             root_type = root_type or part_type
@@ -82,6 +83,12 @@ def frames_body(parts: Sequence[FramePart], *, accept: str | None) -> tuple[byte
                 fd = os.open(default_storage.path(part.source.file_name), os.O_RDONLY)
                 handles[part.source.file_name] = fd
             pieces = [os.pread(fd, length, offset) for offset, length in ranges]
+            if decode:
+                pieces = [
+                    transcode.frame_decode(
+                        default_storage.path(part.source.file_name), encoded=b"".join(pieces)
+                    )
+                ]
             chunks.append(
                 media.multipart_part_head(
                     boundary=boundary,

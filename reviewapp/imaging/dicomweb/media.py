@@ -8,6 +8,8 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pydicom.uid import UID
+
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 NATIVE_LITTLE_ENDIAN = frozenset({EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN})
@@ -73,11 +75,14 @@ def _is_multipart(media_range: MediaRange) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def frame_media_type(accept: str | None, *, transfer_syntax: str) -> tuple[str, str]:
-    """(part media type, transfer syntax label) to serve stored frames as, or raise.
+def frame_media_type(accept: str | None, *, transfer_syntax: str) -> tuple[str, str, bool]:
+    """(part media type, transfer syntax label, decode) to serve stored frames as, or raise.
 
-    The stored bytes are always what is sent: only the label can be chosen, and native little
-    endian pixel bytes are the same whether the file said implicit or explicit VR. Cached: a
+    Stored bytes are sent as they are, except where the request asks for uncompressed frames
+    (``application/octet-stream`` without a transfer syntax, or explicit VR little endian) of
+    a compressed instance: then ``decode`` is True and the frame is decoded (lossless: the
+    pixels any viewer would decode; transcode.frame_decode). Native little endian pixel
+    bytes are the same whether the file said implicit or explicit VR. Cached: a
     viewer sends the same Accept header with every frame.
     """
     image_type = IMAGE_MEDIA_TYPES.get(transfer_syntax)
@@ -86,7 +91,7 @@ def frame_media_type(accept: str | None, *, transfer_syntax: str) -> tuple[str, 
     for media_range in accept_parse(accept):
         bare = media_range.media_type
         if bare in ("*/*", "multipart/*") and not media_range.param("type"):
-            return ("application/octet-stream", label)
+            return ("application/octet-stream", label, False)
         if bare == "application/octet-stream":
             part_type = bare
         elif _is_multipart(media_range):
@@ -95,22 +100,24 @@ def frame_media_type(accept: str | None, *, transfer_syntax: str) -> tuple[str, 
             part_type = bare  # a bare image/... range
         wanted = media_range.param("transfer-syntax")
         if part_type == "*/*" and wanted in (None, "*", label):
-            return ("application/octet-stream", label)
+            return ("application/octet-stream", label, False)
         if part_type == "application/octet-stream":
             # PS3.18: application/octet-stream without a transfer syntax means explicit VR
             # little endian; "*" means "as stored", which is what viewers ask for.
             if wanted == "*" or (wanted is None and native) or wanted == label:
-                return ("application/octet-stream", label)
+                return ("application/octet-stream", label, False)
+            if wanted in (None, EXPLICIT_VR_LITTLE_ENDIAN) and UID(transfer_syntax).is_compressed:
+                return ("application/octet-stream", EXPLICIT_VR_LITTLE_ENDIAN, True)
         elif (
             image_type
             and part_type in (image_type, "image/*")
             and (wanted in (None, "*") or wanted == label)
         ):
-            return (image_type, label)
+            return (image_type, label, False)
     raise NotAcceptableError(
-        f"this frame is stored as {transfer_syntax} and is served only as stored (no "
-        f'transcoding): ask for multipart/related; type="application/octet-stream"; '
-        f"transfer-syntax=* or transfer-syntax={label}"
+        f"this frame is stored as {transfer_syntax}; it is served as stored or decoded into "
+        f'{EXPLICIT_VR_LITTLE_ENDIAN}: ask for multipart/related; type="application/octet-stream"; '
+        f"transfer-syntax=* (as stored) or without a transfer syntax (decoded)"
     )
 
 

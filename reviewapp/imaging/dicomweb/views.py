@@ -529,6 +529,10 @@ def _frames_answer(parts: list[FramePart], *, accept: str | None) -> HttpRespons
         body, content_type = frames_body(parts, accept=accept)
     except media.NotAcceptableError as exc:
         raise _not_acceptable(exc) from exc
+    except transcode.TranscodeError as exc:
+        raise exceptions.NotAcceptable(
+            detail=f"{exc}: ask for it as stored (transfer-syntax=*)"
+        ) from exc
     response = HttpResponse(body, content_type=content_type)
     response["Cache-Control"] = FRAME_CACHE_CONTROL
     return response
@@ -537,10 +541,12 @@ def _frames_answer(parts: list[FramePart], *, accept: str | None) -> HttpRespons
 class FramesView(_Base):
     @extend_schema(
         operation_id="dicomweb_frames_retrieve",
-        summary="WADO-RS: frames of an instance, as stored (no transcoding)",
+        summary="WADO-RS: frames of an instance, as stored or decoded",
         description="Frame numbers from 1, comma-separated. Accept: multipart/related; "
-        'type="application/octet-stream"; transfer-syntax=* (or the stored syntax, or the '
-        "image media type of a compressed syntax). Anything needing transcoding: 406.",
+        'type="application/octet-stream"; transfer-syntax=* (as stored; or the stored syntax, '
+        "or the image media type of a compressed syntax); without a transfer syntax, or "
+        "with explicit VR little endian, compressed grayscale frames are decoded. Colour "
+        "frames are not decoded, nor re-encoded into another compressed syntax: 406.",
         responses={
             200: OpenApiResponse(description="multipart/related, one part per frame"),
             400: None,
