@@ -425,7 +425,21 @@ def test_metadata_has_an_etag_and_answers_304_when_unchanged(
     assert first["Cache-Control"] == "private, no-cache"
     items = first.json()
     assert len(items) == 30
-    assert all("7FE00010" not in item for item in items)
+    # Pixel Data only as its BulkDataURI (PS3.18 F.2.6), which answers every frame.
+    bulk_uris = [item["7FE00010"]["BulkDataURI"] for item in items]
+    assert all(set(item["7FE00010"]) == {"vr", "BulkDataURI"} for item in items)
+    by_uid = {i.sop_instance_uid: i for i in _ct_instances(imported_ct_study)}
+    first_uid = items[0]["00080018"]["Value"][0]
+    assert bulk_uris[0] == (
+        f"http://testserver{_instance_url(by_uid[first_uid])}/bulkdata/7FE00010"
+    )
+    bulk = client.get(bulk_uris[0], HTTP_ACCEPT=OCTET_ANY)
+    assert bulk.status_code == 200
+    ((_, pixels),) = _split_multipart(bulk["Content-Type"], bulk.content)
+    assert pixels == pydicom.dcmread(by_uid[first_uid].file.path).PixelData
+    other = client.get(bulk_uris[0].replace("7FE00010", "60003000"), HTTP_ACCEPT=OCTET_ANY)
+    assert other.status_code == 404
+    assert "only Pixel Data" in other.json()["detail"]
     assert {item["00080018"]["Value"][0] for item in items} == {
         i.sop_instance_uid for i in _ct_instances(imported_ct_study)
     }

@@ -106,6 +106,21 @@ def test_dicomweb_client_stores_finds_and_reads_back_identical_pixels(
             decoded = _decode(frame, metadata)
             assert decoded.shape == expected.shape, sources[sop_uid].name
             assert np.array_equal(decoded, expected), sources[sop_uid].name
+            # The same pixels through the BulkDataURI the metadata names (PS3.18 F.2.6),
+            # asked for as application/octet-stream (uncompressed: decoded). The URI is
+            # built from the request's Host, which dicomweb-client sends without the port:
+            # the metadata for it is read with a client that sends it whole.
+            (with_port,) = requests.get(
+                f"{live_dicomweb}/dicomweb/studies/{study_uid}/series/"
+                f"{metadata.SeriesInstanceUID}/instances/{sop_uid}/metadata",
+                headers={"Authorization": f"Token {_token(coordinator)}"},
+                timeout=30,
+            ).json()
+            (bulk,) = client.retrieve_bulkdata(
+                with_port["7FE00010"]["BulkDataURI"], media_types=("application/octet-stream",)
+            )
+            uncompressed = np.frombuffer(bulk, dtype=expected.dtype.newbyteorder("<"))
+            assert np.array_equal(uncompressed.reshape(expected.shape), expected)
             read += 1
     assert read == 32
 

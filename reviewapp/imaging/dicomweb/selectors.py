@@ -120,11 +120,21 @@ def dicomweb_representative_instance(
     return instances[count // 2] if count else None
 
 
+@dataclass(frozen=True)
+class MetadataRow:
+    sop_uid: str
+    stamp: str  # changes whenever the stored header does
+    json_text: str  # DICOM JSON object of the instance, as this user may see it
+    series_uid: str
+    study_uid: str
+    transfer_syntax_uid: str
+
+
 def dicomweb_metadata(
     *, user: User, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
-) -> list[tuple[str, str, str]]:
-    """(SOP Instance UID, version stamp, DICOM JSON text) of each visible instance: the full
-    header for staff, the reader's view (reader_view.py) for everyone else.
+) -> list[MetadataRow]:
+    """The DICOM JSON of each visible instance: the full header for staff, the reader's view
+    (reader_view.py) for everyone else.
 
     Staff get the database's text, sent without decoding and encoding.
     """
@@ -132,11 +142,20 @@ def dicomweb_metadata(
         dicomweb_instances(user=user, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid)
         .select_related(None)
         .annotate(json_text=Cast("dicom_json", TextField()))
-        .values_list("sop_instance_uid", "updated_at", "json_text")
+        .values_list(
+            "sop_instance_uid",
+            "updated_at",
+            "json_text",
+            "series__series_instance_uid",
+            "series__study__study_instance_uid",
+            "transfer_syntax_uid",
+        )
     )
-    if dicom_header_is_full_for(user=user):
-        return [(sop, updated.isoformat(), text) for sop, updated, text in rows]
-    return [(sop, updated.isoformat(), reader_json_text(text)) for sop, updated, text in rows]
+    shown = (lambda text: text) if dicom_header_is_full_for(user=user) else reader_json_text
+    return [
+        MetadataRow(sop, updated.isoformat(), shown(text), series, study, syntax)
+        for sop, updated, text, series, study, syntax in rows
+    ]
 
 
 def frame_source_get(

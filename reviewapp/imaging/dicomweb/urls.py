@@ -59,6 +59,7 @@ urlpatterns = [
     path(_INSTANCE, views.InstanceRetrieveView.as_view(), name="instance"),
     path(f"{_INSTANCE}/metadata", views.InstanceMetadataView.as_view(), name="instance_metadata"),
     path(f"{_INSTANCE}/frames/<frames:frames>", views.FramesView.as_view(), name="frames"),
+    path(f"{_INSTANCE}/bulkdata/<str:tag>", views.BulkDataView.as_view(), name="bulkdata"),
     path(
         f"{_INSTANCE}/frames/<frames:frames>/rendered",
         views.FramesRenderedView.as_view(),

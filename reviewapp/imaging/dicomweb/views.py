@@ -26,6 +26,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
+from pydicom.uid import UID
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
@@ -324,6 +325,23 @@ class AllInstancesSearchView(InstancesSearchView):
 # --- WADO-RS metadata --------------------------------------------------------------------
 
 
+PIXEL_DATA_TAG = "7FE00010"
+
+
+def _with_pixel_data_uri(row: selectors.MetadataRow, *, base_url: str) -> str:
+    """The instance's DICOM JSON with Pixel Data named by its BulkDataURI (PS3.18 F.2.6):
+    the stored header leaves bulk data out, and clients such as OHIF look for the URI."""
+    uri = (
+        f"{base_url}/studies/{row.study_uid}/series/{row.series_uid}/instances/{row.sop_uid}"
+        f"/bulkdata/{PIXEL_DATA_TAG}"
+    )
+    encapsulated = UID(row.transfer_syntax_uid).is_encapsulated
+    element = json.dumps({"vr": "OB" if encapsulated else "OW", "BulkDataURI": uri})
+    text = row.json_text.rstrip()
+    joiner = "" if text == "{}" else ","
+    return f'{text[:-1]}{joiner}"{PIXEL_DATA_TAG}":{element}}}'
+
+
 def _metadata(request: Request, **where: str | None) -> HttpResponse:
     try:
         media.json_acceptable(request.META.get("HTTP_ACCEPT"))
@@ -333,17 +351,21 @@ def _metadata(request: Request, **where: str | None) -> HttpResponse:
     if not rows:
         raise _not_found()
     # The audience is part of the version: a browser that cached a coordinator's headers
-    # must not have them confirmed (304) to a reader who logs in on the same machine.
+    # must not have them confirmed (304) to a reader who logs in on the same machine. The
+    # base URL too: the BulkDataURIs name it.
     is_full = selectors.dicomweb_header_is_full(user=request.user)
     audience = "full" if is_full else f"reader {READER_VIEW_VERSION}"
+    base_url = _base_url(request)
     stamp = hashlib.sha256(
-        "\n".join([audience, *(f"{sop} {updated}" for sop, updated, _ in rows)]).encode()
+        "\n".join([audience, base_url, *(f"{row.sop_uid} {row.stamp}" for row in rows)]).encode()
     )
     etag = f'"{stamp.hexdigest()[:40]}"'
     if etag in [tag.strip() for tag in request.META.get("HTTP_IF_NONE_MATCH", "").split(",")]:
         response = HttpResponse(status=304)
     else:
-        response = _dicom_json_response("[" + ",".join(text for _, _, text in rows) + "]")
+        response = _dicom_json_response(
+            "[" + ",".join(_with_pixel_data_uri(row, base_url=base_url) for row in rows) + "]"
+        )
     response["ETag"] = etag
     response["Cache-Control"] = METADATA_CACHE_CONTROL
     response["Vary"] = "Authorization, Cookie"
@@ -572,6 +594,37 @@ class FramesView(_Base):
             )
         return _frames_answer(
             [FramePart(source, number) for number in numbers],
+            accept=request.META.get("HTTP_ACCEPT"),
+        )
+
+
+class BulkDataView(_Base):
+    @extend_schema(
+        operation_id="dicomweb_bulkdata_retrieve",
+        summary="WADO-RS: bulk data of an instance (the BulkDataURIs of its metadata)",
+        description="Pixel Data (7FE00010) only: every frame, one part each, negotiated as "
+        "for frames. Other large binary attributes are not kept in the metadata: 404.",
+        responses={
+            200: OpenApiResponse(description="multipart/related, one part per frame"),
+            401: None,
+            404: None,
+            406: None,
+        },
+    )
+    def get(
+        self, request: Request, study_uid: str, series_uid: str, sop_uid: str, tag: str
+    ) -> HttpResponse:
+        if tag.upper() != PIXEL_DATA_TAG:
+            raise exceptions.NotFound(
+                detail=f"only Pixel Data ({PIXEL_DATA_TAG}) is offered as bulk data"
+            )
+        source = selectors.frame_source_get(
+            user=request.user, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid
+        )
+        if source is None:
+            raise _not_found()
+        return _frames_answer(
+            [FramePart(source, number) for number in range(1, len(source.frame_ranges) + 1)],
             accept=request.META.get("HTTP_ACCEPT"),
         )
 
