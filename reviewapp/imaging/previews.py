@@ -57,12 +57,14 @@ def instance_render(
     larger than ``max_side`` on either side. Also what DICOMweb's /rendered and /thumbnail
     answer (a consumer image, PS3.18 8.3.5).
 
-    Raises ApplicationError (code ``preview_unavailable``) when the pixels cannot be decoded.
+    Raises ApplicationError (code ``preview_unavailable``) when the pixels cannot be decoded,
+    FileNotFoundError when the stored file is gone.
     """
     import pydicom
 
+    handle = instance.file.open("rb")  # a missing file is not "undecodable"
     try:
-        with instance.file.open("rb") as handle, quiet_pydicom():
+        with handle, quiet_pydicom():
             ds = pydicom.dcmread(handle)
             frames = int(ds.get("NumberOfFrames", 1) or 1)
             pixels = ds.pixel_array if frames == 1 else ds.pixel_array[frame - 1]

@@ -3,6 +3,7 @@ the quarantine review. Each view authorises, calls one service or selector, rend
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
@@ -39,6 +40,9 @@ def _parse_date(raw: str) -> date | None:
 
 def _parse_bool(raw: str) -> bool | None:
     return {"yes": True, "no": False}.get(raw)
+
+
+logger = logging.getLogger(__name__)
 
 
 @role_required(Role.COORDINATOR, Role.ANALYST)
@@ -161,6 +165,13 @@ def quarantine_preview(request: HttpRequest, public_id: str) -> HttpResponse:
         png = previews.instance_preview_png(instance=instance)
     except ApplicationError as exc:
         return HttpResponse(exc.message, status=422, content_type="text/plain; charset=utf-8")
+    except FileNotFoundError:
+        logger.error("quarantine preview: stored file missing: %s", instance.file.name)
+        return HttpResponse(
+            "The stored file of this image is missing.",
+            status=404,
+            content_type="text/plain; charset=utf-8",
+        )
     response = HttpResponse(png, content_type="image/png")
     # Pixels that may show a patient's name: never kept by a shared cache or on disk for long.
     response["Cache-Control"] = "private, no-store"

@@ -1107,3 +1107,32 @@ def test_frame_accept_that_needs_transcoding_is_refused() -> None:
             f"{OCTET_ANY[:-1]}{EXPLICIT_LE};q=1",
             transfer_syntax="1.2.840.10008.1.2.2",  # big endian: bytes differ
         )
+
+
+@pytest.mark.django_db
+def test_an_instance_whose_stored_file_is_missing_answers_404_and_names_it_in_the_log(
+    imported_ct_study: Study,
+    coordinator: AbstractUser,
+    api_client_for: ClientFor,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = api_client_for(coordinator)
+    instance = _ct_instances(imported_ct_study)[0]
+    stored_name = instance.file.name
+    Path(instance.file.path).unlink()
+    url = _instance_url(instance)
+    for path, accept in (
+        (f"{url}/frames/1", OCTET_ANY),
+        (url, 'multipart/related; type="application/dicom"; transfer-syntax=*'),
+        (f"{url}/rendered", "image/jpeg"),
+        (f"{url}/bulkdata/7FE00010", OCTET_ANY),
+    ):
+        with caplog.at_level("ERROR", logger="reviewapp.imaging.dicomweb.views"):
+            caplog.clear()
+            answer = client.get(path, HTTP_ACCEPT=accept)
+        assert answer.status_code == 404, path
+        assert "missing" in answer.json()["detail"], path
+        assert any(stored_name in record.getMessage() for record in caplog.records), path
+    # The rest of the study is still served.
+    other = _ct_instances(imported_ct_study)[1]
+    assert client.get(f"{_instance_url(other)}/frames/1", HTTP_ACCEPT=OCTET_ANY).status_code == 200

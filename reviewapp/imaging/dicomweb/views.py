@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +34,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviewapp.accounts.authentication import BearerTokenAuthentication, TokenAuthentication
@@ -56,6 +58,8 @@ FRAME_CACHE_CONTROL = "private, max-age=31536000, immutable"
 # Metadata can change (a re-import, a permission change): revalidate each time, cheaply.
 METADATA_CACHE_CONTROL = "private, no-cache"
 FILE_CHUNK = 1 << 20
+
+logger = logging.getLogger(__name__)
 
 
 class _FirstRenderer(BaseContentNegotiation):
@@ -105,6 +109,15 @@ class _Base(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _FirstRenderer
     parser_classes: list[Any] = []
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # A stored file gone from storage (deleted by hand, a restore that missed it) is a
+        # missing object to the client and a named fault to the operator, not a 500. Storage
+        # names hold de-identified UIDs only (ingest._storage_name).
+        if isinstance(exc, FileNotFoundError):
+            logger.error("dicomweb: stored file missing: %s", exc.filename or exc)
+            exc = exceptions.NotFound(detail="The stored file of this instance is missing.")
+        return super().handle_exception(exc)
 
 
 def _not_acceptable(exc: media.NotAcceptableError) -> exceptions.NotAcceptable:
@@ -449,6 +462,11 @@ def _retrieve(request: Request, **where: str | None) -> StreamingHttpResponse:
         )
     except media.NotAcceptableError as exc:
         raise _not_acceptable(exc) from exc
+    # A stream cannot change its status once begun: a missing file is found before it starts.
+    for instance in instances:
+        name = str(instance.file.name)
+        if not default_storage.exists(name):
+            raise FileNotFoundError(2, "stored file missing", name)
     boundary = media.multipart_boundary()
     response = StreamingHttpResponse(
         _stream_instances(
