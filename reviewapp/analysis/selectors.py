@@ -18,13 +18,13 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from psycopg import sql as pgsql
 
 from reviewapp.analysis import answers
 from reviewapp.core.access import public_id_get_or_404
 from reviewapp.core.roles import Role, user_has_role
-from reviewapp.studies.models import ErrorSpan, Rating, ReaderStudy, StudyReader
+from reviewapp.studies.models import Assignment, ErrorSpan, Rating, ReaderStudy, StudyReader
 from reviewapp.studies.protocols import outcome_values
 from reviewapp.studies.selectors import reader_study_list_for_staff
 
@@ -137,6 +137,12 @@ RATING_COLUMNS: list[str] = [
     "source_b",
     "candidate_side",
     "candidate_source",
+    # Which source wrote each side: its id and the name coordinators and analysts see (an
+    # arm of a multi-arm study is a pair of these).
+    "source_a_id",
+    "source_a_name",
+    "source_b_id",
+    "source_b_name",
     "report_a_version_id",
     "report_a_version",
     "report_a_sha256",
@@ -164,6 +170,8 @@ SPAN_COLUMNS: list[str] = [
     "reader",
     "cohort",
     "report_source",
+    "report_source_id",
+    "report_source_name",
     "report_version_id",
     "report_sha256",
     "side",
@@ -184,6 +192,8 @@ REPORT_COLUMNS: list[str] = [
     "study_name",
     "report_version_id",
     "report_source",
+    "report_source_id",
+    "report_source_name",
     "report_version",
     "renderer_version",
     "rendered_findings",
@@ -214,6 +224,9 @@ FREE_TEXT_COLUMNS = frozenset(
         "study_name",
         "stratum",
         "cohort",
+        "source_a_name",
+        "source_b_name",
+        "report_source_name",
         "answer_label",
         "answer_text",
         "category_label",
@@ -292,6 +305,31 @@ def _readers_join(reader_study: ReaderStudy) -> pgsql.Composable:
     )
 
 
+def _sources_join(reader_study: ReaderStudy, *, alias: str, report: str) -> pgsql.Composable:
+    """``LEFT JOIN`` naming the source of report ``report`` as ``alias`` (public_id, name):
+    the study's sources are listed here with ``ReportSource.label``, the one rule for the
+    name staff see, so no copy of that rule is written in SQL."""
+    from reviewapp.reports.models import Report, ReportSource
+
+    shown = Assignment.objects.filter(reader_study=reader_study)
+    reports = Report.objects.filter(
+        Q(pk__in=shown.values("report_a_id")) | Q(pk__in=shown.values("report_b_id"))
+    )
+    sources = ReportSource.objects.filter(reports__in=reports).distinct()
+    found = list(sources.select_related("model_config"))
+    return pgsql.SQL(
+        " LEFT JOIN unnest({}::bigint[], {}::text[], {}::text[]) AS {}(id, public_id, name)"
+        " ON {}.id = {}.source_id"
+    ).format(
+        pgsql.Literal([source.pk for source in found]),
+        pgsql.Literal([str(source.public_id) for source in found]),
+        pgsql.Literal([source.label for source in found]),
+        pgsql.Identifier(alias),
+        pgsql.Identifier(alias),
+        pgsql.Identifier(report),
+    )
+
+
 def _common(reader_study: ReaderStudy) -> list[tuple[str, pgsql.Composable]]:
     """Columns every ratings row shares, as (name, expression)."""
     return [
@@ -330,6 +368,10 @@ _KEY_COLUMNS = [
         "CASE asg.candidate_side WHEN 'A' THEN r.source_a WHEN 'B' THEN r.source_b"
         " ELSE r.source_a END",
     ),
+    ("source_a_id", "sra.public_id"),
+    ("source_a_name", "sra.name"),
+    ("source_b_id", "srb.public_id"),
+    ("source_b_name", "srb.name"),
     # Which exact report version and rendered text each side showed (see REPORT_COLUMNS).
     ("report_a_version_id", "ra.public_id::text"),
     ("report_a_version", "ra.version"),
@@ -378,7 +420,11 @@ def _from(reader_study: ReaderStudy, *, submitted_only: bool) -> pgsql.Composabl
         " LEFT JOIN {report} rb ON rb.id = asg.report_b_id"
         " LEFT JOIN {rendering} pa ON pa.id = " + _PINNED.format(report="asg.report_a_id") + ""
         " LEFT JOIN {rendering} pb ON pb.id = " + _PINNED.format(report="asg.report_b_id") + " "
-    ).format(**t) + _readers_join(reader_study)
+    ).format(**t) + (
+        _readers_join(reader_study)
+        + _sources_join(reader_study, alias="sra", report="ra")
+        + _sources_join(reader_study, alias="srb", report="rb")
+    )
 
 
 def _select(columns: list[tuple[str, pgsql.Composable]]) -> pgsql.Composable:
@@ -566,6 +612,8 @@ def spans_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
         ("span", pgsql.SQL("e.public_id::text")),
         *_common(reader_study)[5:],
         ("report_source", pgsql.SQL("rep.kind")),
+        ("report_source_id", pgsql.SQL("src.public_id")),
+        ("report_source_name", pgsql.SQL("src.name")),
         ("report_version_id", pgsql.SQL("rep.public_id::text")),
         ("report_sha256", pgsql.SQL("pin.sha256")),
         ("side", pgsql.SQL("e.side")),
@@ -591,6 +639,7 @@ def spans_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
             " LEFT JOIN {} pin ON pin.id = " + _PINNED.format(report="e.report_id") + " "
         ).format(t["rating"], t["assignment"], t["case"], t["study"], t["rendering"])
         + _readers_join(reader_study)
+        + _sources_join(reader_study, alias="src", report="rep")
         + pgsql.SQL(
             " LEFT JOIN unnest({}::text[], {}::text[]) AS cl(value, label) ON cl.value = e.category"
             " WHERE asg.reader_study_id = {} ORDER BY c.id, asg.reader_id, e.id"
@@ -609,6 +658,8 @@ def reports_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
         *_common(reader_study)[:2],
         ("report_version_id", pgsql.SQL("rep.public_id::text")),
         ("report_source", pgsql.SQL("rep.kind")),
+        ("report_source_id", pgsql.SQL("src.public_id")),
+        ("report_source_name", pgsql.SQL("src.name")),
         ("report_version", pgsql.SQL("rep.version")),
         ("renderer_version", pgsql.SQL("pin.renderer_version")),
         ("rendered_findings", pgsql.SQL("pin.findings")),
@@ -617,11 +668,13 @@ def reports_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
     ]
     return pgsql.SQL(
         "SELECT {columns} FROM {rendering} pin JOIN {report} rep ON rep.id = pin.report_id"
-        " WHERE pin.id IN (SELECT first_rendering_id FROM {case} WHERE reader_study_id = {pk}"
+        "{sources} WHERE pin.id IN"
+        " (SELECT first_rendering_id FROM {case} WHERE reader_study_id = {pk}"
         " UNION SELECT second_rendering_id FROM {case} WHERE reader_study_id = {pk})"
         " ORDER BY rep.public_id, pin.renderer_version"
     ).format(
         columns=_select(columns),
+        sources=_sources_join(reader_study, alias="src", report="rep"),
         rendering=t["rendering"],
         report=t["report"],
         case=t["case"],

@@ -20,6 +20,7 @@ from django.contrib.auth.models import AbstractUser
 from reviewapp.core.roles import Role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
+from reviewapp.reports.services import report_source_external_save, report_source_original
 from reviewapp.studies.models import (
     Assignment,
     Case,
@@ -106,8 +107,15 @@ def build_pairwise_study(
     for n in range(n_cases):
         stratum = "normal" if n % 2 == 0 else "abnormal"
         imaging = _imaging_study(n, stratum)
-        original = Report.objects.create(study=imaging, kind="original", findings=FINDINGS)
-        ai = Report.objects.create(study=imaging, kind="ai", findings=f"AI: {FINDINGS}")
+        original = Report.objects.create(
+            study=imaging, kind="original", findings=FINDINGS, source=report_source_original()
+        )
+        ai = Report.objects.create(
+            study=imaging,
+            kind="ai",
+            findings=f"AI: {FINDINGS}",
+            source=report_source_external_save(name="CXR-Gen", version="1.0"),
+        )
         case = Case.objects.create(
             reader_study=study,
             imaging_study=imaging,

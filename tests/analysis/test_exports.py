@@ -77,6 +77,11 @@ def test_ratings_csv_has_one_row_per_reader_case_question_with_the_unblinding_ke
             assert row["answer_value"] == pairwise.answers[(row["case"], username)]
             assert row["source_a"] == assignment.report_a.kind
             assert row["source_b"] == assignment.report_b.kind
+            for side, report in (("a", assignment.report_a), ("b", assignment.report_b)):
+                assert row[f"source_{side}_id"] == str(report.source.public_id)
+                assert row[f"source_{side}_name"] == report.source.label
+            names = {row["source_a_name"], row["source_b_name"]}
+            assert names == {"Original (radiologist)", "CXR-Gen 1.0"}
             assert row["candidate_side"] == assignment.candidate_side
             assert row["candidate_source"] == "ai"
             assert row["stratum"] == assignment.case.stratum
