@@ -145,3 +145,18 @@ def test_a_checkpoint_of_another_architecture_is_refused_with_what_differs(
         metric.score([(TEXT, TEXT)])
     assert failure.value.code == "metric_model_load"
     assert "linear_heads.13.weight" in str(failure.value)
+
+
+def test_a_checkpoint_saved_by_an_older_transformers_with_position_ids_loads(
+    tmp_path: Path,
+) -> None:
+    import torch
+
+    directory = build_chexbert(tmp_path / "chexbert", HEADS)
+    checkpoint = torch.load(directory / "chexbert.pth", weights_only=True)
+    checkpoint["model_state_dict"]["module.bert.embeddings.position_ids"] = torch.arange(
+        128
+    ).unsqueeze(0)
+    torch.save(checkpoint, directory / "chexbert.pth")
+    metric = metric_create("f1chexbert", {"model_dir": str(directory)})
+    assert metric.label([TEXT]) == [EXPECTED]  # type: ignore[attr-defined]
