@@ -308,9 +308,31 @@ else:
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
-# BERTScore's model directory (a local BERT-class encoder); empty: metric jobs run the
-# weight-free metrics only. Never downloaded at run time.
+# Model-based metrics, each from a local directory (never downloaded at run time); empty: the
+# metric is not run. BERTScore: a BERT-class encoder; F1CheXbert: a BERT config and tokenizer
+# with the CheXbert checkpoint; RadGraph F1: a token-classification model with BIO entity tags.
 METRICS_BERTSCORE_DIR = env_str("RADREVIEW_BERTSCORE_DIR", "")
+METRICS_CHEXBERT_DIR = env_str("RADREVIEW_CHEXBERT_DIR", "")
+METRICS_RADGRAPH_DIR = env_str("RADREVIEW_RADGRAPH_DIR", "")
+# Where the CheXbert and RadGraph models run ("cpu", "cuda", "auto": CUDA when there is one);
+# a GPU needs the metric jobs on the queue a GPU worker consumes (RADREVIEW_METRICS_QUEUE=gpu).
+METRICS_DEVICE = env_str("RADREVIEW_METRICS_DEVICE", "cpu")
+METRICS_QUEUE = env_str("RADREVIEW_METRICS_QUEUE", "default")
+if METRICS_QUEUE not in ("default", "gpu"):
+    raise ImproperlyConfigured(f"RADREVIEW_METRICS_QUEUE={METRICS_QUEUE!r}: use default or gpu.")
+# The GREEN-style judge: "transformers" (RADREVIEW_JUDGE_LOCATION is a causal LM's directory)
+# or "openai" (RADREVIEW_JUDGE_LOCATION is the server's URL, RADREVIEW_JUDGE_MODEL its model
+# name; RADREVIEW_JUDGE_API_KEY is read by the worker and never stored); empty: no judge.
+METRICS_JUDGE_BACKEND = env_str("RADREVIEW_JUDGE_BACKEND", "")
+if METRICS_JUDGE_BACKEND not in ("", "transformers", "openai"):
+    raise ImproperlyConfigured(
+        f"RADREVIEW_JUDGE_BACKEND={METRICS_JUDGE_BACKEND!r}: use transformers or openai."
+    )
+METRICS_JUDGE_LOCATION = env_str("RADREVIEW_JUDGE_LOCATION", "")
+if METRICS_JUDGE_BACKEND and not METRICS_JUDGE_LOCATION:
+    raise ImproperlyConfigured("RADREVIEW_JUDGE_BACKEND needs RADREVIEW_JUDGE_LOCATION.")
+METRICS_JUDGE_MODEL = env_str("RADREVIEW_JUDGE_MODEL", "")
+METRICS_JUDGE_MAX_NEW_TOKENS = env_int("RADREVIEW_JUDGE_MAX_NEW_TOKENS", 1024, minimum=64)
 
 CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {"default": {}, "gpu": {}}
 CELERY_TASK_DEFAULT_QUEUE = "default"

@@ -45,6 +45,10 @@ TABLE_VALUES = (
     "chexpert_micro_f1_pos_unc",
     "chexpert_macro_f1_pos",
     "bertscore_f1",
+    "chexbert_micro_f1_14",
+    "chexbert_micro_f1_5",
+    "radgraph_partial",
+    "green",
 )
 SIGNIFICANT_ERRORS = "significant_errors"
 ALL_ERRORS = "all_errors"
@@ -162,6 +166,7 @@ def metric_job_counts(job: MetricJob) -> dict[str, Any]:
         "done": job.done,
         "scored": job.scored,
         "skipped": job.skipped,
+        "failed": job.failed,
         "error": job.error_message,
         "finished": job.is_finished,
     }
@@ -364,6 +369,9 @@ class MetricsOverview:
     # metric value -> outcome column -> [(x, y, source label)] for the scatter plots
     points: dict[str, dict[str, list[tuple[float, float, str]]]]
     resamples: int
+    # Results one metric could not compute for one report (a judge's unparseable answer):
+    # named, and left out of that metric's means and correlations.
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
 
 def metrics_overview(
@@ -422,6 +430,19 @@ def metrics_overview(
                 }
             )
 
+    failures = [
+        {
+            "study": pair.imaging_study,
+            "source": labels[pair.key],
+            "metric": result.metric,
+            "reason": result.reason,
+            "report": pair.candidate,
+        }
+        for pair in pairs
+        for result in results.get(pair.key, {}).values()
+        if result.status == MetricResult.Status.FAILED
+    ]
+
     def column(get: Any) -> np.ndarray:
         return np.array([np.nan if (v := get(p)) is None else v for p in pairs], dtype=float)
 
@@ -467,4 +488,5 @@ def metrics_overview(
         source_agreement=source_agreement,
         points=points,
         resamples=resamples,
+        failures=failures,
     )
