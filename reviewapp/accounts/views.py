@@ -39,12 +39,14 @@ def _page(
     errors: dict[str, list[str]] | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    invitations = list(selectors.invitation_list(reader_study=study))
     return render(
         request,
         "accounts/invitations.html",
         {
             "study": study,
-            "invitations": selectors.invitation_list(reader_study=study),
+            "invitations": invitations,
+            "pending_count": sum(i.status == i.Status.PENDING for i in invitations),
             "closed_reason": study_selectors.panel_closed_reason(reader_study=study),
             "links_shown": selectors.invitation_links_shown(),
             "mail_from": settings.DEFAULT_FROM_EMAIL,

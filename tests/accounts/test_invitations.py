@@ -252,6 +252,13 @@ def test_no_invitation_is_sent_once_the_reading_lists_exist(study, coordinator, 
     assert "never redrawn" in refused.value.message
     with pytest.raises(ApplicationError):
         services.invitation_resend(invitation=pending.invitation, user=coordinator, base_url=BASE)
+    # The page says why, and what a pending invitation now means.
+    carol = Client()
+    carol.force_login(coordinator)
+    page = html.unescape(carol.get(f"/studies/{study.public_id}/invitations/").content.decode())
+    assert "No invitations can be sent: The reading lists are generated" in page
+    assert "1 invitation still pending: whoever accepts now gets an account but no seat" in page
+    assert 'id="invite-form"' not in page
     # Withdrawing a pending one is still possible.
     services.invitation_revoke(invitation=pending.invitation, user=coordinator)
 
