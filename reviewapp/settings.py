@@ -171,6 +171,27 @@ RADREVIEW_TRUSTED_PROXIES = env_list("RADREVIEW_TRUSTED_PROXIES", [])
 # API tokens expire (a leaked script token is not a key for ever); a new one is issued by
 # the token exchange. A password change or the owner or an admin revokes them at once.
 RADREVIEW_TOKEN_TTL_DAYS = env_int("RADREVIEW_TOKEN_TTL_DAYS", 30, minimum=1)
+# Reader invitations: a one-time link to set a password, valid this many days; how many
+# invitations one person may send (or send again) an hour, so that a stolen coordinator
+# session cannot turn the server into a mail cannon.
+RADREVIEW_INVITATION_TTL_DAYS = env_int("RADREVIEW_INVITATION_TTL_DAYS", 7, minimum=1)
+RADREVIEW_INVITATIONS_PER_HOUR = env_int("RADREVIEW_INVITATIONS_PER_HOUR", 100, minimum=1)
+
+# E-mail (reader invitations). Without a mail server the messages go to the process's output
+# (Django's console backend, the demo's) and the invitations page shows each one-time link
+# for the coordinator to pass on; with one, the link reaches only the invited address.
+EMAIL_HOST = env_str("RADREVIEW_EMAIL_HOST", "")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("RADREVIEW_EMAIL_PORT", 587, minimum=1)
+    EMAIL_HOST_USER = env_str("RADREVIEW_EMAIL_USER", "")
+    EMAIL_HOST_PASSWORD = env_str("RADREVIEW_EMAIL_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("RADREVIEW_EMAIL_TLS", True)
+    # A mail server that stops answering must not hold a coordinator's request for ever.
+    EMAIL_TIMEOUT = 15
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env_str("RADREVIEW_EMAIL_FROM", "radreview <noreply@localhost>")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -134,6 +134,20 @@ def reader_study_protocol_frozen_reason(*, reader_study: ReaderStudy) -> str:
     return ""
 
 
+def panel_closed_reason(*, reader_study: ReaderStudy) -> str:
+    """Why the study's panel can no longer change, or "" while it can (a draft without
+    reading lists; ``services.panel_set`` and ``panel_reader_add`` enforce it under a lock)."""
+    if reader_study.status != ReaderStudy.Status.DRAFT:
+        status = reader_study.get_status_display().lower()
+        return f"The study is {status}: readers join a study only while it is a draft."
+    if reader_study.assignments.exists():
+        return (
+            "The reading lists are generated, so the panel is fixed: lists are drawn once "
+            "and never redrawn, and a reader added now would have nothing to read."
+        )
+    return ""
+
+
 def case_candidates(
     *,
     user: UserLike,

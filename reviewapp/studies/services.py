@@ -576,17 +576,20 @@ def reader_study_delete(*, reader_study: ReaderStudy) -> None:
     study.delete()
 
 
+def _require_panel_open(study: ReaderStudy) -> None:
+    _require_draft(study, "Changing the readers")
+    reason = selectors.panel_closed_reason(reader_study=study)
+    if reason:
+        raise ApplicationError(reason, code="assigned")
+
+
 @transaction.atomic
 def panel_set(
     *, reader_study: ReaderStudy, readers: Sequence[tuple[AbstractBaseUser, str]]
 ) -> list[StudyReader]:
     """Set the study's readers (user, cohort tag); only before assignments exist."""
     study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
-    _require_draft(study, "Changing the readers")
-    if study.assignments.exists():
-        raise ApplicationError(
-            "Assignments are already generated; the panel is fixed.", code="assigned"
-        )
+    _require_panel_open(study)
     problems = [
         f"{user.get_username()}: not a reader"
         for user, _ in readers
@@ -599,6 +602,26 @@ def panel_set(
         StudyReader.objects.create(reader_study=study, reader_id=user.pk, cohort=cohort.strip())
         for user, cohort in readers
     ]
+
+
+@transaction.atomic
+def panel_reader_add(
+    *, reader_study: ReaderStudy, reader: AbstractBaseUser, cohort: str = ""
+) -> StudyReader:
+    """Seat one reader with a cohort tag (e.g. who accepted an invitation); a reader already
+    seated keeps the seat and takes the new cohort when one is given. Same rules as
+    ``panel_set``: a draft without reading lists, a user holding the reader role."""
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_panel_open(study)
+    if not user_has_role(reader, Role.READER):
+        raise ValidationError({"readers": [f"{reader.get_username()}: not a reader"]})
+    seat, created = StudyReader.objects.get_or_create(
+        reader_study=study, reader_id=reader.pk, defaults={"cohort": cohort.strip()}
+    )
+    if not created and cohort.strip() and seat.cohort != cohort.strip():
+        seat.cohort = cohort.strip()
+        seat.save(update_fields=["cohort"])
+    return seat
 
 
 @transaction.atomic

@@ -20,6 +20,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from reviewapp.accounts.services import invitation_create
 from reviewapp.reports.models import Report
 from reviewapp.reports.services import (
     report_source_external_save,
@@ -140,6 +141,7 @@ def _crawl(client: Client, study_ids: list[str]) -> dict[str, Any]:
             enqueue(f"/studies/read/{value}/")
             enqueue(f"/studies/reading/{value}/continue/")
             enqueue(f"/studies/{value}/")  # the study page, where the blinding check is shown
+            enqueue(f"/studies/{value}/invitations/")  # names and addresses of invitees
             enqueue(f"/analysis/{value}/")
             enqueue(f"/metrics/studies/{value}/")  # metric tables name every source
             enqueue(f"/metrics/studies/{value}/rexval.csv")
@@ -194,6 +196,8 @@ def test_a_reader_finds_no_source_label_model_name_report_id_or_date(
         f"/metrics/studies/{study_id}/rexval.csv",
         f"/api/v1/metrics/studies/{study_id}/",
         f"/api/v1/metrics/studies/{study_id}/jobs",
+        f"/studies/{study_id}/invitations/",
+        f"/api/v1/reader-studies/{study_id}/invitations",
     ):
         assert path in visited
         assert visited[path].status_code in (302, 403, 404), path
@@ -358,3 +362,33 @@ def test_no_field_order_or_text_tells_a_reads_arm_in_a_three_arm_study(
     page = client.get(f"/studies/read/{mine[0].public_id}/").content.decode()
     assert "Clinical information" in page
     assert page.index("Clinical information") < page.index('data-side="A"')
+
+
+def test_an_invitation_link_shows_the_invitee_nothing_of_the_reports(coordinator) -> None:
+    """The page a one-time link opens is reached before any login: it names the study, the
+    inviter and the cohort, and nothing of the cases it holds."""
+    study = services.reader_study_create(
+        user=coordinator, name="CXR pilot", protocol_key="medgemini_cxr"
+    )
+    services.cases_add(
+        reader_study=study,
+        imaging_studies=[make_case_study(i) for i in range(2)],
+        candidate_reports=Report.objects.filter(kind=Report.Kind.AI),
+    )
+    sent = invitation_create(
+        reader_study=study,
+        invited_by=coordinator,
+        email="jane.roe@example.org",
+        cohort="US",
+        base_url="http://testserver/",
+    )
+    path = urlsplit(sent.link).path
+    page = Client().get(path)
+    assert page.status_code == 200
+    text = page.content.decode(errors="replace")
+    assert "CXR pilot" in text
+    for token in _forbidden(study):
+        assert token.lower() not in text.lower(), token
+    for case in study.cases.select_related("imaging_study"):
+        assert case.imaging_study.study_instance_uid not in text
+        assert str(case.public_id) not in text

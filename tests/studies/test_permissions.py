@@ -58,6 +58,7 @@ def _body(w: World, name: str) -> dict[str, Any] | None:
         "design": {"design": "all_pairs", "sources": []},
         "generate": {},
         "status": {"action": "pause"},
+        "invite": {"email": "jane.roe@example.org", "cohort": "US"},
         "draft": {"draft": {"answers": {"comparison": "a"}}, "seq": 10},
         "submit": {
             "answers": {"comparison": "a", "ai_guess": "c"},
@@ -89,6 +90,10 @@ API_MATRIX: list[tuple[str, str, str, dict[str, int]]] = [
     ("key", "get", S + "/assignments", {"carol": 200, "frank": 404, "dave": 200}),
     ("generate", "post", S + "/assignments", {"carol": 400, "frank": 404, "dave": 404}),
     ("status", "post", S + "/status", {"carol": 200, "frank": 404}),
+    # Invitations name people's addresses: the study's coordinators (and admins) only; the
+    # open study's panel is fixed, so carol's invitation is refused (400), not forbidden.
+    ("invitations", "get", S + "/invitations", {"carol": 200, "frank": 404}),
+    ("invite", "post", S + "/invitations", {"carol": 400, "frank": 404}),
     ("progress", "get", S + "/progress", {"carol": 200, "frank": 404, "dave": 200}),
     ("blinding", "get", S + "/blinding", {"carol": 200, "frank": 404, "dave": 200}),
     # The study is open: carol may no longer re-run or acknowledge the check (400).
@@ -179,6 +184,7 @@ PAGES: list[tuple[str, str, str, dict[str, int]]] = [
     ("delete", "post", "/studies/{study}/delete/", {"carol": 302, "frank": 404}),
     ("case_remove", "post", "/studies/{study}/cases/{case}/remove/", {"carol": 302, "frank": 404}),
     ("progress", "get", "/studies/{study}/progress/", {"carol": 200, "frank": 404, "dave": 200}),
+    ("invitations", "get", "/studies/{study}/invitations/", {"carol": 200, "frank": 404}),
     # names and e-mail of readers: the study's coordinators (and admins) only
     ("progress_csv", "get", "/studies/{study}/progress.csv", {"carol": 200, "frank": 404}),
     ("blinding_run", "post", "/studies/{study}/blinding/check/", {"carol": 302, "frank": 404}),
