@@ -38,6 +38,7 @@ from reviewapp.analysis.selectors import (
     assignment_status_counts,
     dataset_query,
     dataset_row_count,
+    practice_ratings_count,
 )
 from reviewapp.analysis.services import export_audit_finish, export_audit_start
 from reviewapp.studies.models import ReaderStudy
@@ -177,6 +178,12 @@ def export_sidecar(
         "generated_at": timezone.now().isoformat().replace("+00:00", "Z"),
         "tables": tables,
         "assignments": statuses,
+        "practice": {
+            "column": "is_practice",
+            "rule": "ratings and passages of practice cases are kept in the ratings and spans "
+            "tables, flagged true, and left out of every analysis figure",
+            "ratings": practice_ratings_count(reader_study=reader_study),
+        },
         "analysis": {
             "n_ratings": results["n_ratings"],
             "n_cases": results["n_cases"],

@@ -80,9 +80,10 @@ class MetricPair:
 
 
 def metric_pairs(*, reader_study: ReaderStudy) -> list[MetricPair]:
-    """Every (candidate, reference) pair the study's cases show, once each, in case order."""
+    """Every (candidate, reference) pair the study's real cases show (never a practice
+    case's: no expert outcome of those is analysed), once each, in case order."""
     cases = list(
-        Case.objects.filter(reader_study=reader_study)
+        Case.objects.filter(reader_study=reader_study, is_practice=False)
         .select_related(
             "imaging_study",
             "first_report__source__model_config",
@@ -288,7 +289,9 @@ def expert_outcomes(*, reader_study: ReaderStudy) -> ExpertData:
     categories = [(c["value"], c.get("label", c["value"])) for q in spans for c in q["categories"]]
     pseudonyms = reader_pseudonyms(reader_study=reader_study)
     ratings = list(
-        Rating.objects.filter(assignment__reader_study=reader_study)
+        Rating.objects.filter(
+            assignment__reader_study=reader_study, assignment__case__is_practice=False
+        )
         .select_related("assignment__case__first_report")
         .order_by("id")
     )

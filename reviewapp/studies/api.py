@@ -89,6 +89,7 @@ class CaseOut(serializers.ModelSerializer):
             "first_report_kind",
             "second_report",
             "second_report_kind",
+            "is_practice",
         ]
 
 
@@ -122,6 +123,8 @@ ProgressOut = inline_serializer(
         "status": serializers.CharField(),
         "total": serializers.IntegerField(),
         "submitted": serializers.IntegerField(),
+        "practice_total": serializers.IntegerField(),
+        "practice_submitted": serializers.IntegerField(),
         "revisions": serializers.IntegerField(),
         "median_seconds": serializers.FloatField(allow_null=True),
         "median_text": serializers.CharField(),
@@ -152,6 +155,8 @@ CaseViewOut = inline_serializer(
         "protocol": serializers.DictField(),
         "position": serializers.IntegerField(),
         "total": serializers.IntegerField(),
+        "counter": serializers.CharField(),
+        "practice": serializers.DictField(allow_null=True),
         "status": serializers.CharField(),
         "previous": serializers.UUIDField(allow_null=True),
         "next": serializers.UUIDField(allow_null=True),
@@ -815,3 +820,86 @@ class MyRatingHistoryApi(NoStoreAPIView):
     def get(self, request: Request, assignment_id: str) -> Response:
         rating = selectors.rating_get_for_reader(user=request.user, assignment_id=assignment_id)
         return Response(selectors.rating_history_for_reader(rating=rating))
+
+
+# --- practice cases -----------------------------------------------------------------------
+
+
+class CasePracticeApi(NoStoreAPIView):
+    """Make a case a practice case (with its other arms' cases) or a real one again."""
+
+    permission_classes = [IsCoordinator]
+
+    class PracticeIn(serializers.Serializer):
+        is_practice = serializers.BooleanField()
+
+    @extend_schema(
+        summary="Make a case (and its imaging study's other arms) practice, or real again; "
+        "a draft before the reading lists only",
+        request=PracticeIn,
+        responses=CaseOut(many=True),
+    )
+    def post(self, request: Request, study_id: str, case_id: str) -> Response:
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+        case = selectors.case_get(reader_study=study, public_id=case_id)
+        data = self.PracticeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        changed = services.case_practice_set(
+            reader_study=study, case=case, is_practice=data.validated_data["is_practice"]
+        )
+        return Response(CaseOut(changed, many=True).data)
+
+
+ReferenceOut = inline_serializer(
+    "PracticeReference",
+    {
+        "case": serializers.UUIDField(),
+        "is_practice": serializers.BooleanField(),
+        "answers": serializers.DictField(),
+        "set_at": serializers.DateTimeField(allow_null=True),
+    },
+)
+
+
+def _reference_out(case: Case, *, reader_study: ReaderStudy) -> dict[str, Any]:
+    form = selectors.reference_form_for_coordinator(reader_study=reader_study, case=case)
+    return {
+        "case": case.public_id,
+        "is_practice": case.is_practice,
+        "answers": {item["id"]: item["value"] for item in form["form"] if item["value"]},
+        "set_at": case.reference_set_at,
+    }
+
+
+class CaseReferenceApi(NoStoreAPIView):
+    """A practice case's reference answers, as letter codes and texts with the case's first
+    report as Report A (the readers' form items of those sides)."""
+
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    class ReferenceIn(serializers.Serializer):
+        answers = serializers.DictField()
+
+    @extend_schema(summary="The reference answers of a practice case", responses=ReferenceOut)
+    def get(self, request: Request, study_id: str, case_id: str) -> Response:
+        study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
+        case = selectors.case_get(reader_study=study, public_id=case_id)
+        return Response(_reference_out(case, reader_study=study))
+
+    @extend_schema(
+        summary="Set the reference answers readers see after a practice case (draft only)",
+        request=ReferenceIn,
+        responses=ReferenceOut,
+    )
+    def put(self, request: Request, study_id: str, case_id: str) -> Response:
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+        case = selectors.case_get(reader_study=study, public_id=case_id)
+        data = self.ReferenceIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        saved = services.case_reference_set(
+            reader_study=study,
+            case=case,
+            answers=data.validated_data["answers"],
+            user=request.user,
+        )
+        return Response(_reference_out(saved, reader_study=study))

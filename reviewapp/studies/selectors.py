@@ -394,6 +394,8 @@ PROGRESS_CSV_COLUMNS = [
     "median_seconds",
     "estimate_seconds",
     "estimate_basis",
+    "practice_submitted",
+    "practice_assigned",
 ]
 
 _PROGRESS_STATUS_TEXT = {
@@ -441,6 +443,7 @@ def reader_study_progress(
         "submitted_at",
         "draft_saved_at",
         "rating__revised_at",
+        "case__is_practice",
     ).order_by("reader__username")
     cohorts = dict(reader_study.panel.values_list("reader_id", "cohort"))
     per_reader: dict[int, dict[str, Any]] = {}
@@ -455,10 +458,23 @@ def reader_study_progress(
                 "total": 0,
                 "submitted": 0,
                 "in_progress": 0,
+                "practice_total": 0,
+                "practice_submitted": 0,
                 "timings": [],
                 "moments": [],
             },
         )
+        entry["moments"] += [
+            m
+            for m in (row["submitted_at"], row["draft_saved_at"], row["rating__revised_at"])
+            if m is not None
+        ]
+        if row["case__is_practice"]:
+            # Practice reads are counted apart: they are not the study's reads, and a reader
+            # learning the page reads them slower than their own pace.
+            entry["practice_total"] += 1
+            entry["practice_submitted"] += row["status"] == Assignment.Status.SUBMITTED
+            continue
         entry["total"] += 1
         if row["status"] == Assignment.Status.SUBMITTED:
             entry["submitted"] += 1
@@ -467,11 +483,6 @@ def reader_study_progress(
                 entry["timings"].append(row["active_seconds"])
         elif row["status"] == Assignment.Status.IN_PROGRESS:
             entry["in_progress"] += 1
-        entry["moments"] += [
-            m
-            for m in (row["submitted_at"], row["draft_saved_at"], row["rating__revised_at"])
-            if m is not None
-        ]
     every_timing = [t for entry in per_reader.values() for t in entry["timings"]]
     study_median = statistics.median(every_timing) if every_timing else None
     idle_before = now - timedelta(days=PROGRESS_IDLE_DAYS)
@@ -516,6 +527,8 @@ def reader_study_progress(
         "status": reader_study.status,
         "total": total,
         "submitted": submitted,
+        "practice_total": sum(r["practice_total"] for r in readers),
+        "practice_submitted": sum(r["practice_submitted"] for r in readers),
         "revisions": Rating.objects.filter(
             assignment__reader_study=reader_study, version__gt=1
         ).count(),
@@ -562,6 +575,8 @@ def progress_csv(progress: dict[str, Any]) -> str:
                 "" if r["median_seconds"] is None else round(r["median_seconds"], 1),
                 "" if r["estimate_seconds"] is None else round(r["estimate_seconds"], 1),
                 r["estimate_basis"],
+                r["practice_submitted"],
+                r["practice_total"],
             ]
         )
     return out.getvalue()
@@ -771,16 +786,23 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
     order = list(
         Assignment.objects.filter(reader_study=study, reader_id=assignment.reader_id)
         .order_by("position")
-        .values_list("position", "public_id", "case__imaging_study__study_instance_uid")
+        .values_list(
+            "position", "public_id", "case__imaging_study__study_instance_uid", "case__is_practice"
+        )
     )
     total = len(order)
-    before = [pid for pos, pid, _ in order if pos < assignment.position]
-    after = [(pid, uid) for pos, pid, uid in order if pos > assignment.position]
+    before = [pid for pos, pid, _, _ in order if pos < assignment.position]
+    after = [(pid, uid) for pos, pid, uid, _ in order if pos > assignment.position]
     previous_id = before[-1] if before else None
     following_id, following_uid = after[0] if after else (None, None)
+    is_practice = assignment.case.is_practice
+    # Counted within its kind: practice cases come first, and the real ones count from 1.
+    kind = [pos for pos, _, _, practice in order if practice == is_practice]
+    number = kind.index(assignment.position) + 1 if assignment.position in kind else 0
+    counter = f"{'Practice case' if is_practice else 'Case'} {number} of {len(kind)}"
     rating = rating_of(assignment)
     can_write = study.status == ReaderStudy.Status.OPEN and (
-        rating is None or study.allow_revisions
+        rating is None or (study.allow_revisions and not is_practice)
     )
     return {
         "assignment": str(assignment.public_id),
@@ -791,6 +813,12 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
         },
         "position": assignment.position,
         "total": total,
+        "counter": counter,
+        "practice": (
+            {"feedback": practice_feedback_for_reader(assignment=assignment, rating=rating)}
+            if is_practice
+            else None
+        ),
         "status": assignment.status,
         "previous": str(previous_id) if previous_id else None,
         "next": str(following_id) if following_id else None,
@@ -842,3 +870,113 @@ def rating_history_for_reader(*, rating: Rating) -> list[dict[str, Any]]:
         }
         for entry in rating_history(rating=rating)
     ]
+
+
+def practice_feedback_for_reader(
+    *, assignment: Assignment, rating: Rating | None
+) -> list[dict[str, Any]] | None:
+    """A submitted practice case's answers beside the reference, question by question, on
+    this reader's sides (None until submitted: the reference is shown only after).
+
+    Options and prompts in the reader's own words (``Report A`` as this reader saw it); no
+    stored value or source, and no AI-guess question (protocols.protocol_for_reference).
+    """
+    if rating is None or not assignment.case.is_practice:
+        return None
+    study = assignment.reader_study
+    protocol = protocols.protocol_for_reference(study.protocol)
+    sides = protocols.Sides(candidate_side=assignment.candidate_side)
+    reference = protocols.answers_on_sides(
+        protocol,
+        assignment.case.reference_answers,
+        entered=protocols.reference_sides(study.protocol),
+        shown=sides,
+    )
+    yours = protocols.answers_on_sides(protocol, rating.answers, entered=sides, shown=sides)
+    rows = []
+    for item in protocols.form_build(protocol, sides):
+        if item["type"] == "error_spans" or (item["id"] not in yours | reference):
+            continue
+        mine, theirs = yours.get(item["id"], {}), reference.get(item["id"], {})
+        rows.append(
+            {
+                "prompt": item["prompt"],
+                "yours": mine.get("label") or mine.get("text", ""),
+                "yours_code": mine.get("code", ""),
+                "reference": theirs.get("label") or theirs.get("text", ""),
+                "reference_code": theirs.get("code", ""),
+                "agrees": "code" in theirs and mine.get("code") == theirs["code"],
+            }
+        )
+    return rows
+
+
+def practice_cases_for_coordinator(*, reader_study: ReaderStudy) -> list[dict[str, Any]]:
+    """The study's cases for the practice page, one row per imaging study (practice is chosen
+    per imaging study, all its arms at once), with whether each arm's case has its reference
+    answers. Staff only: it names the cases' sources."""
+    rows: dict[int, dict[str, Any]] = {}
+    for case in case_list(reader_study=reader_study):
+        row = rows.setdefault(
+            case.imaging_study_id,
+            {
+                "imaging_study": case.imaging_study,
+                "case": case,
+                "is_practice": case.is_practice,
+                "cases": [],
+            },
+        )
+        row["cases"].append(
+            {
+                "case": case,
+                "arm": case.arm,
+                "has_reference": bool(case.reference_answers),
+                "reference_set_at": case.reference_set_at,
+            }
+        )
+    return list(rows.values())
+
+
+def reference_form_for_coordinator(
+    *,
+    reader_study: ReaderStudy,
+    case: Case,
+    answers: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What the reference-answers page shows: the case's reports as Report A (its first
+    report) and Report B, with their sources (coordinators know them), and the questions as
+    readers see them on those sides, filled with ``answers`` (letter codes and texts by item
+    id; default: the stored reference) and each item's message in ``errors``."""
+    protocol = protocols.protocol_for_reference(reader_study.protocol)
+    sides = protocols.reference_sides(reader_study.protocol)
+    shown = [("A" if sides.is_pairwise else "", case.first_report)]
+    if sides.is_pairwise and case.second_report is not None:
+        shown.append(("B", case.second_report))
+    reports = [
+        {
+            "side": side,
+            "label": sides.label(side),
+            "source": report.source.label if report.source else report.get_kind_display(),
+            **report_sections_shown(reader_study=reader_study, case=case, report=report),
+        }
+        for side, report in shown
+    ]
+    if answers is None:
+        stored = protocols.answers_on_sides(
+            protocol, case.reference_answers, entered=sides, shown=sides
+        )
+        answers = {item: a.get("code") or a.get("text", "") for item, a in stored.items()}
+    form = []
+    for item in protocols.form_build(protocol, sides):
+        if item["type"] == "error_spans":
+            continue
+        value = answers.get(item["id"], "")
+        options = [{**o, "checked": o["code"] == value} for o in item.get("options", [])]
+        error = (errors or {}).get(item["id"], "")
+        form.append({**item, "options": options, "value": value, "error": error})
+    return {
+        "reports": reports,
+        "form": form,
+        "has_spans": any(q["type"] == "error_spans" for q in protocol["questions"]),
+    }

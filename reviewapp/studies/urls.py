@@ -22,6 +22,13 @@ urlpatterns = [
         views.study_refresh_reports,
         name="refresh_reports",
     ),
+    path("<str:study_id>/practice/", views.study_practice, name="practice"),
+    path("<str:study_id>/practice/<str:case_id>/", views.case_practice, name="case_practice"),
+    path(
+        "<str:study_id>/practice/<str:case_id>/reference/",
+        views.case_reference,
+        name="case_reference",
+    ),
     path("<str:study_id>/progress/", views.study_progress, name="progress"),
     path("<str:study_id>/progress.csv", views.study_progress_export, name="progress_export"),
     path("<str:study_id>/blinding/check/", views.study_blinding_check, name="blinding_check"),

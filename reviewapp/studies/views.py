@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -606,4 +606,106 @@ def rating_history(request: HttpRequest, study_id: str, assignment_id: str) -> H
         request,
         "studies/rating_history.html",
         {"study": study, "assignment": rating.assignment, "history": history},
+    )
+
+
+# --- practice cases -----------------------------------------------------------------------
+
+
+@require_GET
+@role_required(Role.COORDINATOR, Role.ANALYST)
+def study_practice(request: HttpRequest, study_id: str) -> HttpResponse:
+    """The study's cases, to choose practice cases and reach their reference answers."""
+    study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
+    return render(
+        request,
+        "studies/study_practice.html",
+        {
+            "study": study,
+            "can_manage": selectors.reader_study_is_managed_by(
+                user=request.user, reader_study=study
+            ),
+            "rows": selectors.practice_cases_for_coordinator(reader_study=study),
+            "has_reading_lists": study.assignments.exists(),
+        },
+    )
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def case_practice(request: HttpRequest, study_id: str, case_id: str) -> HttpResponse:
+    """Make a case (with its other arms' cases) a practice case, or a real one again."""
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+    case = selectors.case_get(reader_study=study, public_id=case_id)
+    is_practice = request.POST.get("is_practice") == "1"
+    try:
+        changed = services.case_practice_set(reader_study=study, case=case, is_practice=is_practice)
+    except ApplicationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        label = case.imaging_study.label
+        if not changed:
+            messages.info(
+                request, f"{label} was already {'a practice' if is_practice else 'a real'} case."
+            )
+        elif is_practice:
+            messages.success(request, f"{label} is a practice case; enter its reference answers.")
+        else:
+            messages.success(request, f"{label} is a real case again.")
+    return redirect(reverse("studies:practice", args=[study.public_id]) + f"#case-{case.public_id}")
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.COORDINATOR, Role.ANALYST)
+def case_reference(request: HttpRequest, study_id: str, case_id: str) -> HttpResponse:
+    """The reference answers of a practice case: the questions as readers see them."""
+    study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
+    case = selectors.case_get(reader_study=study, public_id=case_id)
+    can_manage = selectors.reader_study_is_managed_by(user=request.user, reader_study=study)
+    problems: list[str] = []
+    answers: dict[str, str] | None = None
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied
+        # One value per question (a radio group or a text box); an empty box is no answer.
+        answers = {
+            key: value
+            for key in request.POST
+            if key != "csrfmiddlewaretoken" and (value := request.POST.get(key, "").strip())
+        }
+        try:
+            services.case_reference_set(
+                reader_study=study, case=case, answers=answers, user=request.user
+            )
+        except ApplicationError as error:
+            problems = [error.message]
+        except ValidationError as error:
+            # Each message beside its question, as on the reading page; the rest above.
+            for key, texts in error.message_dict.items():
+                item = key.removeprefix("answers.")
+                if item != key:
+                    errors[item] = " ".join(texts)
+                else:
+                    problems += texts
+            problems = problems or ["Some answers need attention: see the marked questions."]
+        else:
+            messages.success(request, f"Reference answers of {case.imaging_study.label} saved.")
+            return redirect(
+                reverse("studies:practice", args=[study.public_id]) + f"#case-{case.public_id}"
+            )
+    view = selectors.reference_form_for_coordinator(
+        reader_study=study, case=case, answers=answers, errors=errors
+    )
+    return render(
+        request,
+        "studies/case_reference.html",
+        {
+            "study": study,
+            "case": case,
+            "view": view,
+            "problems": problems,
+            "can_edit": can_manage and study.status == ReaderStudy.Status.DRAFT,
+        },
+        status=400 if problems else 200,
     )

@@ -57,6 +57,8 @@ def _body(w: World, name: str) -> dict[str, Any] | None:
         "panel": {"readers": [{"username": "alice"}]},
         "design": {"design": "all_pairs", "sources": []},
         "generate": {},
+        "practice": {"is_practice": True},
+        "reference_set": {"answers": {"comparison": "a"}},
         "status": {"action": "pause"},
         "invite": {"email": "jane.roe@example.org", "cohort": "US"},
         "draft": {"draft": {"answers": {"comparison": "a"}}, "seq": 10},
@@ -84,6 +86,15 @@ API_MATRIX: list[tuple[str, str, str, dict[str, int]]] = [
     # The study is open, so carol's structural changes are refused (400), not forbidden.
     ("add_cases", "post", S + "/cases", {"carol": 400, "frank": 404, "dave": 404}),
     ("panel", "put", S + "/panel", {"carol": 400, "frank": 404}),
+    # Practice cases: chosen and answered in a draft only (400 in this open study).
+    ("practice", "post", S + "/cases/{case}/practice", {"carol": 400, "frank": 404}),
+    ("reference", "get", S + "/cases/{case}/reference", {"carol": 200, "frank": 404, "dave": 200}),
+    (
+        "reference_set",
+        "put",
+        S + "/cases/{case}/reference",
+        {"carol": 400, "frank": 404, "dave": 404},
+    ),
     # Arms name the sources: staff only; the open study's design is fixed (400).
     ("arms", "get", S + "/arms", {"carol": 200, "frank": 404, "dave": 200}),
     ("design", "post", S + "/arms", {"carol": 400, "frank": 404, "dave": 404}),
@@ -153,7 +164,10 @@ def _personas_denied_first(allowed: dict[str, int]) -> list[str]:
 )
 def test_api_endpoint_by_role(api_client_for, world, name, method, path, allowed):
     url = path.format(
-        study=world.study.public_id, mine=world.mine.public_id, unrated=world.unrated.public_id
+        study=world.study.public_id,
+        mine=world.mine.public_id,
+        unrated=world.unrated.public_id,
+        case=world.mine.case.public_id,
     )
     for persona in _personas_denied_first(allowed):
         client = _client(api_client_for, persona)
@@ -185,6 +199,15 @@ PAGES: list[tuple[str, str, str, dict[str, int]]] = [
     ("case_remove", "post", "/studies/{study}/cases/{case}/remove/", {"carol": 302, "frank": 404}),
     ("progress", "get", "/studies/{study}/progress/", {"carol": 200, "frank": 404, "dave": 200}),
     ("invitations", "get", "/studies/{study}/invitations/", {"carol": 200, "frank": 404}),
+    ("practice", "get", "/studies/{study}/practice/", {"carol": 200, "frank": 404, "dave": 200}),
+    # carol is let in and told the open study's practice cases are fixed
+    ("case_practice", "post", "/studies/{study}/practice/{case}/", {"carol": 302, "frank": 404}),
+    (
+        "case_reference",
+        "get",
+        "/studies/{study}/practice/{case}/reference/",
+        {"carol": 200, "frank": 404, "dave": 200},
+    ),
     # names and e-mail of readers: the study's coordinators (and admins) only
     ("progress_csv", "get", "/studies/{study}/progress.csv", {"carol": 200, "frank": 404}),
     ("blinding_run", "post", "/studies/{study}/blinding/check/", {"carol": 302, "frank": 404}),
