@@ -218,6 +218,17 @@ def arm_sources(*, reader_study: ReaderStudy) -> list[ReportSource]:
     return list(seen.values())
 
 
+def cases_of_imaging_study_for_staff(*, user: UserLike, imaging: Study) -> QuerySet[Case]:
+    """The cases made of one imaging study in the reader studies ``user`` may look at."""
+    return (
+        Case.objects.filter(
+            imaging_study=imaging, reader_study__in=reader_study_list_for_staff(user=user)
+        )
+        .select_related("reader_study", "arm")
+        .order_by("reader_study__created_at", "id")
+    )
+
+
 def case_get(*, reader_study: ReaderStudy, public_id: Any) -> Case:
     """One case of a study the caller already holds (fetched through a permission check)."""
     return public_id_get_or_404(case_list(reader_study=reader_study), public_id, what="case")
