@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from reviewapp.core.access import role_required
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.roles import Role
+from reviewapp.generation import selectors as generation_selectors
 from reviewapp.imaging import previews, selectors
 from reviewapp.imaging.ingest import services
 from reviewapp.imaging.ingest.upload_limits import (
@@ -29,6 +30,7 @@ from reviewapp.imaging.ingest.upload_limits import (
     upload_too_large,
 )
 from reviewapp.reports.selectors import reports_for_study
+from reviewapp.studies import selectors as study_selectors
 
 
 def _parse_date(raw: str) -> date | None:
@@ -84,7 +86,18 @@ def study_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     return render(
         request,
         "imaging/study_detail.html",
-        {"study": study, "series_list": series, "reports": reports},
+        {
+            "study": study,
+            "series_list": series,
+            "reports": reports,
+            # Where this study went: the runs that wrote its AI reports, the studies it is read in.
+            "runs": generation_selectors.run_list_for_study_for_staff(
+                user=request.user, study=study
+            ),
+            "cases": study_selectors.cases_of_imaging_study_for_staff(
+                user=request.user, imaging=study
+            ),
+        },
     )
 
 

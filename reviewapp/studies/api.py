@@ -6,6 +6,7 @@ never include source labels, report ids or dates; every response here is ``no-st
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -584,6 +585,37 @@ def _blinding_out(study: ReaderStudy) -> dict[str, Any]:
     summary = blinding.blinding_summary(reader_study=study)
     summary.pop("groups")  # page layout; the API gives the flat list
     return summary
+
+
+class SetupStepsApi(NoStoreAPIView):
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    StepOut = inline_serializer(
+        "SetupStep",
+        {
+            "key": serializers.ChoiceField(
+                choices=["protocol", "cases", "readers", "lists", "blinding", "open"]
+            ),
+            "title": serializers.CharField(),
+            "is_done": serializers.BooleanField(),
+            "summary": serializers.CharField(),
+            "warning": serializers.CharField(),
+        },
+        many=True,
+    )
+
+    @extend_schema(
+        summary="The steps of building the study, each done or not, with what is missing",
+        responses=StepOut,
+    )
+    def get(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
+        steps = selectors.reader_study_setup_steps(
+            reader_study=study,
+            blinding_summary=blinding.blinding_summary(reader_study=study),
+            modality_warnings=selectors.cases_modality_warnings(reader_study=study),
+        )
+        return Response([asdict(step) for step in steps])
 
 
 class BlindingApi(NoStoreAPIView):

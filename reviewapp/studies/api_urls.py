@@ -35,6 +35,11 @@ urlpatterns = [
         name="reader-study-refresh-reports",
     ),
     path(
+        "reader-studies/<str:study_id>/steps",
+        api.SetupStepsApi.as_view(),
+        name="reader-study-steps",
+    ),
+    path(
         "reader-studies/<str:study_id>/blinding",
         api.BlindingApi.as_view(),
         name="reader-study-blinding",

@@ -232,6 +232,17 @@ def arm_sources(*, reader_study: ReaderStudy) -> list[ReportSource]:
     return list(seen.values())
 
 
+def cases_of_imaging_study_for_staff(*, user: UserLike, imaging: Study) -> QuerySet[Case]:
+    """The cases made of one imaging study in the reader studies ``user`` may look at."""
+    return (
+        Case.objects.filter(
+            imaging_study=imaging, reader_study__in=reader_study_list_for_staff(user=user)
+        )
+        .select_related("reader_study", "arm")
+        .order_by("reader_study__created_at", "id")
+    )
+
+
 def case_get(*, reader_study: ReaderStudy, public_id: Any) -> Case:
     """One case of a study the caller already holds (fetched through a permission check)."""
     return public_id_get_or_404(case_list(reader_study=reader_study), public_id, what="case")
@@ -267,6 +278,114 @@ def cases_modality_warnings(
         f"{', '.join(declared)}: check the protocol fits, or remove those cases."
         for modality, count in sorted(by_modality.items())
     ]
+
+
+@dataclass(frozen=True)
+class SetupStep:
+    """One step of building a study, as the study page's guided flow shows it."""
+
+    key: str  # the page section's id is "step-<key>"
+    title: str
+    is_done: bool
+    summary: str  # what is done, or what is missing, in words
+    warning: str = ""
+
+
+def reader_study_setup_steps(
+    *, reader_study: ReaderStudy, blinding_summary: dict[str, Any], modality_warnings: list[str]
+) -> list[SetupStep]:
+    """The steps from protocol to opening, each with what is done and what is missing.
+
+    ``blinding_summary`` is ``blinding.blinding_summary`` of the same study (passed in:
+    blinding reads this module). Staff only: the summaries name arms' counts, not sources.
+    """
+    study = reader_study
+    is_draft = study.status == ReaderStudy.Status.DRAFT
+    case_count = study.cases.count()
+    arm_count = study.arms.count()
+    panel_count = study.panel.count()
+    reads = list(
+        study.assignments.order_by()
+        .values("reader_id")
+        .annotate(n=Count("id"))
+        .values_list("n", flat=True)
+    )
+    title = study.protocol.get("title", study.protocol_key)
+    steps = [
+        SetupStep(
+            "protocol",
+            "Protocol",
+            True,
+            f"{title}, version {study.protocol_version}.",
+            "The protocol may not fit some cases (see Cases)." if modality_warnings else "",
+        ),
+        SetupStep(
+            "cases",
+            "Cases",
+            case_count > 0,
+            (
+                f"{case_count} case{'s' if case_count != 1 else ''}"
+                + (f" in {arm_count} arms." if arm_count > 1 else ".")
+            )
+            if case_count
+            else "No cases yet: choose the design, then add cases from the archive.",
+            f"{len(modality_warnings)} modality warning(s)." if modality_warnings else "",
+        ),
+        SetupStep(
+            "readers",
+            "Readers",
+            panel_count > 0,
+            f"{panel_count} reader{'s' if panel_count != 1 else ''} on the panel."
+            if panel_count
+            else "No readers on the panel yet.",
+        ),
+    ]
+    if reads:
+        how = (
+            "every reader reads every case"
+            if study.reads_per_case is None
+            else f"{study.reads_per_case} reader(s) per case"
+        )
+        lists = (
+            f"{sum(reads)} read{'s' if sum(reads) != 1 else ''} in {len(reads)} "
+            f"list{'s' if len(reads) != 1 else ''} ({how}), seed {study.assignment_seed}."
+        )
+    elif not case_count or not panel_count:
+        lists = "Not generated: they need cases and readers first."
+    else:
+        lists = "Not generated yet."
+    steps.append(SetupStep("lists", "Reading lists", bool(reads), lists))
+    blinding = blinding_summary
+    if blinding["is_acknowledged"]:
+        check = f"{blinding['tell_count']} tell(s), reviewed by {blinding['acknowledged_by']}."
+    elif not is_draft:
+        check = "No reviewed check was recorded before the study opened."
+    elif not blinding["checked_at"]:
+        check = "Not run yet." if case_count else "Not run: it needs cases first."
+    elif not blinding["is_current"]:
+        check = "The cases changed since the last check: run it again."
+    else:
+        check = f"{blinding['tell_count']} tell(s) found: review them and acknowledge."
+    steps.append(SetupStep("blinding", "Blinding check", bool(blinding["is_acknowledged"]), check))
+    if is_draft:
+        missing = [step.title.lower() for step in steps if not step.is_done]
+        opening = (
+            "Not open yet; still missing: " + ", ".join(missing) + "."
+            if missing
+            else "Ready to open."
+        )
+    elif study.status == ReaderStudy.Status.OPEN:
+        opening = "Open for reading" + (
+            f" since {timezone.localtime(study.opened_at):%Y-%m-%d %H:%M}."
+            if study.opened_at
+            else "."
+        )
+    elif study.status == ReaderStudy.Status.PAUSED:
+        opening = "Paused: readers can look at their cases but not submit until it resumes."
+    else:
+        opening = "Locked: no further ratings or revisions."
+    steps.append(SetupStep("open", "Open for reading", not is_draft, opening))
+    return steps
 
 
 @dataclass(frozen=True)

@@ -725,6 +725,31 @@ def assignments_generate(
     return len(rows)
 
 
+@transaction.atomic
+def reading_lists_generate(
+    *,
+    reader_study: ReaderStudy,
+    readers: Sequence[tuple[AbstractBaseUser, str]],
+    same_study_gap: int | None = None,
+    reads_per_case: int | None = None,
+    seed: int | None = None,
+) -> int:
+    """Draw the reading lists for the panel and gap the coordinator has in front of them:
+    save both, then draw, all or nothing; returns how many assignments it wrote.
+
+    The study page asks for readers and lists in one place: lists drawn for the panel as last
+    saved, while other ticks sit unsaved on the screen, would be lists for the wrong readers.
+    """
+    panel_set(reader_study=reader_study, readers=readers)
+    if same_study_gap is not None:
+        reader_study_reading_options_set(
+            reader_study=reader_study,
+            same_study_gap=same_study_gap,
+            show_clinical_context=reader_study.show_clinical_context,
+        )
+    return assignments_generate(reader_study=reader_study, reads_per_case=reads_per_case, seed=seed)
+
+
 # The columns _assignments_copy writes; the rest take the values a new assignment has.
 _ASSIGNMENT_COPY_COLUMNS = (
     "public_id",

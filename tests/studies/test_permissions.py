@@ -107,6 +107,7 @@ API_MATRIX: list[tuple[str, str, str, dict[str, int]]] = [
     ("invite", "post", S + "/invitations", {"carol": 400, "frank": 404}),
     ("progress", "get", S + "/progress", {"carol": 200, "frank": 404, "dave": 200}),
     ("blinding", "get", S + "/blinding", {"carol": 200, "frank": 404, "dave": 200}),
+    ("steps", "get", S + "/steps", {"carol": 200, "frank": 404, "dave": 200}),
     # The study is open: carol may no longer re-run or acknowledge the check (400).
     ("blinding_run", "post", S + "/blinding", {"carol": 400, "frank": 404, "dave": 404}),
     ("blinding_ack", "post", S + "/blinding/acknowledgement", {"carol": 400, "frank": 404}),
@@ -193,10 +194,17 @@ PAGES: list[tuple[str, str, str, dict[str, int]]] = [
     ("list", "get", "/studies/", {"carol": 200, "frank": 200, "dave": 200}),
     ("new", "get", "/studies/new/", {"carol": 200, "frank": 200}),
     ("detail", "get", "/studies/{study}/", {"carol": 200, "frank": 404, "dave": 200}),
-    ("action", "post", "/studies/{study}/action/", {"carol": 302, "frank": 404}),
+    ("open", "post", "/studies/{study}/open/", {"carol": 302, "frank": 404}),
+    ("pause", "post", "/studies/{study}/pause/", {"carol": 302, "frank": 404}),
+    ("lock", "post", "/studies/{study}/lock/", {"carol": 302, "frank": 404}),
     # carol is let in and told the open study cannot change (it stays as it is)
-    ("delete", "post", "/studies/{study}/delete/", {"carol": 302, "frank": 404}),
-    ("case_remove", "post", "/studies/{study}/cases/{case}/remove/", {"carol": 302, "frank": 404}),
+    ("cases_add", "post", "/studies/{study}/cases/add/", {"carol": 400, "frank": 404}),
+    ("design", "post", "/studies/{study}/design/", {"carol": 400, "frank": 404}),
+    ("panel", "post", "/studies/{study}/panel/", {"carol": 400, "frank": 404}),
+    ("reading_lists", "post", "/studies/{study}/reading-lists/", {"carol": 400, "frank": 404}),
+    ("options", "post", "/studies/{study}/reading-options/", {"carol": 400, "frank": 404}),
+    ("delete", "post", "/studies/{study}/delete/", {"carol": 400, "frank": 404}),
+    ("case_remove", "post", "/studies/{study}/cases/{case}/remove/", {"carol": 400, "frank": 404}),
     ("progress", "get", "/studies/{study}/progress/", {"carol": 200, "frank": 404, "dave": 200}),
     ("invitations", "get", "/studies/{study}/invitations/", {"carol": 200, "frank": 404}),
     ("practice", "get", "/studies/{study}/practice/", {"carol": 200, "frank": 404, "dave": 200}),
@@ -210,12 +218,12 @@ PAGES: list[tuple[str, str, str, dict[str, int]]] = [
     ),
     # names and e-mail of readers: the study's coordinators (and admins) only
     ("progress_csv", "get", "/studies/{study}/progress.csv", {"carol": 200, "frank": 404}),
-    ("blinding_run", "post", "/studies/{study}/blinding/check/", {"carol": 302, "frank": 404}),
+    ("blinding_run", "post", "/studies/{study}/blinding/check/", {"carol": 400, "frank": 404}),
     (
         "blinding_ack",
         "post",
         "/studies/{study}/blinding/acknowledge/",
-        {"carol": 302, "frank": 404},
+        {"carol": 400, "frank": 404},
     ),
     ("sources", "get", "/reports/sources/", {"carol": 200, "frank": 200, "dave": 200}),
     ("metrics", "get", "/metrics/studies/{study}/", {"carol": 200, "frank": 404, "dave": 200}),
@@ -258,7 +266,7 @@ def test_page_by_role(world, name, method, path, allowed):
         client = Client()
         if persona != "anonymous":
             client.force_login(get_user_model().objects.get(username=persona))
-        response = getattr(client, method)(url, {"action": "pause"} if method == "post" else None)
+        response = getattr(client, method)(url)
         if persona == "anonymous":
             assert response.status_code == 302
             assert "/accounts/login" in response["Location"]
