@@ -762,7 +762,7 @@ def case_practice(request: HttpRequest, study_id: str, case_id: str) -> HttpResp
     try:
         changed = services.case_practice_set(reader_study=study, case=case, is_practice=is_practice)
     except ApplicationError as error:
-        messages.error(request, _error_text(error))
+        messages.error(request, " ".join(_problems(error)))
     else:
         label = case.imaging_study.label
         if not changed:
