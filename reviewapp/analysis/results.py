@@ -70,9 +70,22 @@ ANALYSIS_COLUMNS = [
 ]
 
 
-def ratings_frame(*, reader_study: ReaderStudy) -> pd.DataFrame:
-    """The tidy ratings of a study (the rows and values of the ratings export, submitted only)."""
-    columns = ANALYSIS_COLUMNS + [c for c, _ in outcome_columns(reader_study.protocol)]
+# What agreement and the figures read: a worker loads these only (half the columns).
+REST_COLUMNS = [
+    "case",
+    "stratum",
+    "reader",
+    "question",
+    "source",
+    "answer_value",
+    "candidate_source",
+]
+
+
+def ratings_frame(*, reader_study: ReaderStudy, columns: list[str] | None = None) -> pd.DataFrame:
+    """The tidy ratings of a study (the rows and values of the ratings export, submitted
+    only): ``columns`` of them, else all that analysis reads."""
+    columns = columns or ANALYSIS_COLUMNS + [c for c, _ in outcome_columns(reader_study.protocol)]
     query = ratings_query(reader_study=reader_study, columns=columns, submitted_only=True)
     return rows.frame(TidyQuery(query, columns))
 
@@ -393,29 +406,35 @@ def headline_from_frames(
         }
 
     if protocol.get("mode") == "pairwise":
+        # Integer codes made once: selecting and mapping the Arrow-backed text columns per
+        # question was most of this part's cost.
+        question_codes, question_ids = pd.factorize(ratings["question"])
+        answer_codes, answer_values = pd.factorize(ratings["answer_value"])
+        side_codes, sides = pd.factorize(ratings["candidate_side"])
+        side_a = side_codes == (list(sides).index("A") if "A" in list(sides) else -2)
+        side_b = side_codes == (list(sides).index("B") if "B" in list(sides) else -2)
+        reader_codes = pd.factorize(ratings["reader"])[0]
+        case_codes = pd.factorize(ratings["case"])[0]
         for question in questions:
             axes = {o["value"]: o.get("axis") for o in question_options(question)}
             if question.get("scope") != "comparative" or all(a is None for a in axes.values()):
                 continue
-            rows = ratings.loc[
-                ratings["question"] == question["id"],
-                ["answer_value", "candidate_side", "reader", "case"],
-            ]
+            found = np.flatnonzero(question_ids == question["id"])
+            mask = question_codes == (found[0] if len(found) else -2)
             # An option favours the candidate (axis > 0) or the original (axis < 0); which
-            # side won follows from where the candidate was shown.
-            axis = rows["answer_value"].map(axes).astype(float).to_numpy()
-            side = rows["candidate_side"].to_numpy(dtype=object)
-            shown = np.isin(side, ["A", "B"])
-            candidate_won = shown & (axis > 0)
-            original_won = shown & (axis < 0)
-            winners = np.full(len(rows), None, dtype=object)
-            winners[((side == "A") & candidate_won) | ((side == "B") & original_won)] = "A"
-            winners[((side == "B") & candidate_won) | ((side == "A") & original_won)] = "B"
-            bias = stats.position_bias(
-                winners,
-                readers=rows["reader"].to_numpy(dtype=object),
-                cases=rows["case"].to_numpy(dtype=object),
+            # side won follows from where the candidate was shown. Code -1 (no answer): NaN.
+            axis_of = np.array(
+                [math.nan if axes.get(v) is None else float(axes[v]) for v in answer_values]
+                + [math.nan]
             )
+            axis = axis_of[answer_codes[mask]]
+            on_a, on_b = side_a[mask], side_b[mask]
+            candidate_won = (on_a | on_b) & (axis > 0)
+            original_won = (on_a | on_b) & (axis < 0)
+            winners = np.full(int(mask.sum()), None, dtype=object)
+            winners[(on_a & candidate_won) | (on_b & original_won)] = "A"
+            winners[(on_b & candidate_won) | (on_a & original_won)] = "B"
+            bias = stats.position_bias(winners, readers=reader_codes[mask], cases=case_codes[mask])
             result["position_bias"].append({"question": question["id"], **bias.as_dict()})
 
     return json_safe(result)
@@ -515,13 +534,20 @@ def _coded(ratings: pd.DataFrame) -> pd.DataFrame:
     answer = ratings["answer_value"].fillna("")
     return pd.DataFrame(
         {
-            "question": pd.Categorical(ratings["question"].to_numpy(dtype=object)),
-            "answer_value": pd.Categorical(answer.to_numpy(dtype=object)),
+            "question": _categorical(ratings["question"]),
+            "answer_value": _categorical(answer),
             "answered": (answer != "").to_numpy(),
-            "reader": pd.Categorical(ratings["reader"].to_numpy(dtype=object)),
+            "reader": _categorical(ratings["reader"]),
             "unit": case * (source.max(initial=0) + 1) + source,
         }
     )
+
+
+def _categorical(column: pd.Series) -> pd.Categorical:
+    """``pd.Categorical`` of a text column (categories sorted), from Arrow's hashing: making
+    Python strings of every value first was most of the cost."""
+    codes, categories = pd.factorize(column, sort=True)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
 
 
 def _reading_position(
@@ -530,8 +556,10 @@ def _reading_position(
     """Each outcome along the readers' sequences (by quarter, within-reader trend)."""
     # A reader's sequence is all their ratings in the study, in the order they opened them.
     readings = per.drop_duplicates("rating")
+    # Integer order codes: ranking the ISO time stamps as text was most of this step's cost.
+    order = pd.Series(pd.factorize(readings["opened_at"], sort=True)[0])
     place = pd.Series(
-        stats.relative_positions(readings["opened_at"], readings["reader"]),
+        stats.relative_positions(order, readings["reader"]),
         index=readings["rating"].to_numpy(),
     )
     position = place.reindex(per["rating"].to_numpy()).to_numpy()
@@ -724,15 +752,16 @@ class AnalysisStatus:
 class _Frames:
     """A study's two tidy tables, loaded on first use (a cached headline needs neither)."""
 
-    def __init__(self, reader_study: ReaderStudy) -> None:
+    def __init__(self, reader_study: ReaderStudy, columns: list[str] | None = None) -> None:
         self.reader_study = reader_study
+        self.columns = columns
         self._ratings: pd.DataFrame | None = None
         self._spans: pd.DataFrame | None = None
 
     @property
     def ratings(self) -> pd.DataFrame:
         if self._ratings is None:
-            self._ratings = ratings_frame(reader_study=self.reader_study)
+            self._ratings = ratings_frame(reader_study=self.reader_study, columns=self.columns)
         return self._ratings
 
     @property
@@ -933,14 +962,13 @@ def analysis_rest_compute(*, reader_study_pk: int, params: dict[str, Any], key: 
         cache.set(f"{key}:status", state, timeout=settings.CELERY_TASK_HARD_TIME_LIMIT)
 
     progress(0, rest_steps(reader_study.protocol))
-    frames = _Frames(reader_study)
     try:
         _rest_compute(
             reader_study,
             key,
             analysis,
-            frames,
-            lambda: _headline_awaited(reader_study, key, analysis, frames),
+            _Frames(reader_study, REST_COLUMNS),
+            lambda: _headline_awaited(reader_study, key, analysis, _Frames(reader_study)),
             with_plots=True,
             progress=progress,
         )
