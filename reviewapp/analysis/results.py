@@ -423,10 +423,8 @@ def headline_from_frames(
             mask = question_codes == (found[0] if len(found) else -2)
             # An option favours the candidate (axis > 0) or the original (axis < 0); which
             # side won follows from where the candidate was shown. Code -1 (no answer): NaN.
-            axis_of = np.array(
-                [math.nan if axes.get(v) is None else float(axes[v]) for v in answer_values]
-                + [math.nan]
-            )
+            known = [axes.get(v) for v in answer_values]
+            axis_of = np.array([math.nan if a is None else float(a) for a in known] + [math.nan])
             axis = axis_of[answer_codes[mask]]
             on_a, on_b = side_a[mask], side_b[mask]
             candidate_won = (on_a | on_b) & (axis > 0)
@@ -908,7 +906,7 @@ def analysis_rest_start(
     running already; return the status of the one that is."""
     digest = key.rsplit(":", 1)[1]
     total = rest_steps(reader_study.protocol)
-    queued = {"state": "queued", "done": 0, "total": total}
+    queued: dict[str, Any] = {"state": "queued", "done": 0, "total": total}
     # SET NX: of two requests at once only one queues the task. The marker outlives the
     # longest a task may run, so a task lost with its worker is queued again after that.
     if cache.add(f"{key}:status", queued, timeout=settings.CELERY_TASK_HARD_TIME_LIMIT):
