@@ -135,6 +135,34 @@ def test_a_new_rating_makes_a_new_version_that_is_computed_again(
     assert recomputed["agreement"]
 
 
+def test_a_task_for_a_version_since_changed_or_already_computed_does_nothing(
+    pairwise: RatedStudy,
+    analyst: AbstractUser,
+    api_client_for: Callable[[AbstractUser | None], APIClient],
+) -> None:
+    from reviewapp.analysis.results import AnalysisParams, analysis_key, analysis_rest_compute
+
+    client = api_client_for(analyst)
+    assert _api(pairwise, client).status_code == 202  # queued; no worker here
+    params = AnalysisParams(n_resamples=200)
+    key = analysis_key(reader_study=pairwise.study, params=params)
+    # Delivered twice (acks late): the second delivery finds the results and stops.
+    run = {"reader_study_pk": pairwise.study.pk, "params": params.as_dict(), "key": key}
+    assert analysis_rest_compute(**run) == "computed"
+    assert analysis_rest_compute(**run) == "cached"
+    assert _api(pairwise, client).status_code == 200
+    # A rating arrives while a task for the old version waits in the queue.
+    stale = analysis_key(reader_study=pairwise.study, params=AnalysisParams(n_resamples=300))
+    Rating.objects.filter(assignment__reader_study=pairwise.study).first().delete()  # type: ignore[union-attr]
+    assert (
+        analysis_rest_compute(
+            **{**run, "params": {**run["params"], "n_resamples": 300}, "key": stale}
+        )
+        == "superseded"
+    )
+    assert _api(pairwise, client, resamples=300).status_code == 202
+
+
 def test_parameters_are_their_own_computation(
     pairwise: RatedStudy,
     analyst: AbstractUser,
