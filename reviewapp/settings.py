@@ -313,6 +313,15 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# A study analysed with more ratings than this (at 2,000 resamples; fewer resamples allow
+# proportionally more) gets its headline in the request and its agreement CIs and plots from a
+# worker task, with progress on the page; smaller studies get everything in the request.
+# 0: always in a task. Without Redis (the embedded demo) a worker's cache is not the web
+# process's, so everything is computed in the request.
+ANALYSIS_INLINE_RATINGS: int | None = (
+    env_int("RADREVIEW_ANALYSIS_INLINE_RATINGS", 5000, minimum=0) if REDIS_URL else None
+)
+
 # The longest GPU run must finish before Redis hands an unacked task to another worker.
 CELERY_TASK_HARD_TIME_LIMIT = env_int("RADREVIEW_TASK_TIME_LIMIT", 1800, minimum=10)
 CELERY_VISIBILITY_TIMEOUT = CELERY_TASK_HARD_TIME_LIMIT * 2 + 600

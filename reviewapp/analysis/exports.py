@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from reviewapp.analysis import answers, rows
 from reviewapp.analysis.models import ExportAudit
-from reviewapp.analysis.results import analysis_results
+from reviewapp.analysis.results import AnalysisParams, analysis_headline
 from reviewapp.analysis.selectors import (
     FORMULA_TRIGGERS,
     FREE_TEXT_COLUMNS,
@@ -158,7 +158,11 @@ def export_sidecar(
     ``analysis``: parameters for ``results.analysis_results`` (resamples, seed, rule...): the
     sidecar states the rules and interval methods the analysis applies with them.
     """
-    results = analysis_results(reader_study=reader_study, **(analysis or {}))
+    # The headline carries the rules, the bootstrap parameters and the counts: a sidecar
+    # never waits for agreement CIs or figures.
+    results = analysis_headline(
+        reader_study=reader_study, params=AnalysisParams(**(analysis or {}))
+    )
     tables = {
         dataset: {
             "rows": dataset_row_count(reader_study=reader_study, dataset=dataset),

@@ -1224,9 +1224,9 @@ def position_bias(
     or two readers only case variation is accounted for. Without readers: the exact binomial
     test against 1/2.
     """
-    values = list(winners)
-    a = sum(1 for w in values if w == "A")
-    b = sum(1 for w in values if w == "B")
+    values = np.asarray(list(winners), dtype=object)
+    is_a, is_b = values == "A", values == "B"
+    a, b = int(is_a.sum()), int(is_b.sum())
     none = len(values) - a - b
     if a + b == 0:
         return PositionBias(a, b, none, math.nan, math.nan, math.nan, math.nan)
@@ -1234,8 +1234,8 @@ def position_bias(
         test = binomtest(a, a + b, 0.5)
         ci = wilson(a, a + b, level=level)
         return PositionBias(a, b, none, a / (a + b), ci.low, ci.high, float(test.pvalue))
-    decisive = np.array([w in ("A", "B") for w in values])
-    y = np.array([w == "A" for w in values], dtype=float)[decisive]
+    decisive = is_a | is_b
+    y = is_a[decisive].astype(float)
     reader_codes = pd.factorize(np.asarray(readers)[decisive])[0]
     case_codes = pd.factorize(np.asarray(cases)[decisive])[0]
     share = float(y.mean())
