@@ -259,8 +259,17 @@ def _answer(answers: dict[str, Any], question: str, candidate_side: str) -> str 
 
 
 def _candidate_of(case: Case) -> int | None:
+    """The candidate report a case's ratings speak about against the original, if any.
+
+    A single-report case: its report, unless it is an original. A pairwise case: its second
+    report, when the first is an original (one model against the original). A case comparing
+    two models (an arm "A vs B") says nothing about either against the original that the
+    metrics are scored against, so its answers are no expert outcome of either report.
+    """
     if case.second_report_id is not None:
-        return case.second_report_id
+        if case.first_report.kind == Report.Kind.ORIGINAL:
+            return case.second_report_id
+        return None
     if case.first_report.kind != Report.Kind.ORIGINAL:
         return case.first_report_id
     return None

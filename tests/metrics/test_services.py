@@ -13,6 +13,7 @@ from reviewapp.metrics.models import MetricJob, MetricResult
 from reviewapp.reports.models import Report
 from reviewapp.reports.services import report_source_external_save
 from reviewapp.studies.models import Case
+from tests.analysis.test_arms import three_arms  # noqa: F401 (fixture used by name)
 
 pytestmark = pytest.mark.django_db
 WEIGHT_FREE = ["bleu", "rouge_l", "chexpert_f1"]
@@ -216,3 +217,15 @@ def test_the_agreement_is_cached_for_every_process_and_recomputed_when_a_rating_
     after = selectors.metrics_overview(reader_study=varied.study, resamples=200)
     assert after.agreement != first.agreement
     assert len(set(client.scan_iter(pattern)) - before) == 2
+
+
+def test_a_comparison_of_two_models_is_no_expert_outcome_against_the_original(
+    three_arms,  # noqa: F811
+) -> None:
+    # The readers found model B similar to the original (arm 2) and worse than model A (arm 3):
+    # B's outcome against the original, which its metrics are scored against, is arm 2's.
+    expert = selectors.expert_outcomes(reader_study=three_arms)
+    model_b = Report.objects.filter(source__name="model-b")
+    assert model_b.count() == 8
+    for report in model_b:
+        assert expert.per_report[report.id]["outcome_equivalent_or_better"] == [1.0, 1.0]
