@@ -37,8 +37,10 @@ from reviewapp.reports.services import candidates_import, report_source_original
 from reviewapp.studies import protocols, services
 from reviewapp.studies.models import Assignment, ReaderStudy
 
-PAIRWISE_NAME = "Demo: models A and B against the radiologists"
-SINGLE_NAME = "Demo: RADPEER of every report"
+# Readers see a study's name: it says nothing of the design or of where reports come from.
+PAIRWISE_NAME = "Demo chest radiographs: comparing reports"
+SINGLE_NAME = "Demo chest studies: peer review"
+DESCRIPTION = "Seeded by the demo; its ratings were written through the rating service."
 MODEL_A = ("demo-model-a", "1.0")
 MODEL_B = ("demo-model-b", "1.0")
 PROVENANCE_NOTE = "Written by the demo seed from the original reports by fixed edits."
@@ -297,10 +299,7 @@ def demo_studies_seed(
         with transaction.atomic():
             study = _study_build(
                 name=PAIRWISE_NAME,
-                description=(
-                    "Three arms on the chest radiographs: model A against the original reports, "
-                    "model B against them, and A against B. Seeded by the demo."
-                ),
+                description=DESCRIPTION,
                 protocol_key="medgemini_cxr",
                 design=ReaderStudy.Design.CHOSEN_PAIRS,
                 coordinator=coordinator,
@@ -318,10 +317,7 @@ def demo_studies_seed(
         with transaction.atomic():
             study = _study_build(
                 name=SINGLE_NAME,
-                description=(
-                    "Every report of every demo study rated on its own (original, model A, "
-                    "model B), one reader per case. Seeded by the demo."
-                ),
+                description=DESCRIPTION,
                 protocol_key="radpeer",
                 design=ReaderStudy.Design.EACH_SOURCE,
                 coordinator=coordinator,
