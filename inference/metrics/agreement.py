@@ -194,8 +194,10 @@ class _Column:
         self.values = np.asarray(values, dtype=float)[grid.order]
         self.valid = np.isfinite(self.values)
         filled = np.where(self.valid, self.values, 0.0)
-        # int8: the matrix is reports^2, and its entries are -1, 0 and 1.
-        self.sign = np.sign(filled[:, None] - filled[None, :]).astype(np.int8)
+        # int8, from byte-sized comparisons: the matrix is reports^2, its entries -1, 0 and 1,
+        # and a float difference matrix in between would take eight times the memory.
+        above = np.greater(filled[:, None], filled[None, :]).view(np.int8)
+        self.sign = above - np.less(filled[:, None], filled[None, :]).view(np.int8)
         self.sign[~self.valid, :] = 0
         self.sign[:, ~self.valid] = 0
         self.full = _ranks(self.values, self.valid, grid)

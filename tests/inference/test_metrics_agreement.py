@@ -96,6 +96,27 @@ def test_each_cell_and_its_ci_are_scipys_statistics_over_the_same_case_resamples
             assert row[name]["high"] == pytest.approx(high, abs=1e-12)
 
 
+def test_a_table_of_thousands_of_reports_is_still_scipys_answer() -> None:
+    # 4,200 reports: beyond the size where every tau-b sum is sure to fit float32's 24 bits,
+    # so the table takes its double-precision path; it must give scipy's answer all the same.
+    rng = np.random.default_rng(11)
+    cases = [f"c{i // 3:04d}" for i in range(4200)]
+    metric = np.round(rng.random(4200), 3)
+    errors = rng.integers(0, 4, 4200).astype(float) - np.round(metric * 2)
+    row = report_agreement(metric, errors, cases, resamples=1, seed=4)
+    assert row["kendall_tau_b"]["value"] == pytest.approx(
+        stats.kendalltau(metric, errors)[0], abs=1e-12
+    )
+    counts = case_resamples(1400, resamples=1, seed=4)[0]
+    rows_of = _expanded(cases, counts)
+    assert row["kendall_tau_b"]["low"] == pytest.approx(
+        stats.kendalltau(metric[rows_of], errors[rows_of])[0], abs=1e-12
+    )
+    assert row["spearman"]["low"] == pytest.approx(
+        stats.spearmanr(metric[rows_of], errors[rows_of])[0], abs=1e-12
+    )
+
+
 def test_the_source_ranking_table_is_each_cells_tau_of_source_means() -> None:
     rng = np.random.default_rng(5)
     cases = [f"c{i // 3:02d}" for i in range(60)]
