@@ -355,8 +355,6 @@ def headline_from_frames(
                     original="original",
                     rule=rule,
                     min_reads=min_reads,
-                    n_resamples=n_resamples,
-                    seed=seed,
                 )
                 if test.n_pairs:
                     result["comparisons"].append(

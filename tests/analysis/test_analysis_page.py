@@ -376,12 +376,17 @@ def test_error_study_page_states_the_case_rule_and_gives_the_difference_with_its
     url = reverse("analysis:study", args=[error_study.study.public_id])
     page = _client(analyst).get(url, {"rule": "all", "resamples": 200}).content.decode()
     assert "all readers</strong> of the readers who read it" in page
-    # The difference's interval says what it does not account for.
-    assert "does not account for the same readers" in page
+    # The difference's interval states its method and what it reflects with few readers.
+    assert "case and reader variance components" in page
+    assert (
+        '<span id="difference-caveat">Where the paired reports were read by only one or two' in page
+    )
     (comparison,) = _api(error_study, api_client_for(analyst), resamples=200, rule="all")[
         "comparisons"
     ]
     assert comparison["rule"] == "all"
+    # Two readers in all: the reader spread cannot be estimated, as the page says.
+    assert comparison["difference_method"] == "paired_case_only"
     # Both readers agree on every report here, so "all" and "any" give the same 7/11 - 3/11.
     assert comparison["difference"] == pytest.approx(4 / 11)
     low, high = comparison["difference_low"], comparison["difference_high"]
