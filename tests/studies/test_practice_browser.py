@@ -15,7 +15,6 @@ from tests.viewer.conftest import (  # noqa: F401
     _release_held,
     app_server,
     archive_dirs,
-    browser,
     served_data_dir,
     viewer_bundle,
     viewer_page_for,

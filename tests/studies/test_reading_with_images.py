@@ -13,7 +13,6 @@ from tests.studies.conftest import build_study
 from tests.viewer.conftest import (  # noqa: F401
     app_server,
     archive_dirs,
-    browser,
     served_data_dir,
     viewer_bundle,
     viewer_page_for,
