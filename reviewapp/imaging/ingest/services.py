@@ -35,7 +35,7 @@ from pydicom.dataset import Dataset
 from reviewapp.core.errors import ApplicationError
 from reviewapp.imaging import schemas
 from reviewapp.imaging.ingest import archives, deid, dicom_index, dicom_safety
-from reviewapp.imaging.ingest.types import FileOutcome, IncomingFile
+from reviewapp.imaging.ingest.types import DatasetOrigin, FileOutcome, IncomingFile
 from reviewapp.imaging.models import (
     ImportBatch,
     ImportProblem,
@@ -214,6 +214,26 @@ def import_batch_run(
         status=ImportBatch.Status.DONE, finished_at=timezone.now()
     )
     batch.refresh_from_db()
+    return outcomes
+
+
+def import_batch_run_built(
+    *,
+    batch: ImportBatch,
+    items: Iterable[IncomingFile | FileOutcome],
+    on_progress: ProgressCallback | None = None,
+) -> list[FileOutcome]:
+    """``import_batch_run`` for DICOM objects this server built itself, one file each (a
+    research dataset's converted images): no archive to expand, every other step the same.
+    An item that is already a ``FileOutcome`` (an image refused before it became DICOM) is
+    recorded as it is. The caller marks the batch finished (``import_batch_finish``)."""
+    _batch_start(batch=batch)
+    outcomes: list[FileOutcome] = []
+    for item in items:
+        outcome = _item_import(batch=batch, item=item)
+        outcomes.append(outcome)
+        if on_progress is not None:
+            on_progress(outcome)
     return outcomes
 
 
@@ -415,7 +435,9 @@ def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcom
         study_instance_uid=str(ds.StudyInstanceUID),
         series_instance_uid=str(ds.SeriesInstanceUID),
     )
-    existing = Instance.objects.filter(sop_instance_uid=sop_uid).only("import_batch_id").first()
+    existing = (
+        Instance.objects.filter(sop_instance_uid=sop_uid).only("import_batch_id", "status").first()
+    )
     if existing is not None:
         return _already_stored(base=base, existing=existing, batch=batch, prepared=prepared)
 
@@ -440,6 +462,7 @@ def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcom
         with transaction.atomic():
             instance = _rows_create(
                 batch=batch,
+                incoming=incoming,
                 prepared=prepared,
                 stored_name=stored_name,
                 size=size,
@@ -496,7 +519,8 @@ def _already_stored(
     *, base: FileOutcome, existing: Instance, batch: ImportBatch, prepared: _Prepared
 ) -> FileOutcome:
     if existing.import_batch_id == batch.pk:
-        if prepared.quarantine_reason:
+        # As stored: a dataset import's released conversions are not waiting.
+        if existing.status == Instance.Status.QUARANTINED:
             return replace(base, status="quarantined", reason=prepared.quarantine_reason)
         return base
     return replace(base, status="duplicate", reason="already imported")
@@ -539,6 +563,7 @@ def _sha256(path: Path) -> str:
 def _rows_create(
     *,
     batch: ImportBatch,
+    incoming: IncomingFile,
     prepared: _Prepared,
     stored_name: str,
     size: int,
@@ -557,7 +582,7 @@ def _rows_create(
             code=exc.code or "invalid_index",
         ) from None
     ds = prepared.dataset
-    study = _study_get_or_create(ds=ds, result=prepared.deid)
+    study = _study_get_or_create(ds=ds, result=prepared.deid, dataset=incoming.dataset)
     series, series_created = Series.objects.get_or_create(
         series_instance_uid=str(ds.SeriesInstanceUID),
         defaults={
@@ -576,6 +601,15 @@ def _rows_create(
     if series_created:
         _study_modalities_refresh(study=study)
     quarantined = bool(prepared.quarantine_reason)
+    released_by = incoming.dataset.released_by if incoming.dataset is not None else None
+    if (
+        quarantined
+        and released_by is not None
+        and dicom_safety.is_secondary_capture(str(ds.SOPClassUID))
+    ):
+        # A dataset import's own conversions, released by the coordinator who asked for it
+        # (``DatasetOrigin``): recorded as reviewed by them, reason kept, as an approval is.
+        quarantined = False
     instance = Instance.objects.create(
         series=series,
         sop_instance_uid=str(ds.SOPInstanceUID),
@@ -590,6 +624,10 @@ def _rows_create(
         position=slice_position(ds),
         status=Instance.Status.QUARANTINED if quarantined else Instance.Status.AVAILABLE,
         quarantine_reason=prepared.quarantine_reason[:256],
+        quarantine_reviewed_by=released_by if prepared.quarantine_reason else None,
+        quarantine_reviewed_at=timezone.now()
+        if prepared.quarantine_reason and released_by is not None
+        else None,
         import_batch=batch,
         file=stored_name,
         file_size=size,
@@ -602,9 +640,13 @@ def _rows_create(
     return instance
 
 
-def _study_get_or_create(*, ds: Dataset, result: deid.DeidResult | None) -> Study:
+def _study_get_or_create(
+    *, ds: Dataset, result: deid.DeidResult | None, dataset: DatasetOrigin | None
+) -> Study:
     uid = str(ds.StudyInstanceUID)
     defaults = {
+        "dataset_study_id": dataset.study_id[:128] if dataset else "",
+        "dataset_name": dataset.name[:128] if dataset else "",
         "patient_pseudonym": (result.patient_pseudonym if result else _text(ds, "PatientID", 64))[
             :64
         ],
