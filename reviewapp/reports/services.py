@@ -45,6 +45,8 @@ STRATUM_MAX = 64
 _COLUMNS = {
     "study_uid": {"studyinstanceuid", "studyuid"},
     "accession": {"accessionnumber", "accession", "accessionno"},
+    # A research dataset's own study id, recorded when its images were imported.
+    "dataset_id": {"studyid", "datasetstudyid"},
     "findings": {"findings", "finding"},
     "impression": {"impression", "impressions", "conclusion"},
     "stratum": {"stratum", "strata", "label"},
@@ -150,7 +152,8 @@ def reports_import_csv(
 ) -> ReportsImportResult:
     """Create or update the original report of each study a CSV row names.
 
-    Columns: StudyInstanceUID or AccessionNumber (one is required), findings, impression, and
+    Columns: StudyInstanceUID, AccessionNumber or a research dataset's study_id (one is
+    required), findings, impression, and
     an optional stratum (e.g. normal/abnormal) and clinical context (indication or history,
     technique, comparison) set on the study. Each bad row is reported by
     number with its reason and the good rows still import.
@@ -173,9 +176,9 @@ def reports_import_csv(
         result.error = f"The header row is not valid CSV ({exc})."
         return result
     columns = _column_map(headers)
-    if "study_uid" not in columns and "accession" not in columns:
+    if not {"study_uid", "accession", "dataset_id"} & set(columns):
         result.error = (
-            "The header row needs a StudyInstanceUID or an AccessionNumber column "
+            "The header row needs a StudyInstanceUID, AccessionNumber or study_id column "
             "(and findings, impression; optionally stratum, indication, technique, comparison)."
         )
         return result
@@ -259,7 +262,12 @@ def _row_import(
     context = {name: get(name) for name in CONTEXT_COLUMNS if name in columns and get(name)}
     if any(len(text) > MAX_FIELD_CHARS for text in context.values()):
         return f"the clinical context is longer than {MAX_FIELD_CHARS} characters"
-    study, why = study_match(study_uid=get("study_uid"), accession=get("accession"), secret=secret)
+    if get("dataset_id"):
+        study, why = study_match_dataset_id(get("dataset_id"))
+    else:
+        study, why = study_match(
+            study_uid=get("study_uid"), accession=get("accession"), secret=secret
+        )
     if study is None:
         return why
     if study.pk in seen:
@@ -330,6 +338,20 @@ def _studies_holding(report_ids: list[int]) -> list[AffectedStudy]:
         )
         for row in rows
     ]
+
+
+_NO_DATASET_STUDY = "no study in the archive has this dataset study id"
+
+
+def study_match_dataset_id(dataset_id: str) -> tuple[Study | None, str]:
+    """The study a research dataset's own study id names (recorded at its import), or None
+    and why."""
+    matches = list(Study.objects.filter(dataset_study_id=dataset_id)[:2])
+    if len(matches) > 1:
+        return None, "more than one study has this dataset study id"
+    if not matches:
+        return None, _NO_DATASET_STUDY
+    return matches[0], ""
 
 
 def study_match(*, study_uid: str, accession: str, secret: bytes) -> tuple[Study | None, str]:
@@ -627,11 +649,9 @@ def _study_for_candidate(
 ) -> tuple[Study | None, str]:
     """The study a record names by dataset study id, StudyInstanceUID or AccessionNumber."""
     if record.dataset_id:
-        matches = list(Study.objects.filter(dataset_study_id=record.dataset_id)[:2])
-        if len(matches) > 1:
-            return None, "more than one study has this dataset study id"
-        if matches:
-            return matches[0], ""
+        study, why = study_match_dataset_id(record.dataset_id)
+        if study is not None or why != _NO_DATASET_STUDY:
+            return study, why
         if not record.study_uid and not record.accession:
             if record.label:
                 # A ReXrank key may be the StudyInstanceUID itself.

@@ -22,7 +22,7 @@ from reviewapp.imaging.ingest.datasets import DatasetOptions, dataset_import_run
 from reviewapp.imaging.ingest.services import import_batch_create
 from reviewapp.imaging.models import ImportBatch, ImportProblem, Instance, Study
 from reviewapp.reports.models import Report
-from reviewapp.reports.services import candidates_import
+from reviewapp.reports.services import candidates_import, reports_import_csv
 from tests.imaging import dataset_builders as build
 from tests.imaging.test_dicomweb import OCTET_ANY, _split_multipart
 
@@ -461,3 +461,23 @@ def test_the_dataset_page_uploads_a_zip_and_redirects_to_the_batch(
     study = Study.objects.get(dataset_study_id="50000001")
     detail = client.get(f"/imaging/studies/{study.public_id}/")
     assert b"MIMIC sample, study 50000001" in detail.content
+
+
+def test_a_reports_csv_keyed_by_the_dataset_study_id_brings_reports_and_indications(
+    archive_dirs: Path, tmp_path: Path, coordinator: AbstractUser
+) -> None:
+    root = build.manifest_dataset(tmp_path / "ds", studies=2, with_reports=False)
+    run(root, "manifest", user=coordinator, release=True)
+    assert not Report.objects.exists()
+    csv_text = (
+        "study_id,findings,impression,indication\n"
+        f'st0000,"{build.FINDINGS}",{build.IMPRESSION},Fever.\n'
+        f'st0001,"{build.FINDINGS}",{build.IMPRESSION},\n'
+        "st9999,x,y,\n"
+    )
+    result = reports_import_csv(data=csv_text.encode(), source_name="reports.csv")
+    assert result.created == 2
+    assert [(p.row, p.reason) for p in result.problems] == [
+        (4, "no study in the archive has this dataset study id")
+    ]
+    assert Study.objects.get(dataset_study_id="st0000").indication == "Fever."
