@@ -118,7 +118,8 @@ class ImportBatchOutputSerializer(serializers.Serializer):
     # A field named "source" shadows DRF's Field.source attribute for type checkers only.
     source = serializers.CharField()  # type: ignore[assignment]
     status = serializers.CharField()
-    # The sender of a DICOM push (calling AE title and address); empty otherwise.
+    # The sender of a DICOM push (calling AE title and address), or the research dataset's
+    # name and layout; empty otherwise.
     origin = serializers.CharField()
     files_total = serializers.IntegerField()
     files_done = serializers.IntegerField()

@@ -169,8 +169,8 @@ def _dataset_upload(request: HttpRequest) -> HttpResponse:
     if upload_exceeded(request):
         return _dataset_refused(request)
     upload = request.FILES.get("file")
-    error = "" if upload is not None else "Choose the dataset's .zip."
-    if not error:
+    error = "Choose the dataset's .zip."
+    if upload is not None:
         try:
             batch = datasets.dataset_import_from_upload(
                 created_by=request.user,

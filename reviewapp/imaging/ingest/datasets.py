@@ -362,8 +362,9 @@ def dataset_import_staged_run(*, batch: ImportBatch) -> DatasetImportResult | No
                 return dataset_import_run(
                     batch=batch, root=tree, options=options, requested_by=batch.created_by
                 )
-            except ApplicationError:
-                # Already recorded on the batch as its failure (an unreadable layout).
+            except ApplicationError as exc:
+                # An unreadable layout, or a release its requester may no longer give.
+                services.import_batch_fail(batch=batch, message=exc.message)
                 return None
     finally:
         services.import_batch_unstage(batch=batch)
