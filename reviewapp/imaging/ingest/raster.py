@@ -32,6 +32,7 @@ Decisions:
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from datetime import date
@@ -40,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 
 from reviewapp.imaging.ingest.dicom_safety import SECONDARY_CAPTURE
 
@@ -98,8 +99,12 @@ class RasterMeta:
 
 
 def uid_for(*parts: str) -> str:
-    """A deterministic ``2.25`` UID from the parts that name an object."""
-    return str(generate_uid(prefix=None, entropy_srcs=[_UID_ROOT, *parts]))
+    """A deterministic ``2.25`` UID from the parts that name an object.
+
+    Not ``pydicom.generate_uid(prefix=None, entropy_srcs=...)``: without a prefix it ignores
+    the entropy and returns a random UUID, which would make every re-import new objects."""
+    digest = hashlib.sha256("\x00".join([_UID_ROOT, *parts]).encode("utf-8")).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 def view_position(label: str) -> str:
