@@ -153,6 +153,7 @@ def main() -> None:
             if profiler is not None:
                 stats = pstats.Stats(profiler)
                 stats.sort_stats("cumulative").print_stats(35)
+                stats.sort_stats("tottime").print_stats(25)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

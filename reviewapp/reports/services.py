@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.history import history_context_set
@@ -317,6 +317,24 @@ def study_context_set(
     return Study.objects.filter(pk=study.pk).exclude(**changes).update(**changes)
 
 
+def study_contexts_set_many(*, contexts: list[tuple[Study, dict[str, str | None]]]) -> int:
+    """``study_context_set`` for many studies in one statement (a research dataset's
+    contexts): each dict names indication / technique / comparison (None leaves one as it
+    is). Returns how many studies changed."""
+    changed: list[Study] = []
+    for study, values in contexts:
+        updates = {k: v.strip() for k, v in values.items() if v is not None}
+        if any(getattr(study, k) != v for k, v in updates.items()):
+            for name, value in updates.items():
+                setattr(study, name, value)
+            changed.append(study)
+    if changed:
+        Study.objects.bulk_update(
+            changed, ["indication", "technique", "comparison"], batch_size=1000
+        )
+    return len(changed)
+
+
 def _studies_holding(report_ids: list[int]) -> list[AffectedStudy]:
     """Reader studies with cases that pin any of these report versions, by name."""
     if not report_ids:
@@ -430,6 +448,76 @@ def report_original_upsert(
         author=author,
         change_reason=change_reason,
     )
+
+
+@dataclass(frozen=True)
+class OriginalText:
+    study: Study
+    findings: str
+    impression: str
+
+
+def reports_original_upsert_many(
+    *,
+    texts: list[OriginalText],
+    source_note: str,
+    author: AbstractBaseUser | AnonymousUser | None = None,
+    change_reason: str = "",
+) -> dict[str, int]:
+    """``report_original_upsert`` for many studies at once (a research dataset's reports):
+    the studies without an original get theirs in one insert; a study that has one goes
+    through ``report_original_upsert`` (identical text: nothing; changed: the next version).
+    Returns how many were created, versioned and unchanged."""
+    counts = {"created": 0, "versioned": 0, "unchanged": 0}
+    if not texts:
+        return counts
+    for text in texts:
+        if not text.findings.strip() and not text.impression.strip():
+            raise ValueError("A report needs findings or an impression.")
+    study_ids = [t.study.pk for t in texts]
+    having = set(
+        Report.objects.filter(
+            study_id__in=study_ids, kind=Report.Kind.ORIGINAL, is_latest=True
+        ).values_list("study_id", flat=True)
+    )
+    new = [t for t in texts if t.study.pk not in having]
+    source = report_source_original()
+    person = acting_user(author)
+    try:
+        with transaction.atomic():
+            # The same rows ``_line_write`` creates for a first version; the partial unique
+            # constraint (one latest original per study) still guards against a racing import.
+            Report.objects.bulk_create(
+                [
+                    Report(
+                        study_id=t.study.pk,
+                        kind=Report.Kind.ORIGINAL,
+                        source=source,
+                        findings=t.findings,
+                        impression=t.impression,
+                        author=person,
+                        source_note=source_note[:256],
+                    )
+                    for t in new
+                ],
+                batch_size=1000,
+            )
+        counts["created"] = len(new)
+        rest = [t for t in texts if t.study.pk in having]
+    except IntegrityError:
+        # Another import wrote some of these originals meanwhile: take them one by one.
+        rest = texts
+    for text in rest:
+        imported = report_original_upsert(
+            study=text.study,
+            findings=text.findings,
+            impression=text.impression,
+            source_note=source_note,
+            author=author,
+            change_reason=change_reason,
+        )
+        counts[imported.outcome] += 1
+    return counts
 
 
 def _line_write(

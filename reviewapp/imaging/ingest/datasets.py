@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 OPTIONS_FILE = "dataset.json"
 DATASET_NAME_MAX = 64
+REPORTS_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,11 @@ def _reports_store(
 ) -> None:
     """The original report and clinical context of each study whose images are stored."""
     # Imported here: the reports app builds on the archive, not the other way round.
-    from reviewapp.reports.services import report_original_upsert, study_context_set
+    from reviewapp.reports.services import (
+        OriginalText,
+        reports_original_upsert_many,
+        study_contexts_set_many,
+    )
 
     stored: dict[str, str] = {}
     names = {
@@ -253,7 +258,8 @@ def _reports_store(
                 stored.setdefault(study_id, outcome.study_instance_uid)
     result.studies_stored = len(stored)
     studies = Study.objects.in_bulk(list(stored.values()), field_name="study_instance_uid")
-    source_note = f"dataset {options.name}"
+    texts: list[OriginalText] = []
+    contexts: list[tuple[Study, dict[str, str | None]]] = []
     for study_row in read.studies:
         uid = stored.get(study_row.study_id)
         study = studies.get(uid) if uid else None
@@ -272,23 +278,33 @@ def _reports_store(
                 dataset_study_id=study_row.study_id[:128], dataset_name=options.name[:128]
             )
         if study_row.has_report:
-            imported = report_original_upsert(
-                study=study,
-                findings=study_row.findings,
-                impression=study_row.impression,
-                source_note=source_note,
-                author=requested_by,
-                change_reason=f"re-imported from {source_note}"[:200],
+            texts.append(
+                OriginalText(
+                    study=study, findings=study_row.findings, impression=study_row.impression
+                )
             )
-            name = f"reports_{imported.outcome}"
-            setattr(result, name, getattr(result, name) + 1)
         context = {
             "indication": study_row.indication or None,
             "technique": study_row.technique or None,
             "comparison": study_row.comparison or None,
         }
         if any(context.values()):
-            result.contexts_set += study_context_set(study=study, **context)
+            contexts.append((study, context))
+    source_note = f"dataset {options.name}"
+    for start in range(0, len(texts), REPORTS_CHUNK):
+        counts = reports_original_upsert_many(
+            texts=texts[start : start + REPORTS_CHUNK],
+            source_note=source_note,
+            author=requested_by,
+            change_reason=f"re-imported from {source_note}"[:200],
+        )
+        result.reports_created += counts["created"]
+        result.reports_versioned += counts["versioned"]
+        result.reports_unchanged += counts["unchanged"]
+    for start in range(0, len(contexts), REPORTS_CHUNK):
+        result.contexts_set += study_contexts_set_many(
+            contexts=contexts[start : start + REPORTS_CHUNK]
+        )
 
 
 def _note(*, batch: ImportBatch, where: str, reason: str) -> None:
