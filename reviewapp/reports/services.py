@@ -475,11 +475,17 @@ def reports_original_upsert_many(
         if not text.findings.strip() and not text.impression.strip():
             raise ValueError("A report needs findings or an impression.")
     study_ids = [t.study.pk for t in texts]
-    having = set(
-        Report.objects.filter(
+    latest = {
+        study_id: (findings, impression)
+        for study_id, findings, impression in Report.objects.filter(
             study_id__in=study_ids, kind=Report.Kind.ORIGINAL, is_latest=True
-        ).values_list("study_id", flat=True)
-    )
+        ).values_list("study_id", "findings", "impression")
+    }
+    # An identical text changes nothing (as in ``_line_write``): no lock needed to see that.
+    same = [t for t in texts if latest.get(t.study.pk) == (t.findings, t.impression)]
+    counts["unchanged"] = len(same)
+    texts = [t for t in texts if latest.get(t.study.pk) != (t.findings, t.impression)]
+    having = {t.study.pk for t in texts if t.study.pk in latest}
     new = [t for t in texts if t.study.pk not in having]
     source = report_source_original()
     person = acting_user(author)
