@@ -400,7 +400,7 @@ def _manifest_row(
     }
     study = studies.get(study_id)
     if study is None:
-        study = DatasetStudy(study_id=study_id, label=f"row {row}", **fields)  # type: ignore[arg-type]
+        study = DatasetStudy(study_id=study_id, label=f"row {row}", **fields)
         studies[study_id] = study
     else:
         # A study's own values may sit on one row only, or be repeated: never two different.

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from reviewapp.imaging.ingest.dicom_safety import SECONDARY_CAPTURE
 
@@ -217,8 +217,8 @@ def dicom_from_raster(path: Path, *, meta: RasterMeta) -> Dataset:
     sop_uid = uid_for(meta.dataset, meta.study_id, "image", meta.file_key)
 
     file_meta = FileMetaDataset()
-    file_meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
-    file_meta.MediaStorageSOPInstanceUID = sop_uid
+    file_meta.MediaStorageSOPClassUID = UID(SECONDARY_CAPTURE)
+    file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
 
     ds = Dataset()
