@@ -481,3 +481,12 @@ def test_a_reports_csv_keyed_by_the_dataset_study_id_brings_reports_and_indicati
         (4, "no study in the archive has this dataset study id")
     ]
     assert Study.objects.get(dataset_study_id="st0000").indication == "Fever."
+
+
+def test_a_list_of_study_ids_keeps_only_those_studies_of_a_large_dataset(tmp_path: Path) -> None:
+    root = build.mimic_dataset(tmp_path / "mimic")
+    read = dataset_layouts.layout_read(
+        layout="mimic-cxr-jpg", root=root, study_ids={"50000002", "59999999"}
+    )
+    assert [s.study_id for s in read.studies] == ["50000002"]
+    assert read.problems == []
