@@ -4,6 +4,7 @@ study page and live progress. Thin: parse, authorise, call one service or select
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -520,37 +521,35 @@ def reading_lists_generate(request: HttpRequest, study_id: str) -> HttpResponse:
     return _done(request, study, "lists", f"{created} assignments generated.")
 
 
+def _status_change(
+    request: HttpRequest, study_id: str, change: Callable[..., Any], done: str
+) -> HttpResponse:
+    """Open, pause or lock: the service decides whether the study may; a refusal is shown in
+    the open step of the study page."""
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+    try:
+        change(reader_study=study)
+    except (ValidationError, ApplicationError) as error:
+        return _study_page(request, study, step="open", error=error)
+    return _done(request, study, "open", done)
+
+
 @require_POST
 @role_required(Role.COORDINATOR)
 def study_open(request: HttpRequest, study_id: str) -> HttpResponse:
-    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
-    try:
-        services.reader_study_open(reader_study=study)
-    except (ValidationError, ApplicationError) as error:
-        return _study_page(request, study, step="open", error=error)
-    return _done(request, study, "open", "Study is now open.")
+    return _status_change(request, study_id, services.reader_study_open, "Study is now open.")
 
 
 @require_POST
 @role_required(Role.COORDINATOR)
 def study_pause(request: HttpRequest, study_id: str) -> HttpResponse:
-    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
-    try:
-        services.reader_study_pause(reader_study=study)
-    except (ValidationError, ApplicationError) as error:
-        return _study_page(request, study, step="open", error=error)
-    return _done(request, study, "open", "Study is now paused.")
+    return _status_change(request, study_id, services.reader_study_pause, "Study is now paused.")
 
 
 @require_POST
 @role_required(Role.COORDINATOR)
 def study_lock(request: HttpRequest, study_id: str) -> HttpResponse:
-    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
-    try:
-        services.reader_study_lock(reader_study=study)
-    except (ValidationError, ApplicationError) as error:
-        return _study_page(request, study, step="open", error=error)
-    return _done(request, study, "open", "Study is now locked.")
+    return _status_change(request, study_id, services.reader_study_lock, "Study is now locked.")
 
 
 @require_http_methods(["GET", "POST"])
