@@ -16,8 +16,6 @@ would hold nothing to read); the coordinator sees that outcome in the list of in
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import secrets
 import smtplib
@@ -41,6 +39,7 @@ from rest_framework.authtoken.models import Token
 
 from reviewapp.accounts import selectors
 from reviewapp.accounts.models import Invitation
+from reviewapp.core.csv_input import CsvRefused, csv_rows, csv_text
 from reviewapp.core.errors import ApplicationError, RateLimitedError
 from reviewapp.core.history import history_context_set
 from reviewapp.core.roles import Role
@@ -375,18 +374,10 @@ def _csv_rows(data: bytes, result: InvitationsImported) -> list[tuple[int, dict[
     if len(data) > MAX_INVITATION_CSV_BYTES:
         result.error = f"The file is larger than {MAX_INVITATION_CSV_BYTES // 1024} KB."
         return []
-    if b"\x00" in data:
-        result.error = "This is not a CSV text file (it contains binary data)."
-        return []
-    text = data.decode("utf-8-sig", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        headers = next(reader)
-    except StopIteration:
-        result.error = "The file is empty."
-        return []
-    except csv.Error as exc:
-        result.error = f"The header row is not valid CSV ({exc})."
+        headers, read = csv_rows(csv_text(data))
+    except CsvRefused as exc:
+        result.error = str(exc)
         return []
     columns: dict[str, int] = {}
     for index, header in enumerate(headers):
@@ -400,37 +391,17 @@ def _csv_rows(data: bytes, result: InvitationsImported) -> list[tuple[int, dict[
         )
         return []
     rows: list[tuple[int, dict[str, str]]] = []
-    row_number = 1
-    while True:
-        row_number += 1
-        try:
-            values = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            result.problems.append(InvitationRowProblem(row_number, f"malformed CSV ({exc})"))
-            continue
-        if not any(v.strip() for v in values):
-            continue
+    for row in read:
         if len(rows) + len(result.problems) >= MAX_INVITATION_ROWS:
             result.problems.clear()
             result.error = (
                 f"The file has more than {MAX_INVITATION_ROWS} rows; split it into smaller files."
             )
             return []
-        if len(values) != len(headers):
-            result.problems.append(
-                InvitationRowProblem(
-                    row_number, f"has {len(values)} fields where the header has {len(headers)}"
-                )
-            )
+        if row.problem:
+            result.problems.append(InvitationRowProblem(row.number, row.problem))
             continue
-        if any(any("\udc80" <= ch <= "\udcff" for ch in value) for value in values):
-            result.problems.append(
-                InvitationRowProblem(row_number, "is not valid UTF-8 text (save as CSV UTF-8)")
-            )
-            continue
-        rows.append((row_number, {name: values[i] for name, i in columns.items()}))
+        rows.append((row.number, {name: row.values[i] for name, i in columns.items()}))
     return rows
 
 

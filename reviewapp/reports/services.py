@@ -11,8 +11,6 @@ exactly as it was. The result names the reader studies whose cases keep the prev
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,6 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 
+from reviewapp.core.csv_input import CsvRefused, csv_rows, csv_text
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.history import history_context_set
 from reviewapp.imaging.ingest.deid import pseudonymize_uid
@@ -139,11 +138,6 @@ def _column_map(headers: list[str]) -> dict[str, int]:
     return found
 
 
-def _has_undecodable(values: list[str]) -> bool:
-    # Bytes that were not UTF-8 were decoded to lone surrogates (surrogateescape).
-    return any(any("\udc80" <= ch <= "\udcff" for ch in value) for value in values)
-
-
 def reports_import_csv(
     *,
     data: bytes,
@@ -162,18 +156,10 @@ def reports_import_csv(
     if len(data) > MAX_CSV_BYTES:
         result.error = f"The file is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB."
         return result
-    if b"\x00" in data:
-        result.error = "This is not a CSV text file (it contains binary data)."
-        return result
-    text = data.decode("utf-8-sig", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        headers = next(reader)
-    except StopIteration:
-        result.error = "The file is empty."
-        return result
-    except csv.Error as exc:
-        result.error = f"The header row is not valid CSV ({exc})."
+        headers, rows = csv_rows(csv_text(data))
+    except CsvRefused as exc:
+        result.error = str(exc)
         return result
     columns = _column_map(headers)
     if not {"study_uid", "accession", "dataset_id"} & set(columns):
@@ -189,26 +175,14 @@ def reports_import_csv(
     secret = str(settings.RADREVIEW_DEID_SECRET).encode()
     seen: dict[int, int] = {}
     replaced: list[int] = []  # ids of the versions this import superseded
-    # Rows are numbered as a spreadsheet shows them (header = 1), not by physical line:
-    # findings often hold quoted line breaks.
-    row_number = 1
-    while True:
-        row_number += 1
-        try:
-            values = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            # The reader starts afresh at the next line, so later rows still get their chance.
-            result.problems.append(RowProblem(row_number, f"malformed CSV ({exc})"))
-            continue
-        if not any(v.strip() for v in values):
+    for row in rows:
+        if row.problem:
+            result.problems.append(RowProblem(row.number, row.problem))
             continue
         problem = _row_import(
-            values=values,
-            headers=headers,
+            values=row.values,
             columns=columns,
-            row=row_number,
+            row=row.number,
             secret=secret,
             source_name=source_name,
             author=author,
@@ -217,7 +191,7 @@ def reports_import_csv(
             replaced=replaced,
         )
         if problem is not None:
-            result.problems.append(RowProblem(row_number, problem))
+            result.problems.append(RowProblem(row.number, problem))
     result.affected_studies = _studies_holding(replaced)
     logger.info(
         "Reports CSV imported: %d created, %d versioned, %d unchanged, %d rows refused",
@@ -232,7 +206,6 @@ def reports_import_csv(
 def _row_import(
     *,
     values: list[str],
-    headers: list[str],
     columns: dict[str, int],
     row: int,
     secret: bytes,
@@ -242,11 +215,6 @@ def _row_import(
     seen: dict[int, int],
     replaced: list[int],
 ) -> str | None:
-    if len(values) != len(headers):
-        return f"has {len(values)} fields where the header has {len(headers)}"
-    if _has_undecodable(values):
-        return "is not valid UTF-8 text (save the file as CSV UTF-8)"
-
     def get(name: str) -> str:
         index = columns.get(name)
         return values[index].strip() if index is not None else ""

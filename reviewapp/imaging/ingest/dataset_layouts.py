@@ -37,6 +37,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from reviewapp.core.csv_input import CsvRefused, csv_rows
 from reviewapp.reports.candidate_formats import report_text_split
 
 LAYOUTS = ("manifest", "rexrank", "mimic-cxr-jpg")
@@ -301,14 +302,10 @@ _CONTEXT = ("indication", "technique", "comparison")
 
 
 def _manifest_read(*, root: Path, table: Path, wanted: set[str] | None) -> LayoutRead:
-    text = _read_table(table)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        headers = next(reader)
-    except StopIteration:
-        raise LayoutRefused(f"{table.name} is empty.") from None
-    except csv.Error as exc:
-        raise LayoutRefused(f"{table.name}: the header row is not valid CSV ({exc}).") from None
+        headers, rows = csv_rows(_read_table(table))
+    except CsvRefused as exc:
+        raise LayoutRefused(f"{table.name}: {exc}") from None
     columns: dict[str, int] = {}
     for index, header in enumerate(headers):
         for name, spellings in _MANIFEST_COLUMNS.items():
@@ -323,25 +320,12 @@ def _manifest_read(*, root: Path, table: Path, wanted: set[str] | None) -> Layou
     problems: list[LayoutProblem] = []
     studies: dict[str, DatasetStudy] = {}
     seen_files: set[str] = set()
-    row = 1
-    while True:
-        row += 1
-        try:
-            values = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(LayoutProblem(f"row {row}", f"malformed CSV ({exc})"))
+    for csv_row in rows:
+        row = csv_row.number
+        if csv_row.problem:
+            problems.append(LayoutProblem(f"row {row}", csv_row.problem))
             continue
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) != len(headers):
-            problems.append(
-                LayoutProblem(
-                    f"row {row}", f"has {len(values)} fields where the header has {len(headers)}"
-                )
-            )
-            continue
+        values = csv_row.values
 
         def get(name: str, values: list[str] = values) -> str:
             index = columns.get(name)
