@@ -60,9 +60,13 @@ def assignments_visible_to_reader(*, user: UserLike) -> QuerySet[Assignment]:
 
 def case_rendering(*, case: Case, report: Report) -> RenderedReport | None:
     """The rendering ``case`` pinned for ``report`` (one of its two), or None if not pinned."""
-    if report.pk == case.first_report_id:
+    return _pinned_rendering(case=case, report_id=report.pk)
+
+
+def _pinned_rendering(*, case: Case, report_id: int | None) -> RenderedReport | None:
+    if report_id == case.first_report_id:
         return case.first_rendering
-    if report.pk == case.second_report_id:
+    if report_id == case.second_report_id:
         return case.second_rendering
     return None
 
@@ -795,8 +799,6 @@ def assignment_get_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
     return public_id_get_or_404(
         assignments_visible_to_reader(user=user).select_related(
             "reader_study",
-            "report_a",
-            "report_b",
             "case__imaging_study",
             "case__first_rendering",
             "case__second_rendering",
@@ -891,12 +893,20 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
     study = assignment.reader_study
     sides = protocols.Sides(candidate_side=assignment.candidate_side)
 
-    def shown(report: Report) -> dict[str, str]:
+    def shown(side: str) -> dict[str, str]:
+        # Past draft the pinned rendering is all a reader sees: the report row itself is
+        # loaded (one query) only where nothing was pinned.
+        if study.status != ReaderStudy.Status.DRAFT:
+            report_id = getattr(assignment, f"report_{side}_id")
+            pinned = _pinned_rendering(case=assignment.case, report_id=report_id)
+            if pinned is not None:
+                return pinned.sections()
+        report = getattr(assignment, f"report_{side}")
         return report_sections_shown(reader_study=study, case=assignment.case, report=report)
 
-    reports = [{"side": "A" if sides.is_pairwise else "", **shown(assignment.report_a)}]
-    if sides.is_pairwise and assignment.report_b is not None:
-        reports.append({"side": "B", **shown(assignment.report_b)})
+    reports = [{"side": "A" if sides.is_pairwise else "", **shown("a")}]
+    if sides.is_pairwise and assignment.report_b_id is not None:
+        reports.append({"side": "B", **shown("b")})
     for report in reports:
         report["label"] = sides.label(report["side"])
     # One query for the reader's whole list (positions, ids and images) instead of count +
