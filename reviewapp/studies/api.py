@@ -130,6 +130,7 @@ ProgressOut = inline_serializer(
         "median_seconds": serializers.FloatField(allow_null=True),
         "median_text": serializers.CharField(),
         "idle_days": serializers.IntegerField(),
+        "pace_days": serializers.IntegerField(),
         "own_pace_min_reads": serializers.IntegerField(),
         "readers": serializers.ListField(child=serializers.DictField()),
         "reminders": serializers.CharField(),

@@ -503,6 +503,9 @@ PROGRESS_IDLE_DAYS = 7
 # Below this many timed reads a reader's own median says little: their estimate uses the
 # study's pace instead (the page says which).
 PROGRESS_OWN_PACE_MIN_READS = 3
+# The expected finish date extends the reader's reads per day over this many recent days (or
+# since their first read, if later): a calendar pace, which counts the days they do not read.
+PROGRESS_PACE_DAYS = 14
 PROGRESS_CSV_COLUMNS = [
     "reader",
     "name",
@@ -517,6 +520,8 @@ PROGRESS_CSV_COLUMNS = [
     "median_seconds",
     "estimate_seconds",
     "estimate_basis",
+    "reads_per_day",
+    "expected_finish",
     "practice_submitted",
     "practice_assigned",
 ]
@@ -585,6 +590,7 @@ def reader_study_progress(
                 "practice_submitted": 0,
                 "timings": [],
                 "moments": [],
+                "submits": [],
             },
         )
         entry["moments"] += [
@@ -601,6 +607,8 @@ def reader_study_progress(
         entry["total"] += 1
         if row["status"] == Assignment.Status.SUBMITTED:
             entry["submitted"] += 1
+            if row["submitted_at"] is not None:
+                entry["submits"].append(row["submitted_at"])
             # A read submitted without timing (a script, an import) has 0 s: unknown, not fast.
             if row["active_seconds"] > 0:
                 entry["timings"].append(row["active_seconds"])
@@ -613,6 +621,7 @@ def reader_study_progress(
     for entry in per_reader.values():
         timings, moments = entry.pop("timings"), entry.pop("moments")
         left = entry["total"] - entry["submitted"]
+        per_day, finish, finish_text = _calendar_pace(entry.pop("submits"), left=left, now=now)
         last = max(moments) if moments else None
         median = statistics.median(timings) if timings else None
         if len(timings) >= PROGRESS_OWN_PACE_MIN_READS:
@@ -641,6 +650,9 @@ def reader_study_progress(
                 "estimate_seconds": estimate,
                 "estimate_text": duration_text(estimate) if left else "",
                 "estimate_basis": basis if estimate is not None else "",
+                "reads_per_day": per_day,
+                "expected_finish": finish,
+                "finish_text": finish_text,
             }
         )
     total = sum(r["total"] for r in readers)
@@ -658,6 +670,7 @@ def reader_study_progress(
         "median_seconds": study_median,
         "median_text": duration_text(study_median),
         "idle_days": PROGRESS_IDLE_DAYS,
+        "pace_days": PROGRESS_PACE_DAYS,
         "own_pace_min_reads": PROGRESS_OWN_PACE_MIN_READS,
         "readers": readers,
         "reminders": progress_reminders(readers, with_contact=with_contact),
@@ -674,6 +687,31 @@ def progress_reminders(readers: list[dict[str, Any]], *, with_contact: bool = Tr
         f"{r['last_activity_text'] or 'none yet'}"
         for r in readers
         if r["left"]
+    )
+
+
+def _calendar_pace(
+    submits: list[datetime], *, left: int, now: datetime
+) -> tuple[float | None, str | None, str]:
+    """(reads per day, expected finish date ISO, text) from the reader's recent submits."""
+    if not left:
+        return None, None, ""
+    window_start = now - timedelta(days=PROGRESS_PACE_DAYS)
+    recent = sorted(t for t in submits if t >= window_start)
+    if not recent:
+        return None, None, f"no reads in the last {PROGRESS_PACE_DAYS} days"
+    earliest = min(submits)
+    since = max(window_start, earliest)
+    days = max(1.0, (now - since).total_seconds() / 86400)
+    per_day = len(recent) / days
+    finish = (now + timedelta(days=left / per_day)).astimezone(UTC).date()
+    over = (
+        f"the last {PROGRESS_PACE_DAYS} days" if since == window_start else "since the first read"
+    )
+    return (
+        round(per_day, 2),
+        finish.isoformat(),
+        f"about {finish.isoformat()} ({per_day:.1f} reads a day {over})",
     )
 
 
@@ -698,6 +736,8 @@ def progress_csv(progress: dict[str, Any]) -> str:
                 "" if r["median_seconds"] is None else round(r["median_seconds"], 1),
                 "" if r["estimate_seconds"] is None else round(r["estimate_seconds"], 1),
                 r["estimate_basis"],
+                "" if r["reads_per_day"] is None else r["reads_per_day"],
+                r["expected_finish"] or "",
                 r["practice_submitted"],
                 r["practice_total"],
             ]

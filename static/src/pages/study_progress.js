@@ -43,6 +43,7 @@ function render(progress) {
         cell(row.last_activity_text || "none yet", "last_activity"),
         cell(row.median_text, "median"),
         cell(row.estimate_text + (row.estimate_basis === "study" ? " (study's pace)" : ""), "estimate"),
+        cell(row.finish_text, "finish"),
         barCell,
       );
       return tr;
