@@ -69,3 +69,20 @@ class GenerationOutput:
     # The reproducibility record (DESIGN section 7): JSON-serialisable, no pixel data and no
     # patient data beyond the de-identified UIDs of the inputs.
     record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Text in, text out (a judge's prompt): ``messages`` are ``{"role", "content"}`` dicts."""
+
+    messages: tuple[dict[str, str], ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+
+@dataclass
+class ChatOutput:
+    text: str
+    # What pins the answer (model, weights or served model id, effective generation
+    # parameters, tokens); JSON-serialisable, never the prompt's text.
+    record: dict[str, Any]

@@ -171,6 +171,27 @@ RADREVIEW_TRUSTED_PROXIES = env_list("RADREVIEW_TRUSTED_PROXIES", [])
 # API tokens expire (a leaked script token is not a key for ever); a new one is issued by
 # the token exchange. A password change or the owner or an admin revokes them at once.
 RADREVIEW_TOKEN_TTL_DAYS = env_int("RADREVIEW_TOKEN_TTL_DAYS", 30, minimum=1)
+# Reader invitations: a one-time link to set a password, valid this many days; how many
+# invitations one person may send (or send again) an hour, so that a stolen coordinator
+# session cannot turn the server into a mail cannon.
+RADREVIEW_INVITATION_TTL_DAYS = env_int("RADREVIEW_INVITATION_TTL_DAYS", 7, minimum=1)
+RADREVIEW_INVITATIONS_PER_HOUR = env_int("RADREVIEW_INVITATIONS_PER_HOUR", 100, minimum=1)
+
+# E-mail (reader invitations). Without a mail server the messages go to the process's output
+# (Django's console backend, the demo's) and the invitations page shows each one-time link
+# for the coordinator to pass on; with one, the link reaches only the invited address.
+EMAIL_HOST = env_str("RADREVIEW_EMAIL_HOST", "")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("RADREVIEW_EMAIL_PORT", 587, minimum=1)
+    EMAIL_HOST_USER = env_str("RADREVIEW_EMAIL_USER", "")
+    EMAIL_HOST_PASSWORD = env_str("RADREVIEW_EMAIL_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("RADREVIEW_EMAIL_TLS", True)
+    # A mail server that stops answering must not hold a coordinator's request for ever.
+    EMAIL_TIMEOUT = 15
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env_str("RADREVIEW_EMAIL_FROM", "radreview <noreply@localhost>")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -292,6 +313,15 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# A study analysed with more ratings than this (at 2,000 resamples; fewer resamples allow
+# proportionally more) gets its headline in the request and its agreement CIs and plots from a
+# worker task, with progress on the page; smaller studies get everything in the request.
+# 0: always in a task. Without Redis (the embedded demo) a worker's cache is not the web
+# process's, so everything is computed in the request.
+ANALYSIS_INLINE_RATINGS: int | None = (
+    env_int("RADREVIEW_ANALYSIS_INLINE_RATINGS", 5000, minimum=0) if REDIS_URL else None
+)
+
 # The longest GPU run must finish before Redis hands an unacked task to another worker.
 CELERY_TASK_HARD_TIME_LIMIT = env_int("RADREVIEW_TASK_TIME_LIMIT", 1800, minimum=10)
 CELERY_VISIBILITY_TIMEOUT = CELERY_TASK_HARD_TIME_LIMIT * 2 + 600
@@ -308,9 +338,31 @@ else:
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
-# BERTScore's model directory (a local BERT-class encoder); empty: metric jobs run the
-# weight-free metrics only. Never downloaded at run time.
+# Model-based metrics, each from a local directory (never downloaded at run time); empty: the
+# metric is not run. BERTScore: a BERT-class encoder; F1CheXbert: a BERT config and tokenizer
+# with the CheXbert checkpoint; RadGraph F1: a token-classification model with BIO entity tags.
 METRICS_BERTSCORE_DIR = env_str("RADREVIEW_BERTSCORE_DIR", "")
+METRICS_CHEXBERT_DIR = env_str("RADREVIEW_CHEXBERT_DIR", "")
+METRICS_RADGRAPH_DIR = env_str("RADREVIEW_RADGRAPH_DIR", "")
+# Where the CheXbert and RadGraph models run ("cpu", "cuda", "auto": CUDA when there is one);
+# a GPU needs the metric jobs on the queue a GPU worker consumes (RADREVIEW_METRICS_QUEUE=gpu).
+METRICS_DEVICE = env_str("RADREVIEW_METRICS_DEVICE", "cpu")
+METRICS_QUEUE = env_str("RADREVIEW_METRICS_QUEUE", "default")
+if METRICS_QUEUE not in ("default", "gpu"):
+    raise ImproperlyConfigured(f"RADREVIEW_METRICS_QUEUE={METRICS_QUEUE!r}: use default or gpu.")
+# The GREEN-style judge: "transformers" (RADREVIEW_JUDGE_LOCATION is a causal LM's directory)
+# or "openai" (RADREVIEW_JUDGE_LOCATION is the server's URL, RADREVIEW_JUDGE_MODEL its model
+# name; RADREVIEW_JUDGE_API_KEY is read by the worker and never stored); empty: no judge.
+METRICS_JUDGE_BACKEND = env_str("RADREVIEW_JUDGE_BACKEND", "")
+if METRICS_JUDGE_BACKEND not in ("", "transformers", "openai"):
+    raise ImproperlyConfigured(
+        f"RADREVIEW_JUDGE_BACKEND={METRICS_JUDGE_BACKEND!r}: use transformers or openai."
+    )
+METRICS_JUDGE_LOCATION = env_str("RADREVIEW_JUDGE_LOCATION", "")
+if METRICS_JUDGE_BACKEND and not METRICS_JUDGE_LOCATION:
+    raise ImproperlyConfigured("RADREVIEW_JUDGE_BACKEND needs RADREVIEW_JUDGE_LOCATION.")
+METRICS_JUDGE_MODEL = env_str("RADREVIEW_JUDGE_MODEL", "")
+METRICS_JUDGE_MAX_NEW_TOKENS = env_int("RADREVIEW_JUDGE_MAX_NEW_TOKENS", 1024, minimum=64)
 
 CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {"default": {}, "gpu": {}}
 CELERY_TASK_DEFAULT_QUEUE = "default"

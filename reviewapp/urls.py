@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/", include("reviewapp.accounts.urls")),
     path("imaging/", include("reviewapp.imaging.urls")),
     path("reports/", include("reviewapp.reports.urls")),
+    path("studies/<str:study_id>/invitations/", include("reviewapp.accounts.invitation_urls")),
     path("studies/", include("reviewapp.studies.urls")),
     path("generation/", include("reviewapp.generation.urls")),
     path("analysis/", include("reviewapp.analysis.urls")),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
-from inference.backends.base import Backend
+from inference.backends.base import Backend, ChatBackend
 
 BACKEND_KINDS = ("retrieval", "transformers", "openai")
+# The backends that also answer text-only chats (a metric's judge).
+CHAT_BACKEND_KINDS = ("transformers", "openai")
 _cache: dict[tuple[str, str, str], Backend] = {}
 _lock = threading.Lock()
 
@@ -25,6 +27,16 @@ def backend_get(*, kind: str, location: str = "", model_name: str = "", **option
             backend = _build(kind=kind, location=location, model_name=model_name, **options)
             _cache[key] = backend
         return backend
+
+
+def chat_backend_get(
+    *, kind: str, location: str, model_name: str = "", **options: Any
+) -> ChatBackend:
+    """The backend for a text-only model (a judge), from the same per-process cache."""
+    if kind not in CHAT_BACKEND_KINDS:
+        raise ValueError(f"Backend {kind!r} cannot chat; expected one of {CHAT_BACKEND_KINDS}.")
+    backend = backend_get(kind=kind, location=location, model_name=model_name, **options)
+    return cast(ChatBackend, backend)
 
 
 def _build(*, kind: str, location: str, model_name: str, **options: Any) -> Backend:

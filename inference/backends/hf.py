@@ -1,6 +1,8 @@
 """Local Hugging Face ``transformers`` models: image-text-to-text (MedGemma class, through
 ``AutoModelForImageTextToText`` + ``AutoProcessor`` and the model's chat template) and
-``VisionEncoderDecoderModel`` checkpoints (image in, report out, no prompt).
+``VisionEncoderDecoderModel`` checkpoints (image in, report out, no prompt); and, for a
+metric's judge, text-only causal language models (``AutoModelForCausalLM`` + the tokenizer's
+chat template) through ``chat``.
 
 bfloat16 on CUDA, float32 on CPU. The model is loaded on the first ``generate`` inside the
 worker child, never at import, and kept for the life of the process. A CUDA out-of-memory
@@ -13,7 +15,7 @@ from __future__ import annotations
 import gc
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +23,13 @@ from typing import Any, TypeVar
 from inference.environment import device_versions, software_versions, weight_hashes
 from inference.preprocess import PreparedImages, prepare_study
 from inference.text import render_prompt, require_text, split_sections
-from inference.types import GenerationOutput, GenerationRequest, InferenceError
+from inference.types import (
+    ChatOutput,
+    ChatRequest,
+    GenerationOutput,
+    GenerationRequest,
+    InferenceError,
+)
 
 T = TypeVar("T")
 
@@ -106,6 +114,7 @@ class TransformersBackend:
         self.path = Path(location)
         self.device_preference = device
         self._loaded: _Loaded | None = None
+        self._text_loaded: _Loaded | None = None
 
     def _load(self) -> _Loaded:
         if self._loaded is not None:
@@ -278,3 +287,118 @@ class TransformersBackend:
             "tokens": extra["tokens"],
         }
         return GenerationOutput(findings=findings, impression=impression, record=record)
+
+    # --- text-only chat (a metric's judge) -------------------------------------------------
+
+    def _load_text(self) -> _Loaded:
+        if self._text_loaded is not None:
+            return self._text_loaded
+        if not (self.path / "config.json").is_file():
+            raise InferenceError(
+                f"No model at {self.path}: expected a Hugging Face model directory with "
+                "config.json (downloads are never made at run time)."
+            )
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.perf_counter()
+        device = resolve_device(self.device_preference)
+        dtype = dtype_for(device)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+            if tokenizer.pad_token is None:  # a batch of prompts needs one; never generated
+                tokenizer.pad_token = tokenizer.eos_token
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                self.path, dtype=dtype, local_files_only=True
+            )
+        except (OSError, ValueError, KeyError) as exc:
+            raise InferenceError(f"The model at {self.path} could not be loaded: {exc}") from exc
+        model.to(device)
+        model.eval()
+        info = {
+            "id": getattr(model.config, "_name_or_path", "") or self.path.name,
+            "path": str(self.path),
+            "architecture": "causal-lm",
+            "model_type": model.config.model_type,
+            "class": type(model).__name__,
+            "weight_sha256": weight_hashes(self.path),
+            "dtype": str(dtype).removeprefix("torch."),
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+        }
+        self._text_loaded = _Loaded(
+            model, None, tokenizer, "causal-lm", device, dtype,
+            time.perf_counter() - started, info,
+        )  # fmt: skip
+        return self._text_loaded
+
+    def _chat_prompt(self, tokenizer: Any, request: ChatRequest) -> str:
+        messages = [dict(m) for m in request.messages]
+        if getattr(tokenizer, "chat_template", None):
+            return str(
+                tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            )
+        # A base model without a chat template reads the conversation as plain text.
+        lines = [f"{m['role']}: {m['content']}" for m in messages]
+        return "\n".join([*lines, "assistant: "])
+
+    def chat(self, request: ChatRequest) -> ChatOutput:
+        return self.chat_many([request])[0]
+
+    def chat_many(self, requests: Sequence[ChatRequest]) -> list[ChatOutput]:
+        """Answer several chats in one left-padded batch, with the first request's generation
+        parameters and seed (a judge sends the same ones for every report)."""
+        import torch
+
+        loaded = self._load_text()
+        tokenizer = loaded.tokenizer
+        prompts = [self._chat_prompt(tokenizer, r) for r in requests]
+        gen_config = self.generation_config(loaded, requests[0].params)
+        torch.manual_seed(requests[0].seed)
+        started = time.perf_counter()
+        side = tokenizer.padding_side
+        # Generation continues at the right end of every row; the chat template already holds
+        # the model's special tokens.
+        tokenizer.padding_side = "left"
+        try:
+            inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        finally:
+            tokenizer.padding_side = side
+        inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
+        try:
+            with torch.inference_mode():
+                output = loaded.model.generate(**inputs, generation_config=gen_config)
+        except torch.cuda.OutOfMemoryError:
+            failed = True
+        else:
+            failed = False
+        if failed:  # freed outside the except block: its traceback pins the tensors
+            free_accelerator_memory()
+            raise InferenceError(
+                f"CUDA ran out of memory answering {len(prompts)} prompts at once; lower "
+                "max_new_tokens or use a larger GPU."
+            )
+        elapsed = time.perf_counter() - started
+        n_input = int(inputs["input_ids"].shape[1])
+        pad = gen_config.pad_token_id
+        params = json.loads(gen_config.to_json_string(use_diff=True))
+        outputs = []
+        for row, request in enumerate(requests):
+            new_tokens = output[row, n_input:]
+            record = {
+                "backend": self.kind,
+                "model": loaded.model_info,
+                "generation_params": params,
+                "seed": request.seed,
+                "batch": len(requests),
+                "device": device_versions(loaded.device),
+                "timings_s": {"generate_batch": round(elapsed, 4)},
+                "tokens": {
+                    "input": int(inputs["attention_mask"][row].sum()),
+                    "output": int((new_tokens != pad).sum()) if pad is not None else None,
+                },
+            }
+            text = tokenizer.decode(new_tokens, skip_special_tokens=True)
+            outputs.append(ChatOutput(text=text, record=record))
+        return outputs

@@ -1,4 +1,5 @@
-"""An OpenAI-compatible chat-completions server (vLLM serving a vision model).
+"""An OpenAI-compatible chat-completions server (vLLM serving a vision model; or any model
+answering text-only chats, a metric's judge, through ``chat``).
 
 Images go as PNG data URLs inside the user message. Connection errors, timeouts, 429 and 5xx
 are retried with exponential backoff (``retries`` more tries); other answers fail at once with
@@ -10,6 +11,8 @@ from __future__ import annotations
 import base64
 import io
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -18,6 +21,8 @@ from inference.environment import software_versions
 from inference.preprocess import prepare_study
 from inference.text import render_prompt, require_text, split_sections
 from inference.types import (
+    ChatOutput,
+    ChatRequest,
     GenerationOutput,
     GenerationRequest,
     InferenceError,
@@ -46,6 +51,7 @@ class OpenAIBackend:
         retries: int = 2,
         backoff_s: float = 1.0,
         api_key: str = "",
+        concurrency: int = 8,
         **_: Any,
     ) -> None:
         base = location.rstrip("/")
@@ -54,6 +60,8 @@ class OpenAIBackend:
         self.timeout_s = float(timeout_s)
         self.retries = int(retries)
         self.backoff_s = float(backoff_s)
+        # Chats in flight at once from chat_many: the server batches them.
+        self.concurrency = max(1, int(concurrency))
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(timeout=self.timeout_s, headers=headers)
 
@@ -154,3 +162,44 @@ class OpenAIBackend:
             },
         }
         return GenerationOutput(findings=findings, impression=impression, record=record)
+
+    def chat(self, request: ChatRequest) -> ChatOutput:
+        sent = {k: request.params[k] for k in PASSED_PARAMS if k in request.params}
+        sent["max_tokens"] = int(request.params.get("max_new_tokens", 256))
+        if not request.params.get("do_sample", False):
+            sent.setdefault("temperature", 0.0)
+        sent["seed"] = request.seed
+        body = {"model": self.model_name, "messages": [dict(m) for m in request.messages], **sent}
+        started = time.perf_counter()
+        answer = self._post(body)
+        elapsed = time.perf_counter() - started
+        try:
+            text = answer["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError) as exc:
+            raise InferenceError("The model server's answer has no choices[0].message.") from exc
+        usage = answer.get("usage") or {}
+        record = {
+            "backend": self.kind,
+            "model": {
+                "id": answer.get("model") or self.model_name,
+                "requested": self.model_name,
+                "endpoint": self.url,
+                "system_fingerprint": answer.get("system_fingerprint"),
+            },
+            "generation_params": sent,
+            "seed": request.seed,
+            "device": {"device": "remote"},
+            "timings_s": {"generate": round(elapsed, 4)},
+            "tokens": {
+                "input": usage.get("prompt_tokens"),
+                "output": usage.get("completion_tokens"),
+            },
+        }
+        return ChatOutput(text=text, record=record)
+
+    def chat_many(self, requests: Sequence[ChatRequest]) -> list[ChatOutput]:
+        """Several chats, up to ``concurrency`` in flight (the server batches them), in order."""
+        if len(requests) <= 1 or self.concurrency == 1:
+            return [self.chat(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            return list(pool.map(self.chat, requests))

@@ -7,11 +7,16 @@ result dict, in order::
 
     {"status": "scored", "values": {"bleu_4": 0.31, ...}, "detail": {...}}
     {"status": "skipped", "reason": "reference_empty", "values": {}, "detail": {}}
+    {"status": "failed", "reason": "judge_unparseable", "values": {}, "detail": {}}
 
 A missing or blank reference is named and skipped, never scored: a zero there would read as
 "the candidate is wrong" when the truth is "there is nothing to compare against", and it would
 drag every mean and correlation computed from the stored values. A blank *candidate* is scored
 (it is a model's failure to write, and the metric should say so).
+
+A pair the metric itself could not score (a judge model whose answer has none of the counts
+the prompt asked for) is *failed*, with a stable reason and no values: one metric's failure
+for one report, named, never a zero; the other metrics of that pair are unaffected.
 
 ``detail`` holds what a corpus-level summary needs beyond the values (BLEU's n-gram counts,
 the labeler's label vectors), so a summary can be recomputed from stored results without
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from inference.types import InferenceError
@@ -32,6 +38,7 @@ Result = dict[str, Any]
 
 SCORED = "scored"
 SKIPPED = "skipped"
+FAILED = "failed"
 # Reasons a pair is not scored; stable strings, stored beside the pair.
 REFERENCE_MISSING = "reference_missing"
 REFERENCE_EMPTY = "reference_empty"
@@ -58,6 +65,17 @@ def skip_reason(candidate: str | None, reference: str | None) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class PairFailure:
+    """What ``_score_valid`` returns for a pair the metric could not score; ``reason`` is a
+    stable code (``judge_unparseable``) stored beside the pair."""
+
+    reason: str
+
+
+Scored = tuple[dict[str, float], dict[str, Any]] | PairFailure
+
+
 class Metric(ABC):
     """One automated metric. Subclasses set the class attributes and implement
     ``_score_valid``; ``score`` does the skipping so no metric can score a blank reference."""
@@ -72,6 +90,8 @@ class Metric(ABC):
     headline: ClassVar[str]
     # True when a larger value means a candidate closer to the reference.
     higher_is_better: ClassVar[bool] = True
+    # Pairs per scoring call in a job: fewer for a slow metric, so its progress bar moves.
+    batch_pairs: ClassVar[int] = 250
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = dict(params)
@@ -106,19 +126,24 @@ class Metric(ABC):
                     f"Metric {self.name} returned {len(scored)} results for {len(valid)} pairs.",
                     code="metric_result_count",
                 )
-            for index, (values, detail) in zip(valid, scored, strict=True):
-                results[index] = {"status": SCORED, "values": values, "detail": detail}
+            for index, item in zip(valid, scored, strict=True):
+                if isinstance(item, PairFailure):
+                    results[index] = {
+                        "status": FAILED, "reason": item.reason, "values": {}, "detail": {},
+                    }  # fmt: skip
+                else:
+                    values, detail = item
+                    results[index] = {"status": SCORED, "values": values, "detail": detail}
         return [r for r in results if r is not None]
 
     @abstractmethod
-    def _score_valid(
-        self, candidates: list[str], references: list[str]
-    ) -> list[tuple[dict[str, float], dict[str, Any]]]:
-        """(values, detail) for each pair; every reference is non-blank."""
+    def _score_valid(self, candidates: list[str], references: list[str]) -> Sequence[Scored]:
+        """(values, detail), or a PairFailure, for each pair; every reference is non-blank."""
 
     def summarise(self, results: Sequence[Result]) -> dict[str, float | None]:
         """Corpus-level values over the scored results; the mean unless the metric defines its
-        own corpus statistic (BLEU). Skipped results are left out, never counted as zero."""
+        own corpus statistic (BLEU). Skipped and failed results are left out, never counted as
+        zero."""
         scored = [r["values"] for r in results if r["status"] == SCORED]
         return {
             name: (sum(v[name] for v in scored) / len(scored) if scored else None)

@@ -17,38 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.metrics.base import Metric, MetricError, register
-
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "tokenizer.model")
-
-
-def _check_directory(path: Path) -> None:
-    if not path.is_dir():
-        raise MetricError(
-            f"No model directory at {path} (models are never downloaded at run time).",
-            code="metric_model_missing",
-        )
-    if not (path / "config.json").is_file():
-        raise MetricError(
-            f"The model directory {path} has no config.json.", code="metric_model_missing_file"
-        )
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
-        raise MetricError(
-            f"The model directory {path} has no weights: expected one of "
-            f"{', '.join(WEIGHT_FILES)}.",
-            code="metric_model_missing_file",
-        )
-    if not any((path / name).is_file() for name in TOKENIZER_FILES):
-        raise MetricError(
-            f"The model directory {path} has no tokenizer: expected one of "
-            f"{', '.join(TOKENIZER_FILES)}.",
-            code="metric_model_missing_file",
-        )
+from inference.metrics.local_model import require_transformers_directory
 
 
 @register
@@ -80,7 +49,7 @@ class BertScore(Metric):
     def _load(self) -> None:
         if self._model is not None:
             return
-        _check_directory(self.path)
+        require_transformers_directory(self.path)
         from transformers import AutoModel, AutoTokenizer
 
         try:

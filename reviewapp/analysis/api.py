@@ -20,9 +20,12 @@ from reviewapp.analysis.results import (
     DEFAULT_RESAMPLES,
     DEFAULT_RULE,
     DEFAULT_SEED,
+    FAILED_RETRY_SECONDS,
     MAX_RESAMPLES,
+    REST_PARTS,
+    AnalysisParams,
     PlanDefaults,
-    analysis_results,
+    analysis_get_or_start,
     json_safe,
     plan_defaults,
     prevalences_from_query,
@@ -63,36 +66,59 @@ class StudyAnalysisApi(APIView):
 
     @extend_schema(
         operation_id="reader_study_analysis",
-        summary="Analysis of a reader study: rates with bootstrap CIs, agreement, per reader",
+        summary="Analysis of a reader study: rates with CIs, comparisons, agreement with "
+        "bootstrap CIs, per reader",
+        description="The headline (rates, comparisons, per reader) comes at once. For a large "
+        "study the agreement coefficients' bootstrap CIs and the figures are computed by a "
+        f"worker: until they are ready the answer is 202 without {', '.join(REST_PARTS)} "
+        "and with `status` (`queued` or `running`, `done` of `total` steps); ask again "
+        "(Retry-After) for the complete 200 answer. The first request starts the computation, "
+        "later ones join it; a new or revised rating starts a new one. 503 with code "
+        "`analysis_failed` when it failed (retried by a request after Retry-After).",
         parameters=[InputSerializer],
-        responses={200: OpenApiTypes.OBJECT, 403: None, 404: None},
+        responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT, 403: None, 404: None},
     )
     def get(self, request: Request, public_id: str) -> Response:
         study = selectors.reader_study_get_for_analyst(user=request.user, public_id=public_id)
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        data: dict[str, Any] = analysis_results(
-            reader_study=study,
+        analysis = AnalysisParams(
             n_resamples=params.validated_data["resamples"],
             seed=params.validated_data["seed"],
-            with_plots=params.validated_data["plots"],
             rule=params.validated_data["rule"],
             min_reads=params.validated_data["min_reads"],
             min_pair_cases=params.validated_data["min_pair_cases"],
             # prevalence_<stratum>=<weight>: one parameter per stratum, named by the data.
             prevalences=prevalences_from_query(request.query_params),
         )
+        data, status = analysis_get_or_start(
+            reader_study=study, params=analysis, with_plots=params.validated_data["plots"]
+        )
+        if status.state == "failed":
+            return Response(
+                {
+                    "detail": "Computing the agreement CIs and figures failed; it is tried "
+                    "again on a request after the time in Retry-After.",
+                    "code": "analysis_failed",
+                    "status": status.as_dict(),
+                },
+                status=503,
+                headers={"Retry-After": str(FAILED_RETRY_SECONDS)},
+            )
         return Response(
             {
                 "study": str(study.public_id),
                 "name": study.name,
                 "protocol": study.protocol_key,
+                "status": status.as_dict(),
                 # What the blinding check left in the readers' view, and who accepted it.
                 "blinding": {
                     k: v for k, v in blinding_summary(reader_study=study).items() if k != "groups"
                 },
                 **data,
-            }
+            },
+            status=200 if status.is_complete else 202,
+            headers=None if status.is_complete else {"Retry-After": "1"},
         )
 
 

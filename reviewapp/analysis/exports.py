@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from reviewapp.analysis import answers, rows
 from reviewapp.analysis.models import ExportAudit
-from reviewapp.analysis.results import analysis_results
+from reviewapp.analysis.results import AnalysisParams, analysis_headline
 from reviewapp.analysis.selectors import (
     FORMULA_TRIGGERS,
     FREE_TEXT_COLUMNS,
@@ -38,6 +38,7 @@ from reviewapp.analysis.selectors import (
     assignment_status_counts,
     dataset_query,
     dataset_row_count,
+    practice_ratings_count,
 )
 from reviewapp.analysis.services import export_audit_finish, export_audit_start
 from reviewapp.studies.models import ReaderStudy
@@ -157,7 +158,11 @@ def export_sidecar(
     ``analysis``: parameters for ``results.analysis_results`` (resamples, seed, rule...): the
     sidecar states the rules and interval methods the analysis applies with them.
     """
-    results = analysis_results(reader_study=reader_study, **(analysis or {}))
+    # The headline carries the rules, the bootstrap parameters and the counts: a sidecar
+    # never waits for agreement CIs or figures.
+    results = analysis_headline(
+        reader_study=reader_study, params=AnalysisParams(**(analysis or {}))
+    )
     tables = {
         dataset: {
             "rows": dataset_row_count(reader_study=reader_study, dataset=dataset),
@@ -177,6 +182,12 @@ def export_sidecar(
         "generated_at": timezone.now().isoformat().replace("+00:00", "Z"),
         "tables": tables,
         "assignments": statuses,
+        "practice": {
+            "column": "is_practice",
+            "rule": "ratings and passages of practice cases are kept in the ratings and spans "
+            "tables, flagged true, and left out of every analysis figure",
+            "ratings": practice_ratings_count(reader_study=reader_study),
+        },
         "analysis": {
             "n_ratings": results["n_ratings"],
             "n_cases": results["n_cases"],

@@ -10,8 +10,8 @@ behind the coverage table (docs/statistics/coverage.md):
     case effect ~ N(0, case SD), reader effect ~ N(0, reader SD),
 
 and analysed with the very functions the analysis page calls: ``stats.rate_interval`` for a
-rate and ``stats.paired_difference_cis`` (the bootstrap of paired cases behind
-``stats.mcnemar_paired``) for AI - original. A plan is therefore only as good as that model,
+rate and ``stats.paired_difference`` (the interval behind ``stats.mcnemar_paired``) for
+AI - original. A plan is therefore only as good as that model,
 and it says so; it is never a formula that the analysis does not use.
 
 Nothing here touches the database: it is pure computation, the same for the page and the API.
@@ -41,10 +41,6 @@ DEFAULT_CASES = (30, 50, 100, 200, 300)
 BUILT_IN_DEFAULTS = {"rate": 0.7, "reader_sd": 0.5, "case_sd": 1.0}
 DEFAULT_READERS = (3, 4, 5, 8)
 DEFAULT_SIMULATIONS = 200
-# The difference's bootstrap resamples per simulated study. The page's analysis uses 2,000;
-# 500 moves the percentile bound by a fraction of a point, far less than studies differ
-# from one another, and keeps a whole grid within a few seconds.
-PLAN_RESAMPLES = 500
 MAX_DESIGNS = 36
 # Simulated studies in one plan (designs x simulations): bounds the time of one request.
 MAX_WORK = 8_000
@@ -84,7 +80,6 @@ class Plan:
     rule: stats.CaseRule
     simulations: int
     seed: int
-    n_resamples: int
     cells: list[PlanCell] = field(default_factory=list)
     # The design with the fewest ratings that meets the goal (None if none in the grid does).
     smallest: PlanCell | None = None
@@ -299,24 +294,32 @@ def _non_inferiority_cell(
     sims: int,
     margin: float,
     rule: stats.CaseRule,
-    n_resamples: int,
-    seed: int,
 ) -> tuple[float, float, float]:
     a = rng.normal(0, case_sd, (sims, cases))
     b = rng.normal(0, reader_sd, (sims, readers))
     # The AI report and the original of a case share its difficulty and the readers'
     # leniency; each is read by its own k readers of the panel, as assignment spreads them.
-    met_ai = _case_met(_ratings(rng, mu_ai, a, b, _reads(rng, sims, cases, readers, k)), rule)
-    met_original = _case_met(
-        _ratings(rng, mu_original, a, b, _reads(rng, sims, cases, readers, k)), rule
-    )
-    ai_only = (met_ai & ~met_original).sum(axis=1)
-    original_only = (~met_ai & met_original).sum(axis=1)
-    _, low, high = stats.paired_difference_cis(
-        ai_only, original_only, cases - ai_only - original_only, n_resamples=n_resamples, seed=seed
-    )
-    covered = (low <= truth) & (truth <= high)
-    return float(((high - low) / 2).mean()), float((low > -margin).mean()), float(covered.mean())
+    who_ai = _reads(rng, sims, cases, readers, k)
+    who_original = _reads(rng, sims, cases, readers, k)
+    y_ai = _ratings(rng, mu_ai, a, b, who_ai)
+    y_original = _ratings(rng, mu_original, a, b, who_original)
+    case_codes = np.tile(np.repeat(np.arange(cases), k), 2)
+    is_ai = np.repeat([True, False], cases * k)
+    half = np.empty(sims)
+    low = np.empty(sims)
+    covered = np.empty(sims, dtype=bool)
+    for s in range(sims):
+        found = stats.paired_difference(
+            np.concatenate([y_ai[s].ravel(), y_original[s].ravel()]),
+            case_codes,
+            np.concatenate([who_ai[s].ravel(), who_original[s].ravel()]),
+            is_ai,
+            rule=rule,
+        )
+        half[s] = (found.high - found.low) / 2
+        low[s] = found.low
+        covered[s] = found.low <= truth <= found.high
+    return float(half.mean()), float((low > -margin).mean()), float(covered.mean())
 
 
 def _check(condition: bool, message: str, code: str) -> None:
@@ -339,7 +342,6 @@ def study_plan(
     rule: stats.CaseRule = "any",
     simulations: int = DEFAULT_SIMULATIONS,
     seed: int = 20240501,
-    n_resamples: int = PLAN_RESAMPLES,
 ) -> Plan:
     """Simulate each cases x readers design and report expected CI half-width or power.
 
@@ -433,8 +435,6 @@ def study_plan(
                     sims=simulations,
                     margin=margin,
                     rule=rule,
-                    n_resamples=n_resamples,
-                    seed=seed + len(cells),
                 )
                 meets = success >= POWER_TARGET
                 ratings = 2 * n_cases * k
@@ -453,18 +453,17 @@ def study_plan(
         rule=rule,
         simulations=simulations,
         seed=seed,
-        n_resamples=n_resamples,
         cells=cells,
         smallest=smallest,
         true_difference=next(iter(differences.values()), math.nan)
         if len(set(differences.values())) == 1
         else math.nan,
-        method=_method(goal, rule, n_resamples),
+        method=_method(goal, rule),
         seconds=time.perf_counter() - started,
     )
 
 
-def _method(goal: Goal, rule: stats.CaseRule, n_resamples: int) -> str:
+def _method(goal: Goal, rule: stats.CaseRule) -> str:
     model = (
         "Simulated studies: logit P(positive rating) = intercept + case effect + reader effect "
         "(normal, SDs as entered), the intercept chosen so that the population rate is the "
@@ -483,9 +482,10 @@ def _method(goal: Goal, rule: stats.CaseRule, n_resamples: int) -> str:
         f"{model} The AI report and the original of a case share the case effect. Each study "
         "is analysed as the analysis page compares single reports: a report meets the outcome "
         f"when {stats.CASE_RULES[rule]} of the readers who read it say so; AI - original on "
-        f"the paired cases with the 95% percentile bootstrap of pairs ({n_resamples} "
-        "resamples per simulated study). Power: the share of studies whose lower bound lies "
-        f"above -margin; a design meets the goal at {POWER_TARGET:.0%} power."
+        f"the paired cases with {stats.INTERVAL_METHODS['paired_variance_components']} (with "
+        f"one or two readers: {stats.INTERVAL_METHODS['paired_case_only']}). Power: the share "
+        "of studies whose lower bound lies above -margin; a design meets the goal at "
+        f"{POWER_TARGET:.0%} power."
     )
 
 

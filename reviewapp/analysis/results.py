@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Count, Max, Sum
 
 from reviewapp.analysis import planning, plots, rows, stats
@@ -66,9 +70,22 @@ ANALYSIS_COLUMNS = [
 ]
 
 
-def ratings_frame(*, reader_study: ReaderStudy) -> pd.DataFrame:
-    """The tidy ratings of a study (the rows and values of the ratings export, submitted only)."""
-    columns = ANALYSIS_COLUMNS + [c for c, _ in outcome_columns(reader_study.protocol)]
+# What agreement and the figures read: a worker loads these only (half the columns).
+REST_COLUMNS = [
+    "case",
+    "stratum",
+    "reader",
+    "question",
+    "source",
+    "answer_value",
+    "candidate_source",
+]
+
+
+def ratings_frame(*, reader_study: ReaderStudy, columns: list[str] | None = None) -> pd.DataFrame:
+    """The tidy ratings of a study (the rows and values of the ratings export, submitted
+    only): ``columns`` of them, else all that analysis reads."""
+    columns = columns or ANALYSIS_COLUMNS + [c for c, _ in outcome_columns(reader_study.protocol)]
     query = ratings_query(reader_study=reader_study, columns=columns, submitted_only=True)
     return rows.frame(TidyQuery(query, columns))
 
@@ -175,6 +192,44 @@ def results_from_frames(
     every case-level figure; ``min_pair_cases`` is the fewest shared cases a reader pair needs
     for its kappa; ``prevalences`` (stratum -> weight) adds an overall rate weighted by them.
     """
+    headline = headline_from_frames(
+        protocol=protocol,
+        ratings=ratings,
+        spans=spans,
+        n_resamples=n_resamples,
+        seed=seed,
+        rule=rule,
+        min_reads=min_reads,
+        min_pair_cases=min_pair_cases,
+        prevalences=prevalences,
+    )
+    rest = rest_from_frames(
+        protocol=protocol,
+        ratings=ratings,
+        headline=headline,
+        n_resamples=n_resamples,
+        seed=seed,
+        min_pair_cases=min_pair_cases,
+        with_plots=with_plots,
+    )
+    return {**headline, **rest}
+
+
+def headline_from_frames(
+    *,
+    protocol: dict[str, Any],
+    ratings: pd.DataFrame,
+    spans: pd.DataFrame,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    rule: stats.CaseRule = DEFAULT_RULE,
+    min_reads: int = 1,
+    min_pair_cases: int = stats.DEFAULT_MIN_PAIR_CASES,
+    prevalences: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The page's headline: rates with their intervals, case-level rates, the paired
+    comparisons, errors, per reader and cohort, position bias and reading position (every
+    part but ``REST_PARTS``; parameters as ``results_from_frames``)."""
     outcome_cols = outcome_columns(protocol)
     columns = [c for c, _ in outcome_cols]
     labels = dict(outcome_cols)
@@ -196,12 +251,10 @@ def results_from_frames(
         "case_level": [],
         "comparisons": [],
         "errors": {},
-        "agreement": [],
         "per_reader": [],
         "by_cohort": [],
         "position_bias": [],
         "reading_position": [],
-        "plots": {},
     }
     if ratings.empty:
         return result
@@ -224,7 +277,6 @@ def results_from_frames(
     )
 
     by_cohort: dict[tuple[str, str], dict[str, Any]] = {}
-    forest_rows: list[plots.ForestRow] = []
     for column in columns:
         for source, part in per.groupby("subject", sort=True):
             part = part[part[column].notna()]
@@ -248,14 +300,6 @@ def results_from_frames(
                     "case_level": {name: r.as_dict() for name, r in level.get(stratum, {}).items()},
                 }
                 result["headline"].append(row)
-                forest_rows.append(
-                    plots.ForestRow(
-                        f"{labels[column]} · {source} · {stratum}",
-                        rate.estimate,
-                        rate.low,
-                        rate.high,
-                    )
-                )
             # Reader cohorts (e.g. US and Indian radiologists) split the panel, not the cases:
             # each cohort's rate resamples all cases and that cohort's readers.
             cohorts = sorted(c for c in part["cohort"].unique() if c)
@@ -311,8 +355,6 @@ def results_from_frames(
                     original="original",
                     rule=rule,
                     min_reads=min_reads,
-                    n_resamples=n_resamples,
-                    seed=seed,
                 )
                 if test.n_pairs:
                     result["comparisons"].append(
@@ -361,58 +403,122 @@ def results_from_frames(
             ],
         }
 
-    # Agreement works on integer codes and categoricals made once for the whole frame:
-    # filtering and factorising the Arrow-backed text columns per question cost seconds.
-    coded = _coded(ratings) if len(ratings) else None
-    for question in questions:
-        if question["type"] not in ("single_choice", "likert", "yes_no") or coded is None:
-            continue
-        rows = coded[(coded["question"] == question["id"]).to_numpy() & coded["answered"]]
-        if rows["reader"].nunique() < 2:
-            continue
-        is_ordinal, categories, off_scale = _scale(question)
-        agreement = stats.agreement(
-            rows,
-            question=question["id"],
-            value="answer_value",
-            categories=categories,
-            off_scale=off_scale,
-            is_ordinal=is_ordinal,
-            case="unit",
-            min_pair_cases=min_pair_cases,
-            n_resamples=n_resamples,
-            seed=seed,
-        )
-        result["agreement"].append({"prompt": question.get("prompt", ""), **agreement.as_dict()})
-
     if protocol.get("mode") == "pairwise":
+        # Integer codes made once: selecting and mapping the Arrow-backed text columns per
+        # question was most of this part's cost.
+        question_codes, question_ids = pd.factorize(ratings["question"])
+        answer_codes, answer_values = pd.factorize(ratings["answer_value"])
+        side_codes, sides = pd.factorize(ratings["candidate_side"])
+        side_a = side_codes == (list(sides).index("A") if "A" in list(sides) else -2)
+        side_b = side_codes == (list(sides).index("B") if "B" in list(sides) else -2)
+        reader_codes = pd.factorize(ratings["reader"])[0]
+        case_codes = pd.factorize(ratings["case"])[0]
         for question in questions:
             axes = {o["value"]: o.get("axis") for o in question_options(question)}
             if question.get("scope") != "comparative" or all(a is None for a in axes.values()):
                 continue
-            rows = ratings.loc[
-                ratings["question"] == question["id"],
-                ["answer_value", "candidate_side", "reader", "case"],
-            ]
+            found = np.flatnonzero(question_ids == question["id"])
+            mask = question_codes == (found[0] if len(found) else -2)
             # An option favours the candidate (axis > 0) or the original (axis < 0); which
-            # side won follows from where the candidate was shown.
-            axis = rows["answer_value"].map(axes).astype(float).to_numpy()
-            side = rows["candidate_side"].to_numpy(dtype=object)
-            shown = np.isin(side, ["A", "B"])
-            candidate_won = shown & (axis > 0)
-            original_won = shown & (axis < 0)
-            winners = np.full(len(rows), None, dtype=object)
-            winners[((side == "A") & candidate_won) | ((side == "B") & original_won)] = "A"
-            winners[((side == "B") & candidate_won) | ((side == "A") & original_won)] = "B"
-            bias = stats.position_bias(
-                winners,
-                readers=rows["reader"].to_numpy(dtype=object),
-                cases=rows["case"].to_numpy(dtype=object),
-            )
+            # side won follows from where the candidate was shown. Code -1 (no answer): NaN.
+            known = [axes.get(v) for v in answer_values]
+            axis_of = np.array([math.nan if a is None else float(a) for a in known] + [math.nan])
+            axis = axis_of[answer_codes[mask]]
+            on_a, on_b = side_a[mask], side_b[mask]
+            candidate_won = (on_a | on_b) & (axis > 0)
+            original_won = (on_a | on_b) & (axis < 0)
+            winners = np.full(int(mask.sum()), None, dtype=object)
+            winners[(on_a & candidate_won) | (on_b & original_won)] = "A"
+            winners[(on_b & candidate_won) | (on_a & original_won)] = "B"
+            bias = stats.position_bias(winners, readers=reader_codes[mask], cases=case_codes[mask])
             result["position_bias"].append({"question": question["id"], **bias.as_dict()})
 
+    return json_safe(result)
+
+
+# The parts of the analysis that may come from a worker task: bootstrap CIs of every
+# agreement coefficient, and the figures.
+REST_PARTS = ("agreement", "plots")
+PLOT_STEPS = 3
+
+Progress = Callable[[int, int], None]
+Headline = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
+def _agreement_questions(protocol: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        q
+        for q in protocol.get("questions", [])
+        if q["type"] in ("single_choice", "likert", "yes_no")
+    ]
+
+
+def rest_steps(protocol: dict[str, Any], *, with_plots: bool = True) -> int:
+    """How many steps ``rest_from_frames`` reports progress in."""
+    return len(_agreement_questions(protocol)) + (PLOT_STEPS if with_plots else 0)
+
+
+def rest_from_frames(
+    *,
+    protocol: dict[str, Any],
+    ratings: pd.DataFrame,
+    headline: Headline,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    min_pair_cases: int = stats.DEFAULT_MIN_PAIR_CASES,
+    with_plots: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The ``REST_PARTS``: agreement between readers with bootstrap CIs, and the figures
+    (drawn from ``headline``, the output of ``headline_from_frames`` on the same ratings, or
+    a function giving it: asked for only when the figures are drawn, after the agreement).
+
+    ``progress(done, total)`` is called after each question's agreement and each figure.
+    """
+    total = rest_steps(protocol, with_plots=with_plots)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    result: dict[str, Any] = {"agreement": [], "plots": {}}
+    # Agreement works on integer codes and categoricals made once for the whole frame:
+    # filtering and factorising the Arrow-backed text columns per question cost seconds.
+    coded = _coded(ratings) if len(ratings) else None
+    for question in _agreement_questions(protocol):
+        rows = (
+            coded[(coded["question"] == question["id"]).to_numpy() & coded["answered"]]
+            if coded is not None
+            else None
+        )
+        if rows is not None and rows["reader"].nunique() >= 2:
+            is_ordinal, categories, off_scale = _scale(question)
+            agreement = stats.agreement(
+                rows,
+                question=question["id"],
+                value="answer_value",
+                categories=categories,
+                off_scale=off_scale,
+                is_ordinal=is_ordinal,
+                case="unit",
+                min_pair_cases=min_pair_cases,
+                n_resamples=n_resamples,
+                seed=seed,
+            )
+            result["agreement"].append(
+                {"prompt": question.get("prompt", ""), **agreement.as_dict()}
+            )
+        step()
     if with_plots:
-        result["plots"] = _plots(protocol, ratings, forest_rows, result["per_reader"])
+        if len(ratings):
+            result["plots"] = _plots(
+                protocol, ratings, headline() if callable(headline) else headline, step
+            )
+        while done < total:  # figures that did not apply
+            step()
     return json_safe(result)
 
 
@@ -424,13 +530,20 @@ def _coded(ratings: pd.DataFrame) -> pd.DataFrame:
     answer = ratings["answer_value"].fillna("")
     return pd.DataFrame(
         {
-            "question": pd.Categorical(ratings["question"].to_numpy(dtype=object)),
-            "answer_value": pd.Categorical(answer.to_numpy(dtype=object)),
+            "question": _categorical(ratings["question"]),
+            "answer_value": _categorical(answer),
             "answered": (answer != "").to_numpy(),
-            "reader": pd.Categorical(ratings["reader"].to_numpy(dtype=object)),
+            "reader": _categorical(ratings["reader"]),
             "unit": case * (source.max(initial=0) + 1) + source,
         }
     )
+
+
+def _categorical(column: pd.Series) -> pd.Categorical:
+    """``pd.Categorical`` of a text column (categories sorted), from Arrow's hashing: making
+    Python strings of every value first was most of the cost."""
+    codes, categories = pd.factorize(column, sort=True)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
 
 
 def _reading_position(
@@ -439,8 +552,10 @@ def _reading_position(
     """Each outcome along the readers' sequences (by quarter, within-reader trend)."""
     # A reader's sequence is all their ratings in the study, in the order they opened them.
     readings = per.drop_duplicates("rating")
+    # Integer order codes: ranking the ISO time stamps as text was most of this step's cost.
+    order = pd.Series(pd.factorize(readings["opened_at"], sort=True)[0])
     place = pd.Series(
-        stats.relative_positions(readings["opened_at"], readings["reader"]),
+        stats.relative_positions(order, readings["reader"]),
         index=readings["rating"].to_numpy(),
     )
     position = place.reindex(per["rating"].to_numpy()).to_numpy()
@@ -470,12 +585,32 @@ def _reading_position(
     return found
 
 
+def _figure(name: str, inputs: Any, draw: Callable[[], str]) -> str:
+    """A figure's SVG, drawn once for the numbers it shows: another seed, resample count or
+    case rule leaves most figures' numbers alone, and drawing is a good part of the cost."""
+    digest = hashlib.sha256(json.dumps([name, inputs], default=str).encode()).hexdigest()
+    key = f"analysis:results:figure:{digest}"
+    svg = cache.get(key)
+    if svg is None:
+        svg = draw()
+        cache.set(key, svg, timeout=ANALYSIS_CACHE_SECONDS)
+    return str(svg)
+
+
 def _plots(
     protocol: dict[str, Any],
     ratings: pd.DataFrame,
-    forest_rows: list[plots.ForestRow],
-    per_reader: list[dict[str, Any]],
+    headline: dict[str, Any],
+    step: Callable[[], None],
 ) -> dict[str, dict[str, str]]:
+    forest_rows = [
+        plots.ForestRow(
+            f"{row['label']} · {row['source']} · {row['stratum']}",
+            *(math.nan if row[k] is None else float(row[k]) for k in ("estimate", "low", "high")),
+        )
+        for row in headline.get("headline", [])
+    ]
+    per_reader = headline.get("per_reader", [])
     figures: dict[str, dict[str, str]] = {}
     scale_question = next(
         (q for q in protocol.get("questions", []) if q["type"] in ("single_choice", "likert")),
@@ -497,21 +632,34 @@ def _plots(
             title = scale_question.get("prompt", scale_question["id"])
             figures["scale"] = {
                 "title": f"Answers by stratum: {title}",
-                "svg": plots.scale_by_stratum_svg(counts, title=title),
+                "svg": _figure(
+                    "scale",
+                    [title, counts.to_dict("split")],
+                    lambda: plots.scale_by_stratum_svg(counts, title=title),
+                ),
             }
+            step()
     if forest_rows:
         figures["forest"] = {
             "title": FOREST_TITLE,
-            "svg": plots.forest_svg(forest_rows, title=FOREST_TITLE),
+            "svg": _figure(
+                "forest", forest_rows, lambda: plots.forest_svg(forest_rows, title=FOREST_TITLE)
+            ),
         }
+        step()
     if per_reader:
         first = (per_reader[0]["outcome"], per_reader[0]["source"])
         chosen = [r for r in per_reader if (r["outcome"], r["source"]) == first]
         title = f"{per_reader[0]['label']} ({first[1]}) per reader"
         figures["per_reader"] = {
             "title": title,
-            "svg": plots.per_reader_svg(pd.DataFrame(chosen), title=title),
+            "svg": _figure(
+                "per_reader",
+                [title, chosen],
+                lambda: plots.per_reader_svg(pd.DataFrame(chosen), title=title),
+            ),
         }
+        step()
     return figures
 
 
@@ -537,6 +685,153 @@ def prevalences_from_query(params: Any) -> dict[str, float]:
     return found if any(found.values()) else {}
 
 
+# --------------------------------------------------------------------------------------------
+# The analysis of a study: cached per study version, the heavy parts on a worker
+# --------------------------------------------------------------------------------------------
+#
+# Cached per study version and parameters, in two pieces: the headline and the
+# ``REST_PARTS``. 100k ratings with 2,000 resamples take seconds, and an analyst who reloads
+# or an API script that polls should not pay that again while no rating changed. The
+# headline is computed in the request; the rest too for a small study, otherwise by one
+# worker task per study version and parameters (``analysis_rest_start``), whose progress is
+# kept beside the pieces. Keys: "<key>:headline", "<key>:rest" (with figures) or
+# "<key>:rest-nofigures", "<key>:status".
+
+ANALYSIS_CACHE_SECONDS = 24 * 3600
+# A failed computation is retried by the next view after this long, not by every poll.
+FAILED_RETRY_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class AnalysisParams:
+    """The parameters an analysis depends on besides the study's version (validated)."""
+
+    n_resamples: int = DEFAULT_RESAMPLES
+    seed: int = DEFAULT_SEED
+    rule: stats.CaseRule = DEFAULT_RULE
+    min_reads: int = 1
+    min_pair_cases: int = stats.DEFAULT_MIN_PAIR_CASES
+    prevalences: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.n_resamples <= MAX_RESAMPLES:
+            raise ValueError(f"resamples must be between 1 and {MAX_RESAMPLES}")
+        if self.rule not in stats.CASE_RULES:
+            raise ValueError(f"rule must be one of {', '.join(stats.CASE_RULES)}")
+        if self.min_reads < 1 or self.min_pair_cases < 1:
+            raise ValueError("min_reads and min_pair_cases must be at least 1")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe, for a task's arguments and the cache key."""
+        return {**asdict(self), "prevalences": dict(sorted(self.prevalences.items()))}
+
+
+@dataclass(frozen=True)
+class AnalysisStatus:
+    """How far the parts after the headline are: ``complete``, ``queued`` (waiting for a
+    worker), ``running`` (``done`` of ``total`` steps) or ``failed`` (retried by a view after
+    ``FAILED_RETRY_SECONDS``). ``key`` names the study version and parameters computed."""
+
+    state: str
+    key: str
+    done: int = 0
+    total: int = 0
+
+    @property
+    def is_complete(self) -> bool:
+        return self.state == "complete"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Frames:
+    """A study's two tidy tables, loaded on first use (a cached headline needs neither)."""
+
+    def __init__(self, reader_study: ReaderStudy, columns: list[str] | None = None) -> None:
+        self.reader_study = reader_study
+        self.columns = columns
+        self._ratings: pd.DataFrame | None = None
+        self._spans: pd.DataFrame | None = None
+
+    @property
+    def ratings(self) -> pd.DataFrame:
+        if self._ratings is None:
+            self._ratings = ratings_frame(reader_study=self.reader_study, columns=self.columns)
+        return self._ratings
+
+    @property
+    def spans(self) -> pd.DataFrame:
+        if self._spans is None:
+            self._spans = spans_frame(reader_study=self.reader_study)
+        return self._spans
+
+
+def _headline(
+    reader_study: ReaderStudy, key: str, params: AnalysisParams, frames: _Frames
+) -> dict[str, Any]:
+    cached = cache.get(f"{key}:headline")
+    if cached is not None:
+        return dict(cached)
+    headline = headline_from_frames(
+        protocol=reader_study.protocol,
+        ratings=frames.ratings,
+        spans=frames.spans,
+        n_resamples=params.n_resamples,
+        seed=params.seed,
+        rule=params.rule,
+        min_reads=params.min_reads,
+        min_pair_cases=params.min_pair_cases,
+        prevalences=params.prevalences,
+    )
+    cache.set(f"{key}:headline", headline, timeout=ANALYSIS_CACHE_SECONDS)
+    return headline
+
+
+def _rest_cached(key: str, *, with_plots: bool) -> dict[str, Any] | None:
+    # The rest with figures serves a request without them too (the figures left out).
+    rest = cache.get(f"{key}:rest")
+    if rest is not None:
+        return dict(rest) if with_plots else {**rest, "plots": {}}
+    return None if with_plots else cache.get(f"{key}:rest-nofigures")
+
+
+def _rest_compute(
+    reader_study: ReaderStudy,
+    key: str,
+    params: AnalysisParams,
+    frames: _Frames,
+    headline: Headline,
+    *,
+    with_plots: bool,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    rest = rest_from_frames(
+        protocol=reader_study.protocol,
+        ratings=frames.ratings,
+        headline=headline,
+        n_resamples=params.n_resamples,
+        seed=params.seed,
+        min_pair_cases=params.min_pair_cases,
+        with_plots=with_plots,
+        progress=progress,
+    )
+    name = f"{key}:rest" if with_plots else f"{key}:rest-nofigures"
+    cache.set(name, rest, timeout=ANALYSIS_CACHE_SECONDS)
+    return rest
+
+
+def analysis_key(*, reader_study: ReaderStudy, params: AnalysisParams) -> str:
+    """The cache key of a study's analysis at its current version with these parameters."""
+    return _key_and_size(reader_study, params)[0]
+
+
+def _key_and_size(reader_study: ReaderStudy, params: AnalysisParams) -> tuple[str, int]:
+    """The cache key and the number of ratings of the study's current version."""
+    version = study_version(reader_study)
+    return _key_of(version, params.as_dict()), int(version["ratings"][0])
+
+
 def analysis_results(
     *,
     reader_study: ReaderStudy,
@@ -548,46 +843,140 @@ def analysis_results(
     min_pair_cases: int = stats.DEFAULT_MIN_PAIR_CASES,
     prevalences: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The analysis of one study (already authorised through reader_study_get_for_analyst)."""
-    if not 1 <= n_resamples <= MAX_RESAMPLES:
-        raise ValueError(f"resamples must be between 1 and {MAX_RESAMPLES}")
-    if rule not in stats.CASE_RULES:
-        raise ValueError(f"rule must be one of {', '.join(stats.CASE_RULES)}")
-    if min_reads < 1 or min_pair_cases < 1:
-        raise ValueError("min_reads and min_pair_cases must be at least 1")
-    # Cached per study version and parameters: 100k ratings with 2,000 resamples take
-    # seconds to compute, and an analyst who reloads or an API script that polls should not
-    # pay that again while no rating changed.
-    key = _cache_key(
-        reader_study,
-        n_resamples=n_resamples,
-        seed=seed,
-        with_plots=with_plots,
-        rule=rule,
-        min_reads=min_reads,
-        min_pair_cases=min_pair_cases,
-        prevalences=sorted((prevalences or {}).items()),
+    """The complete analysis of one study, computed in this process where not cached
+    (already authorised through reader_study_get_for_analyst)."""
+    params = AnalysisParams(
+        n_resamples, seed, rule, min_reads, min_pair_cases, dict(prevalences or {})
     )
-    cached = cache.get(key)
-    if cached is not None:
-        return dict(cached)
-    computed = results_from_frames(
-        protocol=reader_study.protocol,
-        ratings=ratings_frame(reader_study=reader_study),
-        spans=spans_frame(reader_study=reader_study),
-        n_resamples=n_resamples,
-        seed=seed,
-        with_plots=with_plots,
-        rule=rule,
-        min_reads=min_reads,
-        min_pair_cases=min_pair_cases,
-        prevalences=prevalences,
-    )
-    cache.set(key, computed, timeout=ANALYSIS_CACHE_SECONDS)
-    return computed
+    key = analysis_key(reader_study=reader_study, params=params)
+    frames = _Frames(reader_study)
+    headline = _headline(reader_study, key, params, frames)
+    rest = _rest_cached(key, with_plots=with_plots)
+    if rest is None:
+        rest = _rest_compute(reader_study, key, params, frames, headline, with_plots=with_plots)
+    return {**headline, **rest}
 
 
-ANALYSIS_CACHE_SECONDS = 24 * 3600
+def analysis_headline(*, reader_study: ReaderStudy, params: AnalysisParams) -> dict[str, Any]:
+    """The headline of a study's analysis (cached or computed now): rules, counts, rates."""
+    key = analysis_key(reader_study=reader_study, params=params)
+    return _headline(reader_study, key, params, _Frames(reader_study))
+
+
+def _is_small(n_ratings: int, params: AnalysisParams) -> bool:
+    limit = settings.ANALYSIS_INLINE_RATINGS
+    return limit is None or n_ratings * params.n_resamples <= limit * DEFAULT_RESAMPLES
+
+
+def analysis_get_or_start(
+    *, reader_study: ReaderStudy, params: AnalysisParams, with_plots: bool = True
+) -> tuple[dict[str, Any], AnalysisStatus]:
+    """The analysis as far as it is ready, and how far that is: the headline always; the
+    ``REST_PARTS`` when cached, or computed now for a small study
+    (``settings.ANALYSIS_INLINE_RATINGS``), else started in a worker task (once per study
+    version and parameters: a second viewer joins the first one's task) and left out.
+
+    Precondition: ``reader_study`` came from ``reader_study_get_for_analyst``.
+    """
+    key, n_ratings = _key_and_size(reader_study, params)
+    digest = key.rsplit(":", 1)[1]
+    frames = _Frames(reader_study)
+    rest = _rest_cached(key, with_plots=with_plots)
+    status = AnalysisStatus("complete", digest)
+    if rest is None and not _is_small(n_ratings, params):
+        # Queued before the headline is computed, so that the worker loads its frame and
+        # bootstraps the agreement while this request works on the headline.
+        status = analysis_rest_start(reader_study=reader_study, params=params, key=key)
+    headline = _headline(reader_study, key, params, frames)
+    if rest is None and status.is_complete:
+        rest = _rest_cached(key, with_plots=with_plots) or _rest_compute(
+            reader_study, key, params, frames, headline, with_plots=with_plots
+        )
+    if rest is None:
+        return headline, status
+    return {**headline, **rest}, status
+
+
+def analysis_rest_start(
+    *, reader_study: ReaderStudy, params: AnalysisParams, key: str
+) -> AnalysisStatus:
+    """Queue the task computing the ``REST_PARTS`` of ``key`` unless one is queued or
+    running already; return the status of the one that is."""
+    digest = key.rsplit(":", 1)[1]
+    total = rest_steps(reader_study.protocol)
+    queued: dict[str, Any] = {"state": "queued", "done": 0, "total": total}
+    # SET NX: of two requests at once only one queues the task. The marker outlives the
+    # longest a task may run, so a task lost with its worker is queued again after that.
+    if cache.add(f"{key}:status", queued, timeout=settings.CELERY_TASK_HARD_TIME_LIMIT):
+        from reviewapp.analysis.tasks import analysis_rest_compute_task
+
+        kwargs = {"reader_study_pk": reader_study.pk, "params": params.as_dict(), "key": key}
+        transaction.on_commit(lambda: analysis_rest_compute_task.apply_async(kwargs=kwargs))
+        return AnalysisStatus("queued", digest, 0, total)
+    status = cache.get(f"{key}:status") or queued
+    if _rest_cached(key, with_plots=True) is not None:  # finished since we looked
+        return AnalysisStatus("complete", digest)
+    return AnalysisStatus(status["state"], digest, status["done"], status["total"])
+
+
+# How long a task waits for the request that queued it to cache the headline its figures
+# are drawn from, before computing the headline itself.
+HEADLINE_WAIT_SECONDS = 30.0
+
+
+def _headline_awaited(
+    reader_study: ReaderStudy, key: str, params: AnalysisParams, frames: _Frames
+) -> dict[str, Any]:
+    deadline = time.monotonic() + HEADLINE_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        cached = cache.get(f"{key}:headline")
+        if cached is not None:
+            return dict(cached)
+        time.sleep(0.1)
+    return _headline(reader_study, key, params, frames)
+
+
+def analysis_rest_compute(*, reader_study_pk: int, params: dict[str, Any], key: str) -> str:
+    """Compute and cache the ``REST_PARTS`` (with figures) of ``key``, saving progress after
+    each step. Idempotent: nothing to do when they are cached, or when the study has changed
+    since ``key`` was taken (a view of the new version queues its own task). Returns what
+    happened."""
+    reader_study = ReaderStudy.objects.filter(pk=reader_study_pk).first()
+    if reader_study is None:
+        cache.delete(f"{key}:status")
+        return "gone"
+    analysis = AnalysisParams(**params)
+    if analysis_key(reader_study=reader_study, params=analysis) != key:
+        cache.delete(f"{key}:status")
+        return "superseded"
+    if _rest_cached(key, with_plots=True) is not None:
+        cache.delete(f"{key}:status")
+        return "cached"
+
+    def progress(done: int, total: int) -> None:
+        state = {"state": "running", "done": done, "total": total}
+        cache.set(f"{key}:status", state, timeout=settings.CELERY_TASK_HARD_TIME_LIMIT)
+
+    progress(0, rest_steps(reader_study.protocol))
+    try:
+        _rest_compute(
+            reader_study,
+            key,
+            analysis,
+            _Frames(reader_study, REST_COLUMNS),
+            lambda: _headline_awaited(reader_study, key, analysis, _Frames(reader_study)),
+            with_plots=True,
+            progress=progress,
+        )
+    except Exception:
+        cache.set(
+            f"{key}:status",
+            {"state": "failed", "done": 0, "total": 0},
+            timeout=FAILED_RETRY_SECONDS,
+        )
+        raise
+    cache.delete(f"{key}:status")
+    return "computed"
 
 
 def study_version(reader_study: ReaderStudy) -> dict[str, Any]:
@@ -612,9 +1001,11 @@ def study_version(reader_study: ReaderStudy) -> dict[str, Any]:
 
 
 def _cache_key(reader_study: ReaderStudy, **params: Any) -> str:
-    payload = json.dumps(
-        {"version": study_version(reader_study), "params": params}, sort_keys=True, default=str
-    )
+    return _key_of(study_version(reader_study), params)
+
+
+def _key_of(version: dict[str, Any], params: dict[str, Any]) -> str:
+    payload = json.dumps({"version": version, "params": params}, sort_keys=True, default=str)
     return "analysis:results:" + hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -8,6 +8,11 @@ The tidy rows below are the single source of every number: typed rows (text, int
 time stamps, booleans as PostgreSQL types them) that the CSV and Parquet exports write and the
 analysis page loads into its frame, through the same Arrow conversion, so what an analyst
 recomputes from a download equals what the page shows.
+
+Practice cases (``Case.is_practice``) are never analysed: every query here leaves them out
+unless asked with ``include_practice=True``, which only the exports ask (their rows are kept
+there, flagged in the ``is_practice`` column), so an analyst who drops the flagged rows of a
+download recomputes the page's numbers.
 """
 
 from __future__ import annotations
@@ -126,6 +131,8 @@ RATING_COLUMNS: list[str] = [
     "case",
     "imaging_study",
     "stratum",
+    # A practice case's rows: kept in exports, never in the analysis (see the module doc).
+    "is_practice",
     "reader",
     "cohort",
     # The reader's place for this case in their list (1 = first), and where it stands:
@@ -167,6 +174,7 @@ SPAN_COLUMNS: list[str] = [
     "case",
     "imaging_study",
     "stratum",
+    "is_practice",
     "reader",
     "cohort",
     "report_source",
@@ -214,7 +222,7 @@ INT_COLUMNS = {
     "report_version",
     "renderer_version",
 }
-BOOL_COLUMNS = {"is_significant"}
+BOOL_COLUMNS = {"is_significant", "is_practice"}
 # Columns whose text people wrote (names, labels, cohort tags, report and reader texts). In
 # CSV a cell of these that begins with = + - @ tab or carriage return gets a leading ' so a
 # spreadsheet shows it as text instead of running it as a formula (OWASP, "CSV Injection").
@@ -344,6 +352,7 @@ def _common(reader_study: ReaderStudy) -> list[tuple[str, pgsql.Composable]]:
         ("case", pgsql.SQL("c.public_id::text")),
         ("imaging_study", pgsql.SQL("s.public_id::text")),
         ("stratum", pgsql.SQL("c.stratum")),
+        ("is_practice", pgsql.SQL("c.is_practice")),
         ("reader", pgsql.SQL("COALESCE(rd.pseudonym, 'R??')")),
         ("cohort", pgsql.SQL("COALESCE(rd.cohort, '')")),
     ]
@@ -455,15 +464,21 @@ _HELPERS = [
 ]
 
 
-def _assignment_rows(reader_study: ReaderStudy, *, submitted_only: bool) -> pgsql.Composable:
+def _practice_filter(include_practice: bool) -> pgsql.Composable:
+    return pgsql.SQL("" if include_practice else " AND NOT c.is_practice")
+
+
+def _assignment_rows(
+    reader_study: ReaderStudy, *, submitted_only: bool, include_practice: bool
+) -> pgsql.Composable:
     """The study's assignments (with their rating, if any), one row each, as ``FROM (...) rt``."""
     columns = [(n, pgsql.SQL(e)) for n, e in _HELPERS] + list(_per_rating(reader_study).items())
     return (
         pgsql.SQL("FROM (SELECT {} ").format(_select(columns))
         + _from(reader_study, submitted_only=submitted_only)
-        + pgsql.SQL(
-            " WHERE asg.reader_study_id = {} ORDER BY asg.case_id, asg.reader_id OFFSET 0) AS rt"
-        ).format(pgsql.Literal(reader_study.pk))
+        + pgsql.SQL(" WHERE asg.reader_study_id = {}").format(pgsql.Literal(reader_study.pk))
+        + _practice_filter(include_practice)
+        + pgsql.SQL(" ORDER BY asg.case_id, asg.reader_id OFFSET 0) AS rt")
     )
 
 
@@ -488,6 +503,7 @@ def ratings_query(
     reader_study: ReaderStudy,
     columns: list[str] | None = None,
     submitted_only: bool = False,
+    include_practice: bool = False,
 ) -> pgsql.Composable:
     """The tidy ratings table (see ``rating_columns``) as typed rows, ordered by case, reader.
 
@@ -496,7 +512,7 @@ def ratings_query(
     Each error-span question adds a row per report it applied to, counting the passages marked
     and carrying the "≥1 clinically significant error" outcome. An assignment never submitted
     is one row with its ``status`` and reading position and no answer (``submitted_only``
-    leaves those out, as analysis does).
+    leaves those out, as analysis does). Practice cases only with ``include_practice``.
     """
     protocol = reader_study.protocol
     questions = protocol.get("questions", [])
@@ -506,7 +522,9 @@ def ratings_query(
     spans = span_questions(protocol)
     wanted = columns or rating_columns(reader_study)
     per_rating = set(_per_rating(reader_study))
-    rows = _assignment_rows(reader_study, submitted_only=submitted_only)
+    rows = _assignment_rows(
+        reader_study, submitted_only=submitted_only, include_practice=include_practice
+    )
     answer_columns = answers.answer_columns(
         per_report=per_report,
         source_a=pgsql.SQL("rt._source_a"),
@@ -594,8 +612,9 @@ def ratings_query(
     )
 
 
-def spans_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
-    """The error-span table (one row per marked passage, ``SPAN_COLUMNS``) as typed rows.
+def spans_query(*, reader_study: ReaderStudy, include_practice: bool = False) -> pgsql.Composable:
+    """The error-span table (one row per marked passage, ``SPAN_COLUMNS``) as typed rows;
+    practice cases' passages only with ``include_practice``.
 
     The quoted passage and its sentence were stored with the span from the rendered text the
     offsets refer to (what the reader saw), never re-derived from the stored report text.
@@ -642,12 +661,14 @@ def spans_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
         + _sources_join(reader_study, alias="src", report="rep")
         + pgsql.SQL(
             " LEFT JOIN unnest({}::text[], {}::text[]) AS cl(value, label) ON cl.value = e.category"
-            " WHERE asg.reader_study_id = {} ORDER BY c.id, asg.reader_id, e.id"
+            " WHERE asg.reader_study_id = {}"
         ).format(
             pgsql.Literal(keys),
             pgsql.Literal([labels[k] for k in keys]),
             pgsql.Literal(reader_study.pk),
         )
+        + _practice_filter(include_practice)
+        + pgsql.SQL(" ORDER BY c.id, asg.reader_id, e.id")
     )
 
 
@@ -682,11 +703,14 @@ def reports_query(*, reader_study: ReaderStudy) -> pgsql.Composable:
     )
 
 
-def assignment_status_counts(*, reader_study: ReaderStudy) -> dict[str, int]:
-    """Assignments of the study by the ratings table's ``status`` (every status, 0 if none)."""
+def assignment_status_counts(
+    *, reader_study: ReaderStudy, include_practice: bool = True
+) -> dict[str, int]:
+    """Assignments of the study by the ratings table's ``status`` (every status, 0 if none);
+    by default of every case, as the ratings export holds them."""
     query = (
         pgsql.SQL("SELECT rt.status, count(*) ")
-        + _assignment_rows(reader_study, submitted_only=False)
+        + _assignment_rows(reader_study, submitted_only=False, include_practice=include_practice)
         + pgsql.SQL(" GROUP BY rt.status")
     )
     counts = dict.fromkeys(("pending", "in_progress", "submitted"), 0)
@@ -719,11 +743,24 @@ class TidyQuery:
 
 
 def dataset_query(*, reader_study: ReaderStudy, dataset: str) -> TidyQuery:
-    """The typed-rows query of one exportable table ("ratings", "spans" or "reports")."""
+    """The typed-rows query of one exportable table ("ratings", "spans" or "reports"), with
+    the practice cases' rows, flagged."""
     if dataset == "ratings":
-        return TidyQuery(ratings_query(reader_study=reader_study), rating_columns(reader_study))
+        return TidyQuery(
+            ratings_query(reader_study=reader_study, include_practice=True),
+            rating_columns(reader_study),
+        )
     if dataset == "spans":
-        return TidyQuery(spans_query(reader_study=reader_study), SPAN_COLUMNS)
+        return TidyQuery(
+            spans_query(reader_study=reader_study, include_practice=True), SPAN_COLUMNS
+        )
     if dataset == "reports":
         return TidyQuery(reports_query(reader_study=reader_study), REPORT_COLUMNS)
     raise ValueError(f"unknown dataset {dataset!r}")
+
+
+def practice_ratings_count(*, reader_study: ReaderStudy) -> int:
+    """How many submitted ratings of the study are of practice cases (left out of analysis)."""
+    return Rating.objects.filter(
+        assignment__reader_study=reader_study, assignment__case__is_practice=True
+    ).count()

@@ -8,6 +8,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from reviewapp.analysis import arms, planning, selectors, stats
@@ -20,7 +22,8 @@ from reviewapp.analysis.results import (
     DEFAULT_SEED,
     MAX_RESAMPLES,
     PREVALENCE_PREFIX,
-    analysis_results,
+    AnalysisParams,
+    analysis_get_or_start,
     prevalences_from_query,
 )
 from reviewapp.core.errors import ApplicationError
@@ -60,18 +63,35 @@ def study_list(request: HttpRequest) -> HttpResponse:
     return render(request, "analysis/study_list.html", {"studies": studies})
 
 
+def _api_query(params: AnalysisParams) -> str:
+    """The page's analysis parameters as the API's query string (the page polls the API)."""
+    query: dict[str, Any] = {
+        "resamples": params.n_resamples,
+        "seed": params.seed,
+        "rule": params.rule,
+        "min_reads": params.min_reads,
+        "min_pair_cases": params.min_pair_cases,
+        **{f"{PREVALENCE_PREFIX}{s}": w for s, w in params.prevalences.items()},
+    }
+    return urlencode(query)
+
+
 @login_required
 @require_GET
 def study_analysis(request: HttpRequest, public_id: str) -> HttpResponse:
-    """Headline table with CIs, case-level rates, agreement, per-reader results and plots."""
+    """Headline table with CIs, case-level rates, agreement, per-reader results and plots;
+    for a large study agreement and plots follow from a worker task, with its progress."""
     study = selectors.reader_study_get_for_analyst(user=request.user, public_id=public_id)
-    results = analysis_results(reader_study=study, **_analysis_params(request))
+    params = AnalysisParams(**_analysis_params(request))
+    results, status = analysis_get_or_start(reader_study=study, params=params)
     strata = sorted(
         {r["stratum"] for r in results["headline"]} - {stats.OVERALL, stats.WEIGHTED_OVERALL}
     )
+    api = reverse("api-analysis-study", kwargs={"public_id": study.public_id})
     context: dict[str, Any] = {
         "study": study,
         "results": results,
+        "status": status,
         "blinding": blinding_summary(reader_study=study),
         "case_rules": list(stats.CASE_RULES.items()),
         "prevalence_inputs": [
@@ -85,7 +105,13 @@ def study_analysis(request: HttpRequest, public_id: str) -> HttpResponse:
         ],
         # The sidecar states the rules of the analysis shown, so it carries the page's query.
         "sidecar_query": request.GET.urlencode(),
-        "page_data": {"study": str(study.public_id), "bootstrap": results["bootstrap"]},
+        "page_data": {
+            "study": str(study.public_id),
+            "bootstrap": results["bootstrap"],
+            "status": status.as_dict(),
+            # Where the page follows the computation of what is not shown yet.
+            "poll": f"{api}?{_api_query(params)}",
+        },
         "arms": arms.arms_results(reader_study=study),
     }
     return render(request, "analysis/study.html", context)

@@ -11,7 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from reviewapp.core.errors import ApplicationError, ConflictError
+from reviewapp.core.errors import ApplicationError, ConflictError, RateLimitedError
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -23,6 +23,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, ApplicationError):
-        code = status.HTTP_409_CONFLICT if isinstance(exc, ConflictError) else 400
+        code: int = status.HTTP_409_CONFLICT if isinstance(exc, ConflictError) else 400
+        if isinstance(exc, RateLimitedError):
+            code = status.HTTP_429_TOO_MANY_REQUESTS
         return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=code)
     return drf_exception_handler(exc, context)

@@ -16,3 +16,7 @@ class ApplicationError(Exception):
 
 class ConflictError(ApplicationError):
     """The request raced another change (stale version, duplicate key with other content)."""
+
+
+class RateLimitedError(ApplicationError):
+    """The user did this too often in too short a time; try again later."""

@@ -51,6 +51,12 @@ def run_list_for_staff(*, user: User, job: GenerationJob) -> QuerySet[Generation
     return job.runs.select_related("study", "report").order_by("id")
 
 
+def run_list_for_study_for_staff(*, user: User, study: Study) -> QuerySet[GenerationRun]:
+    """Every generation run over one imaging study, newest first, with its model."""
+    _require_staff_view(user)
+    return study.generation_runs.select_related("job__model_config", "report").order_by("-id")
+
+
 def run_get_for_staff(*, user: User, public_id: object) -> GenerationRun:
     """One run with its report and reproducibility record."""
     _require_staff_view(user)

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from reviewapp.core.pagination import Pagination
 from reviewapp.core.permissions import IsCoordinator, IsCoordinatorOrAnalyst
 from reviewapp.imaging import selectors
-from reviewapp.imaging.ingest import services
+from reviewapp.imaging.ingest import dataset_layouts, datasets, raster, services
 from reviewapp.imaging.ingest.upload_limits import (
     declared_length,
     upload_exceeded,
@@ -118,7 +118,8 @@ class ImportBatchOutputSerializer(serializers.Serializer):
     # A field named "source" shadows DRF's Field.source attribute for type checkers only.
     source = serializers.CharField()  # type: ignore[assignment]
     status = serializers.CharField()
-    # The sender of a DICOM push (calling AE title and address); empty otherwise.
+    # The sender of a DICOM push (calling AE title and address), or the research dataset's
+    # name and layout; empty otherwise.
     origin = serializers.CharField()
     files_total = serializers.IntegerField()
     files_done = serializers.IntegerField()
@@ -196,3 +197,56 @@ class ImportBatchDetailApi(APIView):
     def get(self, request: Request, public_id: str) -> Response:
         batch = selectors.import_batch_get_for_user(user=request.user, public_id=public_id)
         return Response(ImportBatchOutputSerializer(batch).data)
+
+
+class DatasetImportCreateApi(APIView):
+    """Import a research dataset of PNG/JPEG images, uploaded as one .zip of its folder
+    (coordinators): a manifest CSV, the ReXrank test-set JSON or MIMIC-CXR-JPG's layout.
+
+    Answers 202 at once with the import batch; poll it for progress and per-file problems.
+    ``release`` confirms that the dataset's publisher removed identifiers from the pixels, so
+    the images skip the quarantine, recorded as reviewed by the caller.
+    """
+
+    permission_classes = [IsCoordinator]
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField(help_text="A .zip of the dataset's folder.")
+        name = serializers.CharField(max_length=datasets.DATASET_NAME_MAX)
+        layout = serializers.ChoiceField(choices=dataset_layouts.LAYOUTS)
+        modality = serializers.ChoiceField(choices=raster.MODALITIES, default="DX")
+        table = serializers.CharField(required=False, default="", allow_blank=True)
+        release = serializers.BooleanField(required=False, default=False)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Before authentication: the session CSRF check would parse (and spool) the body.
+        if request.method == "POST" and upload_too_large(request._request):
+            raise UploadTooLarge(
+                detail=upload_limit_message(sent=declared_length(request._request))
+            )
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        request={"multipart/form-data": InputSerializer},
+        responses={202: ImportBatchOutputSerializer, 413: None},
+        tags=["imports"],
+    )
+    def post(self, request: Request) -> Response:
+        if upload_exceeded(request._request):
+            raise UploadTooLarge(detail=upload_limit_message())
+        form = self.InputSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        batch = datasets.dataset_import_from_upload(
+            created_by=request.user,
+            upload=data["file"],
+            options=datasets.DatasetOptions(
+                name=data["name"],
+                layout=data["layout"],
+                modality=data["modality"],
+                table=data["table"],
+                release=data["release"],
+            ),
+        )
+        return Response(ImportBatchOutputSerializer(batch).data, status=status.HTTP_202_ACCEPTED)

@@ -35,6 +35,10 @@ class Study(TimestampedModel):
     # The study id of a research dataset (MIMIC-CXR, IU X-ray, ReXrank...) recorded at import,
     # so that predictions keyed by it find the study. Not unique: two datasets may reuse ids.
     dataset_study_id = models.CharField(max_length=128, blank=True, db_index=True)
+    # The research dataset the images were converted from (PNG/JPEG imports), as the
+    # coordinator named it: the stored DICOM loses its free-text derivation note to
+    # de-identification, so the archive keeps it here. Staff only, like the description.
+    dataset_name = models.CharField(max_length=128, blank=True)
     # Clinical context, imported with the original reports (de-identified like report text):
     # readers see it once, above both reports and identical for every arm; models get it in
     # their prompt. Never part of a report, so never part of what is compared.
@@ -138,6 +142,7 @@ class ImportBatch(TimestampedModel):
         COMMAND = "command", "Command line"
         STOW = "stow", "STOW-RS"
         DIMSE = "dimse", "DICOM push (C-STORE)"
+        DATASET = "dataset", "Research dataset (PNG/JPEG)"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -162,7 +167,8 @@ class ImportBatch(TimestampedModel):
     staging_path = models.CharField(max_length=512, blank=True)
     error_message = models.TextField(blank=True)
     # Who sent a pushed batch (calling AE title and address), so a coordinator can tell which
-    # PACS or modality it came from. Never patient data.
+    # PACS or modality it came from; for a research dataset import, the dataset's name and
+    # layout. Never patient data.
     origin = models.CharField(max_length=128, blank=True)
 
     class Meta:

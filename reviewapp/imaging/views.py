@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -18,8 +19,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 from reviewapp.core.access import role_required
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.roles import Role
+from reviewapp.generation import selectors as generation_selectors
 from reviewapp.imaging import previews, selectors
-from reviewapp.imaging.ingest import services
+from reviewapp.imaging.ingest import dataset_layouts, datasets, raster, services
 from reviewapp.imaging.ingest.upload_limits import (
     declared_length,
     human_size,
@@ -29,6 +31,7 @@ from reviewapp.imaging.ingest.upload_limits import (
     upload_too_large,
 )
 from reviewapp.reports.selectors import reports_for_study
+from reviewapp.studies import selectors as study_selectors
 
 
 def _parse_date(raw: str) -> date | None:
@@ -84,7 +87,18 @@ def study_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     return render(
         request,
         "imaging/study_detail.html",
-        {"study": study, "series_list": series, "reports": reports},
+        {
+            "study": study,
+            "series_list": series,
+            "reports": reports,
+            # Where this study went: the runs that wrote its AI reports, the studies it is read in.
+            "runs": generation_selectors.run_list_for_study_for_staff(
+                user=request.user, study=study
+            ),
+            "cases": study_selectors.cases_of_imaging_study_for_staff(
+                user=request.user, imaging=study
+            ),
+        },
     )
 
 
@@ -135,6 +149,66 @@ def _upload(request: HttpRequest) -> HttpResponse:
         created_by=request.user, uploads=uploads, names=request.POST.getlist("paths")
     )
     return redirect("imaging:import_batch_detail", public_id=batch.public_id)
+
+
+def _dataset_context(request: HttpRequest, *, error: str = "") -> dict[str, Any]:
+    return {
+        "error": error,
+        "form": request.POST if request.method == "POST" else {},
+        "layouts": dataset_layouts.LAYOUTS,
+        "modalities": raster.MODALITIES,
+        "limit_bytes": upload_limit_bytes(),
+        "limit_text": human_size(upload_limit_bytes()),
+    }
+
+
+@csrf_exempt
+@role_required(Role.COORDINATOR)
+@require_http_methods(["GET", "POST"])
+def dataset_upload(request: HttpRequest) -> HttpResponse:
+    # CSRF-exempt only so the size check runs before anything parses the body.
+    if request.method == "POST" and upload_too_large(request):
+        return _dataset_refused(request)
+    return _dataset_upload(request)
+
+
+def _dataset_refused(request: HttpRequest) -> HttpResponse:
+    message = upload_limit_message(sent=declared_length(request))
+    return render(
+        request, "imaging/dataset_upload.html", _dataset_context(request, error=message), status=413
+    )
+
+
+@csrf_protect
+def _dataset_upload(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return render(request, "imaging/dataset_upload.html", _dataset_context(request))
+    if upload_exceeded(request):
+        return _dataset_refused(request)
+    upload = request.FILES.get("file")
+    error = "Choose the dataset's .zip."
+    if upload is not None:
+        try:
+            batch = datasets.dataset_import_from_upload(
+                created_by=request.user,
+                upload=upload,
+                options=datasets.DatasetOptions(
+                    name=request.POST.get("name", ""),
+                    layout=request.POST.get("layout", ""),
+                    modality=request.POST.get("modality", "DX"),
+                    table=request.POST.get("table", ""),
+                    release=request.POST.get("release") == "yes",
+                ),
+            )
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        except ApplicationError as exc:
+            error = exc.message
+        else:
+            return redirect("imaging:import_batch_detail", public_id=batch.public_id)
+    return render(
+        request, "imaging/dataset_upload.html", _dataset_context(request, error=error), status=400
+    )
 
 
 @role_required(Role.COORDINATOR)

@@ -10,6 +10,8 @@ Glossary:
   the digest of its parameters, so computing the same thing again rewrites the same row
   instead of adding one. A pair whose reference is missing or blank is stored as *skipped*
   with the reason and no values: never a zero, which would read as "the candidate is wrong".
+  A pair the metric itself could not score (a judge's answer without its counts) is stored as
+  *failed*, with the reason and no values, for that metric only.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class MetricJob(TimestampedModel):
     done = models.PositiveIntegerField(default=0)
     scored = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
+    # Results (pair x metric) a metric could not compute; each is a MetricResult that says why.
+    failed = models.PositiveIntegerField(default=0)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
     created_by = models.ForeignKey(
@@ -89,6 +93,7 @@ class MetricResult(models.Model):
     class Status(models.TextChoices):
         SCORED = "scored", "Scored"
         SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
 
     report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="metric_results")
     # Null when the imaging study has no original report: the pair is skipped, and named.
@@ -119,8 +124,8 @@ class MetricResult(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(status="scored", reason="")
-                | models.Q(status="skipped", values={}) & ~models.Q(reason=""),
-                name="metric_result_skipped_has_reason_no_values",
+                | models.Q(status__in=["skipped", "failed"], values={}) & ~models.Q(reason=""),
+                name="metric_result_unscored_has_reason_no_values",
             ),
         ]
 

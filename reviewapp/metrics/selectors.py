@@ -13,6 +13,8 @@ listed as skipped, never scored.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -20,12 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.core.cache import cache
 
 from inference.metrics import REFERENCE_MISSING
 from inference.metrics.agreement import (
+    ALGORITHM_VERSION,
     DEFAULT_RESAMPLES,
     agreement_table,
-    source_ranking_agreement,
+    source_ranking_table,
 )
 from reviewapp.analysis.selectors import protocol_outcomes, reader_pseudonyms, span_questions
 from reviewapp.core.access import public_id_get_or_404
@@ -45,6 +49,10 @@ TABLE_VALUES = (
     "chexpert_micro_f1_pos_unc",
     "chexpert_macro_f1_pos",
     "bertscore_f1",
+    "chexbert_micro_f1_14",
+    "chexbert_micro_f1_5",
+    "radgraph_partial",
+    "green",
 )
 SIGNIFICANT_ERRORS = "significant_errors"
 ALL_ERRORS = "all_errors"
@@ -76,9 +84,10 @@ class MetricPair:
 
 
 def metric_pairs(*, reader_study: ReaderStudy) -> list[MetricPair]:
-    """Every (candidate, reference) pair the study's cases show, once each, in case order."""
+    """Every (candidate, reference) pair the study's real cases show (never a practice
+    case's: no expert outcome of those is analysed), once each, in case order."""
     cases = list(
-        Case.objects.filter(reader_study=reader_study)
+        Case.objects.filter(reader_study=reader_study, is_practice=False)
         .select_related(
             "imaging_study",
             "first_report__source__model_config",
@@ -162,6 +171,7 @@ def metric_job_counts(job: MetricJob) -> dict[str, Any]:
         "done": job.done,
         "scored": job.scored,
         "skipped": job.skipped,
+        "failed": job.failed,
         "error": job.error_message,
         "finished": job.is_finished,
     }
@@ -255,8 +265,17 @@ def _answer(answers: dict[str, Any], question: str, candidate_side: str) -> str 
 
 
 def _candidate_of(case: Case) -> int | None:
+    """The candidate report a case's ratings speak about against the original, if any.
+
+    A single-report case: its report, unless it is an original. A pairwise case: its second
+    report, when the first is an original (one model against the original). A case comparing
+    two models (an arm "A vs B") says nothing about either against the original that the
+    metrics are scored against, so its answers are no expert outcome of either report.
+    """
     if case.second_report_id is not None:
-        return case.second_report_id
+        if case.first_report.kind == Report.Kind.ORIGINAL:
+            return case.second_report_id
+        return None
     if case.first_report.kind != Report.Kind.ORIGINAL:
         return case.first_report_id
     return None
@@ -283,7 +302,9 @@ def expert_outcomes(*, reader_study: ReaderStudy) -> ExpertData:
     categories = [(c["value"], c.get("label", c["value"])) for q in spans for c in q["categories"]]
     pseudonyms = reader_pseudonyms(reader_study=reader_study)
     ratings = list(
-        Rating.objects.filter(assignment__reader_study=reader_study)
+        Rating.objects.filter(
+            assignment__reader_study=reader_study, assignment__case__is_practice=False
+        )
         .select_related("assignment__case__first_report")
         .order_by("id")
     )
@@ -364,6 +385,9 @@ class MetricsOverview:
     # metric value -> outcome column -> [(x, y, source label)] for the scatter plots
     points: dict[str, dict[str, list[tuple[float, float, str]]]]
     resamples: int
+    # Results one metric could not compute for one report (a judge's unparseable answer):
+    # named, and left out of that metric's means and correlations.
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
 
 def metrics_overview(
@@ -422,6 +446,19 @@ def metrics_overview(
                 }
             )
 
+    failures = [
+        {
+            "study": pair.imaging_study,
+            "source": labels[pair.key],
+            "metric": result.metric,
+            "reason": result.reason,
+            "report": pair.candidate,
+        }
+        for pair in pairs
+        for result in results.get(pair.key, {}).values()
+        if result.status == MetricResult.Status.FAILED
+    ]
+
     def column(get: Any) -> np.ndarray:
         return np.array([np.nan if (v := get(p)) is None else v for p in pairs], dtype=float)
 
@@ -429,21 +466,18 @@ def metrics_overview(
     outcome_columns = {
         c.id: column(lambda p, c=c: expert_means[p.key][c.id]) for c in expert.columns
     }
-    case_ids = [p.imaging_study.id for p in pairs]
     agreement: list[dict[str, Any]] = []
     source_agreement: list[dict[str, Any]] = []
     if with_agreement and pairs and metric_columns and outcome_columns:
-        agreement = agreement_table(
-            metric_columns, outcome_columns, case_ids, resamples=resamples, seed=seed
+        agreement, source_agreement = metric_agreement(
+            reader_study=reader_study,
+            metrics=metric_columns,
+            outcomes=outcome_columns,
+            case_ids=[p.imaging_study.id for p in pairs],
+            source_ids=[source_key(p.candidate.source_id) for p in pairs],
+            resamples=resamples,
+            seed=seed,
         )
-        source_ids = [source_key(p.candidate.source_id) for p in pairs]
-        if len(set(source_ids)) >= 2:
-            for name, values in metric_columns.items():
-                for column_id, outcome in outcome_columns.items():
-                    ranked = source_ranking_agreement(
-                        values, outcome, case_ids, source_ids, resamples=resamples, seed=seed
-                    )
-                    source_agreement.append({"metric": name, "outcome": column_id, **ranked})
     points = {
         name: {
             c.id: [
@@ -467,4 +501,54 @@ def metrics_overview(
         source_agreement=source_agreement,
         points=points,
         resamples=resamples,
+        failures=failures,
     )
+
+
+AGREEMENT_CACHE_SECONDS = 24 * 3600
+
+
+def metric_agreement(
+    *,
+    reader_study: ReaderStudy,
+    metrics: dict[str, np.ndarray],
+    outcomes: dict[str, np.ndarray],
+    case_ids: list[int],
+    source_ids: list[str],
+    resamples: int,
+    seed: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The report-level agreement table and, for several sources, the source-ranking one.
+
+    Cached per study under a digest of everything they are computed from: every metric value
+    and readers' mean per candidate report, each report's case and source, the resamples, the
+    seed and the method's version. So a new, revised or withdrawn rating, a metric rerun with
+    new values, a case moved to another report version, or a new method is a new key, never a
+    stale table; a reload or an API poll while nothing changed is not 2,000 resamples again.
+    """
+    digest = hashlib.sha256()
+    header = {
+        "study": str(reader_study.public_id),
+        "method": ALGORITHM_VERSION,
+        "resamples": resamples,
+        "seed": seed,
+        "metrics": list(metrics),
+        "outcomes": list(outcomes),
+        "cases": case_ids,
+        "sources": source_ids,
+    }
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for column in (*metrics.values(), *outcomes.values()):
+        digest.update(np.ascontiguousarray(column, dtype="<f8").tobytes())
+    key = "metrics:agreement:" + digest.hexdigest()
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    agreement = agreement_table(metrics, outcomes, case_ids, resamples=resamples, seed=seed)
+    source_agreement: list[dict[str, Any]] = []
+    if len(set(source_ids)) >= 2:
+        source_agreement = source_ranking_table(
+            metrics, outcomes, case_ids, source_ids, resamples=resamples, seed=seed
+        )
+    cache.set(key, (agreement, source_agreement), timeout=AGREEMENT_CACHE_SECONDS)
+    return agreement, source_agreement

@@ -23,7 +23,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from inference.metrics import SCORED, Metric, MetricError, metric_create, metric_names
+from inference.metrics import (
+    FAILED,
+    SCORED,
+    SKIPPED,
+    Metric,
+    MetricError,
+    metric_create,
+    metric_names,
+)
 from reviewapp.analysis.selectors import user_may_analyse
 from reviewapp.core.events import send_on_commit
 from reviewapp.metrics.models import MetricJob, MetricResult
@@ -45,23 +53,47 @@ from reviewapp.studies.models import ReaderStudy
 logger = logging.getLogger(__name__)
 Actor = AbstractBaseUser | AnonymousUser | None  # None: the shell
 
-# Pairs per scoring call: large enough for the vectorised metrics, small enough that the
-# progress bar moves every few seconds on a slow (model-based) metric.
-BATCH_PAIRS = 250
-
 
 def study_group_name(reader_study_public_id: Any) -> str:
     return f"metrics.study.{reader_study_public_id}"
 
 
 def metric_specs() -> list[dict[str, Any]]:
-    """The metrics a new job runs: every weight-free metric, and BERTScore where a local
-    model directory is configured (``RADREVIEW_BERTSCORE_DIR``; never downloaded)."""
+    """The metrics a new job runs: every weight-free metric, then each model-based metric
+    whose local model is configured (``RADREVIEW_BERTSCORE_DIR``, ``RADREVIEW_CHEXBERT_DIR``,
+    ``RADREVIEW_RADGRAPH_DIR``, ``RADREVIEW_JUDGE_*``; never downloaded)."""
     specs: list[dict[str, Any]] = [
         {"name": name, "params": {}} for name in metric_names(tier="weight-free")
     ]
+    device = settings.METRICS_DEVICE
     if settings.METRICS_BERTSCORE_DIR:
         specs.append({"name": "bertscore", "params": {"model_dir": settings.METRICS_BERTSCORE_DIR}})
+    if settings.METRICS_CHEXBERT_DIR:
+        specs.append(
+            {
+                "name": "f1chexbert",
+                "params": {"model_dir": settings.METRICS_CHEXBERT_DIR, "device": device},
+            }
+        )
+    if settings.METRICS_RADGRAPH_DIR:
+        specs.append(
+            {
+                "name": "radgraph_f1",
+                "params": {"model_dir": settings.METRICS_RADGRAPH_DIR, "device": device},
+            }
+        )
+    if settings.METRICS_JUDGE_BACKEND:
+        specs.append(
+            {
+                "name": "green_judge",
+                "params": {
+                    "backend": settings.METRICS_JUDGE_BACKEND,
+                    "location": settings.METRICS_JUDGE_LOCATION,
+                    "model_name": settings.METRICS_JUDGE_MODEL,
+                    "max_new_tokens": settings.METRICS_JUDGE_MAX_NEW_TOKENS,
+                },
+            }
+        )
     return specs
 
 
@@ -130,7 +162,9 @@ def metric_jobs_create(*, user: Actor, reader_study: ReaderStudy) -> list[Metric
 
         def send() -> None:
             for job in queued:
-                metric_job_execute_task.apply_async(kwargs={"job_pk": job.pk})
+                metric_job_execute_task.apply_async(
+                    kwargs={"job_pk": job.pk}, queue=settings.METRICS_QUEUE
+                )
 
         transaction.on_commit(send)
     return jobs
@@ -146,6 +180,11 @@ def _rows(
     metric_params_validate(params)
     digest = params_digest(params)
     rows = []
+    statuses = {
+        SCORED: MetricResult.Status.SCORED,
+        SKIPPED: MetricResult.Status.SKIPPED,
+        FAILED: MetricResult.Status.FAILED,
+    }
     for pair, result in zip(batch, results, strict=True):
         scored = result["status"] == SCORED
         values = result["values"] if scored else {}
@@ -160,7 +199,7 @@ def _rows(
                 metric_version=metric.version,
                 params=params,
                 params_sha256=digest,
-                status=MetricResult.Status.SCORED if scored else MetricResult.Status.SKIPPED,
+                status=statuses[result["status"]],
                 reason="" if scored else result["reason"],
                 values=values,
                 detail=detail,
@@ -171,7 +210,9 @@ def _rows(
 
 
 @transaction.atomic
-def _results_store(*, job: MetricJob, rows: list[MetricResult], scored: int, skipped: int) -> None:
+def _results_store(
+    *, job: MetricJob, rows: list[MetricResult], scored: int, skipped: int, failed: int
+) -> None:
     MetricResult.objects.bulk_create(
         rows,
         update_conflicts=True,
@@ -179,9 +220,12 @@ def _results_store(*, job: MetricJob, rows: list[MetricResult], scored: int, ski
         update_fields=["params", "status", "reason", "values", "detail", "job", "computed_at"],
     )
     MetricJob.objects.filter(pk=job.pk).update(
-        done=F("done") + len(rows), scored=F("scored") + scored, skipped=F("skipped") + skipped
+        done=F("done") + len(rows),
+        scored=F("scored") + scored,
+        skipped=F("skipped") + skipped,
+        failed=F("failed") + failed,
     )
-    job.refresh_from_db(fields=["done", "scored", "skipped"])
+    job.refresh_from_db(fields=["done", "scored", "skipped", "failed"])
     _progress_on_commit(job)
 
 
@@ -216,6 +260,7 @@ def metric_job_execute(*, job_pk: int) -> str:
         done=0,
         scored=0,
         skipped=0,
+        failed=0,
         error_code="",
         error_message="",
     )
@@ -223,20 +268,27 @@ def metric_job_execute(*, job_pk: int) -> str:
     try:
         for index, spec in enumerate(job.metrics):
             metric = metric_create(spec["name"], spec["params"])
-            for start in range(0, len(pairs), BATCH_PAIRS):
-                batch = pairs[start : start + BATCH_PAIRS]
-                results = metric.score(texts[start : start + BATCH_PAIRS])
+            # Each metric's own batch: the vectorised ones take many pairs per call, a judge a
+            # few, so the progress bar moves every few seconds either way.
+            step = metric.batch_pairs
+            for start in range(0, len(pairs), step):
+                batch = pairs[start : start + step]
+                results = metric.score(texts[start : start + step])
                 rows = _rows(job, metric, batch, results)
                 # Pairs are counted once, by the first metric: a skip is the pair's, not the
-                # metric's (every metric skips the same blank or missing references).
-                scored = (
-                    sum(r.status == MetricResult.Status.SCORED for r in rows) if index == 0 else 0
-                )
+                # metric's (every metric skips the same blank or missing references). A
+                # failure is one metric's, so each is counted.
+                first = index == 0
                 _results_store(
                     job=job,
                     rows=rows,
-                    scored=scored,
-                    skipped=len(rows) - scored if index == 0 else 0,
+                    scored=sum(r.status == MetricResult.Status.SCORED for r in rows)
+                    if first
+                    else 0,
+                    skipped=sum(r.status == MetricResult.Status.SKIPPED for r in rows)
+                    if first
+                    else 0,
+                    failed=sum(r.status == MetricResult.Status.FAILED for r in rows),
                 )
     except MetricError as exc:
         logger.warning("Metric job %s failed: %s", job.public_id, exc.code)

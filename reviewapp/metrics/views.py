@@ -62,6 +62,7 @@ def study_metrics(request: HttpRequest, public_id: str) -> HttpResponse:
         "scatter_outcome": scatter_outcome,
         "scatter_label": labels.get(scatter_outcome, ""),
         "jobs": jobs,
+        "run_metrics": [spec["name"] for spec in services.metric_specs()],
         "page_data": {
             "socket": f"/ws/metrics/studies/{study.public_id}/",
             "jobs": [str(job.public_id) for job in jobs if not job.is_finished],

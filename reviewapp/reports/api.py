@@ -25,10 +25,10 @@ from reviewapp.reports.services import (
 
 
 class ReportsImportApi(APIView):
-    """Create original reports from a CSV keyed by StudyInstanceUID or AccessionNumber
-    (columns findings, impression, optional stratum). A changed text is stored as a new
-    version; reader studies whose cases keep the previous version are listed. Bad rows are
-    listed by row number with the reason; the good rows are imported."""
+    """Create original reports from a CSV keyed by StudyInstanceUID, AccessionNumber or a
+    research dataset's study_id (columns findings, impression, optional stratum). A changed
+    text is stored as a new version; reader studies whose cases keep the previous version are
+    listed. Bad rows are listed by row number with the reason; the good rows are imported."""
 
     permission_classes = [IsCoordinator]
     parser_classes = [MultiPartParser, FormParser]

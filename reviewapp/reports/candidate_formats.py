@@ -30,13 +30,13 @@ Splitting a single report string (``report_text_split``):
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from reviewapp.core.csv_input import CsvRefused, csv_rows
 
 FORMATS = ("csv", "jsonl", "rexrank")
 
@@ -191,13 +191,10 @@ def rows_read(*, text: str, fmt: str, max_rows: int) -> list[CandidateRow]:
 
 
 def _csv_rows(text: str) -> Iterator[CandidateRow]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        headers = next(reader)
-    except StopIteration:
-        raise FileRefused("The file is empty.") from None
-    except csv.Error as exc:
-        raise FileRefused(f"The header row is not valid CSV ({exc}).") from None
+        headers, rows = csv_rows(text)
+    except CsvRefused as exc:
+        raise FileRefused(str(exc)) from None
     fields = {_field_of(h) for h in headers}
     if not fields & set(KEY_FIELDS):
         raise FileRefused(
@@ -205,27 +202,11 @@ def _csv_rows(text: str) -> Iterator[CandidateRow]:
         )
     if not fields & {"findings", "impression", "report"}:
         raise FileRefused("The header row needs findings and/or impression, or a report column.")
-    row = 1
-    while True:
-        row += 1
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield CandidateRow(row=row, problem=f"malformed CSV ({exc})")
-            continue
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) != len(headers):
-            yield CandidateRow(
-                row=row, problem=f"has {len(values)} fields where the header has {len(headers)}"
-            )
-            continue
-        if any(_undecodable(v) for v in values):
-            yield CandidateRow(row=row, problem="is not valid UTF-8 text (save as CSV UTF-8)")
-            continue
-        yield _row_from_mapping(row, dict(zip(headers, values, strict=True)))
+    for row in rows:
+        if row.problem:
+            yield CandidateRow(row=row.number, problem=row.problem)
+        else:
+            yield _row_from_mapping(row.number, dict(zip(headers, row.values, strict=True)))
 
 
 def _jsonl_rows(text: str) -> Iterator[CandidateRow]:

@@ -11,8 +11,6 @@ exactly as it was. The result names the reader studies whose cases keep the prev
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -20,8 +18,9 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 
+from reviewapp.core.csv_input import CsvRefused, csv_rows, csv_text
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.history import history_context_set
 from reviewapp.imaging.ingest.deid import pseudonymize_uid
@@ -45,6 +44,8 @@ STRATUM_MAX = 64
 _COLUMNS = {
     "study_uid": {"studyinstanceuid", "studyuid"},
     "accession": {"accessionnumber", "accession", "accessionno"},
+    # A research dataset's own study id, recorded when its images were imported.
+    "dataset_id": {"studyid", "datasetstudyid"},
     "findings": {"findings", "finding"},
     "impression": {"impression", "impressions", "conclusion"},
     "stratum": {"stratum", "strata", "label"},
@@ -137,11 +138,6 @@ def _column_map(headers: list[str]) -> dict[str, int]:
     return found
 
 
-def _has_undecodable(values: list[str]) -> bool:
-    # Bytes that were not UTF-8 were decoded to lone surrogates (surrogateescape).
-    return any(any("\udc80" <= ch <= "\udcff" for ch in value) for value in values)
-
-
 def reports_import_csv(
     *,
     data: bytes,
@@ -150,7 +146,8 @@ def reports_import_csv(
 ) -> ReportsImportResult:
     """Create or update the original report of each study a CSV row names.
 
-    Columns: StudyInstanceUID or AccessionNumber (one is required), findings, impression, and
+    Columns: StudyInstanceUID, AccessionNumber or a research dataset's study_id (one is
+    required), findings, impression, and
     an optional stratum (e.g. normal/abnormal) and clinical context (indication or history,
     technique, comparison) set on the study. Each bad row is reported by
     number with its reason and the good rows still import.
@@ -159,23 +156,15 @@ def reports_import_csv(
     if len(data) > MAX_CSV_BYTES:
         result.error = f"The file is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB."
         return result
-    if b"\x00" in data:
-        result.error = "This is not a CSV text file (it contains binary data)."
-        return result
-    text = data.decode("utf-8-sig", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        headers = next(reader)
-    except StopIteration:
-        result.error = "The file is empty."
-        return result
-    except csv.Error as exc:
-        result.error = f"The header row is not valid CSV ({exc})."
+        headers, rows = csv_rows(csv_text(data))
+    except CsvRefused as exc:
+        result.error = str(exc)
         return result
     columns = _column_map(headers)
-    if "study_uid" not in columns and "accession" not in columns:
+    if not {"study_uid", "accession", "dataset_id"} & set(columns):
         result.error = (
-            "The header row needs a StudyInstanceUID or an AccessionNumber column "
+            "The header row needs a StudyInstanceUID, AccessionNumber or study_id column "
             "(and findings, impression; optionally stratum, indication, technique, comparison)."
         )
         return result
@@ -186,26 +175,14 @@ def reports_import_csv(
     secret = str(settings.RADREVIEW_DEID_SECRET).encode()
     seen: dict[int, int] = {}
     replaced: list[int] = []  # ids of the versions this import superseded
-    # Rows are numbered as a spreadsheet shows them (header = 1), not by physical line:
-    # findings often hold quoted line breaks.
-    row_number = 1
-    while True:
-        row_number += 1
-        try:
-            values = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            # The reader starts afresh at the next line, so later rows still get their chance.
-            result.problems.append(RowProblem(row_number, f"malformed CSV ({exc})"))
-            continue
-        if not any(v.strip() for v in values):
+    for row in rows:
+        if row.problem:
+            result.problems.append(RowProblem(row.number, row.problem))
             continue
         problem = _row_import(
-            values=values,
-            headers=headers,
+            values=row.values,
             columns=columns,
-            row=row_number,
+            row=row.number,
             secret=secret,
             source_name=source_name,
             author=author,
@@ -214,7 +191,7 @@ def reports_import_csv(
             replaced=replaced,
         )
         if problem is not None:
-            result.problems.append(RowProblem(row_number, problem))
+            result.problems.append(RowProblem(row.number, problem))
     result.affected_studies = _studies_holding(replaced)
     logger.info(
         "Reports CSV imported: %d created, %d versioned, %d unchanged, %d rows refused",
@@ -229,7 +206,6 @@ def reports_import_csv(
 def _row_import(
     *,
     values: list[str],
-    headers: list[str],
     columns: dict[str, int],
     row: int,
     secret: bytes,
@@ -239,11 +215,6 @@ def _row_import(
     seen: dict[int, int],
     replaced: list[int],
 ) -> str | None:
-    if len(values) != len(headers):
-        return f"has {len(values)} fields where the header has {len(headers)}"
-    if _has_undecodable(values):
-        return "is not valid UTF-8 text (save the file as CSV UTF-8)"
-
     def get(name: str) -> str:
         index = columns.get(name)
         return values[index].strip() if index is not None else ""
@@ -259,7 +230,12 @@ def _row_import(
     context = {name: get(name) for name in CONTEXT_COLUMNS if name in columns and get(name)}
     if any(len(text) > MAX_FIELD_CHARS for text in context.values()):
         return f"the clinical context is longer than {MAX_FIELD_CHARS} characters"
-    study, why = study_match(study_uid=get("study_uid"), accession=get("accession"), secret=secret)
+    if get("dataset_id"):
+        study, why = study_match_dataset_id(get("dataset_id"))
+    else:
+        study, why = study_match(
+            study_uid=get("study_uid"), accession=get("accession"), secret=secret
+        )
     if study is None:
         return why
     if study.pk in seen:
@@ -309,6 +285,24 @@ def study_context_set(
     return Study.objects.filter(pk=study.pk).exclude(**changes).update(**changes)
 
 
+def study_contexts_set_many(*, contexts: list[tuple[Study, dict[str, str | None]]]) -> int:
+    """``study_context_set`` for many studies in one statement (a research dataset's
+    contexts): each dict names indication / technique / comparison (None leaves one as it
+    is). Returns how many studies changed."""
+    changed: list[Study] = []
+    for study, values in contexts:
+        updates = {k: v.strip() for k, v in values.items() if v is not None}
+        if any(getattr(study, k) != v for k, v in updates.items()):
+            for name, value in updates.items():
+                setattr(study, name, value)
+            changed.append(study)
+    if changed:
+        Study.objects.bulk_update(
+            changed, ["indication", "technique", "comparison"], batch_size=1000
+        )
+    return len(changed)
+
+
 def _studies_holding(report_ids: list[int]) -> list[AffectedStudy]:
     """Reader studies with cases that pin any of these report versions, by name."""
     if not report_ids:
@@ -330,6 +324,20 @@ def _studies_holding(report_ids: list[int]) -> list[AffectedStudy]:
         )
         for row in rows
     ]
+
+
+_NO_DATASET_STUDY = "no study in the archive has this dataset study id"
+
+
+def study_match_dataset_id(dataset_id: str) -> tuple[Study | None, str]:
+    """The study a research dataset's own study id names (recorded at its import), or None
+    and why."""
+    matches = list(Study.objects.filter(dataset_study_id=dataset_id)[:2])
+    if len(matches) > 1:
+        return None, "more than one study has this dataset study id"
+    if not matches:
+        return None, _NO_DATASET_STUDY
+    return matches[0], ""
 
 
 def study_match(*, study_uid: str, accession: str, secret: bytes) -> tuple[Study | None, str]:
@@ -408,6 +416,82 @@ def report_original_upsert(
         author=author,
         change_reason=change_reason,
     )
+
+
+@dataclass(frozen=True)
+class OriginalText:
+    study: Study
+    findings: str
+    impression: str
+
+
+def reports_original_upsert_many(
+    *,
+    texts: list[OriginalText],
+    source_note: str,
+    author: AbstractBaseUser | AnonymousUser | None = None,
+    change_reason: str = "",
+) -> dict[str, int]:
+    """``report_original_upsert`` for many studies at once (a research dataset's reports):
+    the studies without an original get theirs in one insert; a study that has one goes
+    through ``report_original_upsert`` (identical text: nothing; changed: the next version).
+    Returns how many were created, versioned and unchanged."""
+    counts = {"created": 0, "versioned": 0, "unchanged": 0}
+    if not texts:
+        return counts
+    for text in texts:
+        if not text.findings.strip() and not text.impression.strip():
+            raise ValueError("A report needs findings or an impression.")
+    study_ids = [t.study.pk for t in texts]
+    latest = {
+        study_id: (findings, impression)
+        for study_id, findings, impression in Report.objects.filter(
+            study_id__in=study_ids, kind=Report.Kind.ORIGINAL, is_latest=True
+        ).values_list("study_id", "findings", "impression")
+    }
+    # An identical text changes nothing (as in ``_line_write``): no lock needed to see that.
+    same = [t for t in texts if latest.get(t.study.pk) == (t.findings, t.impression)]
+    counts["unchanged"] = len(same)
+    texts = [t for t in texts if latest.get(t.study.pk) != (t.findings, t.impression)]
+    having = {t.study.pk for t in texts if t.study.pk in latest}
+    new = [t for t in texts if t.study.pk not in having]
+    source = report_source_original()
+    person = acting_user(author)
+    try:
+        with transaction.atomic():
+            # The same rows ``_line_write`` creates for a first version; the partial unique
+            # constraint (one latest original per study) still guards against a racing import.
+            Report.objects.bulk_create(
+                [
+                    Report(
+                        study_id=t.study.pk,
+                        kind=Report.Kind.ORIGINAL,
+                        source=source,
+                        findings=t.findings,
+                        impression=t.impression,
+                        author=person,
+                        source_note=source_note[:256],
+                    )
+                    for t in new
+                ],
+                batch_size=1000,
+            )
+        counts["created"] = len(new)
+        rest = [t for t in texts if t.study.pk in having]
+    except IntegrityError:
+        # Another import wrote some of these originals meanwhile: take them one by one.
+        rest = texts
+    for text in rest:
+        imported = report_original_upsert(
+            study=text.study,
+            findings=text.findings,
+            impression=text.impression,
+            source_note=source_note,
+            author=author,
+            change_reason=change_reason,
+        )
+        counts[imported.outcome] += 1
+    return counts
 
 
 def _line_write(
@@ -627,11 +711,9 @@ def _study_for_candidate(
 ) -> tuple[Study | None, str]:
     """The study a record names by dataset study id, StudyInstanceUID or AccessionNumber."""
     if record.dataset_id:
-        matches = list(Study.objects.filter(dataset_study_id=record.dataset_id)[:2])
-        if len(matches) > 1:
-            return None, "more than one study has this dataset study id"
-        if matches:
-            return matches[0], ""
+        study, why = study_match_dataset_id(record.dataset_id)
+        if study is not None or why != _NO_DATASET_STUDY:
+            return study, why
         if not record.study_uid and not record.accession:
             if record.label:
                 # A ReXrank key may be the StudyInstanceUID itself.

@@ -6,6 +6,7 @@ never include source labels, report ids or dates; every response here is ``no-st
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -89,6 +90,7 @@ class CaseOut(serializers.ModelSerializer):
             "first_report_kind",
             "second_report",
             "second_report_kind",
+            "is_practice",
         ]
 
 
@@ -122,10 +124,13 @@ ProgressOut = inline_serializer(
         "status": serializers.CharField(),
         "total": serializers.IntegerField(),
         "submitted": serializers.IntegerField(),
+        "practice_total": serializers.IntegerField(),
+        "practice_submitted": serializers.IntegerField(),
         "revisions": serializers.IntegerField(),
         "median_seconds": serializers.FloatField(allow_null=True),
         "median_text": serializers.CharField(),
         "idle_days": serializers.IntegerField(),
+        "pace_days": serializers.IntegerField(),
         "own_pace_min_reads": serializers.IntegerField(),
         "readers": serializers.ListField(child=serializers.DictField()),
         "reminders": serializers.CharField(),
@@ -152,6 +157,8 @@ CaseViewOut = inline_serializer(
         "protocol": serializers.DictField(),
         "position": serializers.IntegerField(),
         "total": serializers.IntegerField(),
+        "counter": serializers.CharField(),
+        "practice": serializers.DictField(allow_null=True),
         "status": serializers.CharField(),
         "previous": serializers.UUIDField(allow_null=True),
         "next": serializers.UUIDField(allow_null=True),
@@ -581,6 +588,37 @@ def _blinding_out(study: ReaderStudy) -> dict[str, Any]:
     return summary
 
 
+class SetupStepsApi(NoStoreAPIView):
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    StepOut = inline_serializer(
+        "SetupStep",
+        {
+            "key": serializers.ChoiceField(
+                choices=["protocol", "cases", "readers", "lists", "blinding", "open"]
+            ),
+            "title": serializers.CharField(),
+            "is_done": serializers.BooleanField(),
+            "summary": serializers.CharField(),
+            "warning": serializers.CharField(),
+        },
+        many=True,
+    )
+
+    @extend_schema(
+        summary="The steps of building the study, each done or not, with what is missing",
+        responses=StepOut,
+    )
+    def get(self, request: Request, study_id: str) -> Response:
+        study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
+        steps = selectors.reader_study_setup_steps(
+            reader_study=study,
+            blinding_summary=blinding.blinding_summary(reader_study=study),
+            modality_warnings=selectors.cases_modality_warnings(reader_study=study),
+        )
+        return Response([asdict(step) for step in steps])
+
+
 class BlindingApi(NoStoreAPIView):
     permission_classes = [IsCoordinatorOrAnalyst]
 
@@ -815,3 +853,86 @@ class MyRatingHistoryApi(NoStoreAPIView):
     def get(self, request: Request, assignment_id: str) -> Response:
         rating = selectors.rating_get_for_reader(user=request.user, assignment_id=assignment_id)
         return Response(selectors.rating_history_for_reader(rating=rating))
+
+
+# --- practice cases -----------------------------------------------------------------------
+
+
+class CasePracticeApi(NoStoreAPIView):
+    """Make a case a practice case (with its other arms' cases) or a real one again."""
+
+    permission_classes = [IsCoordinator]
+
+    class PracticeIn(serializers.Serializer):
+        is_practice = serializers.BooleanField()
+
+    @extend_schema(
+        summary="Make a case (and its imaging study's other arms) practice, or real again; "
+        "a draft before the reading lists only",
+        request=PracticeIn,
+        responses=CaseOut(many=True),
+    )
+    def post(self, request: Request, study_id: str, case_id: str) -> Response:
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+        case = selectors.case_get(reader_study=study, public_id=case_id)
+        data = self.PracticeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        changed = services.case_practice_set(
+            reader_study=study, case=case, is_practice=data.validated_data["is_practice"]
+        )
+        return Response(CaseOut(changed, many=True).data)
+
+
+ReferenceOut = inline_serializer(
+    "PracticeReference",
+    {
+        "case": serializers.UUIDField(),
+        "is_practice": serializers.BooleanField(),
+        "answers": serializers.DictField(),
+        "set_at": serializers.DateTimeField(allow_null=True),
+    },
+)
+
+
+def _reference_out(case: Case, *, reader_study: ReaderStudy) -> dict[str, Any]:
+    form = selectors.reference_form_for_coordinator(reader_study=reader_study, case=case)
+    return {
+        "case": case.public_id,
+        "is_practice": case.is_practice,
+        "answers": {item["id"]: item["value"] for item in form["form"] if item["value"]},
+        "set_at": case.reference_set_at,
+    }
+
+
+class CaseReferenceApi(NoStoreAPIView):
+    """A practice case's reference answers, as letter codes and texts with the case's first
+    report as Report A (the readers' form items of those sides)."""
+
+    permission_classes = [IsCoordinatorOrAnalyst]
+
+    class ReferenceIn(serializers.Serializer):
+        answers = serializers.DictField()
+
+    @extend_schema(summary="The reference answers of a practice case", responses=ReferenceOut)
+    def get(self, request: Request, study_id: str, case_id: str) -> Response:
+        study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
+        case = selectors.case_get(reader_study=study, public_id=case_id)
+        return Response(_reference_out(case, reader_study=study))
+
+    @extend_schema(
+        summary="Set the reference answers readers see after a practice case (draft only)",
+        request=ReferenceIn,
+        responses=ReferenceOut,
+    )
+    def put(self, request: Request, study_id: str, case_id: str) -> Response:
+        study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+        case = selectors.case_get(reader_study=study, public_id=case_id)
+        data = self.ReferenceIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        saved = services.case_reference_set(
+            reader_study=study,
+            case=case,
+            answers=data.validated_data["answers"],
+            user=request.user,
+        )
+        return Response(_reference_out(saved, reader_study=study))

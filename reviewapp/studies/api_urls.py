@@ -7,6 +7,16 @@ urlpatterns = [
     path("reader-studies", api.ReaderStudyListApi.as_view(), name="reader-studies"),
     path("reader-studies/<str:study_id>", api.ReaderStudyDetailApi.as_view(), name="reader-study"),
     path("reader-studies/<str:study_id>/cases", api.CasesApi.as_view(), name="reader-study-cases"),
+    path(
+        "reader-studies/<str:study_id>/cases/<str:case_id>/practice",
+        api.CasePracticeApi.as_view(),
+        name="reader-study-case-practice",
+    ),
+    path(
+        "reader-studies/<str:study_id>/cases/<str:case_id>/reference",
+        api.CaseReferenceApi.as_view(),
+        name="reader-study-case-reference",
+    ),
     path("reader-studies/<str:study_id>/panel", api.PanelApi.as_view(), name="reader-study-panel"),
     path("reader-studies/<str:study_id>/arms", api.ArmsApi.as_view(), name="reader-study-arms"),
     path(
@@ -23,6 +33,11 @@ urlpatterns = [
         "reader-studies/<str:study_id>/refresh-reports",
         api.RefreshReportsApi.as_view(),
         name="reader-study-refresh-reports",
+    ),
+    path(
+        "reader-studies/<str:study_id>/steps",
+        api.SetupStepsApi.as_view(),
+        name="reader-study-steps",
     ),
     path(
         "reader-studies/<str:study_id>/blinding",

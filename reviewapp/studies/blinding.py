@@ -356,3 +356,49 @@ def blinding_summary(*, reader_study: ReaderStudy) -> dict[str, Any]:
         "acknowledged_at": reader_study.blinding_acknowledged_at,
         "is_acknowledged": reader_study.blinding_acknowledged_at is not None and is_current,
     }
+
+
+# Reference answers of practice cases are shown to readers after they submit: their texts must
+# not name a source, nor a side (each reader sees the two reports on sides drawn for them, so
+# "Report A" would name different reports for different readers).
+_REFERENCE_SIDE = re.compile(r"\breport\s+[ab]\b|\b(?:left|right|first|second)\s+report\b", re.I)
+_REFERENCE_SOURCE = re.compile(
+    r"\b(?:ai|a\.i\.|artificial intelligence|machine|model|generated|algorithm|original|"
+    r"human|radiologists?)\b",
+    re.IGNORECASE,
+)
+
+
+def reference_text_problems(answers: dict[str, Any], *, sources: list[Report]) -> dict[str, str]:
+    """answers.<item> -> why a reference text cannot be shown to readers ({} when all can)."""
+    names = {
+        name.lower()
+        for report in sources
+        for name in (
+            report.source_note,
+            *((report.source.label, report.source.name) if report.source else ()),
+        )
+        if name and len(name) > 2
+    }
+    problems = {}
+    for item_id, answer in answers.items():
+        text = answer.get("text", "")
+        if not text:
+            continue
+        side = _REFERENCE_SIDE.search(text)
+        source = _REFERENCE_SOURCE.search(text) or next(
+            (n for n in names if n in text.lower()), None
+        )
+        if side:
+            problems[f"answers.{item_id}"] = (
+                f"Readers see the two reports on sides drawn for each of them, so "
+                f"\u201c{side.group(0)}\u201d would name different reports for different "
+                "readers; describe the report by what it says."
+            )
+        elif source:
+            word = source.group(0) if isinstance(source, re.Match) else source
+            problems[f"answers.{item_id}"] = (
+                f"Readers see this text after the case: \u201c{word}\u201d may tell them which "
+                "report came from where; describe the reports by what they say."
+            )
+    return problems

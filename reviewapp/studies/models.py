@@ -11,6 +11,9 @@ Glossary:
   pairwise protocols (the arm's first source, e.g. the original, and its second, the candidate),
   one for single-report protocols. A multi-arm study has one case per imaging study and arm.
   Which is which is known here and in analysis, never on the reader's side.
+- Practice case: a case every reader reads first, to learn the protocol and the page; after
+  submitting it the reader sees the coordinator's reference answers. Never analysed; exports
+  keep its rows, flagged ``is_practice``.
 - Assignment: one read: reader x case, its position in that reader's shuffled list, which report
   is shown as "Report A" and which as "Report B", the server-side timings and the draft.
 - Rating: the submitted answers of one assignment; revised in place with a version number, every
@@ -258,6 +261,18 @@ class Case(TimestampedModel):
         Report, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     stratum = models.CharField(max_length=64, blank=True)
+    # Set and cleared only by services.case_practice_set, for every arm's case of one imaging
+    # study at once: a study read for practice (with the answers revealed) and then again for
+    # real would bias the real read.
+    is_practice = models.BooleanField(default=False)
+    # What readers are shown after submitting a practice case: stored as a rating's answers are
+    # (protocols.answers_resolve, entered with the first report as Report A), so each reader
+    # sees them on their own sides; {} until the coordinator enters them.
+    reference_answers = models.JSONField(default=dict, blank=True, validators=[answers_validate])
+    reference_set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reference_set_at = models.DateTimeField(null=True, blank=True)
     # The exact texts readers are shown, pinned when the study opens (see RenderedReport).
     first_rendering = models.ForeignKey(
         RenderedReport, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

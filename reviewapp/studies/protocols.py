@@ -520,3 +520,75 @@ def text_apply_edits(text: str, edits: list[dict[str, Any]]) -> str:
     for edit in sorted(edits, key=lambda e: e["start"], reverse=True):
         out = out[: edit["start"]] + edit["replacement_text"] + out[edit["end"] :]
     return out
+
+
+# --- reference answers of practice cases -----------------------------------------------------
+
+
+def protocol_for_reference(protocol: dict[str, Any]) -> dict[str, Any]:
+    """The questions a practice case's reference answers: the protocol without the AI-guess
+    question (a reference answer to it would tell readers which report is the AI's)."""
+    document = copy.deepcopy(protocol)
+    document["questions"] = [q for q in document["questions"] if q["id"] != AI_GUESS_ID]
+    return document
+
+
+def reference_sides(protocol: dict[str, Any]) -> Sides:
+    """The sides a coordinator enters reference answers on: the case's first report as A."""
+    return Sides(candidate_side="B" if protocol.get("mode") == "pairwise" else "")
+
+
+def answers_applicable(protocol: dict[str, Any], sides: Sides, raw_answers: Any) -> Any:
+    """``raw_answers`` without the answers to questions whose ``show_if`` the other answers do
+    not meet, as the reading page leaves hidden questions out (a page without scripts shows
+    every question, and a radio button cannot be cleared)."""
+    if not isinstance(raw_answers, dict):
+        return raw_answers
+    kept = dict(raw_answers)
+    for item in form_build(protocol, sides):
+        condition = item.get("show_if")
+        if condition and kept.get(condition["item"]) not in condition["codes"]:
+            kept.pop(item["id"], None)
+    return kept
+
+
+def _side_of_slot(sides: Sides, slot: str) -> str:
+    return sides.candidate_side if slot == "candidate" else sides.original_side
+
+
+def _slot_of_side(sides: Sides, side: str) -> str:
+    return "candidate" if side == sides.candidate_side else "original"
+
+
+def answers_on_sides(
+    protocol: dict[str, Any], stored: dict[str, Any], *, entered: Sides, shown: Sides
+) -> dict[str, dict[str, str]]:
+    """Stored answers given on the ``entered`` sides, as one reader's form would show them on
+    theirs: item id -> {"code", "label"} of the option, or {"text"}.
+
+    A per-report answer follows its report to the side this reader sees it on; a comparative
+    answer keeps its stored value, which this reader's options show in their own words.
+    """
+    questions = {q["id"]: q for q in protocol["questions"]}
+    out: dict[str, dict[str, str]] = {}
+    for answer in stored.values():
+        question = questions.get(answer.get("question", ""))
+        if question is None or question["type"] == "error_spans":
+            continue
+        side = answer.get("side", "")
+        if side and shown.is_pairwise:
+            side = _side_of_slot(shown, _slot_of_side(entered, side))
+        item_id = _item_id(
+            question["id"],
+            side,
+            per_report=question["scope"] == "per_report",
+            pairwise=shown.is_pairwise,
+        )
+        if "text" in answer:
+            out[item_id] = {"text": answer["text"]}
+            continue
+        options = {o["value"]: o for o in _display_options(question, shown)}
+        option = options.get(answer.get("value"))
+        if option is not None:
+            out[item_id] = {"code": option["code"], "label": option["label"]}
+    return out

@@ -10,7 +10,11 @@ Rules, each drawn from one seeded ``random.Random`` so the lists can be re-deriv
   on B (the odd one out alternating between readers and arms);
 - every list is shuffled as a whole, so arms interleave at random and a read's position never
   says its arm; then two reads of one imaging study are kept at least ``gap`` other reads
-  apart (a reader comparing two arms of one study side by side could guess which is which).
+  apart (a reader comparing two arms of one study side by side could guess which is which);
+- practice cases go to every reader, ahead of the real ones, in an order and with sides drawn
+  per reader (balanced like the real reads) from a generator of their own: the real part of
+  every list is exactly the list the same seed draws without practice cases, so practice
+  cases never count in the balance of real reads.
 """
 
 from __future__ import annotations
@@ -91,9 +95,45 @@ def reading_lists_draw(
     pairwise: bool,
     gap: int,
     seed: int,
+    practice: Sequence[CaseKey] = (),
 ) -> dict[int, list[Read]]:
-    """Every reader's list, in reading order. ``reads_per_case`` None: every reader reads
-    every case. Raises SpreadImpossible when a list cannot keep the gap."""
+    """Every reader's list, in reading order: the ``practice`` cases first, then the real
+    ``cases``. ``reads_per_case`` None: every reader reads every case. Raises SpreadImpossible
+    when a list cannot keep the gap."""
+    lists = _real_lists_draw(
+        cases=cases,
+        readers=readers,
+        reads_per_case=reads_per_case,
+        pairwise=pairwise,
+        gap=gap,
+        seed=seed,
+    )
+    if not practice:
+        return lists
+    # A string seed is hashed with SHA-512 (not Python's salted hash): the same every run.
+    rng = random.Random(f"practice:{seed}")
+    for index, reader in enumerate(readers):
+        if pairwise:
+            sides = balanced_sides(len(practice), extra_to_a=index % 2 == 0, rng=rng)
+        else:
+            sides = [""] * len(practice)
+        side_of = {c.case: s for c, s in zip(practice, sides, strict=True)}
+        first = [
+            Read(case=c.case, side=side_of[c.case]) for c in spread(practice, gap=gap, rng=rng)
+        ]
+        lists[reader] = first + lists[reader]
+    return lists
+
+
+def _real_lists_draw(
+    *,
+    cases: Sequence[CaseKey],
+    readers: Sequence[int],
+    reads_per_case: int | None,
+    pairwise: bool,
+    gap: int,
+    seed: int,
+) -> dict[int, list[Read]]:
     rng = random.Random(seed)
     arms: dict[Hashable, list[CaseKey]] = {}
     for case in cases:

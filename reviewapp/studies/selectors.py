@@ -60,9 +60,13 @@ def assignments_visible_to_reader(*, user: UserLike) -> QuerySet[Assignment]:
 
 def case_rendering(*, case: Case, report: Report) -> RenderedReport | None:
     """The rendering ``case`` pinned for ``report`` (one of its two), or None if not pinned."""
-    if report.pk == case.first_report_id:
+    return _pinned_rendering(case=case, report_id=report.pk)
+
+
+def _pinned_rendering(*, case: Case, report_id: int | None) -> RenderedReport | None:
+    if report_id == case.first_report_id:
         return case.first_rendering
-    if report.pk == case.second_report_id:
+    if report_id == case.second_report_id:
         return case.second_rendering
     return None
 
@@ -131,6 +135,20 @@ def reader_study_protocol_frozen_reason(*, reader_study: ReaderStudy) -> str:
     if reader_study.status != ReaderStudy.Status.DRAFT:
         status = reader_study.get_status_display().lower()
         return f"The study is {status}; only a draft's protocol can change."
+    return ""
+
+
+def panel_closed_reason(*, reader_study: ReaderStudy) -> str:
+    """Why the study's panel can no longer change, or "" while it can (a draft without
+    reading lists; ``services.panel_set`` and ``panel_reader_add`` enforce it under a lock)."""
+    if reader_study.status != ReaderStudy.Status.DRAFT:
+        status = reader_study.get_status_display().lower()
+        return f"The study is {status}: readers join a study only while it is a draft."
+    if reader_study.assignments.exists():
+        return (
+            "The reading lists are generated, so the panel is fixed: lists are drawn once "
+            "and never redrawn, and a reader added now would have nothing to read."
+        )
     return ""
 
 
@@ -218,6 +236,17 @@ def arm_sources(*, reader_study: ReaderStudy) -> list[ReportSource]:
     return list(seen.values())
 
 
+def cases_of_imaging_study_for_staff(*, user: UserLike, imaging: Study) -> QuerySet[Case]:
+    """The cases made of one imaging study in the reader studies ``user`` may look at."""
+    return (
+        Case.objects.filter(
+            imaging_study=imaging, reader_study__in=reader_study_list_for_staff(user=user)
+        )
+        .select_related("reader_study", "arm")
+        .order_by("reader_study__created_at", "id")
+    )
+
+
 def case_get(*, reader_study: ReaderStudy, public_id: Any) -> Case:
     """One case of a study the caller already holds (fetched through a permission check)."""
     return public_id_get_or_404(case_list(reader_study=reader_study), public_id, what="case")
@@ -253,6 +282,114 @@ def cases_modality_warnings(
         f"{', '.join(declared)}: check the protocol fits, or remove those cases."
         for modality, count in sorted(by_modality.items())
     ]
+
+
+@dataclass(frozen=True)
+class SetupStep:
+    """One step of building a study, as the study page's guided flow shows it."""
+
+    key: str  # the page section's id is "step-<key>"
+    title: str
+    is_done: bool
+    summary: str  # what is done, or what is missing, in words
+    warning: str = ""
+
+
+def reader_study_setup_steps(
+    *, reader_study: ReaderStudy, blinding_summary: dict[str, Any], modality_warnings: list[str]
+) -> list[SetupStep]:
+    """The steps from protocol to opening, each with what is done and what is missing.
+
+    ``blinding_summary`` is ``blinding.blinding_summary`` of the same study (passed in:
+    blinding reads this module). Staff only: the summaries name arms' counts, not sources.
+    """
+    study = reader_study
+    is_draft = study.status == ReaderStudy.Status.DRAFT
+    case_count = study.cases.count()
+    arm_count = study.arms.count()
+    panel_count = study.panel.count()
+    reads = list(
+        study.assignments.order_by()
+        .values("reader_id")
+        .annotate(n=Count("id"))
+        .values_list("n", flat=True)
+    )
+    title = study.protocol.get("title", study.protocol_key)
+    steps = [
+        SetupStep(
+            "protocol",
+            "Protocol",
+            True,
+            f"{title}, version {study.protocol_version}.",
+            "The protocol may not fit some cases (see Cases)." if modality_warnings else "",
+        ),
+        SetupStep(
+            "cases",
+            "Cases",
+            case_count > 0,
+            (
+                f"{case_count} case{'s' if case_count != 1 else ''}"
+                + (f" in {arm_count} arms." if arm_count > 1 else ".")
+            )
+            if case_count
+            else "No cases yet: choose the design, then add cases from the archive.",
+            f"{len(modality_warnings)} modality warning(s)." if modality_warnings else "",
+        ),
+        SetupStep(
+            "readers",
+            "Readers",
+            panel_count > 0,
+            f"{panel_count} reader{'s' if panel_count != 1 else ''} on the panel."
+            if panel_count
+            else "No readers on the panel yet.",
+        ),
+    ]
+    if reads:
+        how = (
+            "every reader reads every case"
+            if study.reads_per_case is None
+            else f"{study.reads_per_case} reader(s) per case"
+        )
+        lists = (
+            f"{sum(reads)} read{'s' if sum(reads) != 1 else ''} in {len(reads)} "
+            f"list{'s' if len(reads) != 1 else ''} ({how}), seed {study.assignment_seed}."
+        )
+    elif not case_count or not panel_count:
+        lists = "Not generated: they need cases and readers first."
+    else:
+        lists = "Not generated yet."
+    steps.append(SetupStep("lists", "Reading lists", bool(reads), lists))
+    blinding = blinding_summary
+    if blinding["is_acknowledged"]:
+        check = f"{blinding['tell_count']} tell(s), reviewed by {blinding['acknowledged_by']}."
+    elif not is_draft:
+        check = "No reviewed check was recorded before the study opened."
+    elif not blinding["checked_at"]:
+        check = "Not run yet." if case_count else "Not run: it needs cases first."
+    elif not blinding["is_current"]:
+        check = "The cases changed since the last check: run it again."
+    else:
+        check = f"{blinding['tell_count']} tell(s) found: review them and acknowledge."
+    steps.append(SetupStep("blinding", "Blinding check", bool(blinding["is_acknowledged"]), check))
+    if is_draft:
+        missing = [step.title.lower() for step in steps if not step.is_done]
+        opening = (
+            "Not open yet; still missing: " + ", ".join(missing) + "."
+            if missing
+            else "Ready to open."
+        )
+    elif study.status == ReaderStudy.Status.OPEN:
+        opening = "Open for reading" + (
+            f" since {timezone.localtime(study.opened_at):%Y-%m-%d %H:%M}."
+            if study.opened_at
+            else "."
+        )
+    elif study.status == ReaderStudy.Status.PAUSED:
+        opening = "Paused: readers can look at their cases but not submit until it resumes."
+    else:
+        opening = "Locked: no further ratings or revisions."
+    steps.append(SetupStep("open", "Open for reading", not is_draft, opening))
+    return steps
 
 
 @dataclass(frozen=True)
@@ -366,6 +503,9 @@ PROGRESS_IDLE_DAYS = 7
 # Below this many timed reads a reader's own median says little: their estimate uses the
 # study's pace instead (the page says which).
 PROGRESS_OWN_PACE_MIN_READS = 3
+# The expected finish date extends the reader's reads per day over this many recent days (or
+# since their first read, if later): a calendar pace, which counts the days they do not read.
+PROGRESS_PACE_DAYS = 14
 PROGRESS_CSV_COLUMNS = [
     "reader",
     "name",
@@ -380,6 +520,10 @@ PROGRESS_CSV_COLUMNS = [
     "median_seconds",
     "estimate_seconds",
     "estimate_basis",
+    "reads_per_day",
+    "expected_finish",
+    "practice_submitted",
+    "practice_assigned",
 ]
 
 _PROGRESS_STATUS_TEXT = {
@@ -427,6 +571,7 @@ def reader_study_progress(
         "submitted_at",
         "draft_saved_at",
         "rating__revised_at",
+        "case__is_practice",
     ).order_by("reader__username")
     cohorts = dict(reader_study.panel.values_list("reader_id", "cohort"))
     per_reader: dict[int, dict[str, Any]] = {}
@@ -441,23 +586,34 @@ def reader_study_progress(
                 "total": 0,
                 "submitted": 0,
                 "in_progress": 0,
+                "practice_total": 0,
+                "practice_submitted": 0,
                 "timings": [],
                 "moments": [],
+                "submits": [],
             },
         )
-        entry["total"] += 1
-        if row["status"] == Assignment.Status.SUBMITTED:
-            entry["submitted"] += 1
-            # A read submitted without timing (a script, an import) has 0 s: unknown, not fast.
-            if row["active_seconds"] > 0:
-                entry["timings"].append(row["active_seconds"])
-        elif row["status"] == Assignment.Status.IN_PROGRESS:
-            entry["in_progress"] += 1
         entry["moments"] += [
             m
             for m in (row["submitted_at"], row["draft_saved_at"], row["rating__revised_at"])
             if m is not None
         ]
+        if row["case__is_practice"]:
+            # Practice reads are counted apart: they are not the study's reads, and a reader
+            # learning the page reads them slower than their own pace.
+            entry["practice_total"] += 1
+            entry["practice_submitted"] += row["status"] == Assignment.Status.SUBMITTED
+            continue
+        entry["total"] += 1
+        if row["status"] == Assignment.Status.SUBMITTED:
+            entry["submitted"] += 1
+            if row["submitted_at"] is not None:
+                entry["submits"].append(row["submitted_at"])
+            # A read submitted without timing (a script, an import) has 0 s: unknown, not fast.
+            if row["active_seconds"] > 0:
+                entry["timings"].append(row["active_seconds"])
+        elif row["status"] == Assignment.Status.IN_PROGRESS:
+            entry["in_progress"] += 1
     every_timing = [t for entry in per_reader.values() for t in entry["timings"]]
     study_median = statistics.median(every_timing) if every_timing else None
     idle_before = now - timedelta(days=PROGRESS_IDLE_DAYS)
@@ -465,6 +621,7 @@ def reader_study_progress(
     for entry in per_reader.values():
         timings, moments = entry.pop("timings"), entry.pop("moments")
         left = entry["total"] - entry["submitted"]
+        per_day, finish, finish_text = _calendar_pace(entry.pop("submits"), left=left, now=now)
         last = max(moments) if moments else None
         median = statistics.median(timings) if timings else None
         if len(timings) >= PROGRESS_OWN_PACE_MIN_READS:
@@ -493,6 +650,9 @@ def reader_study_progress(
                 "estimate_seconds": estimate,
                 "estimate_text": duration_text(estimate) if left else "",
                 "estimate_basis": basis if estimate is not None else "",
+                "reads_per_day": per_day,
+                "expected_finish": finish,
+                "finish_text": finish_text,
             }
         )
     total = sum(r["total"] for r in readers)
@@ -502,12 +662,15 @@ def reader_study_progress(
         "status": reader_study.status,
         "total": total,
         "submitted": submitted,
+        "practice_total": sum(r["practice_total"] for r in readers),
+        "practice_submitted": sum(r["practice_submitted"] for r in readers),
         "revisions": Rating.objects.filter(
             assignment__reader_study=reader_study, version__gt=1
         ).count(),
         "median_seconds": study_median,
         "median_text": duration_text(study_median),
         "idle_days": PROGRESS_IDLE_DAYS,
+        "pace_days": PROGRESS_PACE_DAYS,
         "own_pace_min_reads": PROGRESS_OWN_PACE_MIN_READS,
         "readers": readers,
         "reminders": progress_reminders(readers, with_contact=with_contact),
@@ -524,6 +687,31 @@ def progress_reminders(readers: list[dict[str, Any]], *, with_contact: bool = Tr
         f"{r['last_activity_text'] or 'none yet'}"
         for r in readers
         if r["left"]
+    )
+
+
+def _calendar_pace(
+    submits: list[datetime], *, left: int, now: datetime
+) -> tuple[float | None, str | None, str]:
+    """(reads per day, expected finish date ISO, text) from the reader's recent submits."""
+    if not left:
+        return None, None, ""
+    window_start = now - timedelta(days=PROGRESS_PACE_DAYS)
+    recent = sorted(t for t in submits if t >= window_start)
+    if not recent:
+        return None, None, f"no reads in the last {PROGRESS_PACE_DAYS} days"
+    earliest = min(submits)
+    since = max(window_start, earliest)
+    days = max(1.0, (now - since).total_seconds() / 86400)
+    per_day = len(recent) / days
+    finish = (now + timedelta(days=left / per_day)).astimezone(UTC).date()
+    over = (
+        f"the last {PROGRESS_PACE_DAYS} days" if since == window_start else "since the first read"
+    )
+    return (
+        round(per_day, 2),
+        finish.isoformat(),
+        f"about {finish.isoformat()} ({per_day:.1f} reads a day {over})",
     )
 
 
@@ -548,6 +736,10 @@ def progress_csv(progress: dict[str, Any]) -> str:
                 "" if r["median_seconds"] is None else round(r["median_seconds"], 1),
                 "" if r["estimate_seconds"] is None else round(r["estimate_seconds"], 1),
                 r["estimate_basis"],
+                "" if r["reads_per_day"] is None else r["reads_per_day"],
+                r["expected_finish"] or "",
+                r["practice_submitted"],
+                r["practice_total"],
             ]
         )
     return out.getvalue()
@@ -647,8 +839,6 @@ def assignment_get_for_reader(*, user: UserLike, public_id: Any) -> Assignment:
     return public_id_get_or_404(
         assignments_visible_to_reader(user=user).select_related(
             "reader_study",
-            "report_a",
-            "report_b",
             "case__imaging_study",
             "case__first_rendering",
             "case__second_rendering",
@@ -743,12 +933,20 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
     study = assignment.reader_study
     sides = protocols.Sides(candidate_side=assignment.candidate_side)
 
-    def shown(report: Report) -> dict[str, str]:
+    def shown(side: str) -> dict[str, str]:
+        # Past draft the pinned rendering is all a reader sees: the report row itself is
+        # loaded (one query) only where nothing was pinned.
+        if study.status != ReaderStudy.Status.DRAFT:
+            report_id = getattr(assignment, f"report_{side}_id")
+            pinned = _pinned_rendering(case=assignment.case, report_id=report_id)
+            if pinned is not None:
+                return pinned.sections()
+        report = getattr(assignment, f"report_{side}")
         return report_sections_shown(reader_study=study, case=assignment.case, report=report)
 
-    reports = [{"side": "A" if sides.is_pairwise else "", **shown(assignment.report_a)}]
-    if sides.is_pairwise and assignment.report_b is not None:
-        reports.append({"side": "B", **shown(assignment.report_b)})
+    reports = [{"side": "A" if sides.is_pairwise else "", **shown("a")}]
+    if sides.is_pairwise and assignment.report_b_id is not None:
+        reports.append({"side": "B", **shown("b")})
     for report in reports:
         report["label"] = sides.label(report["side"])
     # One query for the reader's whole list (positions, ids and images) instead of count +
@@ -757,16 +955,23 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
     order = list(
         Assignment.objects.filter(reader_study=study, reader_id=assignment.reader_id)
         .order_by("position")
-        .values_list("position", "public_id", "case__imaging_study__study_instance_uid")
+        .values_list(
+            "position", "public_id", "case__imaging_study__study_instance_uid", "case__is_practice"
+        )
     )
     total = len(order)
-    before = [pid for pos, pid, _ in order if pos < assignment.position]
-    after = [(pid, uid) for pos, pid, uid in order if pos > assignment.position]
+    before = [pid for pos, pid, _, _ in order if pos < assignment.position]
+    after = [(pid, uid) for pos, pid, uid, _ in order if pos > assignment.position]
     previous_id = before[-1] if before else None
     following_id, following_uid = after[0] if after else (None, None)
+    is_practice = assignment.case.is_practice
+    # Counted within its kind: practice cases come first, and the real ones count from 1.
+    kind = [pos for pos, _, _, practice in order if practice == is_practice]
+    number = kind.index(assignment.position) + 1 if assignment.position in kind else 0
+    counter = f"{'Practice case' if is_practice else 'Case'} {number} of {len(kind)}"
     rating = rating_of(assignment)
     can_write = study.status == ReaderStudy.Status.OPEN and (
-        rating is None or study.allow_revisions
+        rating is None or (study.allow_revisions and not is_practice)
     )
     return {
         "assignment": str(assignment.public_id),
@@ -777,6 +982,12 @@ def case_view_for_reader(*, assignment: Assignment) -> dict[str, Any]:
         },
         "position": assignment.position,
         "total": total,
+        "counter": counter,
+        "practice": (
+            {"feedback": practice_feedback_for_reader(assignment=assignment, rating=rating)}
+            if is_practice
+            else None
+        ),
         "status": assignment.status,
         "previous": str(previous_id) if previous_id else None,
         "next": str(following_id) if following_id else None,
@@ -828,3 +1039,113 @@ def rating_history_for_reader(*, rating: Rating) -> list[dict[str, Any]]:
         }
         for entry in rating_history(rating=rating)
     ]
+
+
+def practice_feedback_for_reader(
+    *, assignment: Assignment, rating: Rating | None
+) -> list[dict[str, Any]] | None:
+    """A submitted practice case's answers beside the reference, question by question, on
+    this reader's sides (None until submitted: the reference is shown only after).
+
+    Options and prompts in the reader's own words (``Report A`` as this reader saw it); no
+    stored value or source, and no AI-guess question (protocols.protocol_for_reference).
+    """
+    if rating is None or not assignment.case.is_practice:
+        return None
+    study = assignment.reader_study
+    protocol = protocols.protocol_for_reference(study.protocol)
+    sides = protocols.Sides(candidate_side=assignment.candidate_side)
+    reference = protocols.answers_on_sides(
+        protocol,
+        assignment.case.reference_answers,
+        entered=protocols.reference_sides(study.protocol),
+        shown=sides,
+    )
+    yours = protocols.answers_on_sides(protocol, rating.answers, entered=sides, shown=sides)
+    rows = []
+    for item in protocols.form_build(protocol, sides):
+        if item["type"] == "error_spans" or (item["id"] not in yours | reference):
+            continue
+        mine, theirs = yours.get(item["id"], {}), reference.get(item["id"], {})
+        rows.append(
+            {
+                "prompt": item["prompt"],
+                "yours": mine.get("label") or mine.get("text", ""),
+                "yours_code": mine.get("code", ""),
+                "reference": theirs.get("label") or theirs.get("text", ""),
+                "reference_code": theirs.get("code", ""),
+                "agrees": "code" in theirs and mine.get("code") == theirs["code"],
+            }
+        )
+    return rows
+
+
+def practice_cases_for_coordinator(*, reader_study: ReaderStudy) -> list[dict[str, Any]]:
+    """The study's cases for the practice page, one row per imaging study (practice is chosen
+    per imaging study, all its arms at once), with whether each arm's case has its reference
+    answers. Staff only: it names the cases' sources."""
+    rows: dict[int, dict[str, Any]] = {}
+    for case in case_list(reader_study=reader_study):
+        row = rows.setdefault(
+            case.imaging_study_id,
+            {
+                "imaging_study": case.imaging_study,
+                "case": case,
+                "is_practice": case.is_practice,
+                "cases": [],
+            },
+        )
+        row["cases"].append(
+            {
+                "case": case,
+                "arm": case.arm,
+                "has_reference": bool(case.reference_answers),
+                "reference_set_at": case.reference_set_at,
+            }
+        )
+    return list(rows.values())
+
+
+def reference_form_for_coordinator(
+    *,
+    reader_study: ReaderStudy,
+    case: Case,
+    answers: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What the reference-answers page shows: the case's reports as Report A (its first
+    report) and Report B, with their sources (coordinators know them), and the questions as
+    readers see them on those sides, filled with ``answers`` (letter codes and texts by item
+    id; default: the stored reference) and each item's message in ``errors``."""
+    protocol = protocols.protocol_for_reference(reader_study.protocol)
+    sides = protocols.reference_sides(reader_study.protocol)
+    shown = [("A" if sides.is_pairwise else "", case.first_report)]
+    if sides.is_pairwise and case.second_report is not None:
+        shown.append(("B", case.second_report))
+    reports = [
+        {
+            "side": side,
+            "label": sides.label(side),
+            "source": report.source.label if report.source else report.get_kind_display(),
+            **report_sections_shown(reader_study=reader_study, case=case, report=report),
+        }
+        for side, report in shown
+    ]
+    if answers is None:
+        stored = protocols.answers_on_sides(
+            protocol, case.reference_answers, entered=sides, shown=sides
+        )
+        answers = {item: a.get("code") or a.get("text", "") for item, a in stored.items()}
+    form = []
+    for item in protocols.form_build(protocol, sides):
+        if item["type"] == "error_spans":
+            continue
+        value = answers.get(item["id"], "")
+        options = [{**o, "checked": o["code"] == value} for o in item.get("options", [])]
+        error = (errors or {}).get(item["id"], "")
+        form.append({**item, "options": options, "value": value, "error": error})
+    return {
+        "reports": reports,
+        "form": form,
+        "has_spans": any(q["type"] == "error_spans" for q in protocol["questions"]),
+    }

@@ -112,6 +112,10 @@ def reader_study_protocol_update(*, reader_study: ReaderStudy, protocol: dict[st
     study.protocol_key = protocol["key"]
     study.protocol_version = protocol["version"]
     study.save(update_fields=["protocol", "protocol_key", "protocol_version", "updated_at"])
+    # Reference answers answer the old questions: the coordinator enters them again.
+    study.cases.filter(is_practice=True).update(
+        reference_answers={}, reference_set_by=None, reference_set_at=None
+    )
     reader_study.refresh_from_db()
 
 
@@ -576,17 +580,20 @@ def reader_study_delete(*, reader_study: ReaderStudy) -> None:
     study.delete()
 
 
+def _require_panel_open(study: ReaderStudy) -> None:
+    _require_draft(study, "Changing the readers")
+    reason = selectors.panel_closed_reason(reader_study=study)
+    if reason:
+        raise ApplicationError(reason, code="assigned")
+
+
 @transaction.atomic
 def panel_set(
     *, reader_study: ReaderStudy, readers: Sequence[tuple[AbstractBaseUser, str]]
 ) -> list[StudyReader]:
     """Set the study's readers (user, cohort tag); only before assignments exist."""
     study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
-    _require_draft(study, "Changing the readers")
-    if study.assignments.exists():
-        raise ApplicationError(
-            "Assignments are already generated; the panel is fixed.", code="assigned"
-        )
+    _require_panel_open(study)
     problems = [
         f"{user.get_username()}: not a reader"
         for user, _ in readers
@@ -602,6 +609,26 @@ def panel_set(
 
 
 @transaction.atomic
+def panel_reader_add(
+    *, reader_study: ReaderStudy, reader: AbstractBaseUser, cohort: str = ""
+) -> StudyReader:
+    """Seat one reader with a cohort tag (e.g. who accepted an invitation); a reader already
+    seated keeps the seat and takes the new cohort when one is given. Same rules as
+    ``panel_set``: a draft without reading lists, a user holding the reader role."""
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_panel_open(study)
+    if not user_has_role(reader, Role.READER):
+        raise ValidationError({"readers": [f"{reader.get_username()}: not a reader"]})
+    seat, created = StudyReader.objects.get_or_create(
+        reader_study=study, reader_id=reader.pk, defaults={"cohort": cohort.strip()}
+    )
+    if not created and cohort.strip() and seat.cohort != cohort.strip():
+        seat.cohort = cohort.strip()
+        seat.save(update_fields=["cohort"])
+    return seat
+
+
+@transaction.atomic
 def assignments_generate(
     *,
     reader_study: ReaderStudy,
@@ -612,8 +639,8 @@ def assignments_generate(
     returns how many assignments it wrote.
 
     ``reads_per_case`` None: every reader reads every case; k: each case of each arm goes to
-    k readers, with loads differing by at most one. All draws come from ``seed`` (recorded);
-    the rules are in ``reading_lists``.
+    k readers, with loads differing by at most one. Practice cases go to every reader, first.
+    All draws come from ``seed`` (recorded); the rules are in ``reading_lists``.
     """
     study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
     _require_draft(study, "Generating assignments")
@@ -631,10 +658,13 @@ def assignments_generate(
             "id", "imaging_study_id", "arm_id", "first_report_id", "second_report_id", "public_id"
         )
     }
+    practice = set(study.cases.filter(is_practice=True).values_list("id", flat=True))
     if not readers:
         raise ValidationError({"readers": "Add at least one reader first."})
-    if not cases:
-        raise ValidationError({"cases": "Add at least one case first."})
+    if len(cases) == len(practice):
+        raise ValidationError(
+            {"cases": "Add at least one case first (practice cases are not enough)."}
+        )
     if reads_per_case is not None and not 1 <= reads_per_case <= len(readers):
         raise ValidationError(
             {"reads_per_case": f"Choose between 1 and {len(readers)} readers per case."}
@@ -649,11 +679,12 @@ def assignments_generate(
                 )
     seed = seed if seed is not None else secrets.randbits(48)
     try:
+        keys = [
+            reading_lists.CaseKey(case=row[0], imaging=row[1], arm=row[2]) for row in cases.values()
+        ]
         lists = reading_lists.reading_lists_draw(
-            cases=[
-                reading_lists.CaseKey(case=row[0], imaging=row[1], arm=row[2])
-                for row in cases.values()
-            ],
+            cases=[key for key in keys if key.case not in practice],
+            practice=[key for key in keys if key.case in practice],
             readers=readers,
             reads_per_case=reads_per_case,
             pairwise=pairwise,
@@ -692,6 +723,31 @@ def assignments_generate(
     )
     reader_study.refresh_from_db()
     return len(rows)
+
+
+@transaction.atomic
+def reading_lists_generate(
+    *,
+    reader_study: ReaderStudy,
+    readers: Sequence[tuple[AbstractBaseUser, str]],
+    same_study_gap: int | None = None,
+    reads_per_case: int | None = None,
+    seed: int | None = None,
+) -> int:
+    """Draw the reading lists for the panel and gap the coordinator has in front of them:
+    save both, then draw, all or nothing; returns how many assignments it wrote.
+
+    The study page asks for readers and lists in one place: lists drawn for the panel as last
+    saved, while other ticks sit unsaved on the screen, would be lists for the wrong readers.
+    """
+    panel_set(reader_study=reader_study, readers=readers)
+    if same_study_gap is not None:
+        reader_study_reading_options_set(
+            reader_study=reader_study,
+            same_study_gap=same_study_gap,
+            show_clinical_context=reader_study.show_clinical_context,
+        )
+    return assignments_generate(reader_study=reader_study, reads_per_case=reads_per_case, seed=seed)
 
 
 # The columns _assignments_copy writes; the rest take the values a new assignment has.
@@ -813,6 +869,7 @@ def reader_study_open(
             "The study cannot open: " + " ".join(problems[:10]), code="case_incomplete"
         )
     if study.status == ReaderStudy.Status.DRAFT:
+        _require_practice_references(study)
         blinding.blinding_gate(reader_study=study)
     # From here on readers see these exact texts, whatever new versions or renderers come.
     _cases_pin(study)
@@ -850,6 +907,136 @@ def reader_study_lock(*, reader_study: ReaderStudy) -> None:
     study.save(update_fields=["status", "locked_at", "updated_at"])
     reader_study.refresh_from_db()
     _progress_push_on_commit(study)
+
+
+# --- practice cases -----------------------------------------------------------------------
+
+
+def _require_practice_changeable(study: ReaderStudy) -> None:
+    _require_draft(study, "Choosing practice cases")
+    # Practice cases are placed first in every list and outside the balance of real reads
+    # when the lists are drawn, which happens once.
+    if study.assignments.exists():
+        raise ApplicationError(
+            "The reading lists are already generated, with these cases in them; practice "
+            "cases can only be chosen before the lists are generated.",
+            code="practice_after_reading_lists",
+        )
+
+
+@transaction.atomic
+def case_practice_set(*, reader_study: ReaderStudy, case: Case, is_practice: bool) -> list[Case]:
+    """Make a case a practice case (or a real one again), with every other arm's case of its
+    imaging study; returns the cases changed.
+
+    Only in a draft before the reading lists exist (codes ``not_draft``,
+    ``practice_after_reading_lists``); at least one real case must stay
+    (``practice_no_real_case``). Unmarking drops the reference answers.
+    """
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_practice_changeable(study)
+    siblings = list(
+        Case.objects.select_for_update()
+        .filter(reader_study=study, imaging_study_id=case.imaging_study_id)
+        .order_by("id")
+    )
+    if not siblings:
+        raise ApplicationError("This case is not part of the study.", code="case_not_in_study")
+    if (
+        is_practice
+        and not Case.objects.filter(reader_study=study, is_practice=False)
+        .exclude(imaging_study_id=case.imaging_study_id)
+        .exists()
+    ):
+        raise ApplicationError(
+            "Every other case is a practice case already: a study needs at least one real "
+            "case to analyse.",
+            code="practice_no_real_case",
+        )
+    changed = [c for c in siblings if c.is_practice != is_practice]
+    for sibling in changed:
+        sibling.is_practice = is_practice
+        if not is_practice:
+            sibling.reference_answers = {}
+            sibling.reference_set_by = None
+            sibling.reference_set_at = None
+        sibling.save(
+            update_fields=[
+                "is_practice",
+                "reference_answers",
+                "reference_set_by",
+                "reference_set_at",
+                "updated_at",
+            ]
+        )
+    return changed
+
+
+@transaction.atomic
+def case_reference_set(
+    *, reader_study: ReaderStudy, case: Case, answers: Any, user: UserLike
+) -> Case:
+    """Store the reference answers readers see after submitting a practice case.
+
+    ``answers`` are the coordinator's form, as a reader's form gives them (letter codes and
+    texts by item id) with the case's first report shown as Report A; they pass the rating
+    path's checks (``protocols.answers_resolve``, the answers schema), and a text may not name
+    a side or a source (readers see the reports on sides of their own). Only while the study
+    is a draft (``not_draft``), for a practice case (``not_practice``).
+    """
+    study = ReaderStudy.objects.select_for_update().get(pk=reader_study.pk)
+    _require_draft(study, "Entering reference answers")
+    locked = (
+        Case.objects.select_for_update(of=("self",))
+        .select_related("first_report", "second_report")
+        .filter(reader_study=study, pk=case.pk)
+        .first()
+    )
+    if locked is None:
+        raise ApplicationError("This case is not part of the study.", code="case_not_in_study")
+    if not locked.is_practice:
+        raise ApplicationError(
+            "Only practice cases have reference answers; mark this case as practice first.",
+            code="not_practice",
+        )
+    protocol = protocols.protocol_for_reference(study.protocol)
+    sides = protocols.reference_sides(study.protocol)
+    reports = {"A": locked.first_report, "B": locked.second_report}
+    if not sides.is_pairwise:
+        reports = {"": locked.first_report}
+    raw = protocols.answers_applicable(protocol, sides, answers)
+    resolved = protocols.answers_resolve(
+        protocol,
+        sides,
+        raw_answers=raw,
+        raw_spans=[],
+        sources={side: r.kind for side, r in reports.items() if r is not None},
+        report_texts={},
+    )
+    problems = blinding.reference_text_problems(
+        resolved.answers, sources=[r for r in reports.values() if r is not None]
+    )
+    if problems:
+        raise ValidationError(problems)
+    schemas.answers_validate(resolved.answers)
+    locked.reference_answers = resolved.answers
+    locked.reference_set_by = user  # type: ignore[assignment]
+    locked.reference_set_at = timezone.now()
+    locked.save(
+        update_fields=["reference_answers", "reference_set_by", "reference_set_at", "updated_at"]
+    )
+    return locked
+
+
+def _require_practice_references(study: ReaderStudy) -> None:
+    missing = study.cases.filter(is_practice=True, reference_answers={}).count()
+    if missing:
+        raise ApplicationError(
+            f"{missing} practice case{'s' if missing != 1 else ''} still lack"
+            f"{'' if missing != 1 else 's'} reference answers; enter them on the practice "
+            "cases page before opening the study.",
+            code="practice_reference_missing",
+        )
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -1248,6 +1435,13 @@ def _rating_revise(
         return replay
     if not locked.reader_study.allow_revisions:
         raise ApplicationError("This study does not allow revising ratings.", code="no_revisions")
+    if locked.case.is_practice:
+        # The reference answers were shown once this case was submitted: a revision would
+        # only copy them.
+        raise ApplicationError(
+            "A practice case keeps the answers first given; its reference answers are shown.",
+            code="practice_submitted",
+        )
     rating = Rating.objects.select_for_update().filter(assignment=locked).first()
     if rating is not None:
         rating.assignment = locked  # the answer names its study: no second look-up

@@ -4,11 +4,12 @@ study page and live progress. Thin: parse, authorise, call one service or select
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -24,16 +25,6 @@ from reviewapp.reports import selectors as report_selectors
 from reviewapp.reports.models import Report, ReportSource
 from reviewapp.studies import blinding, protocols, selectors, services
 from reviewapp.studies.models import Rating, ReaderStudy
-
-
-def _error_text(error: Exception) -> str:
-    if isinstance(error, ApplicationError):
-        return error.message
-    if isinstance(error, ValidationError):
-        if hasattr(error, "error_dict"):
-            return "; ".join(f"{k}: {' '.join(v)}" for k, v in error.message_dict.items())
-        return " ".join(error.messages)
-    return str(error)
 
 
 def _whole_number(raw: str, *, field: str, label: str, minimum: int = 0) -> int | None:
@@ -98,6 +89,13 @@ def study_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+THRESHOLDS = [
+    ("no_revision", "acceptable without revision only"),
+    ("minor_revision", "acceptable with minor revision or better"),
+    ("major_revision", "major revision needed or better"),
+]
+
+
 @require_http_methods(["GET", "POST"])
 @role_required(Role.COORDINATOR)
 def study_new(request: HttpRequest) -> HttpResponse:
@@ -114,11 +112,25 @@ def study_new(request: HttpRequest) -> HttpResponse:
                 acceptable_threshold=request.POST.get("acceptable_threshold") or None,
             )
         except (ValidationError, ApplicationError) as error:
-            messages.error(request, _error_text(error))
-        else:
-            messages.success(request, f"Study {study.name!r} created as a draft.")
-            return redirect("studies:detail", study_id=study.public_id)
-    return render(request, "studies/study_new.html", {"templates": templates})
+            # Shown again as typed, the problem above the form.
+            return render(
+                request,
+                "studies/study_new.html",
+                {
+                    "templates": templates,
+                    "thresholds": THRESHOLDS,
+                    "form": request.POST,
+                    "problems": _problems(error),
+                },
+                status=400,
+            )
+        messages.success(request, f"Study {study.name!r} created as a draft.")
+        return redirect("studies:detail", study_id=study.public_id)
+    return render(
+        request,
+        "studies/study_new.html",
+        {"templates": templates, "thresholds": THRESHOLDS, "form": {}},
+    )
 
 
 def _problems(error: ValidationError | ApplicationError) -> list[str]:
@@ -245,12 +257,73 @@ def _readers() -> list[Any]:
     return list(users_with_role(Role.READER))
 
 
-@require_GET
-@role_required(Role.COORDINATOR, Role.ANALYST)
-def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
-    study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
-    can_manage = selectors.reader_study_is_managed_by(user=request.user, reader_study=study)
+# The study page is one guided flow: protocol -> cases -> readers -> reading lists -> blinding
+# check -> open. Each form posts to its own URL; a success redirects to its step, a refusal
+# renders the page again with everything as typed and the problem in the step it concerns.
+RATE_SOURCES = [
+    ("candidate", "AI report"),
+    ("original", "original report"),
+    ("both", "both, as separate cases"),
+]
+STEP_OF_FIELD = {
+    "readers": "readers",
+    "reads_per_case": "lists",
+    "seed": "lists",
+    "same_study_gap": "lists",
+    "cases": "cases",
+}
+
+
+def _step_url(study: ReaderStudy, step: str) -> str:
+    return reverse("studies:detail", args=[study.public_id]) + f"#step-{step}"
+
+
+def _done(request: HttpRequest, study: ReaderStudy, step: str, text: str) -> HttpResponse:
+    """Say what was done in its step and go back there."""
+    messages.success(request, text, extra_tags=f"step-{step}")
+    return redirect(_step_url(study, step))
+
+
+def _panel_as_posted(request: HttpRequest) -> list[tuple[Any, bool, str]]:
+    chosen = set(request.POST.getlist("reader"))
+    return [(u, str(u.pk) in chosen, request.POST.get(f"cohort_{u.pk}", "")) for u in _readers()]
+
+
+def _panel_posted(request: HttpRequest) -> list[tuple[Any, str]]:
+    """The readers ticked on the page, with their cohorts."""
+    return [(u, cohort.strip()) for u, chosen, cohort in _panel_as_posted(request) if chosen]
+
+
+def _panel_shown(request: HttpRequest, study: ReaderStudy) -> list[tuple[Any, bool, str]]:
+    """Every reader with their tick and cohort: as posted when the page sent its panel (so a
+    refused form keeps them), else as saved."""
+    if request.method == "POST" and "panel_shown" in request.POST:
+        return _panel_as_posted(request)
     seats = {s.reader_id: s.cohort for s in study.panel.all()}
+    return [(u, u.pk in seats, seats.get(u.pk, "")) for u in _readers()]
+
+
+def _study_page(
+    request: HttpRequest,
+    study: ReaderStudy,
+    *,
+    step: str = "",
+    error: ValidationError | ApplicationError | None = None,
+) -> HttpResponse:
+    """The study page; with ``error``, refused (400) with the posted values kept and each
+    problem shown in the step it belongs to (``step`` by default)."""
+    can_manage = selectors.reader_study_is_managed_by(user=request.user, reader_study=study)
+    is_draft = study.status == ReaderStudy.Status.DRAFT
+    errors: dict[str, list[str]] = {}
+    invalid: list[str] = []
+    if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+        for name, problems in error.message_dict.items():
+            errors.setdefault(STEP_OF_FIELD.get(name, step), []).extend(problems)
+            invalid.append(name)
+    elif error is not None:
+        errors[step] = (
+            [error.message] if isinstance(error, ApplicationError) else list(error.messages)
+        )
     # The original first: a pair that includes it shows it as the reference side.
     sources = (
         sorted(
@@ -259,7 +332,7 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
             ),
             key=lambda s: s.kind != ReportSource.Kind.ORIGINAL,
         )
-        if can_manage and study.status == ReaderStudy.Status.DRAFT
+        if can_manage and is_draft
         else []
     )
     ratings = (
@@ -267,42 +340,61 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
         .select_related("assignment__reader", "assignment__case__imaging_study")
         .order_by("assignment__reader__username", "assignment__position")
     )
-    return render(
-        request,
-        "studies/study_detail.html",
-        {
-            "study": study,
-            "can_manage": can_manage,
-            "cases": selectors.case_list(reader_study=study),
-            "readers": [(u, u.pk in seats, seats.get(u.pk, "")) for u in _readers()],
-            "progress": selectors.reader_study_progress(
-                reader_study=study, with_contact=can_manage
-            ),
-            "newer_versions": selectors.cases_with_newer_versions_count(reader_study=study),
-            "modality_warnings": selectors.cases_modality_warnings(reader_study=study),
-            "has_reading_lists": study.assignments.exists(),
-            "arms": selectors.arm_list(reader_study=study),
-            "designs": _design_choices(study),
-            "sources": sources,
-            "source_pairs": [(a, b) for i, a in enumerate(sources) for b in sources[i + 1 :]],
-            "blinding": blinding.blinding_summary(reader_study=study),
-            "ratings": ratings,
-            "models": (
-                generation_selectors.model_config_list_for_staff(user=request.user)
-                if can_manage
-                else []
-            ),
-            "strata": sorted(
-                {
-                    s
-                    for s in selectors.case_candidates(user=request.user).values_list(
-                        "stratum", flat=True
-                    )
-                    if s
-                }
-            ),
-        },
+    blinding_summary = blinding.blinding_summary(reader_study=study)
+    modality_warnings = selectors.cases_modality_warnings(reader_study=study)
+    steps = selectors.reader_study_setup_steps(
+        reader_study=study, blinding_summary=blinding_summary, modality_warnings=modality_warnings
     )
+    context = {
+        "study": study,
+        "can_manage": can_manage,
+        "may_build": can_manage and is_draft,
+        "steps": steps,
+        "step": {s.key: s for s in steps},
+        "next_step": next((s.key for s in steps if not s.is_done), "") if is_draft else "",
+        "errors": errors,
+        "invalid": invalid,
+        "form": request.POST if error is not None else {},
+        "chosen_sources": request.POST.getlist("source") if error is not None else [],
+        "rate_sources": RATE_SOURCES,
+        "cases": selectors.case_list(reader_study=study),
+        "readers": _panel_shown(request, study) if can_manage else [],
+        "panel": study.panel.select_related("reader").order_by("reader__username"),
+        "progress": selectors.reader_study_progress(reader_study=study, with_contact=can_manage),
+        "newer_versions": selectors.cases_with_newer_versions_count(reader_study=study),
+        "modality_warnings": modality_warnings,
+        "has_reading_lists": study.assignments.exists(),
+        "arms": selectors.arm_list(reader_study=study),
+        "designs": _design_choices(study),
+        "sources": sources,
+        "source_pairs": [(a, b) for i, a in enumerate(sources) for b in sources[i + 1 :]],
+        "blinding": blinding_summary,
+        "ratings": ratings,
+        "models": (
+            generation_selectors.model_config_list_for_staff(user=request.user)
+            if can_manage
+            else []
+        ),
+        "strata": sorted(
+            {
+                s
+                for s in selectors.case_candidates(user=request.user).values_list(
+                    "stratum", flat=True
+                )
+                if s
+            }
+        ),
+    }
+    return render(
+        request, "studies/study_detail.html", context, status=400 if error is not None else 200
+    )
+
+
+@require_GET
+@role_required(Role.COORDINATOR, Role.ANALYST)
+def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
+    study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
+    return _study_page(request, study)
 
 
 def _design_choices(study: Any) -> list[dict[str, str]]:
@@ -339,7 +431,7 @@ def _sources_by_id(request: HttpRequest, ids: list[str]) -> list[ReportSource]:
 @require_POST
 @role_required(Role.COORDINATOR)
 def study_design(request: HttpRequest, study_id: str) -> HttpResponse:
-    """Set the study's design (its arms) from the form of the study page."""
+    """Set the study's design (its arms): the first part of the cases step."""
     study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
     try:
         pairs = []
@@ -354,72 +446,110 @@ def study_design(request: HttpRequest, study_id: str) -> HttpResponse:
             pairs=pairs,
         )
     except (ValidationError, ApplicationError) as error:
-        messages.error(request, _error_text(error))
-    else:
-        if arms:
-            messages.success(request, f"Design saved: {len(arms)} arm(s).")
-        else:
-            messages.success(request, "Design saved: one model against the original reports.")
-    return redirect(reverse("studies:detail", args=[study.public_id]) + "#design")
+        return _study_page(request, study, step="cases", error=error)
+    if arms:
+        return _done(request, study, "cases", f"Design saved: {len(arms)} arm(s).")
+    return _done(request, study, "cases", "Design saved: one model against the original reports.")
 
 
 @require_POST
 @role_required(Role.COORDINATOR)
 def study_reading_options(request: HttpRequest, study_id: str) -> HttpResponse:
+    """What readers see besides the reports (the protocol step)."""
     study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
     try:
-        gap = _whole_number(
-            request.POST.get("same_study_gap", ""),
-            field="same_study_gap",
-            label="The gap between reads of one imaging study",
-        )
         services.reader_study_reading_options_set(
             reader_study=study,
-            same_study_gap=study.same_study_gap if gap is None else gap,
+            same_study_gap=study.same_study_gap,
             show_clinical_context=request.POST.get("show_clinical_context") == "on",
         )
     except (ValidationError, ApplicationError) as error:
-        messages.error(request, _error_text(error))
-    else:
-        messages.success(request, "Reading options saved.")
-    return redirect(reverse("studies:detail", args=[study.public_id]) + "#reading-options")
+        return _study_page(request, study, step="protocol", error=error)
+    return _done(request, study, "protocol", "Reading options saved.")
 
 
 @require_POST
 @role_required(Role.COORDINATOR)
-def study_action(request: HttpRequest, study_id: str) -> HttpResponse:
+def cases_add(request: HttpRequest, study_id: str) -> HttpResponse:
     study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
-    action = request.POST.get("action", "")
     try:
-        if action == "add_cases":
-            _add_cases(request, study)
-        elif action == "panel":
-            chosen = {int(pk) for pk in request.POST.getlist("reader") if pk.isdigit()}
-            readers = [
-                (u, request.POST.get(f"cohort_{u.pk}", "")) for u in _readers() if u.pk in chosen
-            ]
-            services.panel_set(reader_study=study, readers=readers)
-            messages.success(request, f"Panel set: {len(readers)} reader(s).")
-        elif action == "generate":
-            created = services.assignments_generate(
-                reader_study=study,
-                reads_per_case=_whole_number(
-                    request.POST.get("reads_per_case", ""),
-                    field="reads_per_case",
-                    label="Readers per case",
-                    minimum=1,
-                ),
-                seed=_whole_number(request.POST.get("seed", ""), field="seed", label="Seed"),
-            )
-            messages.success(request, f"{created} assignments generated.")
-        elif action in ("open", "pause", "lock"):
-            getattr(services, f"reader_study_{action}")(reader_study=study)
-            messages.success(request, f"Study is now {study.status}.")
-        else:
-            messages.error(request, f"Unknown action {action!r}.")
-    except (ValidationError, ApplicationError, ValueError) as error:
-        messages.error(request, _error_text(error))
-    return redirect("studies:detail", study_id=study.public_id)
+        result = _add_cases(request, study)
+    except (ValidationError, ApplicationError) as error:
+        return _study_page(request, study, step="cases", error=error)
+    messages.success(request, f"{len(result.added)} case(s) added.", extra_tags="step-cases")
+    for warning in result.warnings + result.problems[:50]:
+        messages.warning(request, warning, extra_tags="step-cases")
+    return redirect(_step_url(study, "cases"))
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def panel_save(request: HttpRequest, study_id: str) -> HttpResponse:
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+    readers = _panel_posted(request)
+    try:
+        services.panel_set(reader_study=study, readers=readers)
+    except (ValidationError, ApplicationError) as error:
+        return _study_page(request, study, step="readers", error=error)
+    return _done(request, study, "readers", f"Panel set: {len(readers)} reader(s).")
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def reading_lists_generate(request: HttpRequest, study_id: str) -> HttpResponse:
+    """Draw the reading lists for the readers ticked on the page (saved with them)."""
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+    try:
+        created = services.reading_lists_generate(
+            reader_study=study,
+            readers=_panel_posted(request),
+            same_study_gap=_whole_number(
+                request.POST.get("same_study_gap", ""),
+                field="same_study_gap",
+                label="The gap between reads of one imaging study",
+            ),
+            reads_per_case=_whole_number(
+                request.POST.get("reads_per_case", ""),
+                field="reads_per_case",
+                label="Readers per case",
+                minimum=1,
+            ),
+            seed=_whole_number(request.POST.get("seed", ""), field="seed", label="Seed"),
+        )
+    except (ValidationError, ApplicationError) as error:
+        return _study_page(request, study, step="lists", error=error)
+    return _done(request, study, "lists", f"{created} assignments generated.")
+
+
+def _status_change(
+    request: HttpRequest, study_id: str, change: Callable[..., Any], done: str
+) -> HttpResponse:
+    """Open, pause or lock: the service decides whether the study may; a refusal is shown in
+    the open step of the study page."""
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+    try:
+        change(reader_study=study)
+    except (ValidationError, ApplicationError) as error:
+        return _study_page(request, study, step="open", error=error)
+    return _done(request, study, "open", done)
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def study_open(request: HttpRequest, study_id: str) -> HttpResponse:
+    return _status_change(request, study_id, services.reader_study_open, "Study is now open.")
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def study_pause(request: HttpRequest, study_id: str) -> HttpResponse:
+    return _status_change(request, study_id, services.reader_study_pause, "Study is now paused.")
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def study_lock(request: HttpRequest, study_id: str) -> HttpResponse:
+    return _status_change(request, study_id, services.reader_study_lock, "Study is now locked.")
 
 
 @require_http_methods(["GET", "POST"])
@@ -431,13 +561,13 @@ def study_refresh_reports(request: HttpRequest, study_id: str) -> HttpResponse:
         try:
             result = services.cases_refresh_to_latest(reader_study=study)
         except ApplicationError as error:
-            messages.error(request, _error_text(error))
-            return redirect("studies:detail", study_id=study.public_id)
+            return _study_page(request, study, step="cases", error=error)
         moved = len({move.case.pk for move in result.moved})
-        messages.success(request, f"{moved} case(s) moved to the latest report versions.")
         for problem in result.problems:
-            messages.error(request, problem)
-        return redirect("studies:detail", study_id=study.public_id)
+            messages.error(request, problem, extra_tags="step-cases")
+        return _done(
+            request, study, "cases", f"{moved} case(s) moved to the latest report versions."
+        )
     return render(
         request,
         "studies/study_refresh_reports.html",
@@ -456,14 +586,14 @@ def study_blinding_check(request: HttpRequest, study_id: str) -> HttpResponse:
     try:
         tells = blinding.blinding_check_record(reader_study=study)
     except ApplicationError as error:
-        messages.error(request, _error_text(error))
-    else:
-        cases = len({t.case for t in tells})
-        messages.success(
-            request,
-            f"Blinding check done: {len(tells)} tell(s) in {cases} case(s). Review them below.",
-        )
-    return redirect(reverse("studies:detail", args=[study.public_id]) + "#blinding")
+        return _study_page(request, study, step="blinding", error=error)
+    cases = len({t.case for t in tells})
+    return _done(
+        request,
+        study,
+        "blinding",
+        f"Blinding check done: {len(tells)} tell(s) in {cases} case(s). Review them below.",
+    )
 
 
 @require_POST
@@ -473,10 +603,8 @@ def study_blinding_acknowledge(request: HttpRequest, study_id: str) -> HttpRespo
     try:
         blinding.blinding_acknowledge(reader_study=study, user=request.user)
     except ApplicationError as error:
-        messages.error(request, _error_text(error))
-    else:
-        messages.success(request, "Blinding check acknowledged; the study may open.")
-    return redirect(reverse("studies:detail", args=[study.public_id]) + "#blinding")
+        return _study_page(request, study, step="blinding", error=error)
+    return _done(request, study, "blinding", "Blinding check acknowledged; the study may open.")
 
 
 def _candidate_reports(request: HttpRequest, model_public_id: str) -> QuerySet[Report]:
@@ -512,10 +640,10 @@ def _per_stratum(text: str) -> dict[str, int]:
     return per_stratum
 
 
-def _add_cases(request: HttpRequest, study: Any) -> None:
+def _add_cases(request: HttpRequest, study: Any) -> services.CasesAdded:
     uids = [u.strip() for u in request.POST.get("study_uids", "").split() if u.strip()]
     candidates = _candidate_reports(request, request.POST.get("model", "").strip())
-    result = services.cases_add_from_selection(
+    return services.cases_add_from_selection(
         reader_study=study,
         user=request.user,
         candidate_reports=candidates,
@@ -528,11 +656,6 @@ def _add_cases(request: HttpRequest, study: Any) -> None:
             request.POST.get("sample_seed", ""), field="sample_seed", label="Sample seed"
         ),
     )
-    messages.success(request, f"{len(result.added)} case(s) added.")
-    for warning in result.warnings:
-        messages.warning(request, warning)
-    for problem in result.problems[:50]:
-        messages.warning(request, problem)
 
 
 @require_POST
@@ -543,10 +666,8 @@ def case_remove(request: HttpRequest, study_id: str, case_id: str) -> HttpRespon
     try:
         services.cases_remove(reader_study=study, cases=[case])
     except ApplicationError as error:
-        messages.error(request, _error_text(error))
-    else:
-        messages.success(request, f"Case {case.imaging_study.study_instance_uid} removed.")
-    return redirect(reverse("studies:detail", args=[study.public_id]) + "#cases")
+        return _study_page(request, study, step="cases", error=error)
+    return _done(request, study, "cases", f"Case {case.imaging_study.label} removed.")
 
 
 @require_POST
@@ -557,8 +678,7 @@ def study_delete(request: HttpRequest, study_id: str) -> HttpResponse:
     try:
         services.reader_study_delete(reader_study=study)
     except ApplicationError as error:
-        messages.error(request, _error_text(error))
-        return redirect("studies:detail", study_id=study.public_id)
+        return _study_page(request, study, step="open", error=error)
     messages.success(request, f"Draft study {name!r} deleted.")
     return redirect("studies:list")
 
@@ -606,4 +726,106 @@ def rating_history(request: HttpRequest, study_id: str, assignment_id: str) -> H
         request,
         "studies/rating_history.html",
         {"study": study, "assignment": rating.assignment, "history": history},
+    )
+
+
+# --- practice cases -----------------------------------------------------------------------
+
+
+@require_GET
+@role_required(Role.COORDINATOR, Role.ANALYST)
+def study_practice(request: HttpRequest, study_id: str) -> HttpResponse:
+    """The study's cases, to choose practice cases and reach their reference answers."""
+    study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
+    return render(
+        request,
+        "studies/study_practice.html",
+        {
+            "study": study,
+            "can_manage": selectors.reader_study_is_managed_by(
+                user=request.user, reader_study=study
+            ),
+            "rows": selectors.practice_cases_for_coordinator(reader_study=study),
+            "has_reading_lists": study.assignments.exists(),
+        },
+    )
+
+
+@require_POST
+@role_required(Role.COORDINATOR)
+def case_practice(request: HttpRequest, study_id: str, case_id: str) -> HttpResponse:
+    """Make a case (with its other arms' cases) a practice case, or a real one again."""
+    study = selectors.reader_study_get_for_coordinator(user=request.user, public_id=study_id)
+    case = selectors.case_get(reader_study=study, public_id=case_id)
+    is_practice = request.POST.get("is_practice") == "1"
+    try:
+        changed = services.case_practice_set(reader_study=study, case=case, is_practice=is_practice)
+    except ApplicationError as error:
+        messages.error(request, " ".join(_problems(error)))
+    else:
+        label = case.imaging_study.label
+        if not changed:
+            messages.info(
+                request, f"{label} was already {'a practice' if is_practice else 'a real'} case."
+            )
+        elif is_practice:
+            messages.success(request, f"{label} is a practice case; enter its reference answers.")
+        else:
+            messages.success(request, f"{label} is a real case again.")
+    return redirect(reverse("studies:practice", args=[study.public_id]) + f"#case-{case.public_id}")
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.COORDINATOR, Role.ANALYST)
+def case_reference(request: HttpRequest, study_id: str, case_id: str) -> HttpResponse:
+    """The reference answers of a practice case: the questions as readers see them."""
+    study = selectors.reader_study_get_for_staff(user=request.user, public_id=study_id)
+    case = selectors.case_get(reader_study=study, public_id=case_id)
+    can_manage = selectors.reader_study_is_managed_by(user=request.user, reader_study=study)
+    problems: list[str] = []
+    answers: dict[str, str] | None = None
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied
+        # One value per question (a radio group or a text box); an empty box is no answer.
+        answers = {
+            key: value
+            for key in request.POST
+            if key != "csrfmiddlewaretoken" and (value := request.POST.get(key, "").strip())
+        }
+        try:
+            services.case_reference_set(
+                reader_study=study, case=case, answers=answers, user=request.user
+            )
+        except ApplicationError as error:
+            problems = [error.message]
+        except ValidationError as error:
+            # Each message beside its question, as on the reading page; the rest above.
+            for key, texts in error.message_dict.items():
+                item = key.removeprefix("answers.")
+                if item != key:
+                    errors[item] = " ".join(texts)
+                else:
+                    problems += texts
+            problems = problems or ["Some answers need attention: see the marked questions."]
+        else:
+            messages.success(request, f"Reference answers of {case.imaging_study.label} saved.")
+            return redirect(
+                reverse("studies:practice", args=[study.public_id]) + f"#case-{case.public_id}"
+            )
+    view = selectors.reference_form_for_coordinator(
+        reader_study=study, case=case, answers=answers, errors=errors
+    )
+    return render(
+        request,
+        "studies/case_reference.html",
+        {
+            "study": study,
+            "case": case,
+            "view": view,
+            "problems": problems,
+            "can_edit": can_manage and study.status == ReaderStudy.Status.DRAFT,
+        },
+        status=400 if problems else 200,
     )

@@ -20,7 +20,7 @@ from django.contrib.auth.models import AbstractUser
 from reviewapp.core.roles import Role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
-from reviewapp.reports.services import report_source_external_save, report_source_original
+from reviewapp.reports.services import report_source_original
 from reviewapp.studies.models import (
     Assignment,
     Case,
@@ -110,12 +110,7 @@ def build_pairwise_study(
         original = Report.objects.create(
             study=imaging, kind="original", findings=FINDINGS, source=report_source_original()
         )
-        ai = Report.objects.create(
-            study=imaging,
-            kind="ai",
-            findings=f"AI: {FINDINGS}",
-            source=report_source_external_save(name="CXR-Gen", version="1.0"),
-        )
+        ai = Report.objects.create(study=imaging, kind="ai", findings=f"AI: {FINDINGS}")
         case = Case.objects.create(
             reader_study=study,
             imaging_study=imaging,

@@ -21,6 +21,8 @@ from rest_framework.test import APIClient
 from reviewapp.analysis.exports import export_response
 from reviewapp.analysis.models import ExportAudit
 from reviewapp.analysis.selectors import RATING_COLUMNS, SPAN_COLUMNS
+from reviewapp.reports.models import Report
+from reviewapp.reports.services import report_source_external_save
 from reviewapp.studies.models import Assignment, Rating
 from tests.analysis.conftest import FINDINGS, RatedStudy
 
@@ -50,6 +52,9 @@ def _url(rated: RatedStudy, dataset: str, fmt: str) -> str:
 def test_ratings_csv_has_one_row_per_reader_case_question_with_the_unblinding_key(
     pairwise: RatedStudy, analyst: AbstractUser
 ) -> None:
+    # The AI reports' model, filled in as for reports stored before sources existed.
+    model = report_source_external_save(name="CXR-Gen", version="1.0")
+    Report.objects.filter(kind="ai", source__isnull=True).update(source=model)
     response, body = _download(_web_client(analyst), _url(pairwise, "ratings", "csv"))
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert "attachment" in response["Content-Disposition"]

@@ -14,6 +14,7 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy.special import expit
 from scipy.stats import binomtest
+from scipy.stats import t as student_t
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
@@ -283,7 +284,7 @@ def test_mcnemar_counts_discordant_cases_and_uses_the_exact_test_when_few() -> N
     assert result.ai_rate == pytest.approx(0.8)
 
 
-def test_mcnemar_rule_is_a_choice_and_the_difference_comes_with_a_paired_bootstrap_ci() -> None:
+def test_mcnemar_rule_is_a_choice_and_the_difference_comes_with_its_ci() -> None:
     # 3 readers per report. Case i: AI flagged by (ai_k) readers, original by (orig_k).
     # any: AI 4/4, orig 2/4; half: AI 2/4 (2 or 3 of 3), orig 1/4; all: AI 1/4, orig 0/4.
     pattern = [(3, 1), (2, 0), (1, 2), (1, 0)]
@@ -296,8 +297,7 @@ def test_mcnemar_rule_is_a_choice_and_the_difference_comes_with_a_paired_bootstr
             )
     frame = pd.DataFrame(rows)
     rates = {
-        rule: stats.mcnemar_paired(frame, outcome="y", rule=rule, n_resamples=500)
-        for rule in ("any", "half", "all")
+        rule: stats.mcnemar_paired(frame, outcome="y", rule=rule) for rule in ("any", "half", "all")
     }
     assert (rates["any"].ai_rate, rates["any"].original_rate) == (1.0, 0.5)
     assert (rates["half"].ai_rate, rates["half"].original_rate) == (0.5, 0.25)
@@ -311,17 +311,70 @@ def test_mcnemar_rule_is_a_choice_and_the_difference_comes_with_a_paired_bootstr
     assert stats.mcnemar_paired(thin, outcome="y", min_reads=3).n_pairs == 3
 
 
-def test_paired_difference_ci_is_the_bootstrap_of_pairs_and_never_a_point() -> None:
-    # 30 pairs: 10 AI only, 4 original only, 16 concordant. The resampled difference is
-    # (X - Y) / 30 with (X, Y, Z) ~ Multinomial(30; 1/3, 2/15, 8/15): variance from the
-    # multinomial, var = (p1 + p2 - (p1 - p2)^2) / n.
-    estimate, low, high = stats.paired_difference_ci(10, 4, 16, n_resamples=20000, seed=1)
-    assert estimate == pytest.approx(0.2)
-    sd = math.sqrt((1 / 3 + 2 / 15 - 0.2**2) / 30)
-    assert low == pytest.approx(0.2 - 1.96 * sd, abs=0.02)
-    assert high == pytest.approx(0.2 + 1.96 * sd, abs=0.02)
-    _, low, high = stats.paired_difference_ci(0, 0, 30)
-    assert low < 0 < high
+def _paired_ratings(ai: np.ndarray, original: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Flat (y, case, reader, is_ai) of cases x readers 0/1 ratings of both reports."""
+    cases, readers = ai.shape
+    case_codes = np.tile(np.repeat(np.arange(cases), readers), 2)
+    reader_codes = np.tile(np.arange(readers), 2 * cases)
+    y = np.concatenate([ai.ravel(), original.ravel()]).astype(float)
+    return y, case_codes, reader_codes, np.repeat([True, False], cases * readers)
+
+
+def test_paired_difference_with_two_readers_is_the_paired_t_interval_on_cases() -> None:
+    # Two readers: the reader spread cannot be estimated, so the interval is the one-sample
+    # t interval of the per-case differences met(AI) - met(original), cases - 1 df.
+    rng = np.random.default_rng(5)
+    ai = rng.random((40, 2)) < 0.5
+    original = rng.random((40, 2)) < 0.3
+    found = stats.paired_difference(*_paired_ratings(ai, original), rule="any")
+    d = ai.any(axis=1).astype(float) - original.any(axis=1).astype(float)
+    low, high = student_t.interval(0.95, 39, loc=d.mean(), scale=d.std(ddof=1) / math.sqrt(40))
+    assert found.method == "paired_case_only"
+    assert found.estimate == pytest.approx(d.mean())
+    assert (found.low, found.high) == (pytest.approx(low), pytest.approx(high))
+    assert found.n_pairs == 40
+    assert found.ai_only == int((ai.any(axis=1) & ~original.any(axis=1)).sum())
+
+
+def test_readers_who_always_agree_add_no_reader_variance() -> None:
+    # Five readers who give every report the same answer: leaving one out changes nothing, so
+    # the reader piece is 0 and the interval is the paired t interval with cases - 1 df.
+    rng = np.random.default_rng(6)
+    ai = np.repeat(rng.random((30, 1)) < 0.6, 5, axis=1)
+    original = np.repeat(rng.random((30, 1)) < 0.4, 5, axis=1)
+    found = stats.paired_difference(*_paired_ratings(ai, original), rule="half")
+    d = ai[:, 0].astype(float) - original[:, 0].astype(float)
+    low, high = student_t.interval(0.95, 29, loc=d.mean(), scale=d.std(ddof=1) / math.sqrt(30))
+    assert found.method == "paired_variance_components"
+    assert found.df == pytest.approx(29)
+    assert (found.low, found.high) == (pytest.approx(low), pytest.approx(high))
+
+
+def test_a_difference_that_rests_on_one_reader_is_not_called_certain() -> None:
+    # 3 readers, 50 cases: reader 0 flags every AI report, nobody flags anything else. Under
+    # "any" every case is AI only, so cases alone show no spread at all; the difference is
+    # one reader's doing, and with 3 readers the reader piece (jackknife influences 4/9,
+    # -2/9, -2/9 on each AI report) leaves it wide open, on about 2 df.
+    ai = np.zeros((50, 3), dtype=bool)
+    ai[:, 0] = True
+    found = stats.paired_difference(*_paired_ratings(ai, np.zeros((50, 3), bool)), rule="any")
+    assert found.estimate == 1.0
+    assert found.method == "paired_variance_components"
+    # Reader piece: 3/2 x ((4/9)^2 + 2 x (2/9)^2) = 4/9, less the ratings' own noise,
+    # 3/2 x 24/81 spread over 50 cases; Satterthwaite's df on the reader piece's 2.
+    variance = 4 / 9 * (1 - 1 / 50)
+    assert found.df == pytest.approx(2 * variance**2 / (4 / 9) ** 2)
+    # 1 - t x SE lies below -1: the interval is the whole range a difference can take.
+    assert 1 - student_t.ppf(0.975, found.df) * math.sqrt(variance) < -1
+    assert (found.low, found.high) == (-1.0, 1.0)
+
+
+def test_paired_difference_without_a_discordant_pair_is_never_a_point() -> None:
+    same = np.random.default_rng(7).random((30, 3)) < 0.5
+    found = stats.paired_difference(*_paired_ratings(same, same), rule="any")
+    assert found.estimate == 0.0
+    assert found.method == "paired_no_spread"
+    assert found.low < 0 < found.high
 
 
 # ---- agreement ---------------------------------------------------------------------------

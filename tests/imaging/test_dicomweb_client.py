@@ -8,6 +8,7 @@ sources are matched to stored instances through the STOW answer (references in p
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from dicomweb_client.api import DICOMwebClient
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.test import Client
+from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from rest_framework.authtoken.models import Token
@@ -331,3 +333,68 @@ def test_a_browser_session_stores_with_its_csrf_token_into_a_named_study(
         refused.store_instances([pydicom.dcmread(CT_FILES[1])])
     assert error.value.response.status_code == 403
     assert Instance.objects.count() == 1
+
+
+def test_the_rest_of_dicomweb_clients_api_metadata_rendered_iterators_paging_and_delete(
+    live_dicomweb: str, coordinator: AbstractUser
+) -> None:
+    client = _client(live_dicomweb, coordinator)
+    ct_uids = _store(client, CT_FILES[:3])
+    ct = Instance.objects.select_related("series__study").get(sop_instance_uid=ct_uids[0])
+    study_uid, series_uid = ct.series.study.study_instance_uid, ct.series.series_instance_uid
+    source = pydicom.dcmread(CT_FILES[0])
+
+    # Metadata at series and instance level.
+    assert {
+        m["00080018"]["Value"][0] for m in client.retrieve_series_metadata(study_uid, series_uid)
+    } == set(ct_uids)
+    one = client.retrieve_instance_metadata(study_uid, series_uid, ct_uids[0])
+    assert Dataset.from_json(one).Rows == source.Rows
+
+    # Rendered (a consumer image): JPEG by default, PNG when asked; the frame as well.
+    for media, kind in ((None, "JPEG"), (("image/png",), "PNG")):
+        image = client.retrieve_instance_rendered(
+            study_uid, series_uid, ct_uids[0], media_types=media
+        )
+        assert Image.open(io.BytesIO(image)).format == kind
+    frame = client.retrieve_instance_frames_rendered(study_uid, series_uid, ct_uids[0], [1])
+    assert Image.open(io.BytesIO(frame)).size == (source.Columns, source.Rows)
+
+    # The iterating forms and an explicit Accept (as stored).
+    assert {str(ds.SOPInstanceUID) for ds in client.iter_study(study_uid)} == set(ct_uids)
+    assert len(list(client.iter_series(study_uid, series_uid))) == 3
+    (raw,) = client.iter_instance_frames(
+        study_uid, series_uid, ct_uids[0], [1],
+        media_types=(("application/octet-stream", "*"),),
+    )  # fmt: skip
+    assert bytes(raw) == source.PixelData
+    as_stored = client.retrieve_instance(
+        study_uid, series_uid, ct_uids[0], media_types=(("application/dicom", "*"),)
+    )
+    assert np.array_equal(as_stored.pixel_array, source.pixel_array)
+    uri = requests.get(
+        f"{live_dicomweb}/dicomweb/studies/{study_uid}/series/{series_uid}/instances/"
+        f"{ct_uids[0]}/metadata",
+        headers={"Authorization": f"Token {_token(coordinator)}"},
+        timeout=30,
+    ).json()[0]["7FE00010"]["BulkDataURI"]
+    (bulk,) = client.iter_bulkdata(uri, media_types=("application/octet-stream",))
+    assert bytes(bulk) == source.PixelData
+
+    # Paging at every level.
+    series_page = client.search_for_instances(study_uid, series_uid, limit=2)
+    rest = client.search_for_instances(study_uid, series_uid, limit=2, offset=2)
+    assert (len(series_page), len(rest)) == (2, 1)
+    assert {i["00080018"]["Value"][0] for i in series_page + rest} == set(ct_uids)
+    assert client.search_for_series(limit=1, offset=1) == []
+
+    # What was stored is never deleted over DICOMweb: the archive keeps what was rated.
+    for delete in (
+        lambda: client.delete_study(study_uid),
+        lambda: client.delete_series(study_uid, series_uid),
+        lambda: client.delete_instance(study_uid, series_uid, ct_uids[0]),
+    ):
+        with pytest.raises(requests.HTTPError) as refused:
+            delete()
+        assert refused.value.response.status_code == 405
+    assert Instance.objects.count() == 3

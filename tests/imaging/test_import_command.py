@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from reviewapp.generation.models import ModelConfig
 from reviewapp.generation.services import generation_job_create, generation_run_execute
 from reviewapp.imaging.models import ImportBatch, Instance, Study
-from reviewapp.reports.models import Report
+from reviewapp.reports.models import Report, ReportSource
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.django_db
@@ -50,22 +50,24 @@ def test_seed_demo_is_idempotent_and_prints_stable_logins(archive_dirs: Path, ca
     call_command("seed_demo")
     first = capsys.readouterr().out
     logins = json.loads((archive_dirs / "demo_logins.json").read_text())
-    assert set(logins) == {"reader1", "reader2", "coordinator", "analyst", "admin"}
+    assert set(logins) == {"reader1", "reader2", "reader3", "coordinator", "analyst", "admin"}
     for username, password in logins.items():
         assert f"{username}" in first
         assert password in first
     assert get_user_model().objects.get(username="reader1").check_password(logins["reader1"])
-    assert Study.objects.count() == 4
-    assert Report.objects.filter(kind=Report.Kind.ORIGINAL).count() == 4
-    assert sorted(Study.objects.values_list("stratum", flat=True)) == [
-        "abnormal",
-        "abnormal",
-        "abnormal",
-        "normal",
-    ]
+    # The four sample studies and six radiographs derived from the sample images.
+    assert Study.objects.count() == 10
+    assert Report.objects.filter(kind=Report.Kind.ORIGINAL).count() == 10
+    assert (
+        sorted(Study.objects.values_list("stratum", flat=True)) == ["abnormal"] * 6 + ["normal"] * 4
+    )
+    assert Study.objects.filter(modalities="CT").count() == 2
+    # Each derived radiograph is a patient of its own; the two CTs are one patient.
+    assert Study.objects.values("patient_pseudonym").distinct().count() == 9
     first_ct, second_ct = Study.objects.filter(modalities="CT").order_by("study_date")
-    assert "right upper lobe" in Report.objects.get(study=first_ct).findings.lower()
-    assert "interval decrease" in Report.objects.get(study=second_ct).impression.lower()
+    originals = Report.objects.filter(kind=Report.Kind.ORIGINAL)
+    assert "right upper lobe" in originals.get(study=first_ct).findings.lower()
+    assert "interval decrease" in originals.get(study=second_ct).impression.lower()
     assert (second_ct.study_date - first_ct.study_date).days == 91
     for ct in (first_ct, second_ct):
         assert Instance.objects.filter(series__study=ct).count() == 30
@@ -75,9 +77,10 @@ def test_seed_demo_is_idempotent_and_prints_stable_logins(archive_dirs: Path, ca
     second = capsys.readouterr().out
     assert json.loads((archive_dirs / "demo_logins.json").read_text()) == logins
     assert logins["coordinator"] in second
-    assert Study.objects.count() == 4
-    assert Instance.objects.count() == 62
-    assert Report.objects.count() == 4
+    assert Study.objects.count() == 10
+    assert Instance.objects.count() == 68
+    # Originals, and the two demo models' reports (the rated studies' candidates).
+    assert Report.objects.count() == 30
 
 
 def test_the_retrieval_baseline_writes_an_ai_report_for_every_demo_study(
@@ -94,7 +97,9 @@ def test_the_retrieval_baseline_writes_an_ai_report_for_every_demo_study(
 
     outcomes = [generation_run_execute(run_pk=run.pk) for run in created.job.runs.all()]
 
-    assert outcomes == ["succeeded"] * 4
+    assert outcomes == ["succeeded"] * 10
     first_ct, second_ct = Study.objects.filter(modalities="CT").order_by("study_date")
-    ai_report = Report.objects.get(study=first_ct, kind=Report.Kind.AI)
+    ai_report = Report.objects.get(
+        study=first_ct, kind=Report.Kind.AI, source__kind=ReportSource.Kind.MODEL
+    )
     assert ai_report.findings == Report.objects.get(study=second_ct, kind="original").findings

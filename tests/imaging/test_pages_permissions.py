@@ -48,6 +48,7 @@ PAGE_ACCESS = {
     "study_list": {"coordinator", "analyst", "admin_user"},
     "study_detail": {"coordinator", "analyst", "admin_user"},
     "upload": {"coordinator", "admin_user"},
+    "dataset_upload": {"coordinator", "admin_user"},
     "import_batch_detail": {"coordinator", "admin_user"},
     "quarantine_list": {"coordinator", "admin_user"},
     "quarantine_preview": {"coordinator", "admin_user"},
@@ -150,6 +151,19 @@ def test_api_upload_and_reports_import_are_for_coordinators(
             format="multipart",
         )
         assert reports.status_code == 403, name
+        dataset = client.post(
+            "/api/v1/dataset-imports",
+            {"file": SimpleUploadedFile("d.zip", b"PK"), "name": "X", "layout": "manifest"},
+            format="multipart",
+        )
+        assert dataset.status_code == 403, name
+        page = Client()
+        page.force_login(people[name])
+        dataset_page = page.post(
+            reverse("imaging:dataset_upload"),
+            {"file": SimpleUploadedFile("d.zip", b"PK"), "name": "X", "layout": "manifest"},
+        )
+        assert dataset_page.status_code == 403, name
     assert ImportBatch.objects.count() == before
 
 
@@ -189,6 +203,7 @@ def test_the_api_schema_documents_every_archive_endpoint(admin_user, api_client_
         "/api/v1/studies/{public_id}",
         "/api/v1/import-batches",
         "/api/v1/import-batches/{public_id}",
+        "/api/v1/dataset-imports",
         "/api/v1/reports/import",
     ):
         assert path in paths, path

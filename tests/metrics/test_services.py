@@ -13,6 +13,7 @@ from reviewapp.metrics.models import MetricJob, MetricResult
 from reviewapp.reports.models import Report
 from reviewapp.reports.services import report_source_external_save
 from reviewapp.studies.models import Case
+from tests.analysis.test_arms import three_arms  # noqa: F401 (fixture used by name)
 
 pytestmark = pytest.mark.django_db
 WEIGHT_FREE = ["bleu", "rouge_l", "chexpert_f1"]
@@ -182,3 +183,49 @@ def test_the_agreement_table_is_kendall_tau_b_of_metric_against_the_readers_mean
     assert row["spearman"]["value"] == pytest.approx(spearmanr(x, y).statistic)
     assert tau["low"] <= tau["value"] <= tau["high"]
     assert (row["n_reports"], row["n_cases"]) == (18, 18)
+
+
+def test_the_agreement_is_cached_for_every_process_and_recomputed_when_a_rating_changes(
+    varied, analyst
+) -> None:
+    # Web processes and workers each have their own memory: a second connection to the cache
+    # stands for another process.
+    import redis
+    from django.conf import settings
+    from django.core.cache import cache, caches
+
+    from reviewapp.studies.models import Rating
+
+    _run_all(varied.study, analyst)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    pattern = cache.make_key("metrics:agreement:*")
+    before = set(client.scan_iter(pattern))
+    first = selectors.metrics_overview(reader_study=varied.study, resamples=200)
+    (stored,) = set(client.scan_iter(pattern)) - before
+    key = stored.decode().split(":", 2)[2]
+    assert caches.create_connection("default").get(key) == (
+        first.agreement,
+        first.source_agreement,
+    )
+    again = selectors.metrics_overview(reader_study=varied.study, resamples=200)
+    assert again.agreement == first.agreement
+    assert set(client.scan_iter(pattern)) - before == {stored}
+
+    rating = Rating.objects.filter(assignment__reader_study=varied.study).order_by("id").first()
+    assert rating is not None
+    rating.delete()
+    after = selectors.metrics_overview(reader_study=varied.study, resamples=200)
+    assert after.agreement != first.agreement
+    assert len(set(client.scan_iter(pattern)) - before) == 2
+
+
+def test_a_comparison_of_two_models_is_no_expert_outcome_against_the_original(
+    three_arms,  # noqa: F811
+) -> None:
+    # The readers found model B similar to the original (arm 2) and worse than model A (arm 3):
+    # B's outcome against the original, which its metrics are scored against, is arm 2's.
+    expert = selectors.expert_outcomes(reader_study=three_arms)
+    model_b = Report.objects.filter(source__name="model-b")
+    assert model_b.count() == 8
+    for report in model_b:
+        assert expert.per_report[report.id]["outcome_equivalent_or_better"] == [1.0, 1.0]

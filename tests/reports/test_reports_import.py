@@ -114,7 +114,7 @@ def test_wrong_encoding_and_malformed_rows_are_named_and_good_rows_import(
 
 def test_a_file_without_a_key_column_is_refused_as_a_whole(imported_ct_study: Study) -> None:
     result = reports_import_csv(data=_csv("patient,findings", "x,y"), source_name="x.csv")
-    assert "StudyInstanceUID or an AccessionNumber" in result.error
+    assert "StudyInstanceUID, AccessionNumber or study_id column" in result.error
     assert reports_import_csv(data=b"", source_name="e.csv").error == "The file is empty."
     assert "binary" in reports_import_csv(data=b"PK\x03\x04\x00\x00", source_name="z").error
     assert not Report.objects.exists()

@@ -18,7 +18,7 @@ from django.utils import timezone
 from reviewapp.core.roles import Role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
-from reviewapp.studies import services
+from reviewapp.studies import protocols, services
 from reviewapp.studies.models import ReaderStudy
 
 MODEL_NAME = "medgemma-zz-secret-4b"
@@ -85,7 +85,10 @@ def build_study(
     open_it: bool = True,
     seed: int = 1234,
     name: str = "CXR pilot",
+    practice: int = 0,
 ) -> ReaderStudy:
+    """A study of ``imaging`` (the first ``practice`` of them as practice cases, with
+    reference answers), its lists drawn and, unless ``open_it`` is False, opened."""
     study = services.reader_study_create(
         user=coordinator, name=name, protocol_key=protocol_key, ask_ai_guess=ask_ai_guess
     )
@@ -95,12 +98,47 @@ def build_study(
         candidate_reports=Report.objects.filter(kind=Report.Kind.AI),
     )
     assert not result.problems, result.problems
+    if practice:
+        practice_enter(study, coordinator=coordinator, imaging=imaging[:practice])
     services.panel_set(reader_study=study, readers=[(r, "US") for r in readers])
     services.assignments_generate(reader_study=study, reads_per_case=reads_per_case, seed=seed)
     if open_it:
         services.reader_study_open(reader_study=study, acknowledged_by=coordinator)
     study.refresh_from_db()
     return study
+
+
+def reference_form(study: ReaderStudy, *, choice: str = "a") -> dict[str, str]:
+    """A coordinator's reference form: option ``choice`` of every question, a text where one
+    is asked (hidden follow-up questions are left out by the service, as on the page)."""
+    form = protocols.form_build(
+        protocols.protocol_for_reference(study.protocol),
+        protocols.reference_sides(study.protocol),
+    )
+    return {
+        item["id"]: "The effusion is described in one report only."
+        if item["type"] == "free_text"
+        else choice
+        for item in form
+        if item["type"] != "error_spans"
+    }
+
+
+def practice_enter(
+    study: ReaderStudy, *, coordinator: AbstractUser, imaging: list[Study], choice: str = "a"
+) -> None:
+    """Make ``imaging``'s cases practice cases, with reference answers (option ``choice``)."""
+    for image in imaging:
+        case = study.cases.filter(imaging_study=image).first()
+        assert case is not None
+        services.case_practice_set(reader_study=study, case=case, is_practice=True)
+    for case in study.cases.filter(is_practice=True):
+        services.case_reference_set(
+            reader_study=study,
+            case=case,
+            answers=reference_form(study, choice=choice),
+            user=coordinator,
+        )
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from reviewapp.accounts.services import invitation_create
 from reviewapp.reports.models import Report
 from reviewapp.reports.services import (
     report_source_external_save,
@@ -140,6 +141,8 @@ def _crawl(client: Client, study_ids: list[str]) -> dict[str, Any]:
             enqueue(f"/studies/read/{value}/")
             enqueue(f"/studies/reading/{value}/continue/")
             enqueue(f"/studies/{value}/")  # the study page, where the blinding check is shown
+            enqueue(f"/studies/{value}/invitations/")  # names and addresses of invitees
+            enqueue(f"/studies/{value}/practice/")  # practice cases, for coordinators only
             enqueue(f"/analysis/{value}/")
             enqueue(f"/metrics/studies/{value}/")  # metric tables name every source
             enqueue(f"/metrics/studies/{value}/rexval.csv")
@@ -194,6 +197,8 @@ def test_a_reader_finds_no_source_label_model_name_report_id_or_date(
         f"/metrics/studies/{study_id}/rexval.csv",
         f"/api/v1/metrics/studies/{study_id}/",
         f"/api/v1/metrics/studies/{study_id}/jobs",
+        f"/studies/{study_id}/invitations/",
+        f"/api/v1/reader-studies/{study_id}/invitations",
     ):
         assert path in visited
         assert visited[path].status_code in (302, 403, 404), path
@@ -226,6 +231,57 @@ def test_a_reader_finds_no_source_label_model_name_report_id_or_date(
         assert "ETag" not in response
         if path.startswith(("/studies/", "/api/v1/my/")):
             assert "no-store" in response.get("Cache-Control", ""), path
+
+
+def test_practice_cases_and_their_reference_answers_reveal_no_source(
+    coordinator, reader, second_reader
+) -> None:
+    imaging = [make_case_study(i) for i in range(5)]
+    study = build_study(
+        coordinator=coordinator,
+        readers=[reader, second_reader],
+        imaging=imaging,
+        ask_ai_guess=True,
+        practice=2,
+    )
+    mine = list(Assignment.objects.filter(reader_study=study, reader=reader).order_by("position"))
+    assert all(a.case.is_practice for a in mine[:2])
+    # Submitted: the reference answers are now shown beside the reader's own.
+    services.rating_submit(
+        assignment=mine[0],
+        reader=reader,
+        answers={"comparison": "b", "ai_guess": "a"},
+        idempotency_key=uuid.uuid4(),
+    )
+    client = Client()
+    client.force_login(reader)
+    visited = _crawl(client, [str(study.public_id)])
+    ok = {p: r for p, r in visited.items() if r.status_code == 200}
+    feedback = ok[f"/studies/read/{mine[0].public_id}/"].content.decode()
+    assert "your answers and the reference answers" in feedback
+    assert "Practice case 1 of 2" in feedback
+    api = ok[f"/api/v1/my/assignments/{mine[0].public_id}"].json()
+    assert api["practice"]["feedback"], api
+    assert "Practice case 2 of 2" in ok[f"/studies/read/{mine[1].public_id}/"].content.decode()
+    # Coordinators' pages of practice cases (they name sources) stay out of reach.
+    assert visited[f"/studies/{study.public_id}/practice/"].status_code in (302, 403, 404)
+    for case in study.cases.filter(is_practice=True):
+        url = f"/studies/{study.public_id}/practice/{case.public_id}/reference/"
+        assert client.get(url).status_code in (302, 403, 404)
+        assert client.post(url, {"comparison": "a"}).status_code in (302, 403, 404)
+        url = f"/studies/{study.public_id}/practice/{case.public_id}/"
+        assert client.post(url, {"is_practice": "0"}).status_code in (302, 403, 404)
+    forbidden = _forbidden(study)
+    for path, response in ok.items():
+        if path.startswith(("/api/schema", "/api/docs", "/api/redoc")):
+            continue
+        text = response.content.decode(errors="replace")
+        for token in forbidden:
+            assert token.lower() not in text.lower(), (path, token)
+        if "data-practice-feedback" in text:
+            # The AI-guess question has no reference answer, so none is shown.
+            section = text.split("data-practice-feedback", 1)[1].split("</section>", 1)[0]
+            assert "written by the AI" not in section, path
 
 
 def test_reports_appear_in_a_b_order_and_read_alike_whatever_their_source(
@@ -358,3 +414,33 @@ def test_no_field_order_or_text_tells_a_reads_arm_in_a_three_arm_study(
     page = client.get(f"/studies/read/{mine[0].public_id}/").content.decode()
     assert "Clinical information" in page
     assert page.index("Clinical information") < page.index('data-side="A"')
+
+
+def test_an_invitation_link_shows_the_invitee_nothing_of_the_reports(coordinator) -> None:
+    """The page a one-time link opens is reached before any login: it names the study, the
+    inviter and the cohort, and nothing of the cases it holds."""
+    study = services.reader_study_create(
+        user=coordinator, name="CXR pilot", protocol_key="medgemini_cxr"
+    )
+    services.cases_add(
+        reader_study=study,
+        imaging_studies=[make_case_study(i) for i in range(2)],
+        candidate_reports=Report.objects.filter(kind=Report.Kind.AI),
+    )
+    sent = invitation_create(
+        reader_study=study,
+        invited_by=coordinator,
+        email="jane.roe@example.org",
+        cohort="US",
+        base_url="http://testserver/",
+    )
+    path = urlsplit(sent.link).path
+    page = Client().get(path)
+    assert page.status_code == 200
+    text = page.content.decode(errors="replace")
+    assert "CXR pilot" in text
+    for token in _forbidden(study):
+        assert token.lower() not in text.lower(), token
+    for case in study.cases.select_related("imaging_study"):
+        assert case.imaging_study.study_instance_uid not in text
+        assert str(case.public_id) not in text

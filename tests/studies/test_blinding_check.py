@@ -198,9 +198,7 @@ def test_the_study_page_lists_the_tells_by_kind_and_takes_the_acknowledgement(
     page = response.content.decode()
     assert "Reviewed and acknowledged by carol" in page
     assert "I have reviewed these tells" not in page
-    page = client.post(
-        f"/studies/{study.public_id}/action/", {"action": "open"}, follow=True
-    ).content.decode()
+    page = client.post(f"/studies/{study.public_id}/open/", follow=True).content.decode()
     study.refresh_from_db()
     assert study.status == ReaderStudy.Status.OPEN
 
@@ -212,9 +210,7 @@ def test_the_page_says_why_a_study_without_acknowledgement_does_not_open(
     client = Client()
     client.force_login(coordinator)
     client.post(f"/studies/{study.public_id}/blinding/check/")
-    page = client.post(
-        f"/studies/{study.public_id}/action/", {"action": "open"}, follow=True
-    ).content.decode()
+    page = client.post(f"/studies/{study.public_id}/open/", follow=True).content.decode()
     assert "Review the blinding check&#x27;s tells and acknowledge them" in page
     study.refresh_from_db()
     assert study.status == ReaderStudy.Status.DRAFT

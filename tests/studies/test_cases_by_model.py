@@ -39,14 +39,14 @@ def test_cases_pair_each_original_with_the_chosen_models_report(
     )
     client = Client()
     client.force_login(coordinator)
-    action = reverse("studies:action", kwargs={"study_id": study.public_id})
+    action = reverse("studies:cases_add", kwargs={"study_id": study.public_id})
 
     # Any model: every study has two AI reports, so none can be paired and each is named.
-    response = client.post(action, {"action": "add_cases", "modality": "CR"}, follow=True)
+    response = client.post(action, {"modality": "CR"}, follow=True)
     assert Case.objects.filter(reader_study=study).count() == 0
     assert "choose one model run" in response.content.decode()
 
-    client.post(action, {"action": "add_cases", "modality": "CR", "model": str(other.public_id)})
+    client.post(action, {"modality": "CR", "model": str(other.public_id)})
     cases = Case.objects.filter(reader_study=study)
     assert cases.count() == 2
     chosen = Report.objects.filter(generation_run__job__model_config=other)
@@ -60,8 +60,8 @@ def test_an_unknown_model_is_refused_with_a_message(coordinator) -> None:
     client = Client()
     client.force_login(coordinator)
     response = client.post(
-        reverse("studies:action", kwargs={"study_id": study.public_id}),
-        {"action": "add_cases", "model": "not-a-model"},
-        follow=True,
+        reverse("studies:cases_add", kwargs={"study_id": study.public_id}),
+        {"model": "not-a-model"},
     )
+    assert response.status_code == 400
     assert "Choose one of the configured models." in response.content.decode()

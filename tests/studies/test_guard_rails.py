@@ -80,7 +80,7 @@ def test_the_page_explains_why_no_more_cases_can_join(coordinator, reader) -> No
     page = client.get(f"/studies/{study.public_id}/").content.decode()
 
     assert "a case added now would never be read" in page
-    assert 'value="add_cases"' not in page
+    assert f'action="/studies/{study.public_id}/cases/add/"' not in page
 
 
 def test_a_coordinator_removes_a_case_and_its_reads_with_confirmation(
@@ -199,10 +199,13 @@ def test_numeric_fields_of_the_reading_lists_are_explained_in_words(
     client = Client()
     client.force_login(coordinator)
 
-    page = client.post(
-        f"/studies/{study.public_id}/action/", {"action": "generate", field: value}, follow=True
-    ).content.decode()
+    response = client.post(
+        f"/studies/{study.public_id}/reading-lists/",
+        {"panel_shown": "1", "reader": [str(reader.pk)], field: value},
+    )
+    page = response.content.decode()
 
+    assert response.status_code == 400
     assert message in page
     assert "invalid literal" not in page
     assert not study.assignments.exists()
@@ -215,9 +218,7 @@ def test_a_sample_count_in_words_is_explained_not_crashed_on(coordinator) -> Non
     client.force_login(coordinator)
 
     page = client.post(
-        f"/studies/{study.public_id}/action/",
-        {"action": "add_cases", "sample": "normal: ten"},
-        follow=True,
+        f"/studies/{study.public_id}/cases/add/", {"sample": "normal: ten"}
     ).content.decode()
 
     assert "The count of stratum &#x27;normal&#x27; must be a whole number" in page

@@ -27,9 +27,8 @@ def test_sampling_on_the_page_keeps_the_report_to_rate(coordinator) -> None:
     client = Client()
     client.force_login(coordinator)
     client.post(
-        f"/studies/{study.public_id}/action/",
+        f"/studies/{study.public_id}/cases/add/",
         {
-            "action": "add_cases",
             "sample": "normal: 2",
             "sample_seed": "5",
             "rate_source": "original",
@@ -53,30 +52,28 @@ def test_a_coordinator_builds_a_medgemini_study_for_two_readers_in_the_pages(
     )
     study = ReaderStudy.objects.get(name="Demo CXR")
     assert response["Location"] == f"/studies/{study.public_id}/"
-    action = f"/studies/{study.public_id}/action/"
+    base = f"/studies/{study.public_id}"
     uids = "\n".join([s.study_instance_uid for s in studies] + [missing.study_instance_uid])
-    page = client.post(action, {"action": "add_cases", "study_uids": uids}, follow=True)
+    page = client.post(f"{base}/cases/add/", {"study_uids": uids}, follow=True)
     text = page.content.decode()
     assert "4 case(s) added." in text
     assert (
         f"{missing.study_instance_uid}: no such study, or it lacks the reports this protocol needs"
         in text
     )
-    client.post(
-        action,
-        {
-            "action": "panel",
-            "reader": [str(reader.pk), str(second_reader.pk)],
-            f"cohort_{reader.pk}": "US",
-            f"cohort_{second_reader.pk}": "India",
-        },
-    )
-    client.post(action, {"action": "generate", "seed": "42"})
-    page = client.post(action, {"action": "open"}, follow=True)
+    panel = {
+        "panel_shown": "1",
+        "reader": [str(reader.pk), str(second_reader.pk)],
+        f"cohort_{reader.pk}": "US",
+        f"cohort_{second_reader.pk}": "India",
+    }
+    client.post(f"{base}/panel/", panel)
+    client.post(f"{base}/reading-lists/", {**panel, "seed": "42"})
+    page = client.post(f"{base}/open/", follow=True)
     assert "Run the blinding check and acknowledge its tells" in page.content.decode()
     client.post(f"/studies/{study.public_id}/blinding/check/")
     client.post(f"/studies/{study.public_id}/blinding/acknowledge/")
-    page = client.post(action, {"action": "open"}, follow=True)
+    page = client.post(f"{base}/open/", follow=True)
     study.refresh_from_db()
     assert study.status == "open"
     assert study.assignment_seed == 42
@@ -138,7 +135,8 @@ def test_a_refused_step_says_why_on_the_page(coordinator, reader) -> None:
     client = Client()
     client.force_login(coordinator)
     study = services.reader_study_create(user=coordinator, name="s", protocol_key="radpeer")
-    page = client.post(f"/studies/{study.public_id}/action/", {"action": "open"}, follow=True)
+    page = client.post(f"/studies/{study.public_id}/open/")
+    assert page.status_code == 400
     assert "Generate the assignments before opening the study." in page.content.decode()
 
 

@@ -57,7 +57,10 @@ def _body(w: World, name: str) -> dict[str, Any] | None:
         "panel": {"readers": [{"username": "alice"}]},
         "design": {"design": "all_pairs", "sources": []},
         "generate": {},
+        "practice": {"is_practice": True},
+        "reference_set": {"answers": {"comparison": "a"}},
         "status": {"action": "pause"},
+        "invite": {"email": "jane.roe@example.org", "cohort": "US"},
         "draft": {"draft": {"answers": {"comparison": "a"}}, "seq": 10},
         "submit": {
             "answers": {"comparison": "a", "ai_guess": "c"},
@@ -83,14 +86,28 @@ API_MATRIX: list[tuple[str, str, str, dict[str, int]]] = [
     # The study is open, so carol's structural changes are refused (400), not forbidden.
     ("add_cases", "post", S + "/cases", {"carol": 400, "frank": 404, "dave": 404}),
     ("panel", "put", S + "/panel", {"carol": 400, "frank": 404}),
+    # Practice cases: chosen and answered in a draft only (400 in this open study).
+    ("practice", "post", S + "/cases/{case}/practice", {"carol": 400, "frank": 404}),
+    ("reference", "get", S + "/cases/{case}/reference", {"carol": 200, "frank": 404, "dave": 200}),
+    (
+        "reference_set",
+        "put",
+        S + "/cases/{case}/reference",
+        {"carol": 400, "frank": 404, "dave": 404},
+    ),
     # Arms name the sources: staff only; the open study's design is fixed (400).
     ("arms", "get", S + "/arms", {"carol": 200, "frank": 404, "dave": 200}),
     ("design", "post", S + "/arms", {"carol": 400, "frank": 404, "dave": 404}),
     ("key", "get", S + "/assignments", {"carol": 200, "frank": 404, "dave": 200}),
     ("generate", "post", S + "/assignments", {"carol": 400, "frank": 404, "dave": 404}),
     ("status", "post", S + "/status", {"carol": 200, "frank": 404}),
+    # Invitations name people's addresses: the study's coordinators (and admins) only; the
+    # open study's panel is fixed, so carol's invitation is refused (400), not forbidden.
+    ("invitations", "get", S + "/invitations", {"carol": 200, "frank": 404}),
+    ("invite", "post", S + "/invitations", {"carol": 400, "frank": 404}),
     ("progress", "get", S + "/progress", {"carol": 200, "frank": 404, "dave": 200}),
     ("blinding", "get", S + "/blinding", {"carol": 200, "frank": 404, "dave": 200}),
+    ("steps", "get", S + "/steps", {"carol": 200, "frank": 404, "dave": 200}),
     # The study is open: carol may no longer re-run or acknowledge the check (400).
     ("blinding_run", "post", S + "/blinding", {"carol": 400, "frank": 404, "dave": 404}),
     ("blinding_ack", "post", S + "/blinding/acknowledgement", {"carol": 400, "frank": 404}),
@@ -148,7 +165,10 @@ def _personas_denied_first(allowed: dict[str, int]) -> list[str]:
 )
 def test_api_endpoint_by_role(api_client_for, world, name, method, path, allowed):
     url = path.format(
-        study=world.study.public_id, mine=world.mine.public_id, unrated=world.unrated.public_id
+        study=world.study.public_id,
+        mine=world.mine.public_id,
+        unrated=world.unrated.public_id,
+        case=world.mine.case.public_id,
     )
     for persona in _personas_denied_first(allowed):
         client = _client(api_client_for, persona)
@@ -174,19 +194,36 @@ PAGES: list[tuple[str, str, str, dict[str, int]]] = [
     ("list", "get", "/studies/", {"carol": 200, "frank": 200, "dave": 200}),
     ("new", "get", "/studies/new/", {"carol": 200, "frank": 200}),
     ("detail", "get", "/studies/{study}/", {"carol": 200, "frank": 404, "dave": 200}),
-    ("action", "post", "/studies/{study}/action/", {"carol": 302, "frank": 404}),
+    ("open", "post", "/studies/{study}/open/", {"carol": 302, "frank": 404}),
+    ("pause", "post", "/studies/{study}/pause/", {"carol": 302, "frank": 404}),
+    ("lock", "post", "/studies/{study}/lock/", {"carol": 302, "frank": 404}),
     # carol is let in and told the open study cannot change (it stays as it is)
-    ("delete", "post", "/studies/{study}/delete/", {"carol": 302, "frank": 404}),
-    ("case_remove", "post", "/studies/{study}/cases/{case}/remove/", {"carol": 302, "frank": 404}),
+    ("cases_add", "post", "/studies/{study}/cases/add/", {"carol": 400, "frank": 404}),
+    ("design", "post", "/studies/{study}/design/", {"carol": 400, "frank": 404}),
+    ("panel", "post", "/studies/{study}/panel/", {"carol": 400, "frank": 404}),
+    ("reading_lists", "post", "/studies/{study}/reading-lists/", {"carol": 400, "frank": 404}),
+    ("options", "post", "/studies/{study}/reading-options/", {"carol": 400, "frank": 404}),
+    ("delete", "post", "/studies/{study}/delete/", {"carol": 400, "frank": 404}),
+    ("case_remove", "post", "/studies/{study}/cases/{case}/remove/", {"carol": 400, "frank": 404}),
     ("progress", "get", "/studies/{study}/progress/", {"carol": 200, "frank": 404, "dave": 200}),
+    ("invitations", "get", "/studies/{study}/invitations/", {"carol": 200, "frank": 404}),
+    ("practice", "get", "/studies/{study}/practice/", {"carol": 200, "frank": 404, "dave": 200}),
+    # carol is let in and told the open study's practice cases are fixed
+    ("case_practice", "post", "/studies/{study}/practice/{case}/", {"carol": 302, "frank": 404}),
+    (
+        "case_reference",
+        "get",
+        "/studies/{study}/practice/{case}/reference/",
+        {"carol": 200, "frank": 404, "dave": 200},
+    ),
     # names and e-mail of readers: the study's coordinators (and admins) only
     ("progress_csv", "get", "/studies/{study}/progress.csv", {"carol": 200, "frank": 404}),
-    ("blinding_run", "post", "/studies/{study}/blinding/check/", {"carol": 302, "frank": 404}),
+    ("blinding_run", "post", "/studies/{study}/blinding/check/", {"carol": 400, "frank": 404}),
     (
         "blinding_ack",
         "post",
         "/studies/{study}/blinding/acknowledge/",
-        {"carol": 302, "frank": 404},
+        {"carol": 400, "frank": 404},
     ),
     ("sources", "get", "/reports/sources/", {"carol": 200, "frank": 200, "dave": 200}),
     ("metrics", "get", "/metrics/studies/{study}/", {"carol": 200, "frank": 404, "dave": 200}),
@@ -229,7 +266,7 @@ def test_page_by_role(world, name, method, path, allowed):
         client = Client()
         if persona != "anonymous":
             client.force_login(get_user_model().objects.get(username=persona))
-        response = getattr(client, method)(url, {"action": "pause"} if method == "post" else None)
+        response = getattr(client, method)(url)
         if persona == "anonymous":
             assert response.status_code == 302
             assert "/accounts/login" in response["Location"]

@@ -66,6 +66,11 @@ def test_each_reader_gets_own_pace_or_the_study_pace_and_a_status(
     assert (a["estimate_seconds"], a["estimate_basis"]) == ((len(alice) - 3) * 120, "reader")
     assert a["status"] == "reading"
     assert a["last_activity_text"] == "2026-03-01 12:00 UTC"
+    # Three reads in the day since her first: the rest at three a day.
+    assert a["reads_per_day"] == 3.0
+    finish = (NOW + timedelta(days=(len(alice) - 3) / 3)).date().isoformat()
+    assert a["expected_finish"] == finish
+    assert a["finish_text"] == f"about {finish} (3.0 reads a day since the first read)"
 
     # One timed read is too few: bob's estimate uses the study's median of all four reads.
     assert progress["median_seconds"] == 90
@@ -73,11 +78,14 @@ def test_each_reader_gets_own_pace_or_the_study_pace_and_a_status(
     assert b["median_seconds"] == 30
     assert (b["estimate_seconds"], b["estimate_basis"]) == ((len(bob) - 1) * 90, "study")
     assert b["status"] == "idle"  # ten days without a submit or a draft save
+    assert b["reads_per_day"] == 0.1  # one read in the ten days since his first
+    assert b["expected_finish"] == (NOW + timedelta(days=10 * (len(bob) - 1))).date().isoformat()
     assert b["status_text"] == "idle for more than 7 days"
 
     g = rows["gina"]
     assert (g["status"], g["last_activity"]) == ("not_started", None)
     assert g["estimate_basis"] == "study"
+    assert (g["expected_finish"], g["finish_text"]) == (None, "no reads in the last 14 days")
 
     # A draft save is activity: gina is reading from then on.
     services.draft_save(assignment=gina_list[0], draft={"answers": {"comparison": "a"}}, seq=1)

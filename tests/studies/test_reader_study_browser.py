@@ -64,18 +64,18 @@ def test_a_coordinator_builds_a_study_two_readers_rate_it_and_the_history_shows_
 
         carol.get_by_label("Modality contains").fill("CR")
         carol.get_by_role("button", name="Add matching cases").click()
-        expect(carol.get_by_role("heading", name=f"1. Cases ({CASE_COUNT})")).to_be_visible()
+        expect(carol.get_by_role("heading", name=f"2. Cases ({CASE_COUNT})")).to_be_visible()
 
-        carol.get_by_label("alice").check()
+        carol.get_by_label("alice", exact=True).check()
         carol.locator(f'input[name="cohort_{alice_pk}"]').fill("US")
-        carol.get_by_label("bob").check()
+        carol.get_by_label("bob", exact=True).check()
         carol.locator(f'input[name="cohort_{bob_pk}"]').fill("India")
         carol.get_by_role("button", name="Save panel").click()
-        expect(carol.get_by_label("bob")).to_be_checked()
+        expect(carol.get_by_label("bob", exact=True)).to_be_checked()
 
         carol.get_by_label("Seed (optional; recorded)", exact=True).fill("20241")
         carol.get_by_role("button", name="Generate reading lists").click()
-        expect(carol.get_by_text("assignment seed: 20241")).to_be_visible()
+        expect(carol.locator("[data-step=lists]")).to_contain_text("seed 20241")
         # The study opens only once the coordinator has reviewed the blinding check.
         carol.get_by_role("button", name="Run the blinding check").click()
         expect(carol.get_by_text(re.compile(r"Blinding check done"))).to_be_visible()

@@ -473,3 +473,35 @@ def test_viewer_says_so_when_images_cannot_be_loaded(
     assert status.is_visible()
     assert "could not be loaded" in status.inner_text()
     viewer.screenshot("ct-missing-files")
+
+
+def test_a_png_research_dataset_study_opens_with_the_png_pixels(
+    viewer_page_for, coordinator, archive_dirs, tmp_path
+):
+    from reviewapp.imaging.ingest.datasets import DatasetOptions, dataset_import_run
+    from reviewapp.imaging.ingest.services import import_batch_create
+    from reviewapp.imaging.models import ImportBatch
+    from tests.imaging import dataset_builders as build
+
+    root = tmp_path / "dataset"
+    pixels = build.gray8(42, (320, 256))
+    build.write_png(root / "images/a.png", pixels)
+    (root / "manifest.csv").write_text("study_id,image,view\npng-1,images/a.png,PA\n")
+    batch = import_batch_create(source=ImportBatch.Source.DATASET, created_by=coordinator)
+    result = dataset_import_run(
+        batch=batch,
+        root=root,
+        options=DatasetOptions(name="Synthetic PNG", layout="manifest", release=True),
+        requested_by=coordinator,
+    )
+    assert [o.status for o in result.outcomes] == ["imported"]
+
+    viewer = viewer_page_for(coordinator)
+    viewer.open(viewer_path(Study.objects.get(dataset_study_id="png-1")))
+    viewer.wait_for_render()
+    viewer.screenshot("png-dataset")
+    assert_drawn(viewer.canvas_stats(0))
+    image = decoded(viewer)
+    assert image["length"] == pixels.size
+    assert image["sample"] == pixels.ravel()[::SAMPLE_STRIDE].tolist()
+    assert_clean_console(viewer)

@@ -6,4 +6,8 @@ for each file: size limits (``upload_limits.py``), archives unpacked safely (``a
 the bytes scanned before pydicom parses them (``dicom_safety.py``), de-identification
 (``deid.py``, descriptors cleaned by ``descriptors.py``), and the frame index that lets
 DICOMweb serve frames without parsing (``dicom_index.py``).
+
+Research datasets of PNG/JPEG images (``datasets.py``) are read by layout
+(``dataset_layouts.py``), built into DICOM objects (``raster.py``) and handed to the same
+steps (``services.import_batch_run_built``), which write their rows per chunk.
 """

@@ -35,7 +35,7 @@ from pydicom.dataset import Dataset
 from reviewapp.core.errors import ApplicationError
 from reviewapp.imaging import schemas
 from reviewapp.imaging.ingest import archives, deid, dicom_index, dicom_safety
-from reviewapp.imaging.ingest.types import FileOutcome, IncomingFile
+from reviewapp.imaging.ingest.types import DatasetOrigin, FileOutcome, IncomingFile
 from reviewapp.imaging.models import (
     ImportBatch,
     ImportProblem,
@@ -217,6 +217,102 @@ def import_batch_run(
     return outcomes
 
 
+BUILT_CHUNK = 100
+
+
+def import_batch_run_built(
+    *,
+    batch: ImportBatch,
+    items: Iterable[IncomingFile | FileOutcome],
+    on_progress: ProgressCallback | None = None,
+) -> list[FileOutcome]:
+    """``import_batch_run`` for DICOM objects this server built itself, one file each (a
+    research dataset's converted images): no archive to expand, every other step the same.
+    An item that is already a ``FileOutcome`` (an image refused before it became DICOM) is
+    recorded as it is. The caller marks the batch finished (``import_batch_finish``).
+
+    Each file passes every check and is stored on its own, as ever; the rows of up to
+    ``BUILT_CHUNK`` files are then written together (``_rows_create_many``) and the batch's
+    counts once per chunk: tens of thousands of images would otherwise wait on a score of
+    round trips to the database each. A chunk that races another import is written file by
+    file instead, with the per-file rules for races."""
+    _batch_start(batch=batch)
+    outcomes: list[FileOutcome] = []
+    chunk: list[_Stored] = []
+    ready: list[FileOutcome] = []
+
+    def flush() -> None:
+        written = _chunk_rows_write(batch=batch, chunk=chunk)
+        done = ready + written
+        _batch_record_many(batch=batch, outcomes=done)
+        outcomes.extend(done)
+        if on_progress is not None:
+            for outcome in done:
+                on_progress(outcome)
+        chunk.clear()
+        ready.clear()
+
+    for item in items:
+        if isinstance(item, FileOutcome):
+            ready.append(item)
+        else:
+            stored = _file_store_guarded(batch=batch, incoming=item)
+            if isinstance(stored, FileOutcome):
+                ready.append(stored)
+            elif any(c.base.sop_instance_uid == stored.base.sop_instance_uid for c in chunk):
+                # The same object twice in one chunk: the second is what a rerun would see.
+                ready.append(replace(stored.base, status="duplicate", reason="already imported"))
+            else:
+                chunk.append(stored)
+        if len(chunk) + len(ready) >= BUILT_CHUNK:
+            flush()
+    flush()
+    return outcomes
+
+
+def _file_store_guarded(*, batch: ImportBatch, incoming: IncomingFile) -> _Stored | FileOutcome:
+    try:
+        return _file_store(batch=batch, incoming=incoming)
+    except Exception as exc:
+        # Never let one file stop the batch.
+        logger.error(
+            "Unexpected error importing one file of batch %s: %s",
+            batch.public_id,
+            _error_summary(exc),
+        )
+        return FileOutcome(
+            name=incoming.name,
+            status="rejected",
+            reason="an internal error stopped this file; it was not imported",
+        )
+
+
+def _chunk_rows_write(*, batch: ImportBatch, chunk: list[_Stored]) -> list[FileOutcome]:
+    if not chunk:
+        return []
+    try:
+        return _rows_create_many(batch=batch, chunk=chunk)
+    except IntegrityError:
+        written: list[FileOutcome] = []
+        for stored in chunk:
+            try:
+                written.append(_stored_rows_commit(batch=batch, stored=stored))
+            except Exception as exc:
+                logger.error(
+                    "Unexpected error importing one file of batch %s: %s",
+                    batch.public_id,
+                    _error_summary(exc),
+                )
+                written.append(
+                    replace(
+                        stored.base,
+                        status="rejected",
+                        reason="an internal error stopped this file; it was not imported",
+                    )
+                )
+        return written
+
+
 def import_batch_open(
     *,
     source: ImportBatch.Source,
@@ -314,6 +410,35 @@ def _batch_record(*, batch: ImportBatch, outcome: FileOutcome) -> None:
             )
 
 
+def _batch_record_many(*, batch: ImportBatch, outcomes: list[FileOutcome]) -> None:
+    """``_batch_record`` for a chunk of outcomes: one update of the counts, one insert."""
+    if not outcomes:
+        return
+    with transaction.atomic():
+        counts: dict[str, Any] = {}
+        for outcome in outcomes:
+            counter = _COUNTER[outcome.status]
+            counts[counter] = counts.get(counter, 0) + 1
+        ImportBatch.objects.filter(pk=batch.pk).update(
+            files_done=F("files_done") + len(outcomes),
+            **{counter: F(counter) + n for counter, n in counts.items()},
+        )
+        ImportProblem.objects.bulk_create(
+            [
+                ImportProblem(
+                    batch=batch,
+                    file_name=outcome.name[:512],
+                    kind=ImportProblem.Kind.QUARANTINED
+                    if outcome.status == "quarantined"
+                    else ImportProblem.Kind.REJECTED,
+                    reason=outcome.reason,
+                )
+                for outcome in outcomes
+                if outcome.status in ("rejected", "quarantined")
+            ]
+        )
+
+
 def _expand_all(
     files: Iterable[IncomingFile], *, dest: Path, on_open: Callable[[int], None]
 ) -> Iterator[IncomingFile | FileOutcome]:
@@ -384,6 +509,31 @@ class _Prepared:
 
 def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcome:
     """Parse, de-identify, store and index one file; record its rows in one transaction."""
+    stored = _file_store(batch=batch, incoming=incoming)
+    if isinstance(stored, FileOutcome):
+        return stored
+    return _stored_rows_commit(batch=batch, stored=stored)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """One file past every check, de-identified, indexed and in storage, its rows not yet
+    written."""
+
+    incoming: IncomingFile
+    prepared: _Prepared
+    base: FileOutcome
+    stored_name: str
+    size: int
+    digest: str
+    frame_ranges: list[list[list[int]]]
+    dicom_json: dict[str, Any]
+    number_of_frames: int
+
+
+def _file_store(*, batch: ImportBatch, incoming: IncomingFile) -> _Stored | FileOutcome:
+    """Every step of an import but the rows: limits and safety scan, de-identification,
+    quarantine decision, frame index, storage. An outcome when the file stops here."""
     try:
         # Decoding the first frame costs a fraction of a second per compressed image, and
         # turns corrupt pixels into a named refusal here instead of a blank viewer later.
@@ -415,7 +565,9 @@ def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcom
         study_instance_uid=str(ds.StudyInstanceUID),
         series_instance_uid=str(ds.SeriesInstanceUID),
     )
-    existing = Instance.objects.filter(sop_instance_uid=sop_uid).only("import_batch_id").first()
+    existing = (
+        Instance.objects.filter(sop_instance_uid=sop_uid).only("import_batch_id", "status").first()
+    )
     if existing is not None:
         return _already_stored(base=base, existing=existing, batch=batch, prepared=prepared)
 
@@ -436,27 +588,46 @@ def instance_import(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcom
             default_storage.delete(storage_name)
         with local.open("rb") as handle:
             stored_name = default_storage.save(storage_name, File(handle))
+    return _Stored(
+        incoming=incoming,
+        prepared=prepared,
+        base=base,
+        stored_name=stored_name,
+        size=size,
+        digest=digest,
+        frame_ranges=[
+            [[int(offset), int(length)] for offset, length in frame] for frame in index.frame_ranges
+        ],
+        dicom_json=index.dicom_json,
+        number_of_frames=index.number_of_frames,
+    )
+
+
+def _stored_rows_commit(*, batch: ImportBatch, stored: _Stored) -> FileOutcome:
+    """Write one stored file's rows in their own transaction (its file goes if they fail)."""
+    base, prepared, stored_name = stored.base, stored.prepared, stored.stored_name
     try:
         with transaction.atomic():
             instance = _rows_create(
                 batch=batch,
+                incoming=stored.incoming,
                 prepared=prepared,
                 stored_name=stored_name,
-                size=size,
-                digest=digest,
-                frame_ranges=[
-                    [[int(offset), int(length)] for offset, length in frame]
-                    for frame in index.frame_ranges
-                ],
-                dicom_json=index.dicom_json,
-                number_of_frames=index.number_of_frames,
+                size=stored.size,
+                digest=stored.digest,
+                frame_ranges=stored.frame_ranges,
+                dicom_json=stored.dicom_json,
+                number_of_frames=stored.number_of_frames,
             )
     except IntegrityError:
-        default_storage.delete(stored_name)
         # Another import stored the same SOP instance between our check and our insert;
-        # any other constraint is a real failure of this file.
-        if Instance.objects.filter(sop_instance_uid=sop_uid).exists():
+        # any other constraint is a real failure of this file. The winner's file has the
+        # same name (UIDs name it): it stays.
+        if Instance.objects.filter(sop_instance_uid=base.sop_instance_uid).exists():
+            if not Instance.objects.filter(file=stored_name).exists():
+                default_storage.delete(stored_name)
             return replace(base, status="duplicate", reason="already imported")
+        default_storage.delete(stored_name)
         raise
     except ApplicationError as exc:
         default_storage.delete(stored_name)
@@ -496,7 +667,8 @@ def _already_stored(
     *, base: FileOutcome, existing: Instance, batch: ImportBatch, prepared: _Prepared
 ) -> FileOutcome:
     if existing.import_batch_id == batch.pk:
-        if prepared.quarantine_reason:
+        # As stored: a dataset import's released conversions are not waiting.
+        if existing.status == Instance.Status.QUARANTINED:
             return replace(base, status="quarantined", reason=prepared.quarantine_reason)
         return base
     return replace(base, status="duplicate", reason="already imported")
@@ -539,6 +711,7 @@ def _sha256(path: Path) -> str:
 def _rows_create(
     *,
     batch: ImportBatch,
+    incoming: IncomingFile,
     prepared: _Prepared,
     stored_name: str,
     size: int,
@@ -547,6 +720,34 @@ def _rows_create(
     dicom_json: dict[str, Any],
     number_of_frames: int,
 ) -> Instance:
+    _index_validate(frame_ranges=frame_ranges, dicom_json=dicom_json)
+    ds = prepared.dataset
+    study = _study_get_or_create(ds=ds, result=prepared.deid, dataset=incoming.dataset)
+    series, series_created = Series.objects.get_or_create(
+        series_instance_uid=str(ds.SeriesInstanceUID), defaults=_series_fields(ds, study)
+    )
+    _series_check(series=series, study=study)
+    if series_created:
+        _study_modalities_refresh(study=study)
+    instance = _instance_row(
+        batch=batch,
+        incoming=incoming,
+        prepared=prepared,
+        series=series,
+        stored_name=stored_name,
+        size=size,
+        digest=digest,
+        frame_ranges=frame_ranges,
+        dicom_json=dicom_json,
+        number_of_frames=number_of_frames,
+    )
+    instance.save(force_insert=True)
+    if prepared.deid is not None:
+        _pseudonyms_record(result=prepared.deid, study=study)
+    return instance
+
+
+def _index_validate(*, frame_ranges: list[list[list[int]]], dicom_json: dict[str, Any]) -> None:
     try:
         schemas.frame_ranges_validate(frame_ranges)
         schemas.dicom_json_validate(dicom_json)
@@ -556,27 +757,53 @@ def _rows_create(
             f"its frame index or header cannot be stored: {exc.messages[0]}",
             code=exc.code or "invalid_index",
         ) from None
-    ds = prepared.dataset
-    study = _study_get_or_create(ds=ds, result=prepared.deid)
-    series, series_created = Series.objects.get_or_create(
-        series_instance_uid=str(ds.SeriesInstanceUID),
-        defaults={
-            "study": study,
-            "modality": _text(ds, "Modality", 16),
-            "series_number": _int(ds, "SeriesNumber"),
-            "description": _text(ds, "SeriesDescription", 256),
-            "body_part": _text(ds, "BodyPartExamined", 64),
-        },
-    )
+
+
+def _series_fields(ds: Dataset, study: Study) -> dict[str, Any]:
+    return {
+        "study": study,
+        "modality": _text(ds, "Modality", 16),
+        "series_number": _int(ds, "SeriesNumber"),
+        "description": _text(ds, "SeriesDescription", 256),
+        "body_part": _text(ds, "BodyPartExamined", 64),
+    }
+
+
+def _series_check(*, series: Series, study: Study) -> None:
     if series.study_id != study.pk:
         raise ApplicationError(
             "its SeriesInstanceUID already belongs to another study in the archive",
             code="series_of_another_study",
         )
-    if series_created:
-        _study_modalities_refresh(study=study)
+
+
+def _instance_row(
+    *,
+    batch: ImportBatch,
+    incoming: IncomingFile,
+    prepared: _Prepared,
+    series: Series,
+    stored_name: str,
+    size: int,
+    digest: str,
+    frame_ranges: list[list[list[int]]],
+    dicom_json: dict[str, Any],
+    number_of_frames: int,
+) -> Instance:
+    """The Instance row of one stored file (not saved), with its quarantine decision."""
+    ds = prepared.dataset
     quarantined = bool(prepared.quarantine_reason)
-    instance = Instance.objects.create(
+    released_by = incoming.dataset.released_by if incoming.dataset is not None else None
+    if (
+        quarantined
+        and released_by is not None
+        and dicom_safety.is_secondary_capture(str(ds.SOPClassUID))
+    ):
+        # A dataset import's own conversions, released by the coordinator who asked for it
+        # (``DatasetOrigin``): recorded as reviewed by them, reason kept, as an approval is.
+        quarantined = False
+    reviewed = bool(prepared.quarantine_reason) and not quarantined
+    return Instance(
         series=series,
         sop_instance_uid=str(ds.SOPInstanceUID),
         sop_class_uid=str(ds.SOPClassUID),
@@ -590,6 +817,8 @@ def _rows_create(
         position=slice_position(ds),
         status=Instance.Status.QUARANTINED if quarantined else Instance.Status.AVAILABLE,
         quarantine_reason=prepared.quarantine_reason[:256],
+        quarantine_reviewed_by=released_by if reviewed else None,
+        quarantine_reviewed_at=timezone.now() if reviewed else None,
         import_batch=batch,
         file=stored_name,
         file_size=size,
@@ -597,14 +826,129 @@ def _rows_create(
         frame_ranges=frame_ranges,
         dicom_json=dicom_json,
     )
-    if prepared.deid is not None:
-        _pseudonyms_record(result=prepared.deid, study=study)
-    return instance
 
 
-def _study_get_or_create(*, ds: Dataset, result: deid.DeidResult | None) -> Study:
+def _rows_create_many(*, batch: ImportBatch, chunk: list[_Stored]) -> list[FileOutcome]:
+    """The rows of many stored files in one transaction, a few statements for all: the same
+    rows and rules as ``_rows_create`` file by file (schemas, one study per series, the
+    quarantine decision, pseudonyms). Raises IntegrityError when another import raced it; the
+    caller then writes the chunk file by file."""
+    outcomes: list[FileOutcome | None] = [None] * len(chunk)
+    usable: list[int] = []
+    for position, stored in enumerate(chunk):
+        try:
+            _index_validate(frame_ranges=stored.frame_ranges, dicom_json=stored.dicom_json)
+        except ApplicationError as exc:
+            outcomes[position] = replace(stored.base, status="rejected", reason=exc.message)
+            continue
+        usable.append(position)
+    with transaction.atomic():
+        first_of_study: dict[str, _Stored] = {}
+        for position in usable:
+            first_of_study.setdefault(chunk[position].base.study_instance_uid, chunk[position])
+        studies = Study.objects.in_bulk(list(first_of_study), field_name="study_instance_uid")
+        missing = [
+            Study(
+                study_instance_uid=uid,
+                **_study_fields(
+                    ds=stored.prepared.dataset,
+                    result=stored.prepared.deid,
+                    dataset=stored.incoming.dataset,
+                ),
+            )
+            for uid, stored in first_of_study.items()
+            if uid not in studies
+        ]
+        if missing:
+            Study.objects.bulk_create(missing)
+            studies.update({s.study_instance_uid: s for s in missing})
+        first_of_series: dict[str, _Stored] = {}
+        for position in usable:
+            first_of_series.setdefault(chunk[position].base.series_instance_uid, chunk[position])
+        series_rows = Series.objects.in_bulk(
+            list(first_of_series), field_name="series_instance_uid"
+        )
+        new_series = [
+            Series(
+                series_instance_uid=uid,
+                **_series_fields(stored.prepared.dataset, studies[stored.base.study_instance_uid]),
+            )
+            for uid, stored in first_of_series.items()
+            if uid not in series_rows
+        ]
+        if new_series:
+            Series.objects.bulk_create(new_series)
+            series_rows.update({s.series_instance_uid: s for s in new_series})
+        instances: list[Instance] = []
+        for position in usable:
+            stored = chunk[position]
+            study = studies[stored.base.study_instance_uid]
+            series = series_rows[stored.base.series_instance_uid]
+            try:
+                _series_check(series=series, study=study)
+            except ApplicationError as exc:
+                outcomes[position] = replace(stored.base, status="rejected", reason=exc.message)
+                continue
+            instance = _instance_row(
+                batch=batch,
+                incoming=stored.incoming,
+                prepared=stored.prepared,
+                series=series,
+                stored_name=stored.stored_name,
+                size=stored.size,
+                digest=stored.digest,
+                frame_ranges=stored.frame_ranges,
+                dicom_json=stored.dicom_json,
+                number_of_frames=stored.number_of_frames,
+            )
+            instances.append(instance)
+            outcomes[position] = (
+                replace(stored.base, status="quarantined", reason=stored.prepared.quarantine_reason)
+                if instance.status == Instance.Status.QUARANTINED
+                else stored.base
+            )
+        Instance.objects.bulk_create(instances)
+        for study in {s.study.pk: s.study for s in new_series}.values():
+            _study_modalities_refresh(study=study)
+        pseudonyms = [
+            PseudonymMapping(
+                kind=kind,
+                original=original[:256],
+                pseudonym=pseudonym[:128],
+                date_shift_days=stored.prepared.deid.date_shift_days,
+            )
+            for position in usable
+            if (stored := chunk[position]).prepared.deid is not None
+            for kind, original, pseudonym in _pseudonym_pairs(
+                stored.prepared.deid, stored.base.study_instance_uid
+            )
+            if original
+        ]
+        # The first mapping of an original wins, as get_or_create keeps it file by file.
+        PseudonymMapping.objects.bulk_create(pseudonyms, ignore_conflicts=True)
+    for position, outcome in enumerate(outcomes):
+        if outcome is not None and outcome.status == "rejected":
+            default_storage.delete(chunk[position].stored_name)
+    return [o for o in outcomes if o is not None]
+
+
+def _study_get_or_create(
+    *, ds: Dataset, result: deid.DeidResult | None, dataset: DatasetOrigin | None
+) -> Study:
     uid = str(ds.StudyInstanceUID)
-    defaults = {
+    defaults = _study_fields(ds=ds, result=result, dataset=dataset)
+    # Two imports may create the same study at once: get_or_create inserts in a savepoint and
+    # reads the winner's row when it loses the race on the unique UID.
+    study, _ = Study.objects.get_or_create(study_instance_uid=uid, defaults=defaults)
+    return study
+
+
+def _study_fields(
+    *, ds: Dataset, result: deid.DeidResult | None, dataset: DatasetOrigin | None
+) -> dict[str, Any]:
+    return {
+        "dataset_study_id": dataset.study_id[:128] if dataset else "",
+        "dataset_name": dataset.name[:128] if dataset else "",
         "patient_pseudonym": (result.patient_pseudonym if result else _text(ds, "PatientID", 64))[
             :64
         ],
@@ -618,10 +962,6 @@ def _study_get_or_create(*, ds: Dataset, result: deid.DeidResult | None) -> Stud
         "patient_sex": _text(ds, "PatientSex", 16),
         "patient_age": _text(ds, "PatientAge", 16),
     }
-    # Two imports may create the same study at once: get_or_create inserts in a savepoint and
-    # reads the winner's row when it loses the race on the unique UID.
-    study, _ = Study.objects.get_or_create(study_instance_uid=uid, defaults=defaults)
-    return study
 
 
 def _study_modalities_refresh(*, study: Study) -> None:
@@ -629,13 +969,16 @@ def _study_modalities_refresh(*, study: Study) -> None:
     Study.objects.filter(pk=study.pk).update(modalities="\\".join(modalities)[:64])
 
 
-def _pseudonyms_record(*, result: deid.DeidResult, study: Study) -> None:
-    pairs = [
+def _pseudonym_pairs(result: deid.DeidResult, study_uid: str) -> list[tuple[str, str, str]]:
+    return [
         (PseudonymMapping.Kind.PATIENT_ID, result.original_patient_id, result.patient_pseudonym),
         (PseudonymMapping.Kind.ACCESSION, result.original_accession, result.accession_pseudonym),
-        (PseudonymMapping.Kind.STUDY_UID, result.original_study_uid, study.study_instance_uid),
+        (PseudonymMapping.Kind.STUDY_UID, result.original_study_uid, study_uid),
     ]
-    for kind, original, pseudonym in pairs:
+
+
+def _pseudonyms_record(*, result: deid.DeidResult, study: Study) -> None:
+    for kind, original, pseudonym in _pseudonym_pairs(result, study.study_instance_uid):
         if not original:
             continue
         PseudonymMapping.objects.get_or_create(

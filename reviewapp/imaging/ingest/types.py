@@ -5,9 +5,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 OutcomeStatus = Literal["imported", "duplicate", "quarantined", "rejected"]
+
+
+@dataclass(frozen=True)
+class DatasetOrigin:
+    """Where an object built from a research dataset's image comes from (``raster``).
+
+    ``released_by``: the coordinator who asked for the import and confirmed that the dataset's
+    publisher removed identifiers from its pixels; the secondary-capture quarantine is then
+    recorded as reviewed by them at import instead of waiting image by image.
+    """
+
+    name: str
+    study_id: str
+    released_by: User | None = None
 
 
 @dataclass(frozen=True)
@@ -16,6 +33,7 @@ class IncomingFile:
 
     name: str
     path: Path
+    dataset: DatasetOrigin | None = None
 
 
 @dataclass(frozen=True)

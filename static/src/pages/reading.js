@@ -550,7 +550,11 @@ function caseStart(signal) {
     dirty = false;
     ratingVersion = result.version;
     setState(`Submitted (version ${result.version})`);
-    if (!isRevision) {
+    if (!isRevision && data.practice) {
+      // A practice case shows the reader's answers beside the reference before moving on: the
+      // same case again, now submitted (the usual next key continues).
+      caseGo(window.location.href, { push: false });
+    } else if (!isRevision) {
       caseGo(`/studies/reading/${data.study.id}/continue/`);
     }
   }
@@ -718,6 +722,7 @@ function caseStart(signal) {
   if (!writable) {
     for (const input of form.querySelectorAll("input, textarea, select, button")) input.disabled = true;
   }
+  document.querySelector("[data-practice-feedback]")?.focus({ preventScroll: true });
   const firstOpen = visibleItems().findIndex((item) => !item.querySelector("input:checked") && !(item.querySelector("textarea") || {}).value);
   highlight(Math.max(firstOpen, 0), { initial: true });
 }

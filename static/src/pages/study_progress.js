@@ -20,6 +20,8 @@ function render(progress) {
   document.querySelector("[data-progress-status]").textContent = progress.status;
   document.querySelector("[data-progress-overall]").textContent = `${progress.submitted} / ${progress.total}`;
   document.querySelector("[data-progress-revisions]").textContent = progress.revisions;
+  const practice = document.querySelector("[data-progress-practice]");
+  if (practice) practice.textContent = `${progress.practice_submitted} / ${progress.practice_total}`;
   document.querySelector("[data-progress-median]").textContent = progress.median_text || "not known yet";
   reminders.value = progress.reminders;
   rows.replaceChildren(
@@ -37,9 +39,11 @@ function render(progress) {
         cell(row.status_text, "status"),
         cell(`${row.submitted} / ${row.total}`, "submitted"),
         cell(String(row.in_progress), "in_progress"),
+        ...(practice ? [cell(`${row.practice_submitted} / ${row.practice_total}`, "practice")] : []),
         cell(row.last_activity_text || "none yet", "last_activity"),
         cell(row.median_text, "median"),
         cell(row.estimate_text + (row.estimate_basis === "study" ? " (study's pace)" : ""), "estimate"),
+        cell(row.finish_text, "finish"),
         barCell,
       );
       return tr;

@@ -1,8 +1,8 @@
-"""``manage.py seed_demo``: demo users, the sample studies (two chest radiographs, two chest
-CTs) and their original reports.
+"""``manage.py seed_demo``: demo users, the sample studies (chest radiographs and two chest
+CTs) with their original reports, and two rated reader studies to analyse.
 
-Safe to run on every start (``make demo`` does): users, studies and reports are created once
-and left alone afterwards. Passwords are random per installation, kept in
+Safe to run on every start (``make demo`` does): users, studies, reports and reader studies
+are created once and left alone afterwards. Passwords are random per installation, kept in
 ``RADREVIEW_DATA_DIR/demo_logins.json`` and printed on every run so the demo can be logged into.
 """
 
@@ -33,10 +33,12 @@ from reviewapp.imaging.ingest.services import (
 from reviewapp.imaging.ingest.types import IncomingFile
 from reviewapp.imaging.models import ImportBatch, Instance, Study
 from reviewapp.reports.services import report_original_upsert
+from reviewapp.studies.demo import demo_studies_seed
 
 DEMO_USERS: list[tuple[str, Role]] = [
     ("reader1", Role.READER),
     ("reader2", Role.READER),
+    ("reader3", Role.READER),
     ("coordinator", Role.COORDINATOR),
     ("analyst", Role.ANALYST),
     ("admin", Role.ADMIN),
@@ -101,6 +103,78 @@ DEMO_REPORTS: dict[str, dict[str, str]] = {
             "subcarinal lymph nodes, consistent with treatment response. No new disease."
         ),
     },
+    # Radiographs of new demo patients: the two sample images under new UIDs (see DERIVED).
+    "cxr/derived-1": {
+        "stratum": "normal",
+        "findings": (
+            "PA view of the chest. The heart is normal in size and the mediastinal contours are "
+            "normal. The lungs are clear. No pleural effusion or pneumothorax. The visualised "
+            "bones are unremarkable."
+        ),
+        "impression": "Normal chest radiograph.",
+    },
+    "cxr/derived-2": {
+        "stratum": "abnormal",
+        "findings": (
+            "PA view of the chest. The heart is mildly enlarged. There is upper lobe venous "
+            "diversion with interstitial thickening and small bilateral pleural effusions, "
+            "larger on the right. No focal consolidation. No pneumothorax."
+        ),
+        "impression": (
+            "Mild cardiomegaly with interstitial pulmonary oedema and small bilateral pleural "
+            "effusions, in keeping with cardiac failure."
+        ),
+    },
+    "cxr/derived-3": {
+        "stratum": "abnormal",
+        "findings": (
+            "PA view of the chest. There is a rounded opacity of about 2 cm in the left mid "
+            "zone. The remaining lungs are clear. Heart size is normal. No pleural effusion or "
+            "pneumothorax."
+        ),
+        "impression": (
+            "Left mid zone nodule of about 2 cm. CT of the chest is recommended to characterise it."
+        ),
+    },
+    "cxr/derived-4": {
+        "stratum": "normal",
+        "findings": (
+            "PA view of the chest. Normal heart size and mediastinal contours. The lungs are "
+            "clear, without focal consolidation. No pleural effusion or pneumothorax. No acute "
+            "bony abnormality."
+        ),
+        "impression": "No acute cardiopulmonary abnormality.",
+    },
+    "cxr/derived-5": {
+        "stratum": "abnormal",
+        "findings": (
+            "PA view of the chest. There is a moderate right apical pneumothorax, the lung edge "
+            "about 3 cm from the chest wall at the apex. No mediastinal shift. The left lung is "
+            "clear. Heart size is normal."
+        ),
+        "impression": "Moderate right apical pneumothorax without signs of tension.",
+    },
+    "cxr/derived-6": {
+        "stratum": "normal",
+        "findings": (
+            "PA view of the chest. The cardiomediastinal silhouette is normal. Minor linear "
+            "atelectasis at the left base; the lungs are otherwise clear. No pleural effusion."
+        ),
+        "impression": "Minor left basal atelectasis. No acute abnormality.",
+    },
+}
+
+# The demo's radiographs beyond the two samples: each is one of the sample images under new,
+# deterministic UIDs, as a new patient, some weeks later (re-seeding finds it already there),
+# so the rated demo study has enough cases to show intervals. Same images, different reports:
+# a demo of the workflow, not of reading.
+DERIVED_CXR: dict[str, tuple[str, int]] = {
+    "cxr/derived-1": ("cxr/siim_nihcxr14_chest_PA_jpeg.dcm", 14),
+    "cxr/derived-2": ("cxr/nema_wg04_RG1_chest_PA_J2KI.dcm", 21),
+    "cxr/derived-3": ("cxr/siim_nihcxr14_chest_PA_jpeg.dcm", 35),
+    "cxr/derived-4": ("cxr/nema_wg04_RG1_chest_PA_J2KI.dcm", 42),
+    "cxr/derived-5": ("cxr/siim_nihcxr14_chest_PA_jpeg.dcm", 56),
+    "cxr/derived-6": ("cxr/nema_wg04_RG1_chest_PA_J2KI.dcm", 63),
 }
 
 # The repository holds one CT series, and the retrieval baseline answers a study with the report
@@ -110,17 +184,21 @@ DEMO_REPORTS: dict[str, dict[str, str]] = {
 SECOND_CT = "ct/second-study"
 SECOND_CT_SOURCE = "ct/lung_pet_ct_dx_A0002_thorax"
 SECOND_CT_DAYS_LATER = 91
-_SECOND_CT_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
-_SECOND_CT_DATES = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
+_COPY_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
+_COPY_DATES = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
 
 
 class Command(BaseCommand):
-    help = "Create demo users and import the sample studies with their original reports."
+    help = (
+        "Create demo users, import the sample studies with their original reports, and seed "
+        "two rated reader studies."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         logins = self._users()
         studies = self._studies()
         reports = self._reports(studies)
+        seeded = self._reader_studies(studies)
         self.stdout.write("\nDemo logins (also in demo_logins.json in the data folder):")
         for username, role in DEMO_USERS:
             self.stdout.write(f"  {username:<12} {logins[username]:<24} ({role.label})")
@@ -128,6 +206,8 @@ class Command(BaseCommand):
             f"\nArchive: {Study.objects.count()} studies; demo studies: {len(studies)}; "
             f"original reports created: {reports}.\n"
         )
+        for line in seeded:
+            self.stdout.write(f"Reader study seeded: {line}.")
 
     def _users(self) -> dict[str, str]:
         path = Path(settings.DATA_DIR) / "demo_logins.json"
@@ -157,17 +237,23 @@ class Command(BaseCommand):
 
     def _studies(self) -> dict[str, Study]:
         with tempfile.TemporaryDirectory(prefix="radreview-demo-") as scratch:
-            return self._import(second_ct=Path(scratch))
+            return self._import(scratch=Path(scratch))
 
-    def _import(self, *, second_ct: Path) -> dict[str, Study]:
+    def _import(self, *, scratch: Path) -> dict[str, Study]:
         files: list[IncomingFile] = []
         for key in DEMO_REPORTS:
             source = SAMPLES / key
             if key == SECOND_CT:
                 files.extend(
                     IncomingFile(name=f"{key}/{path.name}", path=path)
-                    for path in second_ct_write(SAMPLES / SECOND_CT_SOURCE, second_ct)
+                    for path in second_ct_write(SAMPLES / SECOND_CT_SOURCE, scratch / "ct")
                 )
+            elif key in DERIVED_CXR:
+                sample, days = DERIVED_CXR[key]
+                (path,) = copy_write(
+                    [SAMPLES / sample], scratch / key, key=key, days_later=days, new_patient=True
+                )
+                files.append(IncomingFile(name=f"{key}/{path.name}", path=path))
             elif source.is_dir():
                 files.extend(
                     IncomingFile(name=f"{key}/{p.name}", path=p)
@@ -225,24 +311,52 @@ class Command(BaseCommand):
                 created += 1
         return created
 
+    def _reader_studies(self, studies: dict[str, Study]) -> list[str]:
+        user_model = get_user_model()
+        readers = [
+            user_model.objects.get(username=name)
+            for name, role in DEMO_USERS
+            if role == Role.READER
+        ]
+        ordered = [studies[key] for key in DEMO_REPORTS if key in studies]
+        return demo_studies_seed(
+            coordinator=user_model.objects.get(username="coordinator"),
+            readers=readers,
+            radiographs=[s for s in ordered if "CT" not in s.modalities.split("\\")],
+            all_studies=ordered,
+        )
+
 
 def second_ct_write(source: Path, target: Path) -> list[Path]:
     """Write the files of the demo's second CT study (see SECOND_CT) into ``target``."""
+    return copy_write(
+        sorted(source.glob("*.dcm")), target, key=SECOND_CT, days_later=SECOND_CT_DAYS_LATER
+    )
+
+
+def copy_write(
+    paths: list[Path], target: Path, *, key: str, days_later: int, new_patient: bool = False
+) -> list[Path]:
+    """Write ``paths`` into ``target`` as the demo study ``key``: new UIDs derived from the key
+    and the old UIDs (the same on every run), dates ``days_later``; ``new_patient``: a patient
+    of its own, named after the key."""
+    target.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in sorted(source.glob("*.dcm")):
+    for path in paths:
         ds = pydicom.dcmread(path)
-        for keyword in _SECOND_CT_UIDS:
+        for keyword in _COPY_UIDS:
             if keyword in ds:
                 value = str(getattr(ds, keyword))
-                setattr(
-                    ds, keyword, generate_uid(entropy_srcs=["radreview demo", SECOND_CT, value])
-                )
+                setattr(ds, keyword, generate_uid(entropy_srcs=["radreview demo", key, value]))
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        for keyword in _SECOND_CT_DATES:
+        for keyword in _COPY_DATES:
             if ds.get(keyword):
                 day = datetime.datetime.strptime(str(getattr(ds, keyword)), "%Y%m%d")
-                later = day + datetime.timedelta(days=SECOND_CT_DAYS_LATER)
+                later = day + datetime.timedelta(days=days_later)
                 setattr(ds, keyword, later.strftime("%Y%m%d"))
+        if new_patient:
+            ds.PatientID = f"DEMO-{key.rsplit('/', 1)[-1].upper()}"
+            ds.PatientName = f"Demo^{key.rsplit('/', 1)[-1].replace('-', ' ').title()}"
         written.append(target / path.name)
         ds.save_as(written[-1])
     return written

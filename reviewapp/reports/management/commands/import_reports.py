@@ -12,7 +12,8 @@ from reviewapp.reports.services import reports_import_csv
 
 class Command(BaseCommand):
     help = (
-        "Import original reports from a CSV keyed by StudyInstanceUID or AccessionNumber "
+        "Import original reports from a CSV keyed by StudyInstanceUID, AccessionNumber or a "
+        "research dataset's study_id "
         "(columns findings, impression, optional stratum)."
     )
 
