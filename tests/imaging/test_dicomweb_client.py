@@ -359,6 +359,16 @@ def test_the_rest_of_dicomweb_clients_api_metadata_rendered_iterators_paging_and
         assert Image.open(io.BytesIO(image)).format == kind
     frame = client.retrieve_instance_frames_rendered(study_uid, series_uid, ct_uids[0], [1])
     assert Image.open(io.BytesIO(frame)).size == (source.Columns, source.Rows)
+    # A series or study rendered: one image per instance, in a multipart/related answer.
+    study_rendered = requests.get(
+        f"{live_dicomweb}/dicomweb/studies/{study_uid}/rendered",
+        headers={"Authorization": f"Token {_token(coordinator)}"},
+        timeout=60,
+    )
+    assert study_rendered.headers["Content-Type"].startswith('multipart/related; type="image/jpeg"')
+    for whole in (client.retrieve_series_rendered(study_uid, series_uid), study_rendered.content):
+        parts = [p for p in bytes(whole).split(b"\r\n\r\n")[1:] if p.startswith(b"\xff\xd8")]
+        assert len(parts) == 3
 
     # The iterating forms and an explicit Accept (as stored).
     assert {str(ds.SOPInstanceUID) for ds in client.iter_study(study_uid)} == set(ct_uids)

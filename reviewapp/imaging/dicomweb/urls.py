@@ -66,6 +66,10 @@ urlpatterns = [
         name="frames_rendered",
     ),
     path(f"{_INSTANCE}/rendered", views.InstanceRenderedView.as_view(), name="instance_rendered"),
+    path(f"{_SERIES}/rendered", views.SeriesRenderedView.as_view(), name="series_rendered"),
+    path(
+        "studies/<uid:study_uid>/rendered", views.StudyRenderedView.as_view(), name="study_rendered"
+    ),
     path(f"{_INSTANCE}/thumbnail", views.ThumbnailView.as_view(), name="instance_thumbnail"),
     path(f"{_SERIES}/thumbnail", views.SeriesThumbnailView.as_view(), name="series_thumbnail"),
     path(

@@ -779,6 +779,63 @@ class InstanceRenderedView(_Base):
         return _rendered(request, instance, default_side=RENDERED_MAX_SIDE)
 
 
+class SeriesRenderedView(_Base):
+    """A series or a study rendered: one consumer image per instance (its first frame), in a
+    multipart/related answer, in the instances' order (PS3.18: a multi-resource target)."""
+
+    @extend_schema(
+        operation_id="dicomweb_series_rendered",
+        summary="WADO-RS: every instance of a series (or study) as a consumer image",
+        description="multipart/related; one image/jpeg (default) or image/png part per "
+        "instance, its first frame, windowed as for an instance.",
+        parameters=_RENDERED_PARAMS,
+        responses=_RENDERED_RESPONSES,
+    )
+    def get(self, request: Request, study_uid: str, series_uid: str | None = None) -> HttpResponse:
+        instances = list(
+            selectors.dicomweb_instances(
+                user=request.user, study_uid=study_uid, series_uid=series_uid
+            )
+        )
+        if not instances:
+            raise _not_found()
+        try:
+            media_type, image_format = media.rendered_media_type(request.META.get("HTTP_ACCEPT"))
+        except media.NotAcceptableError as exc:
+            raise _not_acceptable(exc) from exc
+        side, quality = _rendered_params(request, default_side=RENDERED_MAX_SIDE)
+        boundary = media.multipart_boundary()
+        chunks: list[bytes] = []
+        for index, instance in enumerate(instances):
+            try:
+                image = previews.instance_render(
+                    instance=instance, max_side=side, image_format=image_format, quality=quality
+                )
+            except ApplicationError as exc:
+                raise exceptions.NotAcceptable(detail=exc.message) from exc
+            chunks.append(
+                media.multipart_part_head(
+                    boundary=boundary, content_type=media_type, first=index == 0, length=len(image)
+                )
+            )
+            chunks.append(image)
+        chunks.append(media.multipart_tail(boundary=boundary))
+        response = HttpResponse(
+            b"".join(chunks),
+            content_type=media.multipart_content_type(
+                part_type=media_type, boundary=boundary, transfer_syntax=None
+            ),
+        )
+        response["Cache-Control"] = METADATA_CACHE_CONTROL
+        response["Vary"] = "Accept, Authorization, Cookie"
+        return response
+
+
+@extend_schema_view(get=extend_schema(operation_id="dicomweb_study_rendered"))
+class StudyRenderedView(SeriesRenderedView):
+    """The study as a whole: every instance of every series."""
+
+
 class FramesRenderedView(_Base):
     @extend_schema(
         operation_id="dicomweb_frames_rendered",
