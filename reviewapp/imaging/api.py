@@ -211,7 +211,7 @@ class DatasetImportCreateApi(APIView):
     permission_classes = [IsCoordinator]
     parser_classes = [MultiPartParser, FormParser]
 
-    class InputSerializer(serializers.Serializer):
+    class DatasetImportIn(serializers.Serializer):
         file = serializers.FileField(help_text="A .zip of the dataset's folder.")
         name = serializers.CharField(max_length=datasets.DATASET_NAME_MAX)
         layout = serializers.ChoiceField(choices=dataset_layouts.LAYOUTS)
@@ -228,14 +228,14 @@ class DatasetImportCreateApi(APIView):
         super().initial(request, *args, **kwargs)
 
     @extend_schema(
-        request={"multipart/form-data": InputSerializer},
+        request={"multipart/form-data": DatasetImportIn},
         responses={202: ImportBatchOutputSerializer, 413: None},
         tags=["imports"],
     )
     def post(self, request: Request) -> Response:
         if upload_exceeded(request._request):
             raise UploadTooLarge(detail=upload_limit_message())
-        form = self.InputSerializer(data=request.data)
+        form = self.DatasetImportIn(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
         batch = datasets.dataset_import_from_upload(
