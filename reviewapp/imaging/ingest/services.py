@@ -273,18 +273,8 @@ def import_batch_run_built(
 def _file_store_guarded(*, batch: ImportBatch, incoming: IncomingFile) -> _Stored | FileOutcome:
     try:
         return _file_store(batch=batch, incoming=incoming)
-    except Exception as exc:
-        # Never let one file stop the batch.
-        logger.error(
-            "Unexpected error importing one file of batch %s: %s",
-            batch.public_id,
-            _error_summary(exc),
-        )
-        return FileOutcome(
-            name=incoming.name,
-            status="rejected",
-            reason="an internal error stopped this file; it was not imported",
-        )
+    except Exception as exc:  # never let one file stop the batch
+        return _internal_error_outcome(batch=batch, incoming=incoming, exc=exc)
 
 
 def _chunk_rows_write(*, batch: ImportBatch, chunk: list[_Stored]) -> list[FileOutcome]:
@@ -478,18 +468,25 @@ def _item_import(*, batch: ImportBatch, item: IncomingFile | FileOutcome) -> Fil
 def _file_import_guarded(*, batch: ImportBatch, incoming: IncomingFile) -> FileOutcome:
     try:
         return instance_import(batch=batch, incoming=incoming)
-    except Exception as exc:
-        # Never let one file stop the batch.
-        logger.error(
-            "Unexpected error importing one file of batch %s: %s",
-            batch.public_id,
-            _error_summary(exc),
-        )
-        return FileOutcome(
-            name=incoming.name,
-            status="rejected",
-            reason="an internal error stopped this file; it was not imported",
-        )
+    except Exception as exc:  # never let one file stop the batch
+        return _internal_error_outcome(batch=batch, incoming=incoming, exc=exc)
+
+
+def _internal_error_outcome(
+    *, batch: ImportBatch, incoming: IncomingFile, exc: BaseException
+) -> FileOutcome:
+    """The outcome of a file whose import failed unexpectedly: logged (no patient data: the
+    error's type and where it was raised), the file named as not imported, the batch going on."""
+    logger.error(
+        "Unexpected error importing one file of batch %s: %s",
+        batch.public_id,
+        _error_summary(exc),
+    )
+    return FileOutcome(
+        name=incoming.name,
+        status="rejected",
+        reason="an internal error stopped this file; it was not imported",
+    )
 
 
 def _error_summary(exc: BaseException) -> str:
