@@ -18,7 +18,6 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
 django.setup(set_prefix=False)
 
-from a2wsgi import WSGIMiddleware  # noqa: E402
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -29,11 +28,12 @@ from reviewapp.core.body_limits import BodyLimitMiddleware  # noqa: E402
 from reviewapp.core.disconnect import DisconnectWatch, StopWhenClientGone  # noqa: E402
 from reviewapp.core.events import thread_loop_keep  # noqa: E402
 from reviewapp.core.websocket import OriginValidator  # noqa: E402
+from reviewapp.core.wsgi_send import WSGIBridge  # noqa: E402
 from reviewapp.routing import websocket_urlpatterns  # noqa: E402
 
 # A Django response is an iterable of bytes, which its stubs do not say.
 # A streamed response stops when its client goes away (core/disconnect.py).
-django_http = WSGIMiddleware(
+django_http = WSGIBridge(
     StopWhenClientGone(WSGIHandler()),  # type: ignore[arg-type]
     workers=settings.WEB_THREADS,
 )
