@@ -51,7 +51,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
             messages.error(request, exc.message)
             return redirect("generation:job_list")
         for study, why in created.skipped:
-            messages.warning(request, f"Study {study.public_id} skipped: {why}.")
+            messages.warning(request, f"Study {study.label} skipped: {why}.")
         return redirect("generation:job_detail", job_id=created.job.public_id)
     studies: list[Study] = []
     if is_coordinator:

@@ -288,6 +288,11 @@ class CasesApi(NoStoreAPIView):
         candidate_report_ids = serializers.ListField(
             child=serializers.UUIDField(), required=False, max_length=20000
         )
+        candidate_source = serializers.UUIDField(
+            required=False,
+            help_text="A report source (GET /api/v1/reports/sources): compare with the latest "
+            "report of this source on each study.",
+        )
         rate_source = serializers.ChoiceField(
             choices=["candidate", "original", "both"], default="candidate"
         )
@@ -325,6 +330,12 @@ class CasesApi(NoStoreAPIView):
         candidates = Report.objects.filter(kind__in=[Report.Kind.AI, Report.Kind.EDITED])
         if "candidate_report_ids" in values:
             candidates = candidates.filter(public_id__in=values["candidate_report_ids"])
+        elif "candidate_source" in values:
+            candidates = selectors.candidate_reports_of_source(
+                source=selectors.candidate_source_get(
+                    user=request.user, public_id=values["candidate_source"]
+                )
+            )
         else:
             candidates = candidates.filter(kind=Report.Kind.AI)
         result = services.cases_add_from_selection(

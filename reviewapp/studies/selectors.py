@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -26,6 +27,7 @@ from django.utils import timezone
 from reviewapp.core.access import public_id_get_or_404, public_id_or_404
 from reviewapp.core.roles import Role, user_has_role
 from reviewapp.imaging.models import Study
+from reviewapp.reports import selectors as report_selectors
 from reviewapp.reports.models import Report, ReportSource
 from reviewapp.studies import protocols
 from reviewapp.studies.models import (
@@ -196,6 +198,38 @@ def _of_source(source: ReportSource) -> Q:
     if source.kind == ReportSource.Kind.ORIGINAL:
         return Q(kind=Report.Kind.ORIGINAL)
     return Q(source=source)
+
+
+def candidate_sources_list(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[ReportSource]:
+    """The sources whose AI reports a case may compare with the original (configured and
+    imported models; not the original, not readers' edits), with their study counts."""
+    return report_selectors.report_sources_list(user=user).filter(
+        kind__in=[ReportSource.Kind.MODEL, ReportSource.Kind.EXTERNAL]
+    )
+
+
+def candidate_source_get(
+    *, user: AbstractBaseUser | AnonymousUser, public_id: uuid.UUID | str
+) -> ReportSource:
+    """One of :func:`candidate_sources_list`; anything else is a form error."""
+    try:
+        return candidate_sources_list(user=user).get(public_id=public_id)
+    except (ReportSource.DoesNotExist, ValidationError, ValueError):
+        raise ValidationError(
+            {"candidate_source": "Choose one of the listed report sources."}
+        ) from None
+
+
+def candidate_reports_of_source(*, source: ReportSource) -> QuerySet[Report]:
+    """The reports of one model's source a new case pairs with the original: per imaging
+    study, the latest version of its newest line (two generation runs: the newer)."""
+    newest = (
+        Report.objects.filter(source=source, kind=Report.Kind.AI, is_latest=True)
+        .order_by("study_id", "-created_at", "-id")
+        .distinct("study_id")
+        .values("pk")
+    )
+    return Report.objects.filter(pk__in=newest).select_related("study")
 
 
 def reports_latest_by_source(

@@ -271,12 +271,12 @@ def _candidate_for(
 ) -> Report | None:
     pool = [r for r in (candidates or []) if r.study_id == study.pk]
     if not pool:
-        problems.append(f"Study {study.public_id}: no candidate report of the chosen selection.")
+        problems.append(f"Study {study.label}: no AI report of the chosen source.")
         return None
     if len(pool) > 1:
         problems.append(
-            f"Study {study.public_id}: {len(pool)} candidate reports of the chosen selection; "
-            "choose one model run."
+            f"Study {study.label}: AI reports from {len(pool)} sources or runs; "
+            'choose one under "AI reports from".'
         )
         return None
     return pool[0]
@@ -316,7 +316,7 @@ def cases_add(
         pairs: list[tuple[Report, Report | None]] = []
         if study.is_pairwise:
             if original is None:
-                result.problems.append(f"Study {imaging.public_id}: no original report.")
+                result.problems.append(f"Study {imaging.label}: no original report.")
                 continue
             candidate = _candidate_for(imaging, candidates, problems=result.problems)
             if candidate is None:
@@ -329,14 +329,14 @@ def cases_add(
                     pairs.append((candidate, None))
             if rate_source in ("original", "both"):
                 if original is None:
-                    result.problems.append(f"Study {imaging.public_id}: no original report.")
+                    result.problems.append(f"Study {imaging.label}: no original report.")
                 else:
                     pairs.append((original, None))
         for first, second in pairs:
             if Case.objects.filter(
                 reader_study=study, first_report=first, second_report=second
             ).exists():
-                result.problems.append(f"Study {imaging.public_id}: already a case of this study.")
+                result.problems.append(f"Study {imaging.label}: already a case of this study.")
                 continue
             result.added.append(
                 Case.objects.create(
@@ -369,11 +369,11 @@ def _cases_add_for_arms(
         missing = [s.label for pk, s in sources.items() if (imaging.pk, pk) not in reports]
         if missing:
             result.problems.append(
-                f"Study {imaging.public_id}: no report from {', '.join(sorted(missing))}."
+                f"Study {imaging.label}: no report from {', '.join(sorted(missing))}."
             )
             continue
         if any((imaging.pk, arm.pk) in existing for arm in arms):
-            result.problems.append(f"Study {imaging.public_id}: already a case of this study.")
+            result.problems.append(f"Study {imaging.label}: already a case of this study.")
             continue
         for arm in arms:
             second = arm.second_source

@@ -19,8 +19,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from reviewapp.core.access import role_required
 from reviewapp.core.errors import ApplicationError
 from reviewapp.core.roles import Role, user_has_role, users_with_role
-from reviewapp.generation import selectors as generation_selectors
-from reviewapp.generation.models import ModelConfig
 from reviewapp.reports import selectors as report_selectors
 from reviewapp.reports.models import Report, ReportSource
 from reviewapp.studies import blinding, protocols, selectors, services
@@ -266,6 +264,7 @@ RATE_SOURCES = [
     ("both", "both, as separate cases"),
 ]
 STEP_OF_FIELD = {
+    "candidate_source": "cases",
     "readers": "readers",
     "reads_per_case": "lists",
     "seed": "lists",
@@ -370,10 +369,8 @@ def _study_page(
         "source_pairs": [(a, b) for i, a in enumerate(sources) for b in sources[i + 1 :]],
         "blinding": blinding_summary,
         "ratings": ratings,
-        "models": (
-            generation_selectors.model_config_list_for_staff(user=request.user)
-            if can_manage
-            else []
+        "candidate_sources": (
+            selectors.candidate_sources_list(user=request.user) if can_manage and is_draft else []
         ),
         "strata": sorted(
             {
@@ -607,18 +604,13 @@ def study_blinding_acknowledge(request: HttpRequest, study_id: str) -> HttpRespo
     return _done(request, study, "blinding", "Blinding check acknowledged; the study may open.")
 
 
-def _candidate_reports(request: HttpRequest, model_public_id: str) -> QuerySet[Report]:
-    """The AI reports a case may pair with the original: one model's newest per study, or any
-    AI report when no model is chosen (a study with several is then named and skipped)."""
-    if not model_public_id:
+def _candidate_reports(request: HttpRequest, source_public_id: str) -> QuerySet[Report]:
+    """The AI reports a case may pair with the original: one source's newest per study, or
+    any AI report when no source is chosen (a study with several is then named and skipped)."""
+    if not source_public_id:
         return Report.objects.filter(kind=Report.Kind.AI)
-    try:
-        model_config = generation_selectors.model_config_list_for_staff(user=request.user).get(
-            public_id=model_public_id
-        )
-    except (ModelConfig.DoesNotExist, ValidationError):
-        raise ValidationError({"model": "Choose one of the configured models."}) from None
-    return generation_selectors.ai_reports_latest_for_model(model_config=model_config)
+    source = selectors.candidate_source_get(user=request.user, public_id=source_public_id)
+    return selectors.candidate_reports_of_source(source=source)
 
 
 def _per_stratum(text: str) -> dict[str, int]:
@@ -642,7 +634,7 @@ def _per_stratum(text: str) -> dict[str, int]:
 
 def _add_cases(request: HttpRequest, study: Any) -> services.CasesAdded:
     uids = [u.strip() for u in request.POST.get("study_uids", "").split() if u.strip()]
-    candidates = _candidate_reports(request, request.POST.get("model", "").strip())
+    candidates = _candidate_reports(request, request.POST.get("candidate_source", "").strip())
     return services.cases_add_from_selection(
         reader_study=study,
         user=request.user,

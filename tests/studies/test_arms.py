@@ -76,7 +76,7 @@ def test_each_model_against_the_original_makes_one_case_per_study_and_arm(
     result = services.cases_add(reader_study=study, imaging_studies=archive)
     # The ninth study lacks model B's report: skipped whole, so both arms read the same studies.
     assert len(result.added) == 16
-    assert result.problems == [f"Study {archive[8].public_id}: no report from model-b 2."]
+    assert result.problems == [f"Study {archive[8].label}: no report from model-b 2."]
     for case in Case.objects.filter(reader_study=study).select_related(
         "arm", "first_report", "second_report"
     ):
