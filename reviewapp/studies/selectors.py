@@ -318,6 +318,11 @@ def cases_modality_warnings(
     ]
 
 
+def practice_cases_without_reference_count(*, reader_study: ReaderStudy) -> int:
+    """Practice cases whose reference answers are not entered yet: the study cannot open."""
+    return reader_study.cases.filter(is_practice=True, reference_answers={}).count()
+
+
 @dataclass(frozen=True)
 class SetupStep:
     """One step of building a study, as the study page's guided flow shows it."""
@@ -349,6 +354,19 @@ def reader_study_setup_steps(
         .values_list("n", flat=True)
     )
     title = study.protocol.get("title", study.protocol_key)
+    practice_count = study.cases.filter(is_practice=True).count()
+    practice_unanswered = practice_cases_without_reference_count(reader_study=study)
+    practice = (
+        f" {practice_count} of them practice"
+        + (
+            f", {practice_unanswered} still without reference answers"
+            if practice_unanswered
+            else ""
+        )
+        + "."
+        if practice_count
+        else ""
+    )
     steps = [
         SetupStep(
             "protocol",
@@ -364,6 +382,7 @@ def reader_study_setup_steps(
             (
                 f"{case_count} case{'s' if case_count != 1 else ''}"
                 + (f" in {arm_count} arms." if arm_count > 1 else ".")
+                + practice
             )
             if case_count
             else "No cases yet: choose the design, then add cases from the archive.",
@@ -407,6 +426,8 @@ def reader_study_setup_steps(
     steps.append(SetupStep("blinding", "Blinding check", bool(blinding["is_acknowledged"]), check))
     if is_draft:
         missing = [step.title.lower() for step in steps if not step.is_done]
+        if practice_unanswered:
+            missing.append("reference answers of the practice cases")
         opening = (
             "Not open yet; still missing: " + ", ".join(missing) + "."
             if missing

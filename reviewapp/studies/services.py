@@ -1029,7 +1029,7 @@ def case_reference_set(
 
 
 def _require_practice_references(study: ReaderStudy) -> None:
-    missing = study.cases.filter(is_practice=True, reference_answers={}).count()
+    missing = selectors.practice_cases_without_reference_count(reader_study=study)
     if missing:
         raise ApplicationError(
             f"{missing} practice case{'s' if missing != 1 else ''} still lack"

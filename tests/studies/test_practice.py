@@ -18,7 +18,7 @@ from django.urls import reverse
 from reviewapp.core.errors import ApplicationError
 from reviewapp.reports.models import Report, ReportSource
 from reviewapp.reports.services import report_source_original
-from reviewapp.studies import protocols, reading_lists, selectors, services
+from reviewapp.studies import blinding, protocols, reading_lists, selectors, services
 from reviewapp.studies.models import Assignment, Case, Rating, ReaderStudy
 from tests.studies.conftest import (
     MODEL_NAME,
@@ -47,6 +47,15 @@ def _draft(coordinator, imaging, *, protocol_key: str = "medgemini_cxr", **kwarg
 
 def _code(error: pytest.ExceptionInfo) -> str:
     return error.value.code
+
+
+def _steps(study: ReaderStudy) -> dict[str, selectors.SetupStep]:
+    steps = selectors.reader_study_setup_steps(
+        reader_study=study,
+        blinding_summary=blinding.blinding_summary(reader_study=study),
+        modality_warnings=[],
+    )
+    return {step.key: step for step in steps}
 
 
 def _list(study: ReaderStudy, user) -> list[Assignment]:
@@ -189,6 +198,12 @@ def test_a_draft_with_practice_cases_opens_only_once_each_has_reference_answers(
     services.case_practice_set(reader_study=study, case=case, is_practice=True)
     services.panel_set(reader_study=study, readers=[(reader, "")])
     services.assignments_generate(reader_study=study, seed=3)
+    # The guided flow says so before the coordinator tries to open.
+    steps = _steps(study)
+    assert (
+        steps["cases"].summary == "3 cases. 1 of them practice, 1 still without reference answers."
+    )
+    assert steps["open"].summary.endswith(", reference answers of the practice cases.")
     with pytest.raises(ApplicationError) as error:
         services.reader_study_open(reader_study=study, acknowledged_by=coordinator)
     assert _code(error) == "practice_reference_missing"
@@ -196,6 +211,8 @@ def test_a_draft_with_practice_cases_opens_only_once_each_has_reference_answers(
     services.case_reference_set(
         reader_study=study, case=case, answers={"comparison": "c"}, user=coordinator
     )
+    assert _steps(study)["cases"].summary == "3 cases. 1 of them practice."
+    assert "practice" not in _steps(study)["open"].summary
     services.reader_study_open(reader_study=study, acknowledged_by=coordinator)
     assert study.status == ReaderStudy.Status.OPEN
 
