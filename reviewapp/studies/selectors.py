@@ -828,16 +828,23 @@ def rating_history(*, rating: Rating) -> list[dict[str, Any]]:
 
 
 def worklist_for_reader(*, user: UserLike) -> list[dict[str, Any]]:
-    """The reader's studies with progress, the next unrated case and the first case (from
-    which a reader who has finished pages through their ratings to revise them), one query."""
+    """The reader's studies with progress (real cases; practice apart), the next unrated case
+    and the first case (from which a reader who has finished pages through their ratings to
+    revise them), one query."""
     if not user_has_role(user, Role.READER):
         return []
     mine = assignments_visible_to_reader(user=user).filter(reader_study=OuterRef("pk")).order_by()
+    # Practice reads are counted apart, as on the progress page: "done / total" is the study.
+    real = mine.filter(case__is_practice=False)
+    practice = mine.filter(case__is_practice=True)
+    submitted = Assignment.Status.SUBMITTED
     studies = (
         reader_studies_visible_to_reader(user=user)
         .annotate(
-            total=_count_of(mine),
-            done=_count_of(mine.filter(status=Assignment.Status.SUBMITTED)),
+            total=_count_of(real),
+            done=_count_of(real.filter(status=submitted)),
+            practice_total=_count_of(practice),
+            practice_done=_count_of(practice.filter(status=submitted)),
             next_assignment=Subquery(
                 mine.exclude(status=Assignment.Status.SUBMITTED)
                 .order_by("position")
@@ -853,6 +860,8 @@ def worklist_for_reader(*, user: UserLike) -> list[dict[str, Any]]:
             "allow_revisions",
             "total",
             "done",
+            "practice_total",
+            "practice_done",
             "next_assignment",
             "first_assignment",
         )
@@ -864,6 +873,8 @@ def worklist_for_reader(*, user: UserLike) -> list[dict[str, Any]]:
             "status": study["status"],
             "total": study["total"],
             "done": study["done"],
+            "practice_total": study["practice_total"],
+            "practice_done": study["practice_done"],
             "next_assignment": (
                 str(study["next_assignment"]) if study["next_assignment"] else None
             ),

@@ -348,6 +348,20 @@ def test_the_reader_sees_practice_case_k_of_n_then_case_k_of_the_real_ones(
         "Case 2 of 3",
         "Case 3 of 3",
     ]
+    # The worklist counts the same way: the real cases, practice apart.
+    (row,) = selectors.worklist_for_reader(user=reader)
+    assert (row["done"], row["total"], row["practice_done"], row["practice_total"]) == (0, 3, 0, 2)
+    first = _list(study, reader)[0]
+    services.rating_submit(
+        assignment=first, reader=reader, answers={"comparison": "c"}, idempotency_key=uuid.uuid4()
+    )
+    (row,) = selectors.worklist_for_reader(user=reader)
+    assert (row["done"], row["total"], row["practice_done"], row["practice_total"]) == (0, 3, 1, 2)
+    client = Client()
+    client.force_login(reader)
+    page = client.get(reverse("studies:worklist")).content.decode()
+    assert "0 / 3" in page
+    assert "practice 1 / 2" in page
 
 
 def test_after_submitting_a_practice_case_the_reader_sees_the_reference_on_their_own_sides(
