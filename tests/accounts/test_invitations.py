@@ -488,6 +488,8 @@ def test_carol_invites_on_the_page_and_the_reader_lands_on_the_worklist_logged_i
     assert landed.redirect_chain[-1][0] == "/studies/reading/"
     text = html.unescape(landed.content.decode())
     assert 'You are on the panel of "CXR pilot" (cohort US)' in text
+    # The study is still a draft: the worklist says why it is empty, without contradicting.
+    assert "a study you have joined appears here once its coordinator opens it" in text
     assert jane.get("/api/v1/me").json() == {"username": "jane.roe", "roles": ["reader"]}
 
 
