@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -1004,8 +1005,25 @@ def _cache_key(reader_study: ReaderStudy, **params: Any) -> str:
     return _key_of(study_version(reader_study), params)
 
 
+def _analysis_code_version() -> str:
+    """A digest of the analysis code itself: a release (or a fix) that changes how a figure is
+    computed never serves the figures the previous code cached for the same ratings."""
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+ANALYSIS_CODE_VERSION = _analysis_code_version()
+
+
 def _key_of(version: dict[str, Any], params: dict[str, Any]) -> str:
-    payload = json.dumps({"version": version, "params": params}, sort_keys=True, default=str)
+    payload = json.dumps(
+        {"version": version, "params": params, "code": ANALYSIS_CODE_VERSION},
+        sort_keys=True,
+        default=str,
+    )
     return "analysis:results:" + hashlib.sha256(payload.encode()).hexdigest()
 
 

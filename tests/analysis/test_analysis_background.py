@@ -244,3 +244,25 @@ def test_the_page_shows_progress_then_fills_in_agreement_and_plots(
         browser.close()
     connections.close_all()
     assert problems == []
+
+
+def test_figures_cached_by_other_analysis_code_are_not_served(
+    pairwise: RatedStudy,
+    analyst: AbstractUser,
+    api_client_for: Callable[[AbstractUser | None], APIClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reviewapp.analysis import results
+    from reviewapp.analysis.results import AnalysisParams, analysis_key, analysis_rest_compute
+
+    client = api_client_for(analyst)
+    params = AnalysisParams(n_resamples=200)
+    key = analysis_key(reader_study=pairwise.study, params=params)
+    run = {"reader_study_pk": pairwise.study.pk, "params": params.as_dict(), "key": key}
+    assert analysis_rest_compute(**run) == "computed"
+    assert _api(pairwise, client).status_code == 200  # served from the cache
+
+    # The same ratings, after a release that changed the analysis code: not served, queued.
+    monkeypatch.setattr(results, "ANALYSIS_CODE_VERSION", "a-later-release")
+    assert analysis_key(reader_study=pairwise.study, params=params) != key
+    assert _api(pairwise, client).status_code == 202
