@@ -1314,7 +1314,12 @@ def agreement(
         binary = category_counts(
             frame.assign(__off=chosen.astype(int)), value="__off", categories=[0, 1], case=case
         )
-        apart = agreement_coefficients(binary, n_resamples=n_resamples, seed=seed, level=level)
+        if 0 < chosen.sum() < len(chosen):
+            apart = agreement_coefficients(binary, n_resamples=n_resamples, seed=seed, level=level)
+        else:
+            # Chosen never (or always): every reader "agrees" by default. Kappa and alpha are
+            # undefined there, and AC1's 1.0 would read as a finding; none is reported.
+            apart = dict.fromkeys(("fleiss", "alpha", "ac1"), Coefficient(math.nan))
         off = OffScale(
             options=[str(o) for o in off_scale],
             rate=rate_interval(

@@ -507,6 +507,17 @@ def test_ordinal_alpha_matches_the_krippendorff_package_and_sets_off_scale_optio
     )
     assert result.nominal_alpha_all_options == pytest.approx(0.7434211, abs=1e-6)
 
+    # Never chosen: its rate is reported (0 of n), but no agreement on choosing it, not even
+    # AC1's 1.0, which would read as readers agreeing about something they never saw.
+    never = stats.agreement(
+        frame[frame["answer"] != 5], question="q", value="answer", categories=[1, 2, 3, 4],
+        off_scale=[5], is_ordinal=True, n_resamples=200,
+    )  # fmt: skip
+    assert never.off_scale is not None
+    assert (never.off_scale.rate.n_events, never.off_scale.rate.n_ratings) == (0, 38)
+    for coefficient in ("fleiss_kappa", "krippendorff_alpha", "gwet_ac1"):
+        assert math.isnan(getattr(never.off_scale, coefficient).estimate), coefficient
+
 
 def test_pair_kappa_is_withheld_below_the_minimum_of_shared_cases() -> None:
     frame = _raw_to_frame(RAW_4RATERS)
