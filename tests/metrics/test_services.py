@@ -3,10 +3,11 @@ report version, metric and parameters, and name what they cannot score."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from reviewapp.metrics import selectors, services
 from reviewapp.metrics.models import MetricJob, MetricResult
@@ -135,6 +136,13 @@ def test_one_job_per_source_and_the_sources_are_ranked_against_the_experts(
     ranked = {(r["metric"], r["outcome"]): r for r in overview.source_agreement}
     assert set(ranked) == cells
     assert all(r["n_sources"] == 2 for r in ranked.values())
+    # With two sources tau is only +1 or -1: the page says what its interval then means.
+    client = Client()
+    client.force_login(analyst)
+    page = html.unescape(
+        client.get(f"/metrics/studies/{pairwise.study.public_id}/").content.decode()
+    )
+    assert "With two sources τ is +1 (the metric orders them as the experts do)" in page
 
 
 def test_error_counts_and_levels_are_expert_outcomes(error_study, analyst) -> None:
