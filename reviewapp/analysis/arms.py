@@ -28,8 +28,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.core.cache import cache
 
-from reviewapp.analysis.results import ratings_frame
+from reviewapp.analysis import plots, stats
+from reviewapp.analysis.results import ANALYSIS_CACHE_SECONDS, ratings_frame, study_cache_key
 from reviewapp.analysis.selectors import outcome_columns, question_options
 from reviewapp.studies.models import Case, ReaderStudy
 
@@ -141,18 +143,18 @@ def _interval(values: np.ndarray) -> tuple[float | None, float | None]:
     return float(low), float(high)
 
 
-def _rates(frame: pd.DataFrame, columns: list[tuple[str, str]], draws: np.ndarray,
-           clusters: pd.Index) -> list[dict[str, Any]]:  # fmt: skip
+def _rates(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Each outcome's rate per arm and source, with the headline's interval (cases and
+    readers; coverage in docs/statistics/coverage.md)."""
     rows = []
     for column, label in columns:
         known = frame[frame[column].notna()]
         for (arm, source_id), group in known.groupby(["arm", "row_source_id"], sort=True):
-            per_study = group.groupby("imaging_study")[column].agg(["sum", "count"])
-            sums = per_study["sum"].reindex(clusters, fill_value=0).to_numpy(float)
-            counts = per_study["count"].reindex(clusters, fill_value=0).to_numpy(float)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                boot = (draws @ sums) / (draws @ counts)
-            low, high = _interval(boot)
+            rate = stats.rate_interval(
+                group[column].to_numpy(float),
+                group["imaging_study"].to_numpy(),
+                group["reader"].to_numpy(),
+            )
             rows.append(
                 {
                     "outcome": column.removeprefix("outcome_"),
@@ -161,35 +163,38 @@ def _rates(frame: pd.DataFrame, columns: list[tuple[str, str]], draws: np.ndarra
                     "arm_label": group["arm_label"].iloc[0],
                     "source_id": source_id,
                     "source_name": group["row_source_name"].iloc[0],
-                    "n_ratings": int(counts.sum()),
-                    "rate": float(sums.sum() / counts.sum()) if counts.sum() else None,
-                    "ci_low": low,
-                    "ci_high": high,
+                    "n_ratings": rate.n_ratings,
+                    "rate": rate.estimate,
+                    "ci_low": rate.low,
+                    "ci_high": rate.high,
+                    "method": rate.method,
                 }
             )
     return rows
 
 
-def _differences(frame: pd.DataFrame, columns: list[tuple[str, str]], draws: np.ndarray,
-                 clusters: pd.Index, labels: dict[int, str]) -> list[dict[str, Any]]:  # fmt: skip
+def _differences(frame: pd.DataFrame, columns: list[tuple[str, str]], labels: dict[int, str],
+                 rule: stats.CaseRule) -> list[dict[str, Any]]:  # fmt: skip
+    """Arm y - arm x on the imaging studies read in both, with the AI - original interval
+    (``stats.paired_difference``: cases and readers; a study's arm meets the outcome under
+    ``rule`` over the readers who read it there)."""
     rows = []
     arms = sorted(labels)
     for column, label in columns:
         known = frame[frame[column].notna()]
         if known.empty:
             continue
-        means = known.groupby(["imaging_study", "arm"])[column].mean().unstack("arm")
         for x, y in itertools.combinations(arms, 2):
-            if x not in means or y not in means:
+            both = known[known["arm"].isin([x, y])]
+            difference = stats.paired_difference(
+                both[column].to_numpy(float),
+                both["imaging_study"].to_numpy(),
+                both["reader"].to_numpy(),
+                (both["arm"] == y).to_numpy(),
+                rule=rule,
+            )
+            if difference.n_pairs == 0:
                 continue
-            diff = (means[y] - means[x]).reindex(clusters)
-            paired = diff.notna().to_numpy()
-            values = diff.fillna(0).to_numpy(float)
-            if not paired.any():
-                continue
-            with np.errstate(invalid="ignore", divide="ignore"):
-                boot = (draws @ values) / (draws @ paired.astype(float))
-            low, high = _interval(boot)
             rows.append(
                 {
                     "outcome": column.removeprefix("outcome_"),
@@ -197,10 +202,11 @@ def _differences(frame: pd.DataFrame, columns: list[tuple[str, str]], draws: np.
                     "arm_x": x,
                     "arm_y": y,
                     "label": f"arm {y} ({labels[y]}) - arm {x} ({labels[x]})",
-                    "n_studies": int(paired.sum()),
-                    "difference": float(values[paired].mean()),
-                    "ci_low": low,
-                    "ci_high": high,
+                    "n_studies": difference.n_pairs,
+                    "difference": difference.estimate,
+                    "ci_low": difference.low,
+                    "ci_high": difference.high,
+                    "method": difference.method,
                 }
             )
     return rows
@@ -282,6 +288,8 @@ def _head_to_head(frame: pd.DataFrame, protocol: dict[str, Any], draws: np.ndarr
     boot = bradley_terry((draws @ flat).reshape(len(draws), len(ids), len(ids)))
     return {
         "question": question,
+        # wins[i][j]: times names[i] beat names[j] (ties half each way), for the heat map.
+        "matrix": {"names": [names[i] for i in ids], "wins": total.tolist()},
         "pairs": [
             {
                 "source": second,
@@ -310,40 +318,114 @@ def _head_to_head(frame: pd.DataFrame, protocol: dict[str, Any], draws: np.ndarr
     }
 
 
+def _ci(row: dict[str, Any], value: str, label: str) -> plots.ForestRow:
+    def number(x: float | None) -> float:
+        return float("nan") if x is None else float(x)
+
+    return plots.ForestRow(
+        label=label,
+        estimate=number(row[value]),
+        low=number(row["ci_low"]),
+        high=number(row["ci_high"]),
+    )
+
+
+def _arms_plots(results: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The arms section's figures: rates per arm and source, the paired differences, and the
+    head-to-head win matrix (each only where its table has rows)."""
+    figures: dict[str, dict[str, str]] = {}
+    if results["rates"]:
+        title = "Rate per arm and source (95% CI)"
+        rows = [
+            _ci(r, "rate", f"{r['outcome_label']} · arm {r['arm']}: {r['source_name']}")
+            for r in results["rates"]
+        ]
+        figures["arm-rates"] = {"title": title, "svg": plots.forest_svg(rows, title=title)}
+    if results["differences"]:
+        title = "Paired differences between arms (95% CI)"
+        rows = [
+            _ci(r, "difference", f"{r['outcome_label']} · {r['label']}")
+            for r in results["differences"]
+        ]
+        figures["arm-differences"] = {
+            "title": title,
+            "svg": plots.difference_forest_svg(rows, title=title),
+        }
+    head = results["head_to_head"]
+    if head and len(head["matrix"]["names"]) > 1:
+        title = "Head to head: share of decided comparisons won (row against column)"
+        figures["win-matrix"] = {
+            "title": title,
+            "svg": plots.win_matrix_svg(
+                head["matrix"]["names"], head["matrix"]["wins"], title=title
+            ),
+        }
+    return figures
+
+
 def arms_results_from_frame(
-    *, protocol: dict[str, Any], frame: pd.DataFrame, n_resamples: int = 1000, seed: int = 1
+    *,
+    protocol: dict[str, Any],
+    frame: pd.DataFrame,
+    n_resamples: int = 1000,
+    seed: int = 1,
+    rule: stats.CaseRule = "any",
+    with_plots: bool = False,
 ) -> dict[str, Any]:
-    """The arms section's numbers from a ratings frame with arm columns (``frame_with_arms``)."""
+    """The arms section's numbers from a ratings frame with arm columns (``frame_with_arms``),
+    with its figures when ``with_plots``."""
     if frame.empty:
         return {"rates": [], "differences": [], "head_to_head": None, "n_ratings": 0}
     columns = [(c, label) for c, label in outcome_columns(protocol) if c in frame]
     clusters = pd.Index(sorted(frame["imaging_study"].unique()))
     draws = _cluster_draws(len(clusters), n_resamples=n_resamples, seed=seed)
     labels = dict(zip(frame["arm"].astype(int), frame["arm_label"], strict=False))
-    return {
+    results = {
         "n_ratings": int(frame["rating"].nunique()),
         "n_studies": len(clusters),
         "n_arms": int(frame["arm"].nunique()),
-        "rates": _rates(frame, columns, draws, clusters),
-        "differences": _differences(frame, columns, draws, clusters, labels),
+        "rates": _rates(frame, columns),
+        "differences": _differences(frame, columns, labels, rule),
         "head_to_head": _head_to_head(frame, protocol, draws, clusters),
         "resamples": n_resamples,
         "seed": seed,
+        "rule": rule,
+        "rule_label": stats.CASE_RULES[rule],
     }
+    results["plots"] = _arms_plots(results) if with_plots else {}
+    return results
 
 
 def arms_results(
-    *, reader_study: ReaderStudy, n_resamples: int = 1000, seed: int = 1
+    *,
+    reader_study: ReaderStudy,
+    n_resamples: int = 1000,
+    seed: int = 1,
+    rule: stats.CaseRule = "any",
 ) -> dict[str, Any] | None:
     """The arms section of a study's analysis, or None for a study without arms (already
     authorised through reader_study_get_for_analyst)."""
     arms = arms_of_cases(reader_study=reader_study)
     if not arms:
         return None
-    frame = frame_with_arms(ratings_frame(reader_study=reader_study), arms)
-    return arms_results_from_frame(
-        protocol=reader_study.protocol, frame=frame, n_resamples=n_resamples, seed=seed
+    # Cached like the rest of the analysis: per study version, parameters and analysis code.
+    key = study_cache_key(
+        reader_study, purpose="arms", n_resamples=n_resamples, seed=seed, rule=rule
     )
+    cached = cache.get(key)
+    if cached is not None:
+        return dict(cached)
+    frame = frame_with_arms(ratings_frame(reader_study=reader_study), arms)
+    results = arms_results_from_frame(
+        protocol=reader_study.protocol,
+        frame=frame,
+        n_resamples=n_resamples,
+        seed=seed,
+        rule=rule,
+        with_plots=True,
+    )
+    cache.set(key, results, timeout=ANALYSIS_CACHE_SECONDS)
+    return results
 
 
 EXPORT_COLUMNS = [

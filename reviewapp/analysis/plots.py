@@ -110,3 +110,58 @@ def per_reader_svg(rates: pd.DataFrame, *, title: str) -> str:
         ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         ax.set_title(title, loc="left")
         return _to_svg(fig)
+
+
+def difference_forest_svg(rows: Sequence[ForestRow], *, title: str) -> str:
+    """Forest plot of differences in percentage points, on an axis symmetric about zero."""
+    finite = [r for r in rows if not math.isnan(r.estimate)]
+    reach = max([abs(v) for r in finite for v in (r.low, r.high) if not math.isnan(v)] or [0.1])
+    reach = min(1.0, math.ceil(reach * 10 + 0.5) / 10)
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(8, 0.8 + 0.35 * max(len(rows), 1)))
+        ax.axvline(0, color="#7f7f7f", linewidth=1)
+        for y, row in enumerate(rows):
+            if math.isnan(row.estimate):
+                continue
+            ax.plot([row.low, row.high], [y, y], color="#333333", linewidth=1.5)
+            ax.plot([row.estimate], [y], marker="s", color="#2166ac", markersize=6)
+            ax.text(
+                1.02,
+                y,
+                f"{row.estimate:+.0%} [{row.low:+.0%}, {row.high:+.0%}]",
+                va="center",
+                fontsize=8,
+                transform=ax.get_yaxis_transform(),
+            )
+        ax.set_yticks(range(len(rows)), [r.label for r in rows])
+        ax.set_xlim(-reach, reach)
+        ax.invert_yaxis()
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title(title, loc="left")
+        return _to_svg(fig)
+
+
+def win_matrix_svg(names: Sequence[str], wins: Sequence[Sequence[float]], *, title: str) -> str:
+    """Heat map of head-to-head results: cell (row i, column j) is the share of i's decided
+    comparisons with j that i won (ties half each), annotated "won/compared"."""
+    size = len(names)
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(1.8 + 1.3 * size, 1.2 + 0.9 * size))
+        shares = [[math.nan] * size for _ in range(size)]
+        for i in range(size):
+            for j in range(size):
+                games = wins[i][j] + wins[j][i]
+                if i != j and games:
+                    shares[i][j] = wins[i][j] / games
+                    ax.text(j, i, f"{wins[i][j]:g}/{games:g}", ha="center", va="center", fontsize=9)
+        image = ax.imshow(shares, cmap="RdBu", vmin=0, vmax=1)
+        ax.set_xticks(range(size), list(names), rotation=30, ha="right")
+        ax.set_yticks(range(size), list(names))
+        ax.set_xlabel("against")
+        ax.spines[:].set_visible(False)
+        colour_bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        colour_bar.ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        colour_bar.set_label("share won")
+        ax.set_title(title, loc="left")
+        return _to_svg(fig)

@@ -1005,6 +1005,12 @@ def _cache_key(reader_study: ReaderStudy, **params: Any) -> str:
     return _key_of(study_version(reader_study), params)
 
 
+def study_cache_key(reader_study: ReaderStudy, **params: Any) -> str:
+    """A cache key for anything computed from the study's current version (its ratings, cases
+    and protocol), these parameters and this analysis code; any change gives a new key."""
+    return _cache_key(reader_study, **params)
+
+
 def _analysis_code_version() -> str:
     """A digest of the analysis code itself: a release (or a fix) that changes how a figure is
     computed never serves the figures the previous code cached for the same ratings."""

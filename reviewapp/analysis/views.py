@@ -112,7 +112,7 @@ def study_analysis(request: HttpRequest, public_id: str) -> HttpResponse:
             # Where the page follows the computation of what is not shown yet.
             "poll": f"{api}?{_api_query(params)}",
         },
-        "arms": arms.arms_results(reader_study=study),
+        "arms": arms.arms_results(reader_study=study, rule=params.rule),
     }
     return render(request, "analysis/study.html", context)
 

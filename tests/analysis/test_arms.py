@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from reviewapp.analysis import arms
+from reviewapp.analysis import arms, stats
 from reviewapp.core.roles import Role
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report, ReportSource
@@ -106,7 +106,16 @@ def test_rates_differences_wins_and_ranking_per_arm(three_arms):
         if d["outcome"] == "equivalent_or_better" and (d["arm_x"], d["arm_y"]) == (1, 3)
     )
     assert difference["n_studies"] == 8
-    assert (difference["difference"], difference["ci_low"], difference["ci_high"]) == (-1, -1, -1)
+    # Every study differs by -1 and the readers agree: no spread, yet never a point interval
+    # (the AI - original interval's rule: Wilson's bound for "no study differs" among 8).
+    assert difference["difference"] == -1
+    assert difference["method"] == "paired_no_spread"
+    assert difference["ci_low"] == -1
+    assert difference["ci_high"] == pytest.approx(-1 + stats.wilson(0, 8).high)
+    # Rates carry the headline's interval: all 16 ratings agree, so Wilson's on the 8 cases.
+    rate = rates[("equivalent_or_better", 3)]
+    assert rate["method"] == "wilson_cases"
+    assert (rate["ci_low"], rate["ci_high"]) == (0.0, pytest.approx(stats.wilson(0, 8).high))
 
     head = results["head_to_head"]
     cells = {(p["source_name"], p["against_name"]): p for p in head["pairs"]}
@@ -152,3 +161,41 @@ def test_the_arms_export_names_each_sides_source_and_reproduces_the_rates(
     # The headline tables pool the arms; the page says so where they start.
     assert 'id="arms-pooled-note"' in page
     assert "This study has 3 arms" in page
+
+
+def test_the_arms_section_draws_rates_differences_and_the_win_matrix_once_per_version(
+    three_arms, analyst
+):
+    client = Client()
+    client.force_login(analyst)
+    page = client.get(reverse("analysis:study", args=[three_arms.public_id])).content.decode()
+    for name in ("arm-rates", "arm-differences", "win-matrix"):
+        assert f'id="plot-{name}"' in page
+    results = arms.arms_results(reader_study=three_arms)
+    assert results is not None
+    # The win matrix says what the table says: model-a beat model-b in all 16 comparisons.
+    matrix = results["head_to_head"]["matrix"]
+    a, b = matrix["names"].index("model-a 1"), matrix["names"].index("model-b 1")
+    assert (matrix["wins"][a][b], matrix["wins"][b][a]) == (16, 0)
+    assert "16/16" in results["plots"]["win-matrix"]["svg"]
+    # Differences are drawn on an axis about zero, signed.
+    assert "-100% [-100%, -68%]" in results["plots"]["arm-differences"]["svg"].replace(
+        "\u2212", "-"
+    )
+
+    # Cached per study version: the same figures until a rating changes.
+    assert arms.arms_results(reader_study=three_arms) == results
+    assignment = Assignment.objects.filter(reader_study=three_arms).first()
+    assert assignment is not None
+    rating = assignment.rating
+    services.rating_revise(
+        assignment=assignment,
+        reader=assignment.reader,
+        expected_version=rating.version,
+        answers={"comparison": "f"},
+        idempotency_key=uuid.uuid4(),
+    )
+    again = arms.arms_results(reader_study=three_arms)
+    assert again is not None
+    assert again["n_ratings"] == results["n_ratings"]
+    assert again["rates"] != results["rates"]
