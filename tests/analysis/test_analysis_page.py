@@ -168,6 +168,9 @@ def test_page_shows_plots_agreement_and_position_bias(
         assert coefficient in page
     assert 'id="position-bias"' in page
     assert "R01\u2013R02" in page
+    # 24 cases: below the range the intervals' coverage was simulated for, and the page says so.
+    assert 'id="coverage-range-note"' in page
+    assert "This study has\n    24 cases, fewer than the 30" in page
     # Usernames stay out of the analysis too.
     assert "alice" not in page.split("<main>", 1)[1]
 
