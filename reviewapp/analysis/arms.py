@@ -353,7 +353,7 @@ def _arms_plots(results: dict[str, Any]) -> dict[str, dict[str, str]]:
         }
     head = results["head_to_head"]
     if head and len(head["matrix"]["names"]) > 1:
-        title = "Head to head: share of decided comparisons won (row against column)"
+        title = "Head to head: share of comparisons won, ties counting half (row against column)"
         figures["win-matrix"] = {
             "title": title,
             "svg": plots.win_matrix_svg(

@@ -143,7 +143,7 @@ def difference_forest_svg(rows: Sequence[ForestRow], *, title: str) -> str:
 
 
 def win_matrix_svg(names: Sequence[str], wins: Sequence[Sequence[float]], *, title: str) -> str:
-    """Heat map of head-to-head results: cell (row i, column j) is the share of i's decided
+    """Heat map of head-to-head results: cell (row i, column j) is the share of i's
     comparisons with j that i won (ties half each), annotated "won/compared"."""
     size = len(names)
     with plt.rc_context(_STYLE):
