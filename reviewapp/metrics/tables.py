@@ -95,6 +95,7 @@ def rexval_rows(overview: MetricsOverview, *, reader_study: ReaderStudy) -> Iter
         "reference_version_id",
         "status",
         "skip_reason",
+        "failed_metrics",
         *metric_names,
         *[f"expert_{c.id}" for c in expert.columns],
         *[f"n_readers_{c.id}" for c in expert.columns],
@@ -107,12 +108,20 @@ def rexval_rows(overview: MetricsOverview, *, reader_study: ReaderStudy) -> Iter
         results = overview.results.get(pair.key, {})
         values: dict[str, float] = {}
         reasons = {r.reason for r in results.values() if r.status == MetricResult.Status.SKIPPED}
-        for result in results.values():
+        failed = {
+            r.metric: r.reason for r in results.values() if r.status == MetricResult.Status.FAILED
+        }
+        scored = [r for r in results.values() if r.status == MetricResult.Status.SCORED]
+        for result in scored:
             values.update(result.values)
         if not results:
             status = "not_computed"
         elif reasons:
             status = "skipped"
+        elif failed:
+            # A metric that failed (e.g. a judge's unparseable answer) is named, never a
+            # blank value on a row called scored.
+            status = "partly_failed" if scored else "failed"
         else:
             status = "scored"
         per_reader = expert.per_report.get(pair.candidate.id, {})
@@ -128,6 +137,7 @@ def rexval_rows(overview: MetricsOverview, *, reader_study: ReaderStudy) -> Iter
             str(pair.reference.public_id) if pair.reference else "",
             status,
             ";".join(sorted(reasons)),
+            csv_cell_neutralise("; ".join(f"{m}: {why}" for m, why in sorted(failed.items()))),
             *[_csv_number(values.get(name)) for name in metric_names],
             *[
                 _csv_number(sum(v) / len(v) if (v := per_reader.get(c.id)) else None)

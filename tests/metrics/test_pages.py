@@ -75,6 +75,27 @@ def test_the_rexval_csv_has_one_row_per_candidate_report_with_each_readers_error
     assert len(with_errors) == 7  # n % 3 != 0 for n in 0..11, less study 5 (quality "no")
     assert all(r["R01_incorrect_location_not_significant"] == "1" for r in with_errors)
     assert all(r["expert_significant_errors"] == "1.0" for r in with_errors)
+    assert {r["failed_metrics"] for r in rows} == {""}
+
+    # A metric that failed on one report (a judge's unparseable answer) is named on its row,
+    # which is no longer called scored.
+    victim = scored[0]
+    MetricResult.objects.create(
+        report=victim.report,
+        reference=victim.reference,
+        metric="green",
+        metric_version="1",
+        params_sha256="0" * 64,
+        status=MetricResult.Status.FAILED,
+        reason="unparseable_answer",
+    )
+    response = _client(analyst).get(reverse("metrics:export", args=[error_study.study.public_id]))
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    (row,) = [r for r in rows if r["report_version_id"] == str(victim.report.public_id)]
+    assert row["status"] == "partly_failed"
+    assert row["failed_metrics"] == "green: unparseable_answer"
+    assert row["bleu_4"] != ""  # what did score is kept
+    assert {r["status"] for r in rows if r is not row} == {"scored"}
 
 
 PERSONAS = ["alice", "carol", "grace", "dave", "eve"]
