@@ -71,10 +71,15 @@ class ForestRow:
     high: float
 
 
-def forest_svg(rows: Sequence[ForestRow], *, title: str) -> str:
-    """Forest plot: one point with its CI per row, on a 0-100% axis."""
+def _forest(
+    rows: Sequence[ForestRow], *, title: str, limits: tuple[float, float], signed: bool
+) -> str:
+    """One point with its CI per row; ``signed`` draws differences (a line at zero, +/-)."""
+    sign = "+" if signed else ""
     with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(8, 0.8 + 0.35 * max(len(rows), 1)))
+        if signed:
+            ax.axvline(0, color="#7f7f7f", linewidth=1)
         for y, row in enumerate(rows):
             if math.isnan(row.estimate):
                 continue
@@ -83,18 +88,23 @@ def forest_svg(rows: Sequence[ForestRow], *, title: str) -> str:
             ax.text(
                 1.02,
                 y,
-                f"{row.estimate:.0%} [{row.low:.0%}, {row.high:.0%}]",
+                f"{row.estimate:{sign}.0%} [{row.low:{sign}.0%}, {row.high:{sign}.0%}]",
                 va="center",
                 fontsize=8,
                 transform=ax.get_yaxis_transform(),
             )
         ax.set_yticks(range(len(rows)), [r.label for r in rows])
-        ax.set_xlim(0, 1)
+        ax.set_xlim(*limits)
         ax.invert_yaxis()
         ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         ax.grid(axis="x", alpha=0.3)
         ax.set_title(title, loc="left")
         return _to_svg(fig)
+
+
+def forest_svg(rows: Sequence[ForestRow], *, title: str) -> str:
+    """Forest plot: one point with its CI per row, on a 0-100% axis."""
+    return _forest(rows, title=title, limits=(0, 1), signed=False)
 
 
 def per_reader_svg(rates: pd.DataFrame, *, title: str) -> str:
@@ -117,29 +127,7 @@ def difference_forest_svg(rows: Sequence[ForestRow], *, title: str) -> str:
     finite = [r for r in rows if not math.isnan(r.estimate)]
     reach = max([abs(v) for r in finite for v in (r.low, r.high) if not math.isnan(v)] or [0.1])
     reach = min(1.0, math.ceil(reach * 10 + 0.5) / 10)
-    with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(8, 0.8 + 0.35 * max(len(rows), 1)))
-        ax.axvline(0, color="#7f7f7f", linewidth=1)
-        for y, row in enumerate(rows):
-            if math.isnan(row.estimate):
-                continue
-            ax.plot([row.low, row.high], [y, y], color="#333333", linewidth=1.5)
-            ax.plot([row.estimate], [y], marker="s", color="#2166ac", markersize=6)
-            ax.text(
-                1.02,
-                y,
-                f"{row.estimate:+.0%} [{row.low:+.0%}, {row.high:+.0%}]",
-                va="center",
-                fontsize=8,
-                transform=ax.get_yaxis_transform(),
-            )
-        ax.set_yticks(range(len(rows)), [r.label for r in rows])
-        ax.set_xlim(-reach, reach)
-        ax.invert_yaxis()
-        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-        ax.grid(axis="x", alpha=0.3)
-        ax.set_title(title, loc="left")
-        return _to_svg(fig)
+    return _forest(rows, title=title, limits=(-reach, reach), signed=True)
 
 
 def win_matrix_svg(names: Sequence[str], wins: Sequence[Sequence[float]], *, title: str) -> str:

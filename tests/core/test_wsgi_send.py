@@ -11,6 +11,15 @@ from typing import Any
 from reviewapp.core.wsgi_send import WSGIBridge
 
 
+def _get_root() -> dict[str, Any]:
+    """An ASGI scope for ``GET /``."""
+    return {
+        "type": "http", "method": "GET", "path": "/", "raw_path": b"/", "query_string": b"",
+        "headers": [], "http_version": "1.1", "scheme": "http", "root_path": "",
+        "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1234),
+    }  # fmt: skip
+
+
 def test_a_streamed_response_waits_for_a_slow_client_and_every_chunk_arrives_in_order() -> None:
     produced: list[int] = []
     delivered: list[bytes] = []
@@ -25,11 +34,7 @@ def test_a_streamed_response_waits_for_a_slow_client_and_every_chunk_arrives_in_
             yield f"{n},".encode()
 
     bridge = WSGIBridge(app, workers=2, send_queue_size=4)
-    scope = {
-        "type": "http", "method": "GET", "path": "/", "raw_path": b"/", "query_string": b"",
-        "headers": [], "http_version": "1.1", "scheme": "http", "root_path": "",
-        "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1234),
-    }  # fmt: skip
+    scope = _get_root()
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -52,11 +57,7 @@ def test_a_client_gone_mid_stream_does_not_leave_the_thread_waiting() -> None:
             yield b"x"
 
     bridge = WSGIBridge(app, workers=1, send_queue_size=2)
-    scope = {
-        "type": "http", "method": "GET", "path": "/", "raw_path": b"/", "query_string": b"",
-        "headers": [], "http_version": "1.1", "scheme": "http", "root_path": "",
-        "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1234),
-    }  # fmt: skip
+    scope = _get_root()
     sent = 0
 
     async def receive() -> dict[str, Any]:
