@@ -128,8 +128,9 @@ def test_studies_missing_a_report_are_named_and_the_rest_still_added(coordinator
         candidate_reports=Report.objects.filter(kind="ai"),
     )
     assert [c.imaging_study for c in result.added] == [good]
-    assert any(str(no_ai.public_id) in p and "no candidate report" in p for p in result.problems)
-    assert any(str(no_original.public_id) in p and "no original" in p for p in result.problems)
+    # Each skipped study is named the one way staff pages name studies.
+    assert f"Study {no_ai.label}: no AI report of the chosen source." in result.problems
+    assert f"Study {no_original.label}: no original report." in result.problems
 
 
 def test_a_study_cannot_open_while_a_case_lacks_readable_report_text(
