@@ -719,16 +719,23 @@ def _rendered_params(request: Request, *, default_side: int) -> tuple[int, int]:
     return side, int(quality_text)
 
 
-def _rendered(
-    request: Request, instance: Instance | None, *, frame: int = 1, default_side: int
-) -> HttpResponse:
-    if instance is None:
-        raise _not_found()
+def _rendered_request(request: Request, default_side: int) -> tuple[str, str, int, int]:
+    """What a /rendered request asks for: media type and image format (from Accept), the
+    longest side and the quality (from its query)."""
     try:
         media_type, image_format = media.rendered_media_type(request.META.get("HTTP_ACCEPT"))
     except media.NotAcceptableError as exc:
         raise _not_acceptable(exc) from exc
     side, quality = _rendered_params(request, default_side=default_side)
+    return media_type, image_format, side, quality
+
+
+def _rendered(
+    request: Request, instance: Instance | None, *, frame: int = 1, default_side: int
+) -> HttpResponse:
+    if instance is None:
+        raise _not_found()
+    media_type, image_format, side, quality = _rendered_request(request, default_side)
     if frame > instance.number_of_frames:
         raise exceptions.NotFound(
             detail=f"frame {frame} does not exist: this instance has "
@@ -799,11 +806,7 @@ class SeriesRenderedView(_Base):
         )
         if not instances:
             raise _not_found()
-        try:
-            media_type, image_format = media.rendered_media_type(request.META.get("HTTP_ACCEPT"))
-        except media.NotAcceptableError as exc:
-            raise _not_acceptable(exc) from exc
-        side, quality = _rendered_params(request, default_side=RENDERED_MAX_SIDE)
+        media_type, image_format, side, quality = _rendered_request(request, RENDERED_MAX_SIDE)
         boundary = media.multipart_boundary()
         chunks: list[bytes] = []
         for index, instance in enumerate(instances):
