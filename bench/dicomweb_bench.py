@@ -49,6 +49,7 @@ from bench.common import (  # noqa: E402
     orthanc_config,
     running,
 )
+from reviewapp.runner import web_command, web_environment  # noqa: E402
 
 CT_DIR = REPO_ROOT / "sampledata" / "ct" / "lung_pet_ct_dx_A0002_thorax"
 CXR_FILES = sorted((REPO_ROOT / "sampledata" / "cxr").glob("*.dcm"))
@@ -301,12 +302,11 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     env = ours_env(database_url=args.database_url, data_dir=work / "radreview")
     manage("migrate", "--verbosity", "0", env=env)
     token = ours_token(env)
+    # Served as `make serve` serves it: the runner's command line and environment (uvicorn
+    # workers, a connection pool per worker).
+    env = web_environment({**env, "RADREVIEW_WEB_WORKERS": str(args.workers)})
     port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "reviewapp.asgi:application",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
-        "--lifespan", "off", "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
+    command = web_command(env, host="127.0.0.1", port=port)
     with running(
         command,
         ready_url=f"http://127.0.0.1:{port}/healthz",

@@ -279,12 +279,11 @@ def free_port() -> int:
 def server_start(database_url: str) -> tuple[subprocess.Popen, str]:
     """The server as the product runs it (`make serve`: runner.web_command, uvicorn with
     RADREVIEW_WEB_WORKERS processes, 2 by default, and a connection pool per worker)."""
-    from reviewapp.runner import web_command
+    from reviewapp.runner import web_command, web_environment
 
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url}
+    env = web_environment({**os.environ, "DATABASE_URL": database_url})
     env.setdefault("RADREVIEW_WEB_WORKERS", "2")
-    env.setdefault("RADREVIEW_DB_POOL_MAX", "8")
     process = subprocess.Popen(
         web_command(env, host="127.0.0.1", port=port),
         cwd=REPO,

@@ -116,7 +116,9 @@ def dicom_receiver_command(env: dict[str, str]) -> list[str] | None:
     return [sys.executable, str(BASE_DIR / "manage.py"), "dicom_receiver"]
 
 
-def _web_environment(env: dict[str, str]) -> dict[str, str]:
+def web_environment(env: dict[str, str]) -> dict[str, str]:
+    """The web server's environment: ``env`` with a connection pool per process unless set
+    (without one every request opens a new PostgreSQL backend)."""
     web_env = dict(env)
     web_env.setdefault("RADREVIEW_DB_POOL_MAX", "8")
     return web_env
@@ -130,7 +132,7 @@ def _run_processes(env: dict[str, str], *, host: str, port: int) -> int:
         "--loglevel", "INFO", "-s", str(_data_dir() / "celerybeat-schedule"),
     ]  # fmt: skip
     children = [
-        subprocess.Popen(web, env=_web_environment(env), cwd=BASE_DIR),
+        subprocess.Popen(web, env=web_environment(env), cwd=BASE_DIR),
         subprocess.Popen(worker, env=env, cwd=BASE_DIR),
     ]
     receiver = dicom_receiver_command(env)
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "web":
         # The web server alone, in this process's place, on the environment as it is (the
         # Docker image after its migrations, the test suite on its own database).
-        env = _web_environment(dict(os.environ))
+        env = web_environment(dict(os.environ))
         command = web_command(env, host=args.host, port=args.port)
         os.execve(command[0], command, env)  # noqa: S606 (our own argv, no shell)
     demo = args.command == "demo"
