@@ -50,7 +50,7 @@ export function mountViewer(element, { sharedKeys = element.hasAttribute("data-v
     keys: keysFor(presets, { shared }),
     ui: null,
     cs: null, // the engine (setup.js), once loaded
-    renderingEngine: null, // created once Cornerstone is initialised (its constructor needs it)
+    renderingEngine: null, // the page's (tiles.js), once Cornerstone is initialised
     toolGroup: null,
     early: null, // the early image (early.js) until Cornerstone has drawn every tile
     loading: null,

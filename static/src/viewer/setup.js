@@ -35,6 +35,8 @@ export const TOOL_NAMES = {
 // one per core, at least 2 so that a frontal and a lateral radiograph decode side by side.
 const DECODE_WORKERS = Math.max(2, Math.min(4, navigator.hardwareConcurrency || 2));
 
+const WEBGL_CONTEXTS = 2;
+
 // Marks for the load-time benchmark: how long evaluating the engine takes versus its init.
 performance.mark("viewer:engine-evaluated");
 let ready = null;
@@ -42,7 +44,10 @@ let ready = null;
 /** Initialise once; every mount awaits the same promise. */
 export function cornerstoneReady() {
   ready ??= (async () => {
-    await coreInit();
+    // One stack viewport a tile, at most a few tiles on the page: two offscreen WebGL contexts
+    // draw them (Cornerstone's default pool of seven, made for volume layouts, cost the first
+    // image main-thread time to create).
+    await coreInit({ rendering: { webGlContextCount: WEBGL_CONTEXTS } });
     // The loader purges its metadata on init: series metadata is registered only after this.
     dicomImageLoaderInit({ maxWebWorkers: DECODE_WORKERS });
     toolsInit();

@@ -4,6 +4,17 @@
 import { stackStart } from "./dicomweb.js";
 import { el } from "./dom.js";
 
+// One rendering engine for the page, made when the first viewer has tiles: it owns the WebGL
+// contexts (setup.js sizes its pool), which cost main-thread time to create, so the reading
+// page's next case enables its viewports on the engine of the case before instead of building
+// another. Each viewer's viewports are named after the viewer (v.id).
+let pageEngine = null;
+
+function pageRenderingEngine(cs) {
+  pageEngine ??= new cs.RenderingEngine("radreview-viewers");
+  return pageEngine;
+}
+
 export function viewportOf(v, tile) {
   return tile && v.renderingEngine?.getViewport(tile.viewportId);
 }
@@ -40,17 +51,17 @@ export function tileMake(v, label) {
 
 /** Give every tile its viewport, and the viewports the mouse tools (keymap.js's MOUSE). */
 export function tilesEnable(v) {
-  const { Enums, RenderingEngine, ToolGroupManager, TOOL_NAMES } = v.cs;
+  const { Enums, ToolGroupManager, TOOL_NAMES } = v.cs;
   const { MouseBindings, KeyboardBindings } = v.cs.ToolEnums;
-  v.renderingEngine = new RenderingEngine(v.id);
-  v.renderingEngine.setViewports(
-    v.state.tiles.map((tile) => ({
+  v.renderingEngine = pageRenderingEngine(v.cs);
+  for (const tile of v.state.tiles) {
+    v.renderingEngine.enableElement({
       viewportId: tile.viewportId,
       type: Enums.ViewportType.STACK,
       element: tile.canvasHost,
       defaultOptions: { background: [0, 0, 0] },
-    })),
-  );
+    });
+  }
   // Cornerstone makes each viewport element focusable (tabindex -1) and cancels every key
   // pressed on it, Tab included: a click or drag on the image then trapped the keyboard
   // there. A click now focuses the viewer itself, whose keys are ours (input.js); the tools
@@ -78,9 +89,13 @@ export function tilesObserve(v) {
   return () => resizeObserver.disconnect();
 }
 
+/** The viewer's tools and viewports go; the page's rendering engine stays for the next one. */
 export function tilesDestroy(v) {
   if (v.toolGroup) v.cs.ToolGroupManager.destroyToolGroup(v.toolGroup.id);
-  v.renderingEngine?.destroy();
+  const engine = v.renderingEngine;
+  if (!engine) return;
+  for (const tile of v.state.tiles) if (engine.getViewport(tile.viewportId)) engine.disableElement(tile.viewportId);
+  v.renderingEngine = null;
 }
 
 // What a tile showed when its image opened (the file's window, and Cornerstone's own invert
