@@ -77,7 +77,7 @@ export function tilesEnable(v) {
   toolGroup.setToolActive(TOOL_NAMES.magnify, {
     bindings: [{ mouseButton: MouseBindings.Primary, modifierKey: KeyboardBindings.Shift }],
   });
-  for (const tile of v.state.tiles) toolGroup.addViewport(tile.viewportId, v.id);
+  for (const tile of v.state.tiles) toolGroup.addViewport(tile.viewportId, v.renderingEngine.id);
 }
 
 /** The viewports follow the size of the tiles box; returns the function that stops it. */
