@@ -19,7 +19,7 @@ export const FRAME_ACCEPT = 'multipart/related; type="application/octet-stream";
 const CONNECTIONS = 6;
 // Slices per request (a few MB of CT); the slice scrolled to jumps the queue regardless
 // (Cornerstone's loader fetches it itself when it is not here yet).
-const BATCH = 20;
+export const BATCH = 20;
 // A stack slice's image id: the series URL, the instance, and frame 1.
 const FIRST_FRAME_ID = /^wadors:(.+)\/instances\/([^/]+)\/frames\/1$/;
 // A part header is a few lines.

@@ -5,6 +5,7 @@
 import { seriesMenuFill } from "./chrome.js";
 import { ViewerLoadError, firstImages, seriesLabel, stackStart, studyFetch, studyLayout } from "./dicomweb.js";
 import { earlyStart } from "./early.js";
+import { BATCH as FRAMES_BATCH } from "./frames.js";
 import { engineIfLoaded, engineLoad } from "./engine.js";
 import { nearestFirst } from "./loading.js";
 import { prefetchTake, studyPrefetch } from "./prefetch.js";
@@ -14,6 +15,9 @@ import { projectionShow, stackShow, tileActivate, tileMake, tilesEnable, viewpor
 // The longest the engine waits for the early image: a slow server or a large image must not
 // delay the interactive viewer by more than that.
 const EARLY_WAIT_MAX_MS = 1500;
+// Slices of a stack fetched before its first slice is drawn: that slice and one request's
+// worth around it.
+const STACK_FETCHED_FIRST = 1 + FRAMES_BATCH;
 
 /** The early image is removed, and its worker ended, once Cornerstone has drawn. */
 export function earlyFinish(v) {
@@ -122,8 +126,10 @@ export async function studyOpen(v) {
   if (layout.mode === "projection") {
     v.loading.queue(layout.images.map((image) => image.imageId));
   } else {
+    // The slices around the first: the rest of the stack is fetched once it is drawn
+    // (loading.js prefetch), not while the main thread takes in the first image.
     const imageIds = layout.series.images.map((image) => image.imageId);
-    v.loading.queue(nearestFirst(imageIds, stackStart(imageIds)));
+    v.loading.queue(nearestFirst(imageIds, stackStart(imageIds)).slice(0, STACK_FETCHED_FIRST));
   }
   v.cs = await engine;
   if (state.destroyed) return;
