@@ -749,6 +749,7 @@ async function caseGo(url, { push = true } = {}) {
     return;
   }
   if (move !== moves) return;
+  performance.mark("reading:case-fetched"); // for the viewer benchmark's next-case figures
   const viewer = document.querySelector("[data-viewer]");
   const nextViewer = next.querySelector("[data-viewer]");
   const parts = REPLACED.map((selector) => [document.querySelector(selector), next.querySelector(selector)]);

@@ -3,7 +3,9 @@
 // FrameFetcher of its own and decoded into Cornerstone's cache through the same registry as
 // every frame (loading.js). Opening that study then finds its headers here and its first images
 // decoded. One study ahead at most, so the cache holds the case read and the next one.
-// Only image requests: nothing of the next case's reports is asked for or held.
+// Only image requests: nothing of the next case's reports is asked for or held. Its decodes
+// take their turn with the current stack's (same priority), not after all of it: a 300-slice
+// CT read for a few seconds must not leave the next radiograph undecoded.
 import { firstImages, studyFetch, studyLayout } from "./dicomweb.js";
 import { FrameFetcher } from "./frames.js";
 
@@ -27,7 +29,7 @@ export function studyPrefetch({ root, studyUid, cs }) {
           .settled(imageId)
           .then((held) =>
             held && !abort.signal.aborted
-              ? imageLoader.loadAndCacheImage(imageId, { priority: 5, requestType: Enums.RequestType.Prefetch })
+              ? imageLoader.loadAndCacheImage(imageId, { priority: 0, requestType: Enums.RequestType.Prefetch })
               : null,
           )
           .catch(() => null), // the viewer loads it again when the case opens, and says what failed
