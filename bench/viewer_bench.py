@@ -240,6 +240,21 @@ READ_NEXT_FIGURES = """() => {
 }"""
 
 
+def session_memory(page) -> tuple[int, int]:
+    """The page's JS heap in use after a full garbage collection and the bytes Cornerstone's
+    image cache holds, now (after a move's figures are taken, during the reader's reading)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("HeapProfiler.collectGarbage")
+        heap = int(cdp.send("Runtime.getHeapUsage")["usedSize"])
+    finally:
+        cdp.detach()
+    cached = page.evaluate(
+        "() => document.querySelector('[data-viewer]').viewerHandle.cacheBytes()"
+    )
+    return heap, int(cached)
+
+
 def next_case_measure(
     browser, base: str, cookie: str, path: str, *, cases: int, read_s: float
 ) -> list[dict]:
@@ -272,10 +287,13 @@ def next_case_measure(
             value = figures.get(mark)
             return None if value is None else (figures["origin"] + value - pressed) / 1000
 
+        heap, cached = session_memory(page)
         moves.append(
             {
                 "mode": figures["mode"],
                 "from": mode_before,
+                "heap": heap,
+                "cached": cached,
                 "interactive": since_pressed("interactive"),
                 "first": since_pressed("firstImage"),
                 # The page's steps: the case's HTML fetched, the viewer mounted, the first
@@ -812,6 +830,14 @@ def main() -> int:
                     f"{name} {value:.2f}" for name, value in m["steps"].items() if value is not None
                 )
                 print(f"  {m['from']} -> {m['mode']}: interactive {m['interactive']:.2f} ({steps})")
+            tenth = max(1, len(moves) // 10)
+            heaps = [m["heap"] / 2**20 for m in moves]
+            print(
+                f"session memory over {len(moves) + 1} cases in one tab: JS heap after a "
+                f"collection {max(heaps[:tenth]):.1f} MB (first {tenth} cases) -> "
+                f"{max(heaps[-tenth:]):.1f} MB (last {tenth}); image cache as each case turned "
+                f"interactive at most {max(m['cached'] for m in moves) / 2**20:.1f} MB"
+            )
             overall = statistics.median(m["interactive"] for m in moves)
             print(
                 f"target: next case interactive < {TARGET_NEXT_CASE_S:.1f} s: "
