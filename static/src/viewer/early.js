@@ -57,10 +57,19 @@ export function earlyStart({ root, studyUid, host, signal }) {
   const settled = new Promise((resolve) => {
     settledResolve = resolve;
   });
+  let fetchedResolve;
+  const fetched = new Promise((resolve) => {
+    fetchedResolve = resolve;
+  });
+  settled.then(() => fetchedResolve());
   const early = {
     series,
     /** Resolves once the worker has drawn (or cannot draw) its images, or after ``ms``. */
     settled: (ms) => Promise.race([settled, new Promise((resolve) => setTimeout(resolve, ms))]),
+    /** Resolves once the worker holds the bytes of every first image (then it decodes and
+     * draws them on its own; only presenting the canvas needs this thread), once it has
+     * settled, or after ``ms``. */
+    fetched: (ms) => Promise.race([fetched, new Promise((resolve) => setTimeout(resolve, ms))]),
     drawnAt: null,
     drawn: null, // what the worker drew: [{ imageId, lower, upper, invert }]
     marks: {},
@@ -80,7 +89,9 @@ export function earlyStart({ root, studyUid, host, signal }) {
     },
   };
   worker.onmessage = ({ data }) => {
-    if (data.type === "none") {
+    if (data.type === "fetched") {
+      fetchedResolve();
+    } else if (data.type === "none") {
       settledResolve();
     } else if (data.type === "series") {
       early.marks.metadataFetched = pageTime(data.at);

@@ -250,10 +250,14 @@ async function start({ root, studyUid, canvas, box }) {
   const drawn = [];
   steps.filled = now();
   let decodedAt = null;
+  let fetching = images.length;
   await Promise.all(
     images.map(async (image, index) => {
       const frame = await frameFetch(image.imageId, abort.signal);
       const fetchedAt = now();
+      // Decoding and drawing need no more of the page's thread until the image is presented.
+      fetching -= 1;
+      if (fetching === 0) self.postMessage({ type: "fetched" });
       if (!frame) {
         self.postMessage({ type: "frame", imageId: image.imageId, frame: null });
         return;

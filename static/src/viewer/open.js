@@ -107,10 +107,11 @@ export async function studyOpen(v) {
     ? null
     : earlyStart({ root: v.root, studyUid: v.studyUid, host: ui.tilesBox, signal: v.abort.signal });
   // The engine's evaluation is one long task on this thread, and the early image needs the
-  // thread to start its worker and present its canvas (early.worker.js): the image first, then
-  // the engine (already fetched and compiled: <link rel=modulepreload>), at most
-  // EARLY_WAIT_MAX_MS later.
-  const engineAfter = v.early ? v.early.settled(EARLY_WAIT_MAX_MS) : Promise.resolve();
+  // thread to start its worker, fetch through it and present its canvas (early.worker.js):
+  // the engine (already fetched and compiled: <link rel=modulepreload>) is evaluated once the
+  // worker holds the first images' bytes, while it decodes them (a JPEG 2000 radiograph's
+  // decode takes longer than the evaluation), at most EARLY_WAIT_MAX_MS later.
+  const engineAfter = v.early ? v.early.fetched(EARLY_WAIT_MAX_MS) : Promise.resolve();
   if (v.early) v.early.onDrawn = () => onEarlyDrawn(v);
   const engine = engineAfter.then(engineLoad).then((loaded) => {
     state.marks.cornerstoneReady = performance.now();
