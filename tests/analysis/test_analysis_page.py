@@ -122,7 +122,8 @@ def test_page_and_api_numbers_equal_those_recomputed_from_the_csv_with_pandas(
                 )
             checked += 1
         # The interval from the CSV, by hand: two-way cluster-robust variance (cases plus
-        # readers minus ratings), floored at half the case piece, Satterthwaite df, logit scale.
+        # readers minus ratings), floored at half the case piece, Satterthwaite df (never fewer
+        # than readers - 1 or cases - 1), logit scale.
         for stratum, part in groups:
             y = part[outcome].astype(float)
             p = y.mean()
@@ -134,6 +135,7 @@ def test_page_and_api_numbers_equal_those_recomputed_from_the_csv_with_pandas(
             v_reader = (by_reader**2).sum() * n_r / (n_r - 1)
             variance = max(v_case + v_reader - (psi**2).sum(), v_case / 2)
             df = variance**2 / (v_case**2 / (n_c - 1) + v_reader**2 / (n_r - 1))
+            df = max(df, min(n_c, n_r) - 1)
             half = student_t.ppf(0.975, df) * math.sqrt(variance) / (p * (1 - p))
             low, high = expit(logit(p) - half), expit(logit(p) + half)
             row = headline[(outcome, "ai", stratum)]

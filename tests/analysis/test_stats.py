@@ -608,6 +608,33 @@ def test_position_bias_tests_side_a_wins_against_one_half_ignoring_ties() -> Non
     assert balanced.p_value == pytest.approx(1.0)
 
 
+def test_position_bias_with_three_readers_never_gets_fewer_df_than_its_readers() -> None:
+    # 3 readers x 20 comparisons, each reader leaning a little: the rating piece subtracted
+    # from the two-way variance left Satterthwaite's formula under 2 df (once 0.8 df on a
+    # demo study: an interval from 0.4% to 99%). It takes at least the reader piece's own
+    # readers - 1 df.
+    rng = np.random.default_rng(0)
+    lean = rng.normal(0, 1.0, 3)
+    cases, readers = np.repeat(np.arange(20), 3), np.tile(np.arange(3), 20)
+    winners = np.where(rng.random(cases.size) < expit(lean[readers]), "A", "B")
+    y = (winners == "A").astype(float)
+    v_case, v_reader, v_rating, _, _ = stats._cluster_variances(
+        (y - y.mean()) / y.size, cases, readers
+    )
+    variance = max(v_case + v_reader - v_rating, v_case / 2)
+    satterthwaite = variance**2 / (v_case**2 / 19 + v_reader**2 / 2)
+    assert satterthwaite < 2  # the case this test is about
+
+    result = stats.position_bias(winners, readers=readers, cases=cases)
+    assert result.method == "readers"
+    assert result.df == pytest.approx(2.0)
+    t = abs(result.share_a - 0.5) / math.sqrt(variance)
+    assert result.p_value == pytest.approx(2 * student_t.sf(t, 2))
+    rate = stats.rate_interval(y, cases, readers)
+    assert (result.low, result.high) == (pytest.approx(rate.low), pytest.approx(rate.high))
+    assert rate.df == pytest.approx(2.0)
+
+
 # ---- plots -------------------------------------------------------------------------------
 
 
