@@ -15,7 +15,7 @@
 // Cornerstone has drawn every tile, the page removes this canvas and ends the worker.
 // Nothing drawn here but pixels: no text, so nothing of the header can reach the screen.
 import { ViewerLoadError, firstImages, getDicomText, studyFetch, studyLayout } from "./dicomweb.js";
-import { frameFetch } from "./frames.js";
+import { frameFetch } from "./multipart.js";
 
 const LITTLE_ENDIAN = "1.2.840.10008.1.2.1";
 const UNCOMPRESSED = new Set(["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]);

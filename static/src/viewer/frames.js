@@ -3,18 +3,19 @@
 // request of its own. Why not let the loader fetch: it starts only once Cornerstone is
 // initialised, and it finds the end of each multipart body by scanning every byte in
 // JavaScript on the main thread (most of the client's time per slice). Here the first frames
-// are asked for as soon as the headers are in, in parallel with Cornerstone's start, and each
-// part is cut out by the Content-Length of its header (our DICOMweb gives it). Needs no Cornerstone. A frame that cannot be fetched or cut out is simply
-// not held: the loader then fetches it as it would have, with its own errors and the viewer's
-// retries.
+// are asked for as soon as the headers are in, in parallel with Cornerstone's start, and the
+// parts are cut out by their Content-Length (multipart.js). Needs no Cornerstone. A frame
+// that cannot be fetched or cut out is simply not held: the loader then fetches it as it
+// would have, with its own errors and the viewer's retries.
 //
 // The slices of a stack are asked for BATCH at a time (our first-frames resource: the first
 // frame of each listed instance of a series): the browser pays for every request in its
 // network service, its browser process and the page, and on 2 cores that CPU bounded the
-// stack. Figures and the variants tried: docs/decisions/0201-viewer-frames.md.
+// stack. Their answers are read by a worker (frames.worker.js). Figures and the variants
+// tried: docs/decisions/0201-viewer-frames.md.
 
-// What Cornerstone's wadors loader asks for: frames as stored, any transfer syntax.
-export const FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
+import { FRAME_ACCEPT, frameFetch, frameParts } from "./multipart.js";
+
 // Chromium opens at most 6 HTTP/1.1 connections per host: more requests would only queue.
 const CONNECTIONS = 6;
 // Slices per request (a few MB of CT); the slice scrolled to jumps the queue regardless
@@ -22,123 +23,66 @@ const CONNECTIONS = 6;
 export const BATCH = 20;
 // A stack slice's image id: the series URL, the instance, and frame 1.
 const FIRST_FRAME_ID = /^wadors:(.+)\/instances\/([^/]+)\/frames\/1$/;
-// A part header is a few lines.
-const HEADER_SEARCH_BYTES = 1024;
-const CRLF2 = [13, 10, 13, 10];
-
-function indexOfBytes(bytes, token, from, to) {
-  const last = Math.min(to, bytes.length) - token.length;
-  outer: for (let i = from; i <= last; i += 1) {
-    for (let j = 0; j < token.length; j += 1) if (bytes[i + j] !== token[j]) continue outer;
-    return i;
-  }
-  return -1;
-}
-
-function param(contentType, name) {
-  const match = new RegExp(`;\\s*${name}\\s*=\\s*"?([^";]+)"?`, "i").exec(contentType || "");
-  return match ? match[1].trim() : null;
-}
-
-const ascii = (text) => Array.from(text, (c) => c.charCodeAt(0));
-
-/**
- * Every part of a multipart/related answer whose parts give their Content-Length, as
- * [{ location, pixelData, transferSyntaxUid }] in body order, or null when the body is not
- * framed that way; transferSyntaxUid is null where the part does not name a usable one. With
- * ``ownBuffers`` each frame is copied into a buffer of its own, so that handing one to a
- * decode worker (which clones the whole buffer behind a view) carries that frame alone.
- */
-export function frameParts(contentType, body, { ownBuffers = true } = {}) {
-  const bytes = new Uint8Array(body);
-  const boundary = param(contentType, "boundary");
-  if (!/^multipart\/related/i.test(contentType || "") || !boundary) return null;
-  const delimiter = ascii(`--${boundary}`);
-  const startsWith = (token, at) => token.every((byte, i) => bytes[at + i] === byte);
-  const parts = [];
-  let at = 0;
-  for (;;) {
-    if (!startsWith(delimiter, at)) return null;
-    at += delimiter.length;
-    if (bytes[at] === 45 && bytes[at + 1] === 45) return parts; // "--": the closing delimiter
-    const headerEnd = indexOfBytes(bytes, CRLF2, at, at + HEADER_SEARCH_BYTES);
-    if (headerEnd < 0) return null;
-    const header = String.fromCharCode(...bytes.subarray(at, headerEnd));
-    const length = Number(/^content-length:\s*(\d+)\s*$/im.exec(header)?.[1] ?? NaN);
-    const start = headerEnd + CRLF2.length;
-    if (!Number.isInteger(length) || start + length + 2 > bytes.length) return null;
-    const partType = /^content-type:(.*)$/im.exec(header)?.[1] ?? "";
-    const syntax = param(partType, "transfer-syntax") || param(contentType, "transfer-syntax");
-    parts.push({
-      location: /^content-location:\s*(\S+)\s*$/im.exec(header)?.[1] ?? null,
-      pixelData: ownBuffers ? bytes.slice(start, start + length) : bytes.subarray(start, start + length),
-      transferSyntaxUid: syntax && syntax !== "*" ? syntax : null,
-    });
-    at = start + length;
-    if (bytes[at] !== 13 || bytes[at + 1] !== 10) return null;
-    at += 2;
-  }
-}
-
-/**
- * The one frame of a single-part multipart/related body as { pixelData, transferSyntaxUid },
- * or null when the body is not what the viewer asked for (the loader then fetches it itself).
- */
-export function framePart(contentType, body) {
-  // The body holds this frame alone: no copy needed.
-  const parts = frameParts(contentType, body, { ownBuffers: false });
-  const part = parts?.length === 1 ? parts[0] : null;
-  return part?.transferSyntaxUid ? { pixelData: part.pixelData, transferSyntaxUid: part.transferSyntaxUid } : null;
-}
 
 /**
  * Fetch the first frames of several instances of one series in one request (image ids of
  * frame 1, all of the series ``seriesUrl``): a Map imageId -> { pixelData, transferSyntaxUid }
- * of those that came back whole (empty when the request failed).
+ * of those that came back whole (empty when the request failed). The answer is read and cut
+ * into frames by the batch worker where there is one (each frame's buffer transferred to this
+ * thread), so a busy page thread does not hold the network up.
  */
 export async function firstFramesFetch(seriesUrl, imageIds, signal) {
   const held = new Map();
   const sopUids = imageIds.map((imageId) => FIRST_FRAME_ID.exec(imageId)[2]);
-  try {
-    const response = await fetch(`${seriesUrl}/first-frames?instances=${sopUids.join(",")}`, {
-      credentials: "same-origin",
-      headers: { Accept: FRAME_ACCEPT },
-      signal,
-    });
-    if (!response.ok) return held;
-    const parts = frameParts(response.headers.get("Content-Type"), await response.arrayBuffer());
-    if (!parts || signal?.aborted) return held;
-    parts.forEach((part, index) => {
-      const imageId = imageIds[index];
-      const named = part.location?.endsWith(`/instances/${sopUids[index]}/frames/1`);
-      if (imageId && named && part.transferSyntaxUid) {
-        held.set(imageId, { pixelData: part.pixelData, transferSyntaxUid: part.transferSyntaxUid });
-      }
-    });
-  } catch {
-    // aborted, or the network: the loader fetches what is missing itself
-  }
+  const parts = await partsFetch(`${seriesUrl}/first-frames?instances=${sopUids.join(",")}`, signal);
+  if (!parts || signal?.aborted) return held;
+  parts.forEach((part, index) => {
+    const imageId = imageIds[index];
+    const named = part.location?.endsWith(`/instances/${sopUids[index]}/frames/1`);
+    if (imageId && named && part.transferSyntaxUid) {
+      held.set(imageId, { pixelData: part.pixelData, transferSyntaxUid: part.transferSyntaxUid });
+    }
+  });
   return held;
 }
 
-/**
- * Fetch one wadors: frame and cut it out of its multipart answer: { pixelData,
- * transferSyntaxUid }, or null when that failed (the loader then fetches it itself). Needs no
- * DOM: the early image's worker (early.worker.js) uses it too.
- */
-export async function frameFetch(imageId, signal) {
+// The batch worker (frames.worker.js), one a page, made on the first batch; null where the
+// browser cannot make it (the page then reads the answers itself).
+let batchWorker;
+let lastRequest = 0;
+const answers = new Map(); // request id -> resolve(parts or null)
+
+function batchWorkerGet() {
+  if (batchWorker !== undefined) return batchWorker;
   try {
-    const response = await fetch(imageId.slice("wadors:".length), {
-      credentials: "same-origin",
-      headers: { Accept: FRAME_ACCEPT },
-      signal,
-    });
-    if (!response.ok) return null;
-    const frame = framePart(response.headers.get("Content-Type"), await response.arrayBuffer());
-    return frame && !signal?.aborted ? frame : null;
+    batchWorker = new Worker(new URL("./frames.worker.js", import.meta.url), { type: "module" });
+    batchWorker.onmessage = ({ data }) => {
+      answers.get(data.id)?.(data.parts);
+      answers.delete(data.id);
+    };
   } catch {
-    return null; // aborted, or the network
+    batchWorker = null;
   }
+  return batchWorker;
+}
+
+/** The parts of a multipart answer (frameParts), or null when the request failed. */
+async function partsFetch(url, signal) {
+  const worker = batchWorkerGet();
+  if (!worker) {
+    try {
+      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: FRAME_ACCEPT }, signal });
+      return response.ok ? frameParts(response.headers.get("Content-Type"), await response.arrayBuffer()) : null;
+    } catch {
+      return null; // aborted, or the network: the loader fetches what is missing itself
+    }
+  }
+  lastRequest += 1;
+  const id = lastRequest;
+  const parts = new Promise((resolve) => answers.set(id, resolve));
+  worker.postMessage({ type: "fetch", id, url: new URL(url, window.location.href).href });
+  signal?.addEventListener("abort", () => worker.postMessage({ type: "abort", id }), { once: true });
+  return parts;
 }
 
 /**

@@ -2,7 +2,8 @@
 // This folder is the only code that touches Cornerstone. The modules, one concern each:
 //   open.js     opening a study: the early image, the headers, the engine, the first draw
 //   loading.js  the one way a frame reaches the renderer, and what is decoded when
-//   frames.js   fetching frames and cutting them out of their multipart answers
+//   frames.js   fetching frames (a stack's batches through frames.worker.js)
+//   multipart.js cutting frames out of their multipart answers (page and workers)
 //   dicomweb.js the study's series and image ids from our DICOMweb server
 //   early.js    the early image (early.worker.js draws it before the engine is evaluated)
 //   engine.js   loading Cornerstone (setup.js initialises it)

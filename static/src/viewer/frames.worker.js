@@ -1,0 +1,27 @@
+// The viewer's batch worker (frames.js firstFramesFetch): it fetches a stack's batches of
+// slices and cuts each answer into frames off the page's thread, then transfers each frame's
+// buffer to the page (no copy). Reading a 10 MB answer on the page's thread waited for every
+// turn of that thread, which decodes coming back and drawing keep busy while a stack loads.
+import { FRAME_ACCEPT, frameParts } from "./multipart.js";
+
+const running = new Map(); // request id -> AbortController
+
+async function partsFetch({ id, url }) {
+  const abort = new AbortController();
+  running.set(id, abort);
+  let parts = null;
+  try {
+    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: FRAME_ACCEPT }, signal: abort.signal });
+    if (response.ok) parts = frameParts(response.headers.get("Content-Type"), await response.arrayBuffer());
+  } catch {
+    parts = null; // aborted, or the network: the page's loader fetches what is missing itself
+  }
+  running.delete(id);
+  // Each part is a buffer of its own (frameParts' ownBuffers): handed over, not copied.
+  self.postMessage({ id, parts }, (parts ?? []).map((part) => part.pixelData.buffer));
+}
+
+self.onmessage = ({ data }) => {
+  if (data.type === "fetch") partsFetch(data);
+  else if (data.type === "abort") running.get(data.id)?.abort();
+};
