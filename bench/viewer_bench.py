@@ -46,7 +46,7 @@ CT_SLICES = 300
 # Slices per first-frames request, as static/src/viewer/frames.js asks for a stack (BATCH).
 VIEWER_BATCH = 20
 TARGET_FIRST_IMAGE_S = 1.0
-TARGET_STACK_S = 3.0
+TARGET_STACK_S = 2.0  # issue 23 (issue 19 asked < 3 s)
 TARGET_NEXT_CASE_S = 0.3
 # The named baseline every figure is printed against: the same quiet machine the day the
 # stack was first fetched in batches, just before (2026-12-04, one request a slice, uvicorn,
@@ -874,7 +874,8 @@ def main() -> int:
             f"{'met' if interactive < TARGET_FIRST_IMAGE_S else 'MISSED'} ({interactive:.2f} s)"
             + (
                 f"; {CT_SLICES}-slice stack < {TARGET_STACK_S:.0f} s: "
-                f"{'met' if summaries['ct']['stack'] < TARGET_STACK_S else 'MISSED'}"
+                f"{'met' if summaries['ct']['stack'] < TARGET_STACK_S else 'MISSED'} "
+                f"({summaries['ct']['stack']:.2f} s)"
                 if "ct" in summaries
                 else ""
             )
