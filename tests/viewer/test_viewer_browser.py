@@ -280,6 +280,32 @@ def test_the_stack_comes_twenty_slices_a_request_and_decodes_to_pydicoms_pixels(
     assert_clean_console(viewer)
 
 
+def test_a_stack_whose_batches_fail_still_loads_every_slice_through_the_loader(
+    viewer_page_for, coordinator, imported_ct_study
+):
+    # The server refuses every batch of slices (the worker's requests): nothing is held, so
+    # Cornerstone's loader fetches each slice itself, and the radiologist sees no error.
+    viewer = viewer_page_for(coordinator)
+    refused: list[str] = []
+
+    def refuse(route) -> None:
+        refused.append(route.request.url)
+        route.fulfill(status=503, body="busy")
+
+    viewer.page.context.route(re.compile(r"/first-frames\?"), refuse)
+    viewer.open(viewer_path(imported_ct_study))
+    state = viewer.wait_for_render(stack_loaded=True)
+    assert refused, "no batch was asked for"
+    assert state["errors"] == []
+    assert state["stackLoaded"] == state["stackSize"] == 30
+    viewer.page.locator(".viewer-tile").first.click()
+    press_in_viewer(viewer, "End")
+    wait_for_tile(viewer, "t => t.imageIndex === 29")
+    image = decoded(viewer)
+    expected = pydicom_pixels(image["sopInstanceUid"], pre_scaled=image["preScaled"])
+    assert np.array_equal(np.asarray(image["sample"]), expected[::SAMPLE_STRIDE])
+
+
 def test_jpeg2000_pixels_decoded_in_the_browser_equal_pydicom(
     viewer_page_for, coordinator, cxr_studies
 ):

@@ -14,7 +14,7 @@
 // stack. Their answers are read by a worker (frames.worker.js). Figures and the variants
 // tried: docs/decisions/0201-viewer-frames.md.
 
-import { FRAME_ACCEPT, frameFetch, frameParts } from "./multipart.js";
+import { frameFetch, framePartsFetch } from "./multipart.js";
 
 // Chromium opens at most 6 HTTP/1.1 connections per host: more requests would only queue.
 const CONNECTIONS = 6;
@@ -47,7 +47,7 @@ export async function firstFramesFetch(seriesUrl, imageIds, signal) {
 }
 
 // The batch worker (frames.worker.js), one a page, made on the first batch; null where the
-// browser cannot make it (the page then reads the answers itself).
+// browser cannot make it or it broke (the page then reads the answers itself).
 let batchWorker;
 let lastRequest = 0;
 const answers = new Map(); // request id -> resolve(parts or null)
@@ -56,27 +56,29 @@ function batchWorkerGet() {
   if (batchWorker !== undefined) return batchWorker;
   try {
     batchWorker = new Worker(new URL("./frames.worker.js", import.meta.url), { type: "module" });
-    batchWorker.onmessage = ({ data }) => {
-      answers.get(data.id)?.(data.parts);
-      answers.delete(data.id);
-    };
   } catch {
     batchWorker = null;
+    return null;
   }
+  batchWorker.onmessage = ({ data }) => {
+    answers.get(data.id)?.(data.parts);
+    answers.delete(data.id);
+  };
+  // A worker that cannot start or fails answers nothing more: what it was asked for counts as
+  // not fetched (the loader fetches those frames itself) and later batches are read here.
+  batchWorker.onerror = () => {
+    batchWorker.terminate();
+    batchWorker = null;
+    for (const resolve of answers.values()) resolve(null);
+    answers.clear();
+  };
   return batchWorker;
 }
 
 /** The parts of a multipart answer (frameParts), or null when the request failed. */
-async function partsFetch(url, signal) {
+function partsFetch(url, signal) {
   const worker = batchWorkerGet();
-  if (!worker) {
-    try {
-      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: FRAME_ACCEPT }, signal });
-      return response.ok ? frameParts(response.headers.get("Content-Type"), await response.arrayBuffer()) : null;
-    } catch {
-      return null; // aborted, or the network: the loader fetches what is missing itself
-    }
-  }
+  if (!worker) return framePartsFetch(url, signal);
   lastRequest += 1;
   const id = lastRequest;
   const parts = new Promise((resolve) => answers.set(id, resolve));

@@ -2,20 +2,14 @@
 // slices and cuts each answer into frames off the page's thread, then transfers each frame's
 // buffer to the page (no copy). Reading a 10 MB answer on the page's thread waited for every
 // turn of that thread, which decodes coming back and drawing keep busy while a stack loads.
-import { FRAME_ACCEPT, frameParts } from "./multipart.js";
+import { framePartsFetch } from "./multipart.js";
 
 const running = new Map(); // request id -> AbortController
 
 async function partsFetch({ id, url }) {
   const abort = new AbortController();
   running.set(id, abort);
-  let parts = null;
-  try {
-    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: FRAME_ACCEPT }, signal: abort.signal });
-    if (response.ok) parts = frameParts(response.headers.get("Content-Type"), await response.arrayBuffer());
-  } catch {
-    parts = null; // aborted, or the network: the page's loader fetches what is missing itself
-  }
+  const parts = await framePartsFetch(url, abort.signal);
   running.delete(id);
   // Each part is a buffer of its own (frameParts' ownBuffers): handed over, not copied.
   self.postMessage({ id, parts }, (parts ?? []).map((part) => part.pixelData.buffer));

@@ -64,32 +64,27 @@ export function frameParts(contentType, body, { ownBuffers = true } = {}) {
 }
 
 /**
- * The one frame of a single-part multipart/related body as { pixelData, transferSyntaxUid },
- * or null when the body is not what the viewer asked for (the loader then fetches it itself).
+ * The parts of the multipart answer at ``url`` (frameParts), or null when the request failed,
+ * was aborted or the answer is not framed that way.
  */
-export function framePart(contentType, body) {
-  // The body holds this frame alone: no copy needed.
-  const parts = frameParts(contentType, body, { ownBuffers: false });
-  const part = parts?.length === 1 ? parts[0] : null;
-  return part?.transferSyntaxUid ? { pixelData: part.pixelData, transferSyntaxUid: part.transferSyntaxUid } : null;
+export async function framePartsFetch(url, signal, { ownBuffers = true } = {}) {
+  try {
+    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: FRAME_ACCEPT }, signal });
+    if (!response.ok) return null;
+    const parts = frameParts(response.headers.get("Content-Type"), await response.arrayBuffer(), { ownBuffers });
+    return signal?.aborted ? null : parts;
+  } catch {
+    return null; // aborted, or the network: the loader fetches what is missing itself
+  }
 }
 
 /**
  * Fetch one wadors: frame and cut it out of its multipart answer: { pixelData,
- * transferSyntaxUid }, or null when that failed (the loader then fetches it itself). Needs no
- * DOM: the early image's worker (early.worker.js) uses it too.
+ * transferSyntaxUid }, or null when that failed (the loader then fetches it itself).
  */
 export async function frameFetch(imageId, signal) {
-  try {
-    const response = await fetch(imageId.slice("wadors:".length), {
-      credentials: "same-origin",
-      headers: { Accept: FRAME_ACCEPT },
-      signal,
-    });
-    if (!response.ok) return null;
-    const frame = framePart(response.headers.get("Content-Type"), await response.arrayBuffer());
-    return frame && !signal?.aborted ? frame : null;
-  } catch {
-    return null; // aborted, or the network
-  }
+  // The answer holds this frame alone: no copy needed.
+  const parts = await framePartsFetch(imageId.slice("wadors:".length), signal, { ownBuffers: false });
+  const part = parts?.length === 1 ? parts[0] : null;
+  return part?.transferSyntaxUid ? { pixelData: part.pixelData, transferSyntaxUid: part.transferSyntaxUid } : null;
 }
