@@ -314,3 +314,14 @@ def orthanc_config(
     path = folder / "orthanc.json"
     path.write_text(json.dumps(config, indent=2))
     return path
+
+
+def heap_used_after_gc(page) -> int:
+    """A Playwright page's JS heap in use after a full garbage collection, in bytes (the
+    viewer benchmark's long sitting and the 50-case browser test)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("HeapProfiler.collectGarbage")
+        return int(cdp.send("Runtime.getHeapUsage")["usedSize"])
+    finally:
+        cdp.detach()

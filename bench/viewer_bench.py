@@ -243,16 +243,10 @@ READ_NEXT_FIGURES = """() => {
 def session_memory(page) -> tuple[int, int]:
     """The page's JS heap in use after a full garbage collection and the bytes Cornerstone's
     image cache holds, now (after a move's figures are taken, during the reader's reading)."""
-    cdp = page.context.new_cdp_session(page)
-    try:
-        cdp.send("HeapProfiler.collectGarbage")
-        heap = int(cdp.send("Runtime.getHeapUsage")["usedSize"])
-    finally:
-        cdp.detach()
     cached = page.evaluate(
         "() => document.querySelector('[data-viewer]').viewerHandle.cacheBytes()"
     )
-    return heap, int(cached)
+    return common.heap_used_after_gc(page), int(cached)
 
 
 def next_case_measure(

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bench.common import heap_used_after_gc
 from reviewapp.imaging.models import Study
 from reviewapp.reports.models import Report
 from reviewapp.studies.models import Assignment, Rating
@@ -306,16 +307,6 @@ def test_reports_scroll_in_their_own_panes_and_together_on_request(
 SESSION_CASES = 50
 
 
-def _heap_used_after_gc(page) -> int:
-    """The page's JS heap in use after a full garbage collection, in bytes."""
-    cdp = page.context.new_cdp_session(page)
-    try:
-        cdp.send("HeapProfiler.collectGarbage")
-        return int(cdp.send("Runtime.getHeapUsage")["usedSize"])
-    finally:
-        cdp.detach()
-
-
 def test_a_reader_moves_through_fifty_cases_in_one_tab_with_memory_bounded(
     viewer_page_for,  # noqa: F811
     coordinator,
@@ -336,7 +327,7 @@ def test_a_reader_moves_through_fifty_cases_in_one_tab_with_memory_bounded(
     for index, assignment in enumerate(order):
         page.wait_for_url(re.compile(f"/studies/read/{assignment.public_id}/"))
         viewer.wait_for_render()
-        heaps.append(_heap_used_after_gc(page))
+        heaps.append(heap_used_after_gc(page))
         cached.append(
             page.evaluate("() => document.querySelector('[data-viewer]').viewerHandle.cacheBytes()")
         )
